@@ -1,0 +1,166 @@
+// Package redistest gives tests a real redis-server: the shared one that
+// `make test` starts (REDIS_URL), or a private one on a free loopback port
+// that the test can stop and restart to simulate an outage.
+//
+// Tests never use the machine's default server on 6379 unless REDIS_URL says
+// so. Without REDIS_URL and without a redis-server binary, a test fails when
+// CI is set and is skipped otherwise (plain `go test` on a laptop).
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// URL returns the address of a Redis server the test may use:
+// REDIS_URL when set, otherwise a private server started for the test.
+// Tests that share the server must use keys of their own (a unique prefix or
+// channel name) and must not flush it.
+func URL(tb testing.TB) string {
+	tb.Helper()
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return Start(tb).URL()
+}
+
+// Server is a private redis-server process owned by one test.
+// Its methods are safe for concurrent use.
+type Server struct {
+	tb   testing.TB
+	bin  string
+	dir  string
+	port int
+
+	// mu guards cmd.
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Start starts a private redis-server on a free loopback port, with no
+// persistence, and stops it when the test ends.
+func Start(tb testing.TB, extraArgs ...string) *Server {
+	tb.Helper()
+	bin := Binary(tb)
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), port: FreePort(tb)}
+	s.start(extraArgs...)
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Binary returns the redis-server binary path (REDIS_SERVER_BIN or PATH);
+// it fails the test in CI and skips it elsewhere when there is none.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	if b := os.Getenv("REDIS_SERVER_BIN"); b != "" {
+		return b
+	}
+	b, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("redis-server not found and CI is set: run the tests with `make test`")
+		}
+		tb.Skip("redis-server not found; run `make test` to get one")
+	}
+	return b
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("find free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// URL is the server's redis:// URL.
+func (s *Server) URL() string { return fmt.Sprintf("redis://%s/0", s.Addr()) }
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Port is the server's TCP port.
+func (s *Server) Port() int { return s.port }
+
+// Dir is the server's working directory (its log is redis.log there).
+func (s *Server) Dir() string { return s.dir }
+
+func (s *Server) start(extraArgs ...string) {
+	s.tb.Helper()
+	args := []string{
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port),
+		"--save", "", "--appendonly", "no", "--dir", s.dir,
+		"--logfile", filepath.Join(s.dir, "redis.log"),
+	}
+	args = append(args, extraArgs...)
+	cmd := exec.Command(s.bin, args...)
+	if err := cmd.Start(); err != nil {
+		s.tb.Fatalf("start redis-server: %v", err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	if err := waitReady(s.Addr(), 10*time.Second); err != nil {
+		s.Stop()
+		s.tb.Fatalf("redis-server on %s: %v", s.Addr(), err)
+	}
+}
+
+// Stop kills the server (SIGKILL: an outage, not a shutdown) and waits for
+// it to exit. Safe to call more than once.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// Restart starts the server again on the same port after Stop. Its data is
+// gone (no persistence), as after a real crash of a cache node.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	s.start()
+}
+
+// waitReady polls the server with PING until it answers PONG.
+func waitReady(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = c.SetDeadline(time.Now().Add(time.Second))
+			_, err = c.Write([]byte("PING\r\n"))
+			if err == nil {
+				var line string
+				line, err = bufio.NewReader(c).ReadString('\n')
+				if err == nil && strings.HasPrefix(line, "+PONG") {
+					c.Close()
+					return nil
+				}
+			}
+			c.Close()
+		}
+		lastErr = err
+		time.Sleep(20 * time.Millisecond) // polling a child process; not test synchronisation
+	}
+	return fmt.Errorf("not ready after %v: %v", timeout, lastErr)
+}
