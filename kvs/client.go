@@ -1,0 +1,142 @@
+package kvs
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"golang.org/x/sync/singleflight"
+)
+
+// controlPlane is the part of the kinesisvideo client this package calls, with
+// the SDK's exact method signatures.
+type controlPlane interface {
+	DescribeSignalingChannel(ctx context.Context, params *kinesisvideo.DescribeSignalingChannelInput, optFns ...func(*kinesisvideo.Options)) (*kinesisvideo.DescribeSignalingChannelOutput, error)
+	GetSignalingChannelEndpoint(ctx context.Context, params *kinesisvideo.GetSignalingChannelEndpointInput, optFns ...func(*kinesisvideo.Options)) (*kinesisvideo.GetSignalingChannelEndpointOutput, error)
+}
+
+// Client resolves KVS signaling channels, fetches their ICE servers and dials
+// their signaling WebSocket as a viewer. It caches endpoints and ICE servers
+// per channel. A Client is safe for concurrent use; it starts no goroutines
+// of its own, so it needs no Close (each Conn it dials must be closed).
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	creds  aws.CredentialsProvider
+	api    controlPlane
+	http   *http.Client // REST calls and WebSocket handshakes, HTTP/1.1 only
+	signer *v4.Signer
+	now    func() time.Time
+
+	flights singleflight.Group // keys "ch:<key>" and "ice:<arn>"
+
+	// mu guards the caches below.
+	mu       sync.Mutex
+	channels map[string]Channel       // by channel key (see channelKey), also by ARN
+	ttls     map[string]time.Duration // MessageTTL by ARN, from DescribeSignalingChannel
+	ice      map[string]IceServers    // by channel ARN
+}
+
+// New returns a Client that signs with awsCfg's credentials. awsCfg comes from
+// config.LoadDefaultConfig (IRSA, environment, shared profile) or is built
+// with credentials.NewStaticCredentialsProvider (the emulator). Credentials
+// are cached (aws.CredentialsCache) unless they already are.
+func New(awsCfg aws.Config, cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if awsCfg.Credentials == nil {
+		return nil, fmt.Errorf("kvs: %w: aws.Config has no credentials", ErrInvalidArgument)
+	}
+	creds := awsCfg.Credentials
+	if _, ok := creds.(*aws.CredentialsCache); !ok {
+		creds = aws.NewCredentialsCache(creds)
+	}
+	hc := newHTTPClient(cfg)
+	api := kinesisvideo.NewFromConfig(awsCfg, func(o *kinesisvideo.Options) {
+		o.Credentials = creds
+		o.HTTPClient = hc
+		o.Region = cfg.Region
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+	})
+	return &Client{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		creds:    creds,
+		api:      api,
+		http:     hc,
+		signer:   v4.NewSigner(),
+		now:      time.Now,
+		channels: make(map[string]Channel),
+		ttls:     make(map[string]time.Duration),
+		ice:      make(map[string]IceServers),
+	}, nil
+}
+
+// newHTTPClient builds the one HTTP client of a Client: HTTP/1.1 (KVS's
+// WebSocket endpoints need it, as the C SDK notes), the configured roots, and
+// short connect timeouts.
+func newHTTPClient(cfg Config) *http.Client {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: cfg.CAPool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   cfg.DialTimeout,
+		ResponseHeaderTimeout: 10 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		Protocols:             &protocols,
+	}
+	return &http.Client{Transport: tr}
+}
+
+// closeIdleConnections drops pooled HTTP connections (tests use it before
+// checking for leaked goroutines).
+func (c *Client) closeIdleConnections() {
+	c.http.CloseIdleConnections()
+}
+
+// credentials returns the current AWS credentials.
+func (c *Client) credentials(ctx context.Context) (aws.Credentials, error) {
+	creds, err := c.creds.Retrieve(ctx)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return aws.Credentials{}, ctxErr
+		}
+		return aws.Credentials{}, fmt.Errorf("kvs: retrieve credentials: %w: %w", ErrAccessDenied, err)
+	}
+	return creds, nil
+}
+
+// coalesce runs fn once for all concurrent callers with the same key. Because
+// the shared call runs with the first caller's ctx, a caller whose own ctx is
+// still live tries again (a few times) when the shared call failed on a
+// context error that was not its own.
+func coalesce[T any](ctx context.Context, g *singleflight.Group, key string, fn func() (T, error)) (T, error) {
+	for try := 0; ; try++ {
+		v, err, shared := g.Do(key, func() (any, error) { return fn() })
+		if err != nil && shared && try < 3 && ctx.Err() == nil &&
+			(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue
+		}
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return v.(T), nil
+	}
+}

@@ -1,0 +1,607 @@
+package kvs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// EventType says what an Event reports.
+type EventType int
+
+// Event types. The zero value is not a valid event type.
+const (
+	// EventAnswer carries the master's SDP answer in SDP.
+	EventAnswer EventType = iota + 1
+	// EventCandidate carries one of the master's ICE candidates in Candidate.
+	EventCandidate
+	// EventStatus carries a STATUS_RESPONSE (KVS refused a message this
+	// connection sent) in Status.
+	EventStatus
+	// EventReconnected says the signaling socket was reopened with the same
+	// clientId, after GO_AWAY or a dropped socket; Err says why it was left.
+	EventReconnected
+	// EventIceServersRefreshed follows RECONNECT_ICE_SERVER: IceServers holds
+	// the fresh set, or Err why it could not be fetched.
+	EventIceServersRefreshed
+	// EventClosed is the last event: the connection ended for good, and Err
+	// says why (wrapping ErrClosed after Close or ctx, ErrUnavailable when
+	// reconnecting failed).
+	EventClosed
+)
+
+// String returns the event type's name.
+func (t EventType) String() string {
+	switch t {
+	case EventAnswer:
+		return "Answer"
+	case EventCandidate:
+		return "Candidate"
+	case EventStatus:
+		return "Status"
+	case EventReconnected:
+		return "Reconnected"
+	case EventIceServersRefreshed:
+		return "IceServersRefreshed"
+	case EventClosed:
+		return "Closed"
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Event is something that happened on a signaling connection; Type says which
+// fields are set.
+type Event struct {
+	Type       EventType
+	SDP        string
+	Candidate  Candidate
+	Status     *Status
+	IceServers *IceServers
+	Err        error
+}
+
+// Candidate is an ICE candidate as RTCIceCandidateInit carries it.
+type Candidate struct {
+	// Candidate is the candidate line ("candidate:..."); empty marks the end
+	// of candidates.
+	Candidate string
+	// SDPMid is the media stream identification tag, "" when absent.
+	SDPMid string
+	// SDPMLineIndex is the m-line index, nil when absent.
+	SDPMLineIndex *uint16
+	// UsernameFragment is the ICE ufrag the candidate belongs to, if given.
+	UsernameFragment string
+}
+
+// Status is a STATUS_RESPONSE: KVS's report that a message sent with a
+// correlationId failed.
+type Status struct {
+	CorrelationID, ErrorType, StatusCode, Description string
+	// Action is the action of the message it answers (SDP_OFFER or
+	// ICE_CANDIDATE), found by its correlationId; "" when unknown.
+	Action string
+}
+
+// Internal limits of a connection.
+const (
+	eventBuffer    = 64
+	maxPending     = 128             // correlationIds remembered for STATUS_RESPONSE
+	sendTimeout    = 5 * time.Second // bounds one frame write (the C SDK's send timeout)
+	reconnectGrace = 15 * time.Second
+)
+
+var clientIDRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,256}$`)
+
+// validateClientID applies KVS's clientId rules.
+func validateClientID(id string) error {
+	if !clientIDRE.MatchString(id) {
+		return fmt.Errorf("kvs: %w: clientId %q is not 1..256 of [a-zA-Z0-9_.-]", ErrInvalidArgument, clip(id, 64))
+	}
+	if strings.HasPrefix(strings.ToUpper(id), "AWS_") {
+		return fmt.Errorf("kvs: %w: clientId %q starts with AWS_", ErrInvalidArgument, id)
+	}
+	return nil
+}
+
+// Conn is one viewer signaling connection to a channel, with a fixed
+// clientId. It reopens its socket after GO_AWAY or a drop (same clientId),
+// refetches ICE servers on RECONNECT_ICE_SERVER, and pings to keep the socket
+// alive. It is safe for concurrent use. Its owner must drain Events and call
+// Close (or cancel the Dial context) to stop its goroutines.
+type Conn struct {
+	client   *Client
+	clientID string
+	log      *slog.Logger
+	events   chan Event
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the connection has ended for good
+	prefix   string        // correlationId prefix, random per Conn
+	seq      atomic.Uint64
+	icing    atomic.Bool // a RECONNECT_ICE_SERVER refresh is running
+	userStop atomic.Bool // Close was called
+
+	// mu guards the fields below.
+	mu       sync.Mutex
+	ch       Channel
+	ws       *websocket.Conn // the current socket; nil between sockets
+	ready    chan struct{}   // closed while ws is set; a fresh one while not
+	ended    bool            // the connection ended for good
+	pending  map[string]string
+	pendingQ []string
+}
+
+// Dial opens a signaling connection to ch as a viewer with clientID: a
+// SigV4-presigned WSS URL (X-Amz-ChannelARN, X-Amz-ClientId), one handshake
+// bounded by Config.DialTimeout, retried with Backoff while KVS throttles
+// (ClientLimitExceededException at the upgrade). The connection lives until
+// Close or until ctx is done. When the endpoint fails (not found, unreachable)
+// the channel's cached endpoints are invalidated.
+func (c *Client) Dial(ctx context.Context, ch Channel, clientID string) (*Conn, error) {
+	if err := validateClientID(clientID); err != nil {
+		return nil, err
+	}
+	if ch.ARN == "" || ch.WSSEndpoint == "" {
+		return nil, fmt.Errorf("kvs: %w: channel has no ARN or WSS endpoint (resolve it first)", ErrInvalidArgument)
+	}
+	ws, err := retry(ctx, c.cfg.Backoff, isThrottled, func() (*websocket.Conn, error) {
+		return c.connect(ctx, ch, clientID)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
+			c.Invalidate(ch.ARN)
+		}
+		return nil, err
+	}
+	var p [4]byte
+	_, _ = rand.Read(p[:])
+	ready := make(chan struct{})
+	close(ready)
+	runCtx, cancel := context.WithCancel(ctx)
+	cn := &Conn{
+		client:   c,
+		clientID: clientID,
+		log:      c.log.With("channel_arn", ch.ARN, "client_id", clientID),
+		events:   make(chan Event, eventBuffer),
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		prefix:   hex.EncodeToString(p[:]),
+		ch:       ch,
+		ws:       ws,
+		ready:    ready,
+		pending:  make(map[string]string),
+	}
+	go cn.run(runCtx, ws)
+	cn.log.DebugContext(ctx, "kvs signaling connected")
+	return cn, nil
+}
+
+// connect presigns the URL and performs one WebSocket handshake.
+func (c *Client) connect(ctx context.Context, ch Channel, clientID string) (*websocket.Conn, error) {
+	const op = "ConnectAsViewer"
+	creds, err := c.credentials(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := presignURL(ctx, c.signer, creds, ch.WSSEndpoint, ch.Region,
+		url.Values{"X-Amz-ChannelARN": {ch.ARN}, "X-Amz-ClientId": {clientID}}, c.cfg.PresignExpiry, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: c.http})
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			var raw []byte
+			if resp.Body != nil {
+				raw, _ = io.ReadAll(io.LimitReader(resp.Body, maxICEBody))
+			}
+			return nil, errorFromResponse(op, resp, raw)
+		}
+		return nil, unavailable(op, redact(err))
+	}
+	ws.SetReadLimit(-1) // frames are size-checked by readFrame, which drops big ones without closing
+	return ws, nil
+}
+
+// redact drops the request URL (which carries the session token and
+// signature) from a handshake error.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("websocket handshake: %s: %w", ue.Op, ue.Err)
+	}
+	if s := err.Error(); strings.Contains(s, "X-Amz-") {
+		return errors.New("websocket handshake failed")
+	}
+	return err
+}
+
+// Events returns the connection's events. It is closed after the connection
+// ends for good (Close, the Dial context, or reconnect failure), right after
+// EventClosed. The consumer must keep reading it: a full buffer stalls the
+// socket reader.
+func (cn *Conn) Events() <-chan Event { return cn.events }
+
+// Close ends the connection with a normal WebSocket closure and waits for its
+// goroutines. It is idempotent and returns nil.
+func (cn *Conn) Close() error {
+	cn.userStop.Store(true)
+	cn.cancel()
+	<-cn.done
+	return nil
+}
+
+// SendOffer sends an SDP offer to the master and returns its correlationId
+// (a STATUS_RESPONSE for it arrives as EventStatus with Action SDP_OFFER).
+// While the socket is being reopened it waits for it (bounded by ctx).
+func (cn *Conn) SendOffer(ctx context.Context, sdp string) (correlationID string, err error) {
+	if sdp == "" {
+		return "", fmt.Errorf("kvs: %w: empty SDP offer", ErrInvalidArgument)
+	}
+	payload, err := offerPayload(sdp)
+	if err != nil {
+		return "", fmt.Errorf("kvs: %w: %w", ErrInvalidArgument, err)
+	}
+	return cn.send(ctx, actionSDPOffer, payload)
+}
+
+// SendCandidate sends one ICE candidate to the master and returns its
+// correlationId. The candidate is sent as given; ValidateCandidate checks it.
+func (cn *Conn) SendCandidate(ctx context.Context, cand Candidate) (correlationID string, err error) {
+	if len(cand.Candidate) > maxCandidate {
+		return "", fmt.Errorf("kvs: %w: candidate of %d bytes, over %d", ErrInvalidArgument, len(cand.Candidate), maxCandidate)
+	}
+	payload, err := candidatePayload(cand)
+	if err != nil {
+		return "", fmt.Errorf("kvs: %w: %w", ErrInvalidArgument, err)
+	}
+	return cn.send(ctx, actionICECandidate, payload)
+}
+
+// send writes one frame on the current socket.
+func (cn *Conn) send(ctx context.Context, action, payload string) (string, error) {
+	id := cn.prefix + "." + fmt.Sprint(cn.seq.Add(1))
+	b, err := encodeFrame(action, payload, id)
+	if err != nil {
+		return "", err
+	}
+	ws, err := cn.socket(ctx)
+	if err != nil {
+		return "", err
+	}
+	cn.remember(id, action)
+	// The write gets its own deadline: a cancelled write would kill the socket.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	defer cancel()
+	if err := ws.Write(wctx, websocket.MessageText, b); err != nil {
+		if cn.isEnded() {
+			return "", ErrClosed
+		}
+		return "", unavailable("send "+action, err)
+	}
+	cn.log.DebugContext(ctx, "kvs signaling sent", "action", action, "correlation_id", id, "payload_bytes", len(payload))
+	return id, nil
+}
+
+// socket returns the current socket, waiting while it is being reopened.
+func (cn *Conn) socket(ctx context.Context) (*websocket.Conn, error) {
+	for {
+		cn.mu.Lock()
+		ws, ready, ended := cn.ws, cn.ready, cn.ended
+		cn.mu.Unlock()
+		switch {
+		case ended:
+			return nil, ErrClosed
+		case ws != nil:
+			return ws, nil
+		}
+		select {
+		case <-ready:
+		case <-cn.done:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (cn *Conn) isEnded() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.ended
+}
+
+// remember records which action a correlationId belongs to, forgetting the
+// oldest beyond maxPending.
+func (cn *Conn) remember(id, action string) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	cn.pending[id] = action
+	cn.pendingQ = append(cn.pendingQ, id)
+	if len(cn.pendingQ) > maxPending {
+		delete(cn.pending, cn.pendingQ[0])
+		cn.pendingQ = cn.pendingQ[1:]
+	}
+}
+
+func (cn *Conn) actionOf(id string) string {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.pending[id]
+}
+
+// setSocket installs ws as the current socket (nil: between sockets).
+func (cn *Conn) setSocket(ws *websocket.Conn) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	switch {
+	case ws != nil && cn.ws == nil:
+		close(cn.ready)
+	case ws == nil && cn.ws != nil:
+		cn.ready = make(chan struct{})
+	}
+	cn.ws = ws
+}
+
+// emit delivers ev unless ctx ends first.
+func (cn *Conn) emit(ctx context.Context, ev Event) {
+	select {
+	case cn.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// run owns the connection: it serves each socket, reopens it after GO_AWAY
+// or a drop, and ends the connection for good.
+func (cn *Conn) run(ctx context.Context, ws *websocket.Conn) {
+	defer close(cn.done)
+	var helpers sync.WaitGroup
+	var why error
+	for {
+		left := cn.serve(ctx, ws, &helpers)
+		cn.setSocket(nil)
+		if ctx.Err() != nil {
+			_ = ws.Close(websocket.StatusNormalClosure, "")
+			why = ErrClosed
+			if !cn.userStop.Load() {
+				why = fmt.Errorf("%w: %w", ErrClosed, context.Cause(ctx))
+			}
+			break
+		}
+		if errors.Is(left, errGoAway) {
+			_ = ws.Close(websocket.StatusNormalClosure, "")
+		} else {
+			_ = ws.CloseNow()
+		}
+		cn.log.InfoContext(ctx, "kvs signaling socket left, reconnecting", "reason", left)
+		next, err := cn.reconnect(ctx)
+		if err != nil {
+			why = err
+			if ctx.Err() != nil {
+				why = ErrClosed
+				if !cn.userStop.Load() {
+					why = fmt.Errorf("%w: %w", ErrClosed, context.Cause(ctx))
+				}
+			}
+			break
+		}
+		ws = next
+		cn.setSocket(ws)
+		cn.log.InfoContext(ctx, "kvs signaling reconnected", "reason", left)
+		cn.emit(ctx, Event{Type: EventReconnected, Err: left})
+	}
+	helpers.Wait()
+	cn.mu.Lock()
+	cn.ended = true
+	cn.mu.Unlock()
+	if !errors.Is(why, ErrClosed) {
+		cn.log.WarnContext(ctx, "kvs signaling connection ended", "err", why)
+	}
+	final := Event{Type: EventClosed, Err: why}
+	select {
+	case cn.events <- final:
+	case <-ctx.Done():
+		select {
+		case cn.events <- final:
+		default:
+			// A full buffer after Close: the close of Events is the signal.
+		}
+	}
+	cn.cancel()
+	close(cn.events)
+}
+
+// errGoAway is why a socket left after GO_AWAY.
+var errGoAway = errors.New("kvs: GO_AWAY from KVS")
+
+// serve reads frames from ws until the socket ends, GO_AWAY arrives or ctx
+// is done, keeping it alive with pings meanwhile. It returns why it left.
+func (cn *Conn) serve(ctx context.Context, ws *websocket.Conn, helpers *sync.WaitGroup) error {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+			// A clean closure; it also ends the pending read below.
+			_ = ws.Close(websocket.StatusNormalClosure, "")
+		case <-stop:
+		}
+	})
+	if iv := cn.client.cfg.PingInterval; iv > 0 {
+		wg.Go(func() { keepalive(ws, iv, stop) })
+	}
+	// Reads must not see ctx: a cancelled read kills the socket uncleanly.
+	rctx := context.WithoutCancel(ctx)
+	for {
+		typ, b, err := readFrame(rctx, ws)
+		if err != nil {
+			return fmt.Errorf("kvs: signaling socket: %w", err)
+		}
+		if typ != websocket.MessageText {
+			cn.log.DebugContext(ctx, "kvs signaling frame ignored", "why", "binary frame")
+			continue
+		}
+		if b == nil {
+			cn.log.WarnContext(ctx, "kvs signaling frame ignored", "why", "oversized frame")
+			continue
+		}
+		f := decodeFrame(b)
+		switch f.kind {
+		case frameIgnored:
+			cn.log.DebugContext(ctx, "kvs signaling frame ignored", "why", f.why, "bytes", len(b))
+		case frameGoAway:
+			return errGoAway
+		case frameReconnectICE:
+			cn.refreshIce(ctx, helpers)
+		case frameAnswer:
+			cn.emit(ctx, Event{Type: EventAnswer, SDP: f.sdp})
+		case frameCandidate:
+			cn.emit(ctx, Event{Type: EventCandidate, Candidate: f.candidate})
+		case frameStatus:
+			st := f.status
+			st.Action = cn.actionOf(st.CorrelationID)
+			cn.log.InfoContext(ctx, "kvs status response", "correlation_id", st.CorrelationID, "action", st.Action, "error_type", st.ErrorType, "status_code", st.StatusCode)
+			cn.emit(ctx, Event{Type: EventStatus, Status: &st})
+		}
+	}
+}
+
+// readFrame reads one message. A text message over maxFrame is drained and
+// returned as nil bytes, so the socket survives it.
+func readFrame(ctx context.Context, ws *websocket.Conn) (websocket.MessageType, []byte, error) {
+	typ, r, err := ws.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxFrame+1))
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(b) > maxFrame {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return 0, nil, err
+		}
+		return typ, nil, nil
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return typ, b, nil
+}
+
+// keepalive pings ws every interval until stop; a ping without a pong
+// within the interval drops the socket, which makes run reconnect.
+func keepalive(ws *websocket.Conn, interval time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		err := ws.Ping(ctx)
+		cancel()
+		if err != nil {
+			_ = ws.CloseNow()
+			return
+		}
+	}
+}
+
+// refreshIce refetches the channel's ICE servers in the background after
+// RECONNECT_ICE_SERVER and reports them; a refresh already running absorbs
+// the request.
+func (cn *Conn) refreshIce(ctx context.Context, helpers *sync.WaitGroup) {
+	if !cn.icing.CompareAndSwap(false, true) {
+		return
+	}
+	cn.mu.Lock()
+	ch := cn.ch
+	cn.mu.Unlock()
+	helpers.Go(func() {
+		defer cn.icing.Store(false)
+		s, err := cn.client.RefreshIceServers(ctx, ch, cn.clientID)
+		if ctx.Err() != nil {
+			return
+		}
+		ev := Event{Type: EventIceServersRefreshed, Err: err}
+		if err == nil {
+			ev.IceServers = &s
+			cn.log.InfoContext(ctx, "kvs ice servers refreshed on request", "servers", len(s.Servers), "expires", s.Expires)
+		} else {
+			cn.log.WarnContext(ctx, "kvs ice servers refresh failed", "err", err)
+		}
+		cn.emit(ctx, ev)
+	})
+}
+
+// reconnect reopens the socket with the same clientId, up to
+// Backoff.Attempts tries spaced by the backoff. When the endpoint fails, the
+// channel is resolved again before the next try.
+func (cn *Conn) reconnect(ctx context.Context) (*websocket.Conn, error) {
+	b := cn.client.cfg.Backoff
+	cn.mu.Lock()
+	ch := cn.ch
+	cn.mu.Unlock()
+	var last error
+	for n := 1; n <= b.Attempts; n++ {
+		if n > 1 {
+			if err := sleep(ctx, b.delay(n-1)); err != nil {
+				return nil, err
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, reconnectGrace)
+		ws, err := cn.client.connect(actx, ch, cn.clientID)
+		cancel()
+		if err == nil {
+			return ws, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		last = err
+		cn.log.InfoContext(ctx, "kvs signaling reconnect attempt failed", "attempt", n, "err", err)
+		switch {
+		case errors.Is(err, ErrInvalidArgument):
+			n = b.Attempts // permanent
+		case errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrThrottled):
+			cn.client.Invalidate(ch.ARN)
+			fresh, rerr := cn.client.ResolveChannel(ctx, ChannelRef{ARN: ch.ARN})
+			if rerr != nil {
+				if errors.Is(rerr, ErrNotFound) {
+					last = rerr
+					n = b.Attempts
+				}
+				continue
+			}
+			ch = fresh
+			cn.mu.Lock()
+			cn.ch = fresh
+			cn.mu.Unlock()
+		}
+	}
+	return nil, fmt.Errorf("kvs: reconnect signaling: %w: %w", ErrUnavailable, last)
+}
