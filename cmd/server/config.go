@@ -1,0 +1,295 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole server configuration. Every field has a flag and a
+// VS_* environment variable (flag -grpc-addr <-> VS_GRPC_ADDR); flags win
+// over the environment, the environment over the defaults of DefaultConfig.
+type Config struct {
+	// GRPCAddr is the gRPC listen address. Default ":50051".
+	GRPCAddr string
+	// HTTPAddr serves /metrics, /healthz and /readyz. Default ":8080".
+	HTTPAddr string
+	// RedisURL is the shared state (redis://, rediss://). Empty means
+	// in-memory state: a single replica only. Default "".
+	RedisURL string
+	// Dev runs everything embedded: in-memory state and a local KVS emulator
+	// with a simulated camera on channel demo-camera. Default false.
+	Dev bool
+	// DrainTimeout bounds the graceful shutdown after SIGTERM/SIGINT: open
+	// streams get this long to finish before they are cut. Default 20s.
+	DrainTimeout time.Duration
+	// LogLevel is debug, info, warn or error. Default "info".
+	LogLevel string
+	// LogFormat is json or text. Default "json".
+	LogFormat string
+
+	// AWSRegion is the region of channels given by name without one.
+	// Default "us-west-2".
+	AWSRegion string
+	// KVSEndpoint overrides the KVS control-plane endpoint (the emulator's
+	// URL). Empty means AWS. Default "".
+	KVSEndpoint string
+	// KVSCAFile is a PEM file of extra CAs to trust for KVS (the emulator's
+	// CA, written by kvs-emulator -ca-out). Default "".
+	KVSCAFile string
+
+	// Session holds the server-wide defaults of per-session options.
+	Session SessionDefaults
+
+	// KeepaliveMinTime is the minimum interval between client keepalive pings
+	// the server tolerates (clients pinging faster are disconnected with
+	// ENHANCE_YOUR_CALM). Default 10s.
+	KeepaliveMinTime time.Duration
+	// KeepaliveTime is how often the server pings an idle connection.
+	// Default 30s.
+	KeepaliveTime time.Duration
+	// KeepaliveTimeout is how long the server waits for a ping ack before it
+	// closes the connection. Default 10s.
+	KeepaliveTimeout time.Duration
+}
+
+// SessionDefaults are the defaults of SessionOptions and the session limits.
+type SessionDefaults struct {
+	// AnswerTimeout: wait for the camera's SDP answer. Default 30s.
+	AnswerTimeout time.Duration
+	// RetryDelay: wait between a timed-out attempt and the retry. Default 6s.
+	RetryDelay time.Duration
+	// MaxAttempts: signaling attempts per offer. Default 2.
+	MaxAttempts int
+	// ResumeGrace: how long a session outlives its app's stream. Default 30s.
+	ResumeGrace time.Duration
+	// ICERestartTimeout: wait for the answer to an ICE-restart offer.
+	// Default 5s.
+	ICERestartTimeout time.Duration
+	// DisconnectedGrace: how long ICE may stay disconnected before recovery.
+	// Default 5s.
+	DisconnectedGrace time.Duration
+	// MaxLifetime of a session. Default 12h.
+	MaxLifetime time.Duration
+	// MaxPerChannel is the live-session limit per channel (KVS allows 10
+	// viewers). Default 10.
+	MaxPerChannel int
+	// ClientIDCooldown is the minimum time before a released clientId is
+	// reused on its channel (the channel's MessageTtlSeconds if longer).
+	// Default 60s.
+	ClientIDCooldown time.Duration
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		GRPCAddr:         ":50051",
+		HTTPAddr:         ":8080",
+		DrainTimeout:     20 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "json",
+		AWSRegion:        "us-west-2",
+		KeepaliveMinTime: 10 * time.Second,
+		KeepaliveTime:    30 * time.Second,
+		KeepaliveTimeout: 10 * time.Second,
+		Session: SessionDefaults{
+			AnswerTimeout:     30 * time.Second,
+			RetryDelay:        6 * time.Second,
+			MaxAttempts:       2,
+			ResumeGrace:       30 * time.Second,
+			ICERestartTimeout: 5 * time.Second,
+			DisconnectedGrace: 5 * time.Second,
+			MaxLifetime:       12 * time.Hour,
+			MaxPerChannel:     10,
+			ClientIDCooldown:  60 * time.Second,
+		},
+	}
+}
+
+// flagSet binds every Config field to a flag; the usage text is the table
+// in README.md.
+func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address for /metrics, /healthz, /readyz")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for shared state; empty = in-memory, single replica")
+	fs.BoolVar(&c.Dev, "dev", c.Dev, "run everything embedded: in-memory state, local KVS emulator, simulated camera")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound after SIGTERM")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
+	fs.StringVar(&c.AWSRegion, "aws-region", c.AWSRegion, "region of channels given by name without one")
+	fs.StringVar(&c.KVSEndpoint, "kvs-endpoint", c.KVSEndpoint, "KVS control-plane endpoint override (emulator URL)")
+	fs.StringVar(&c.KVSCAFile, "kvs-ca-file", c.KVSCAFile, "PEM file of extra CAs to trust for KVS")
+	fs.DurationVar(&c.Session.AnswerTimeout, "answer-timeout", c.Session.AnswerTimeout, "default wait for the camera's SDP answer")
+	fs.DurationVar(&c.Session.RetryDelay, "retry-delay", c.Session.RetryDelay, "default wait before retrying with a fresh clientId")
+	fs.IntVar(&c.Session.MaxAttempts, "max-attempts", c.Session.MaxAttempts, "default signaling attempts per offer")
+	fs.DurationVar(&c.Session.ResumeGrace, "resume-grace", c.Session.ResumeGrace, "default time a session outlives its app's stream")
+	fs.DurationVar(&c.Session.ICERestartTimeout, "ice-restart-timeout", c.Session.ICERestartTimeout, "default wait for an ICE-restart answer")
+	fs.DurationVar(&c.Session.DisconnectedGrace, "disconnected-grace", c.Session.DisconnectedGrace, "default time ICE may stay disconnected")
+	fs.DurationVar(&c.Session.MaxLifetime, "max-lifetime", c.Session.MaxLifetime, "default maximum session lifetime")
+	fs.IntVar(&c.Session.MaxPerChannel, "max-sessions-per-channel", c.Session.MaxPerChannel, "live sessions allowed per channel")
+	fs.DurationVar(&c.Session.ClientIDCooldown, "client-id-cooldown", c.Session.ClientIDCooldown, "minimum clientId reuse cooldown")
+	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", c.KeepaliveMinTime, "minimum client keepalive ping interval tolerated")
+	fs.DurationVar(&c.KeepaliveTime, "keepalive-time", c.KeepaliveTime, "server ping interval on idle connections")
+	fs.DurationVar(&c.KeepaliveTimeout, "keepalive-timeout", c.KeepaliveTimeout, "wait for a keepalive ack")
+	return fs
+}
+
+// envName is the environment variable of a flag: -grpc-addr -> VS_GRPC_ADDR.
+func envName(flagName string) string {
+	return "VS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// recordingValue wraps a flag.Value so that a bad value is recorded and
+// parsing goes on: every problem is reported at once.
+type recordingValue struct {
+	flag.Value
+	name string
+	errs *[]error
+}
+
+func (v recordingValue) Set(s string) error {
+	if err := v.Value.Set(s); err != nil {
+		*v.errs = append(*v.errs, fmt.Errorf("-%s %q: %v", v.name, s, unwrapFlagErr(err)))
+	}
+	return nil
+}
+
+// IsBoolFlag keeps `-dev` (without a value) working through the wrapper.
+func (v recordingValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func unwrapFlagErr(err error) error {
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		return ne.Err
+	}
+	return err
+}
+
+// LoadConfig builds the configuration from defaults, the environment and
+// the command line, then validates it. The error names every problem.
+func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	cfg := DefaultConfig()
+	fs := cfg.flagSet(out)
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		f.Value = recordingValue{Value: f.Value, name: f.Name, errs: &errs}
+	})
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			before := len(errs)
+			_ = f.Value.Set(v)
+			if len(errs) > before {
+				errs[len(errs)-1] = fmt.Errorf("%s: %w", envName(f.Name), errs[len(errs)-1])
+			}
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		errs = append(errs, err)
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+	}
+	return cfg, nil
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	for _, a := range []struct{ name, addr string }{{"grpc-addr", c.GRPCAddr}, {"http-addr", c.HTTPAddr}} {
+		if err := validateAddr(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("-%s %q: %v", a.name, a.addr, err))
+		}
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		check(err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Host != "",
+			"-redis-url %q: want redis://host:port/db or rediss://...", redactURL(c.RedisURL))
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"drain-timeout", c.DrainTimeout},
+		{"answer-timeout", c.Session.AnswerTimeout},
+		{"resume-grace", c.Session.ResumeGrace},
+		{"ice-restart-timeout", c.Session.ICERestartTimeout},
+		{"disconnected-grace", c.Session.DisconnectedGrace},
+		{"max-lifetime", c.Session.MaxLifetime},
+		{"client-id-cooldown", c.Session.ClientIDCooldown},
+		{"keepalive-min-time", c.KeepaliveMinTime},
+		{"keepalive-time", c.KeepaliveTime},
+		{"keepalive-timeout", c.KeepaliveTimeout},
+	}
+	for _, p := range positive {
+		check(p.d > 0, "-%s %v: must be positive", p.name, p.d)
+	}
+	check(c.Session.RetryDelay >= 0, "-retry-delay %v: must not be negative", c.Session.RetryDelay)
+	check(c.Session.MaxAttempts >= 1 && c.Session.MaxAttempts <= 5, "-max-attempts %d: must be 1..5", c.Session.MaxAttempts)
+	check(c.Session.MaxPerChannel >= 1, "-max-sessions-per-channel %d: must be at least 1", c.Session.MaxPerChannel)
+	_, levelErr := parseLevel(c.LogLevel)
+	check(levelErr == nil, "-log-level %q: want debug, info, warn or error", c.LogLevel)
+	check(c.LogFormat == "json" || c.LogFormat == "text", "-log-format %q: want json or text", c.LogFormat)
+	check(c.AWSRegion != "", "-aws-region: must not be empty")
+	if c.KVSEndpoint != "" {
+		u, err := url.Parse(c.KVSEndpoint)
+		check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "",
+			"-kvs-endpoint %q: want an https:// URL", c.KVSEndpoint)
+	}
+	return errors.Join(errs...)
+}
+
+func validateAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port or :port")
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("bad host %q", host)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// redactURL drops the password of a Redis URL so it can be printed.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}

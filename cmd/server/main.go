@@ -1,0 +1,188 @@
+// Command server runs the Viewer Session Service: a gRPC service that runs
+// the viewer side of Amazon Kinesis Video Streams WebRTC signaling on behalf
+// of thin clients.
+//
+//	go run ./cmd/server -dev      # everything embedded, on loopback
+//	go run ./cmd/server -h        # every flag (each also a VS_* variable)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	code := 0
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "server:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// run serves until ctx ends (SIGTERM/SIGINT), then shuts down in order:
+// health NOT_SERVING, stop accepting, GracefulStop bounded by the drain
+// timeout (then Stop), close dependencies, stop the HTTP server.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := LoadConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	slog.SetDefault(log)
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen grpc: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listen http: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	mw := service.NewInterceptors(log, reg)
+	gs := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(mw.Unary()...),
+		grpc.ChainStreamInterceptor(mw.Stream()...),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             cfg.KeepaliveMinTime,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    cfg.KeepaliveTime,
+			Timeout: cfg.KeepaliveTimeout,
+		}),
+	)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	vspb.RegisterViewerSessionServiceServer(gs, service.New())
+	reflection.Register(gs)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(vspb.ViewerSessionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	var ready atomic.Bool
+	ready.Store(true)
+	hsrv := &http.Server{
+		Handler:           httpMux(reg, &ready),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	wg.Go(func() {
+		if err := gs.Serve(grpcLis); err != nil {
+			serveErr <- fmt.Errorf("serve grpc: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := hsrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("serve http: %w", err)
+		}
+	})
+	log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(),
+		"store", storeKind(cfg), "dev", cfg.Dev)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "drain_timeout", cfg.DrainTimeout)
+	case runErr = <-serveErr:
+		log.Error("server failed; shutting down", "error", runErr)
+	}
+
+	// 1. Tell load balancers and probes first.
+	ready.Store(false)
+	hs.Shutdown()
+	// 2+3. Stop accepting; let in-flight RPCs finish within the drain timeout.
+	drained := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(drained)
+	}()
+	timer := time.NewTimer(cfg.DrainTimeout)
+	select {
+	case <-drained:
+		timer.Stop()
+	case <-timer.C:
+		log.Warn("drain timeout reached; cutting remaining streams")
+		gs.Stop()
+		<-drained
+	}
+	// 4. Close dependencies, then the HTTP server (metrics stay scrapable
+	// until the end).
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := hsrv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "error", err)
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+func storeKind(cfg Config) string {
+	if cfg.RedisURL != "" {
+		return "redis"
+	}
+	return "memory"
+}
+
+// httpMux serves /metrics (Prometheus text), /healthz (liveness: the process
+// runs) and /readyz (readiness: 503 once shutdown has begun).
+func httpMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel) // validated
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
