@@ -3,28 +3,48 @@ package camera
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Camera is a simulated KVS master. Create it with New and run it with Run.
-// All methods are safe for concurrent use.
+// All methods are safe for concurrent use. A Camera owns nothing between Run
+// calls, so it needs no Close: cancelling Run's ctx stops it.
 type Camera struct {
-	cfg Config
+	cfg  Config
+	clip clip
+	now  func() time.Time
+	// hooks are test observation points; set before Run, read by Run.
+	hooks hooks
+	// packets counts RTP packets written to viewers; updated by pion.
+	packets atomic.Uint64
 
 	// mu guards the fields below.
 	mu      sync.Mutex
 	running bool
 	fault   Fault
-	stats   Stats
+	// faultOffers counts offers received since the fault was last set.
+	faultOffers int
+	stats       Stats
 }
 
-// Stats is a snapshot of a Camera's counters.
+// hooks lets tests observe the event loop without sleeping.
+type hooks struct {
+	// offerDone is called by the event loop after it decided an offer.
+	offerDone func(clientID string, o outcome)
+	// sessionDropped is called by the event loop after it removed a session.
+	sessionDropped func(clientID string)
+}
+
+// Stats is a snapshot of a Camera's counters. Counters accumulate over the
+// Camera's lifetime, across Run calls.
 type Stats struct {
 	// Offers counts SDP offers received.
 	Offers uint64
-	// AnswersSent counts SDP answers written to the signaling socket.
+	// AnswersSent counts SDP answers queued to the signaling socket.
 	AnswersSent uint64
 	// IgnoredOffers counts offers the camera chose not to answer (live
-	// session in c-sample mode, session cap, or a fault).
+	// session in c-sample mode, session cap, a fault, or a bad offer).
 	IgnoredOffers uint64
 	// Sessions is the number of live viewer sessions.
 	Sessions int
@@ -40,28 +60,88 @@ func New(cfg Config) (*Camera, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Camera{cfg: cfg}, nil
+	cl, err := parseClip(clipIVF)
+	if err != nil {
+		return nil, err
+	}
+	return &Camera{cfg: cfg, clip: cl, now: time.Now}, nil
 }
 
 // Run connects to signaling as MASTER, answers viewers and streams video,
-// reconnecting through Config.Dial until ctx is done. It closes every peer
-// connection and returns after all goroutines it started have ended. It
-// returns nil when ctx ends, or ErrRunning if Run is already active.
+// reconnecting through Config.Dial until ctx is done. Peer connections
+// survive signaling reconnects. On return every peer connection is closed
+// and every goroutine Run started has ended. Run returns nil when ctx ends,
+// ErrRunning if another Run is active, or an error if pion cannot be set up.
 func (c *Camera) Run(ctx context.Context) error {
-	<-ctx.Done()
+	c.mu.Lock()
+	if c.running {
+		c.mu.Unlock()
+		return ErrRunning
+	}
+	c.running = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.running = false
+		c.stats.Sessions = 0
+		c.mu.Unlock()
+	}()
+
+	r, err := newRun(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.wg.Go(func() { r.stream(ctx) })
+	r.wg.Go(func() { r.signal(ctx) })
+	r.loop(ctx)
+	cancel()
+	r.wg.Wait()
+	r.closeAll()
+	r.sessWG.Wait()
 	return nil
 }
 
-// SetFault replaces the injected faults. It resets the AnswerFromOffer count.
+// SetFault replaces the injected faults and restarts the AnswerFromOffer
+// count. It takes effect for offers received after it returns; an offer
+// already waiting out an AnswerDelay keeps its delay.
 func (c *Camera) SetFault(f Fault) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fault = f
+	c.faultOffers = 0
 }
 
 // Stats returns a snapshot of the counters.
 func (c *Camera) Stats() Stats {
 	c.mu.Lock()
+	s := c.stats
+	c.mu.Unlock()
+	s.PacketsSent = c.packets.Load()
+	return s
+}
+
+// admitOffer counts a received offer and applies the faults to it. It
+// reports whether to answer and after which delay (from receipt).
+func (c *Camera) admitOffer() (ok bool, delay time.Duration, o outcome) {
+	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stats
+	c.stats.Offers++
+	c.faultOffers++
+	switch f := c.fault; {
+	case f.NoAnswer:
+		return false, 0, outcomeFaultNoAnswer
+	case f.AnswerFromOffer > 1 && c.faultOffers < f.AnswerFromOffer:
+		return false, 0, outcomeFaultEarlyOffer
+	default:
+		return true, f.AnswerDelay, outcomeAnswered
+	}
+}
+
+// count updates the counters under mu.
+func (c *Camera) count(update func(s *Stats)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	update(&c.stats)
 }

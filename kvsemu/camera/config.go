@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
 )
 
 // Mode selects how the camera treats a new SDP offer from a client id that
@@ -64,6 +65,11 @@ type Config struct {
 	ReconnectDelay time.Duration
 	// MaxReconnectDelay caps the pause between failed Dials. Default 2s.
 	MaxReconnectDelay time.Duration
+	// SettingEngine, if set, may adjust the pion settings after the camera's
+	// own (loopback 127.0.0.1 host candidates over UDP4, mDNS off); tests use
+	// it to shorten ICE timeouts. Default nil (pion's ICE timeouts: 5s
+	// disconnected, 25s failed).
+	SettingEngine func(se *webrtc.SettingEngine)
 }
 
 // Defaults used for zero Config fields.
