@@ -3,6 +3,7 @@ package kvsemu
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/coder/websocket"
 
@@ -107,6 +108,17 @@ func (e *Emulator) stopCameraLocked(channelARN string) bool {
 	}
 	run.cancel()
 	<-run.done
+	// The camera closed its socket; wait until the emulator has noticed, so
+	// that the channel has no master when StopCamera returns.
+	if ch, ok := e.channel(channelARN); ok {
+		ch.mu.Lock()
+		m := ch.master
+		ch.mu.Unlock()
+		if m != nil && m.camera {
+			m.stop(stopDropped)
+			<-m.exited
+		}
+	}
 	e.log.Info("kvsemu: camera stopped", "arn", channelARN)
 	return true
 }
@@ -154,7 +166,10 @@ func (e *Emulator) cameraDial(channelARN string) func(ctx context.Context) (*web
 		if err != nil {
 			return nil, err
 		}
-		ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: e.client})
+		ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+			HTTPClient: e.client,
+			HTTPHeader: http.Header{cameraHeader: {"1"}},
+		})
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
 		}

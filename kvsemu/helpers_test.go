@@ -238,18 +238,26 @@ func msg(action, payload, recipient, correlation string) string {
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // closeStatus waits for the server to close ws and returns the close code
-// (-1 for an abrupt close).
+// (-1 for an abrupt close), failing the test after timeout.
 func closeStatus(t *testing.T, ws *websocket.Conn, timeout time.Duration) (websocket.StatusCode, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
+	code, reason := waitClosed(ctx, ws)
+	if ctx.Err() != nil {
+		t.Fatalf("connection still open after %v", timeout)
+	}
+	return code, reason
+}
+
+// waitClosed reads (and discards) frames until ws fails and returns the
+// close code, or -1 and the error for an abrupt close. Safe to run in any
+// goroutine.
+func waitClosed(ctx context.Context, ws *websocket.Conn) (websocket.StatusCode, string) {
 	for {
 		_, _, err := ws.Read(ctx)
 		if err == nil {
 			continue
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("connection still open after %v", timeout)
 		}
 		var ce websocket.CloseError
 		if errors.As(err, &ce) {

@@ -27,6 +27,10 @@ const (
 	paramClientID   = "X-Amz-ClientId"
 )
 
+// cameraHeader marks the upgrade requests of our simulated cameras (it is
+// not signed and changes nothing but StopCamera's bookkeeping).
+const cameraHeader = "X-Kvsemu-Camera"
+
 // writeTimeout bounds one WebSocket write.
 const writeTimeout = 5 * time.Second
 
@@ -46,6 +50,7 @@ type conn struct {
 	ch       *channel
 	role     string // roleMaster or roleViewer
 	clientID string // "" for the master
+	camera   bool   // dialled by one of our simulated cameras
 	ws       *websocket.Conn
 	sdp      *rate.Limiter // SDP_OFFER + SDP_ANSWER; nil = unlimited
 	ice      *rate.Limiter
@@ -54,6 +59,7 @@ type conn struct {
 	activity chan struct{} // a signaling message arrived (resets the idle timer)
 	goAway   chan struct{} // an injected GO_AWAY: close after GoAwayBefore
 	done     chan struct{} // closed by stop
+	exited   chan struct{} // closed when runConn has unregistered c and returned
 	once     sync.Once
 	reason   stopReason // set once, before done closes
 }
@@ -157,6 +163,7 @@ func (e *Emulator) serveSignaling(w http.ResponseWriter, r *http.Request) {
 		ch:       ch,
 		role:     role,
 		clientID: clientID,
+		camera:   r.Header.Get(cameraHeader) != "",
 		ws:       ws,
 		sdp:      newLimiter(e.cfg.Limits.SDPPerSecond),
 		ice:      newLimiter(e.cfg.Limits.ICEPerSecond),
@@ -164,8 +171,10 @@ func (e *Emulator) serveSignaling(w http.ResponseWriter, r *http.Request) {
 		activity: make(chan struct{}, 1),
 		goAway:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		exited:   make(chan struct{}),
 	}
 	if !e.register(c) {
+		close(c.exited)
 		e.counters.connect(connectKey(role) + "_REFUSED")
 		ws.Close(websocket.StatusPolicyViolation, codeClientLimit)
 		return
@@ -257,6 +266,7 @@ func (e *Emulator) runConn(ctx context.Context, c *conn) {
 		c.stop(stopNone)
 		c.ws.CloseNow()
 		readers.Wait()
+		close(c.exited)
 		e.log.Debug("kvsemu: disconnected", "channel", c.ch.name, "role", c.role, "client_id", c.clientID)
 	}()
 
