@@ -776,6 +776,7 @@ type SessionEvent struct {
 	//	*SessionEvent_Renegotiate
 	//	*SessionEvent_GoingAway
 	//	*SessionEvent_ConnectionState
+	//	*SessionEvent_IceServers
 	Detail        isSessionEvent_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -926,6 +927,15 @@ func (x *SessionEvent) GetConnectionState() *ConnectionStateReport {
 	return nil
 }
 
+func (x *SessionEvent) GetIceServers() *IceServerUpdate {
+	if x != nil {
+		if x, ok := x.Detail.(*SessionEvent_IceServers); ok {
+			return x.IceServers
+		}
+	}
+	return nil
+}
+
 type isSessionEvent_Detail interface {
 	isSessionEvent_Detail()
 }
@@ -955,6 +965,13 @@ type SessionEvent_ConnectionState struct {
 	ConnectionState *ConnectionStateReport `protobuf:"bytes,14,opt,name=connection_state,json=connectionState,proto3,oneof"`
 }
 
+type SessionEvent_IceServers struct {
+	// Fresh ICE servers (ICE_SERVERS_REFRESHED): apply them with
+	// setConfiguration before the next ICE restart. Secret: contains TURN
+	// credentials.
+	IceServers *IceServerUpdate `protobuf:"bytes,15,opt,name=ice_servers,json=iceServers,proto3,oneof"`
+}
+
 func (*SessionEvent_Answer) isSessionEvent_Detail() {}
 
 func (*SessionEvent_Candidate) isSessionEvent_Detail() {}
@@ -964,6 +981,63 @@ func (*SessionEvent_Renegotiate) isSessionEvent_Detail() {}
 func (*SessionEvent_GoingAway) isSessionEvent_Detail() {}
 
 func (*SessionEvent_ConnectionState) isSessionEvent_Detail() {}
+
+func (*SessionEvent_IceServers) isSessionEvent_Detail() {}
+
+// IceServerUpdate is a fresh set of ICE servers.
+type IceServerUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The servers: TURN from KVS, then the region's KVS STUN URL.
+	IceServers []*IceServer `protobuf:"bytes,1,rep,name=ice_servers,json=iceServers,proto3" json:"ice_servers,omitempty"`
+	// When the TURN credentials stop being valid.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IceServerUpdate) Reset() {
+	*x = IceServerUpdate{}
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IceServerUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IceServerUpdate) ProtoMessage() {}
+
+func (x *IceServerUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IceServerUpdate.ProtoReflect.Descriptor instead.
+func (*IceServerUpdate) Descriptor() ([]byte, []int) {
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *IceServerUpdate) GetIceServers() []*IceServer {
+	if x != nil {
+		return x.IceServers
+	}
+	return nil
+}
+
+func (x *IceServerUpdate) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
 
 var File_viewersession_v1_signaling_proto protoreflect.FileDescriptor
 
@@ -995,7 +1069,7 @@ const file_viewersession_v1_signaling_proto_rawDesc = "" +
 	"\x12ACTION_ICE_RESTART\x10\x01\x12\x1e\n" +
 	"\x1aACTION_NEW_PEER_CONNECTION\x10\x02\"#\n" +
 	"\tGoingAway\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xea\x05\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xb0\x06\n" +
 	"\fSessionEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12/\n" +
@@ -1012,8 +1086,15 @@ const file_viewersession_v1_signaling_proto_rawDesc = "" +
 	"\vrenegotiate\x18\f \x01(\v2\x1d.viewersession.v1.RenegotiateH\x00R\vrenegotiate\x12<\n" +
 	"\n" +
 	"going_away\x18\r \x01(\v2\x1b.viewersession.v1.GoingAwayH\x00R\tgoingAway\x12T\n" +
-	"\x10connection_state\x18\x0e \x01(\v2'.viewersession.v1.ConnectionStateReportH\x00R\x0fconnectionStateB\b\n" +
-	"\x06detail*\xac\x02\n" +
+	"\x10connection_state\x18\x0e \x01(\v2'.viewersession.v1.ConnectionStateReportH\x00R\x0fconnectionState\x12D\n" +
+	"\vice_servers\x18\x0f \x01(\v2!.viewersession.v1.IceServerUpdateH\x00R\n" +
+	"iceServersB\b\n" +
+	"\x06detail\"\x8c\x01\n" +
+	"\x0fIceServerUpdate\x12<\n" +
+	"\vice_servers\x18\x01 \x03(\v2\x1b.viewersession.v1.IceServerR\n" +
+	"iceServers\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime*\xac\x02\n" +
 	"\x12IceConnectionState\x12$\n" +
 	" ICE_CONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ICE_CONNECTION_STATE_NEW\x10\x01\x12!\n" +
@@ -1072,7 +1153,7 @@ func file_viewersession_v1_signaling_proto_rawDescGZIP() []byte {
 }
 
 var file_viewersession_v1_signaling_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_viewersession_v1_signaling_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_viewersession_v1_signaling_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_viewersession_v1_signaling_proto_goTypes = []any{
 	(IceConnectionState)(0),       // 0: viewersession.v1.IceConnectionState
 	(PeerConnectionState)(0),      // 1: viewersession.v1.PeerConnectionState
@@ -1086,32 +1167,36 @@ var file_viewersession_v1_signaling_proto_goTypes = []any{
 	(*Renegotiate)(nil),           // 9: viewersession.v1.Renegotiate
 	(*GoingAway)(nil),             // 10: viewersession.v1.GoingAway
 	(*SessionEvent)(nil),          // 11: viewersession.v1.SessionEvent
-	(*IceServer)(nil),             // 12: viewersession.v1.IceServer
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(SessionState)(0),             // 14: viewersession.v1.SessionState
-	(*Failure)(nil),               // 15: viewersession.v1.Failure
-	(CloseReason)(0),              // 16: viewersession.v1.CloseReason
+	(*IceServerUpdate)(nil),       // 12: viewersession.v1.IceServerUpdate
+	(*IceServer)(nil),             // 13: viewersession.v1.IceServer
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(SessionState)(0),             // 15: viewersession.v1.SessionState
+	(*Failure)(nil),               // 16: viewersession.v1.Failure
+	(CloseReason)(0),              // 17: viewersession.v1.CloseReason
 }
 var file_viewersession_v1_signaling_proto_depIdxs = []int32{
 	0,  // 0: viewersession.v1.ConnectionStateReport.ice_state:type_name -> viewersession.v1.IceConnectionState
 	1,  // 1: viewersession.v1.ConnectionStateReport.peer_state:type_name -> viewersession.v1.PeerConnectionState
 	3,  // 2: viewersession.v1.Renegotiate.action:type_name -> viewersession.v1.Renegotiate.Action
-	12, // 3: viewersession.v1.Renegotiate.ice_servers:type_name -> viewersession.v1.IceServer
-	13, // 4: viewersession.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
+	13, // 3: viewersession.v1.Renegotiate.ice_servers:type_name -> viewersession.v1.IceServer
+	14, // 4: viewersession.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
 	2,  // 5: viewersession.v1.SessionEvent.type:type_name -> viewersession.v1.EventType
-	14, // 6: viewersession.v1.SessionEvent.state:type_name -> viewersession.v1.SessionState
-	15, // 7: viewersession.v1.SessionEvent.failure:type_name -> viewersession.v1.Failure
-	16, // 8: viewersession.v1.SessionEvent.close_reason:type_name -> viewersession.v1.CloseReason
+	15, // 6: viewersession.v1.SessionEvent.state:type_name -> viewersession.v1.SessionState
+	16, // 7: viewersession.v1.SessionEvent.failure:type_name -> viewersession.v1.Failure
+	17, // 8: viewersession.v1.SessionEvent.close_reason:type_name -> viewersession.v1.CloseReason
 	4,  // 9: viewersession.v1.SessionEvent.answer:type_name -> viewersession.v1.SessionDescription
 	5,  // 10: viewersession.v1.SessionEvent.candidate:type_name -> viewersession.v1.IceCandidate
 	9,  // 11: viewersession.v1.SessionEvent.renegotiate:type_name -> viewersession.v1.Renegotiate
 	10, // 12: viewersession.v1.SessionEvent.going_away:type_name -> viewersession.v1.GoingAway
 	6,  // 13: viewersession.v1.SessionEvent.connection_state:type_name -> viewersession.v1.ConnectionStateReport
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	12, // 14: viewersession.v1.SessionEvent.ice_servers:type_name -> viewersession.v1.IceServerUpdate
+	13, // 15: viewersession.v1.IceServerUpdate.ice_servers:type_name -> viewersession.v1.IceServer
+	14, // 16: viewersession.v1.IceServerUpdate.expire_time:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_viewersession_v1_signaling_proto_init() }
@@ -1127,6 +1212,7 @@ func file_viewersession_v1_signaling_proto_init() {
 		(*SessionEvent_Renegotiate)(nil),
 		(*SessionEvent_GoingAway)(nil),
 		(*SessionEvent_ConnectionState)(nil),
+		(*SessionEvent_IceServers)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1134,7 +1220,7 @@ func file_viewersession_v1_signaling_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_viewersession_v1_signaling_proto_rawDesc), len(file_viewersession_v1_signaling_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

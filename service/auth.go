@@ -1,0 +1,122 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// Auth checks credentials: backend API keys (stored as SHA-256 hashes;
+// several at once for rotation) and session tokens (checked by the
+// manager against the session's stored hash). Comparisons are constant
+// time; credentials are never logged.
+type Auth struct {
+	keys [][sha256.Size]byte
+}
+
+// NewAuth returns an Auth accepting the given API keys. With none, every
+// backend call is refused (fail closed).
+func NewAuth(apiKeys []string) *Auth {
+	a := &Auth{}
+	for _, k := range apiKeys {
+		if k = strings.TrimSpace(k); k != "" {
+			a.keys = append(a.keys, sha256.Sum256([]byte(k)))
+		}
+	}
+	return a
+}
+
+// Keys reports how many API keys are configured.
+func (a *Auth) Keys() int { return len(a.keys) }
+
+// principal is who is calling.
+type principal struct {
+	caller  string // backend: "key:<first 8 bytes of the key's hash>"
+	token   string // app: the bearer token (checked per session)
+	backend bool
+}
+
+var (
+	errNoCredentials = errors.New("missing credentials: send `authorization: Bearer <api key or session token>`")
+	errBadKey        = errors.New("invalid API key")
+)
+
+// bearer returns the bearer credential of the call.
+func bearer(ctx context.Context) (string, bool) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		scheme, cred, ok := strings.Cut(v, " ")
+		if ok && strings.EqualFold(scheme, "bearer") && strings.TrimSpace(cred) != "" {
+			return strings.TrimSpace(cred), true
+		}
+	}
+	return "", false
+}
+
+// identify classifies the call's bearer credential: a configured API key
+// makes a backend principal; anything else is a candidate session token.
+func (a *Auth) identify(ctx context.Context) (principal, error) {
+	cred, ok := bearer(ctx)
+	if !ok {
+		return principal{}, unauthenticated(errNoCredentials)
+	}
+	sum := sha256.Sum256([]byte(cred))
+	match := 0
+	for i := range a.keys {
+		match |= subtle.ConstantTimeCompare(sum[:], a.keys[i][:])
+	}
+	if match == 1 {
+		return principal{backend: true, caller: "key:" + hex.EncodeToString(sum[:8])}, nil
+	}
+	return principal{token: cred}, nil
+}
+
+// backend requires an API key.
+func (a *Auth) backend(ctx context.Context) (principal, error) {
+	p, err := a.identify(ctx)
+	if err != nil {
+		return p, err
+	}
+	if !p.backend {
+		return p, unauthenticated(errBadKey)
+	}
+	return p, nil
+}
+
+// session requires an API key or the token of session id. A token that is
+// no session's is UNAUTHENTICATED; a valid token of another session is
+// PERMISSION_DENIED.
+func (a *Auth) session(ctx context.Context, m *sessionmgr.Manager, id sessionmgr.SessionID) (principal, error) {
+	p, err := a.identify(ctx)
+	if err != nil || p.backend {
+		return p, err
+	}
+	sid, ok := sessionmgr.TokenSession(p.token)
+	if !ok {
+		return p, unauthenticated(errors.New("invalid API key or session token"))
+	}
+	if err := m.Authorize(ctx, sid, p.token); err != nil {
+		if errors.Is(err, sessionmgr.ErrPermissionDenied) || errors.Is(err, sessionmgr.ErrNotFound) {
+			return p, unauthenticated(errors.New("invalid API key or session token"))
+		}
+		return p, err
+	}
+	if sid != id {
+		return p, withDetails(codes.PermissionDenied, "this session token does not open "+sessionName(id),
+			&errdetails.ErrorInfo{Domain: Domain, Reason: "PERMISSION_DENIED"})
+	}
+	return p, nil
+}
+
+func unauthenticated(err error) error {
+	return withDetails(codes.Unauthenticated, err.Error(), &errdetails.ErrorInfo{Domain: Domain, Reason: "UNAUTHENTICATED"})
+}

@@ -1,0 +1,245 @@
+package service
+
+import (
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+const namePrefix = "sessions/"
+
+// parseName turns `sessions/{id}` into a session id.
+func parseName(field, name string) (sessionmgr.SessionID, error) {
+	if name == "" {
+		return "", invalidField(field, "required")
+	}
+	id, ok := strings.CutPrefix(name, namePrefix)
+	if !ok || !sessionmgr.ValidSessionID(id) {
+		return "", invalidField(field, "want sessions/{id} with a 26-character id, got "+quoteTrunc(name))
+	}
+	return sessionmgr.SessionID(id), nil
+}
+
+func quoteTrunc(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "..."
+	}
+	return `"` + s + `"`
+}
+
+func sessionName(id sessionmgr.SessionID) string { return namePrefix + string(id) }
+
+func channelRefFromProto(c *vspb.Channel) sessionmgr.ChannelRef {
+	return sessionmgr.ChannelRef{ARN: c.GetArn(), Name: c.GetName(), Region: c.GetRegion()}
+}
+
+// optionsFromProto converts options; durations must be valid and not
+// negative (zero means the default).
+func optionsFromProto(o *vspb.SessionOptions) (sessionmgr.Options, error) {
+	var out sessionmgr.Options
+	if o == nil {
+		return out, nil
+	}
+	durs := []struct {
+		field string
+		d     *durationpb.Duration
+		dst   *time.Duration
+	}{
+		{"options.answer_timeout", o.GetAnswerTimeout(), &out.AnswerTimeout},
+		{"options.retry_delay", o.GetRetryDelay(), &out.RetryDelay},
+		{"options.resume_grace", o.GetResumeGrace(), &out.ResumeGrace},
+		{"options.ice_restart_timeout", o.GetIceRestartTimeout(), &out.ICERestartTimeout},
+		{"options.disconnected_grace", o.GetDisconnectedGrace(), &out.DisconnectedGrace},
+		{"options.max_lifetime", o.GetMaxLifetime(), &out.MaxLifetime},
+	}
+	for _, d := range durs {
+		if d.d == nil {
+			continue
+		}
+		if err := d.d.CheckValid(); err != nil {
+			return out, invalidField(d.field, err.Error())
+		}
+		v := d.d.AsDuration()
+		if v < 0 {
+			return out, invalidField(d.field, "must not be negative")
+		}
+		*d.dst = v
+	}
+	if o.GetMaxAttempts() > 5 {
+		return out, invalidField("options.max_attempts", "at most 5")
+	}
+	out.MaxAttempts = int(o.GetMaxAttempts())
+	switch o.GetRecoveryPolicy() {
+	case vspb.RecoveryPolicy_RECOVERY_POLICY_UNSPECIFIED:
+	case vspb.RecoveryPolicy_RECOVERY_POLICY_AUTO:
+		out.Recovery = sessionmgr.RecoveryAuto
+	case vspb.RecoveryPolicy_RECOVERY_POLICY_ICE_RESTART_ONLY:
+		out.Recovery = sessionmgr.RecoveryICERestartOnly
+	case vspb.RecoveryPolicy_RECOVERY_POLICY_FULL_RECONNECT:
+		out.Recovery = sessionmgr.RecoveryFullReconnect
+	default:
+		return out, invalidField("options.recovery_policy", "unknown value")
+	}
+	return out, nil
+}
+
+func optionsToProto(o sessionmgr.Options) *vspb.SessionOptions {
+	return &vspb.SessionOptions{
+		AnswerTimeout:     durationpb.New(o.AnswerTimeout),
+		RetryDelay:        durationpb.New(o.RetryDelay),
+		MaxAttempts:       uint32(o.MaxAttempts),
+		RecoveryPolicy:    vspb.RecoveryPolicy(o.Recovery),
+		ResumeGrace:       durationpb.New(o.ResumeGrace),
+		IceRestartTimeout: durationpb.New(o.ICERestartTimeout),
+		DisconnectedGrace: durationpb.New(o.DisconnectedGrace),
+		MaxLifetime:       durationpb.New(o.MaxLifetime),
+	}
+}
+
+func sessionToProto(s sessionmgr.Session) *vspb.Session {
+	p := &vspb.Session{
+		Name:                 sessionName(s.ID),
+		Channel:              &vspb.Channel{Arn: s.Channel.ARN},
+		ViewerId:             s.ViewerID,
+		ClientId:             s.ClientID,
+		State:                vspb.SessionState(s.State),
+		Attempt:              uint32(s.Attempt),
+		IceServers:           iceServersToProto(s.IceServers.Servers),
+		IceServersExpireTime: timeToProto(s.IceServers.Expires),
+		Options:              optionsToProto(s.Options),
+		CreateTime:           timeToProto(s.Created),
+		UpdateTime:           timeToProto(s.Updated),
+		ExpireTime:           timeToProto(s.Expires),
+		CloseReason:          vspb.CloseReason(s.Close),
+		LastSequence:         s.LastSeq,
+	}
+	if s.Failure != nil {
+		p.Failure = failureToProto(s.Failure)
+	}
+	return p
+}
+
+func timeToProto(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func failureToProto(f *sessionmgr.Failure) *vspb.Failure {
+	if f == nil {
+		return nil
+	}
+	return &vspb.Failure{Reason: vspb.FailureReason(f.Reason), Message: f.Message}
+}
+
+func iceServersToProto(in []sessionmgr.IceServer) []*vspb.IceServer {
+	out := make([]*vspb.IceServer, 0, len(in))
+	for _, s := range in {
+		out = append(out, &vspb.IceServer{Urls: append([]string(nil), s.URLs...), Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}
+
+func candidateFromProto(c *vspb.IceCandidate) *sessionmgr.Candidate {
+	out := &sessionmgr.Candidate{Candidate: c.GetCandidate(), SDPMid: c.GetSdpMid(), UsernameFragment: c.GetUsernameFragment()}
+	if c.SdpMlineIndex != nil {
+		v := c.GetSdpMlineIndex()
+		if v <= 0xffff {
+			i := uint16(v)
+			out.SDPMLineIndex = &i
+		}
+	}
+	return out
+}
+
+func candidateToProto(c *sessionmgr.Candidate) *vspb.IceCandidate {
+	out := &vspb.IceCandidate{Candidate: c.Candidate, SdpMid: c.SDPMid, UsernameFragment: c.UsernameFragment}
+	if c.SDPMLineIndex != nil {
+		v := uint32(*c.SDPMLineIndex)
+		out.SdpMlineIndex = &v
+	}
+	return out
+}
+
+func renegotiateToProto(r *sessionmgr.Renegotiate) *vspb.Renegotiate {
+	out := &vspb.Renegotiate{Action: vspb.Renegotiate_Action(r.Action), Reason: r.Reason}
+	if r.IceServers != nil {
+		out.IceServers = iceServersToProto(r.IceServers.Servers)
+	}
+	return out
+}
+
+func eventToProto(e sessionmgr.Event) *vspb.SessionEvent {
+	p := &vspb.SessionEvent{
+		Sequence:    e.Seq,
+		Time:        timeToProto(e.Time),
+		Type:        vspb.EventType(e.Type),
+		State:       vspb.SessionState(e.State),
+		Attempt:     uint32(e.Attempt),
+		ClientId:    e.ClientID,
+		Message:     e.Message,
+		Failure:     failureToProto(e.Failure),
+		CloseReason: vspb.CloseReason(e.Close),
+	}
+	switch {
+	case e.Answer != "":
+		p.Detail = &vspb.SessionEvent_Answer{Answer: &vspb.SessionDescription{Sdp: e.Answer}}
+	case e.Candidate != nil:
+		p.Detail = &vspb.SessionEvent_Candidate{Candidate: candidateToProto(e.Candidate)}
+	case e.Renegotiate != nil:
+		p.Detail = &vspb.SessionEvent_Renegotiate{Renegotiate: renegotiateToProto(e.Renegotiate)}
+	case e.GoingAway != "":
+		p.Detail = &vspb.SessionEvent_GoingAway{GoingAway: &vspb.GoingAway{Reason: e.GoingAway}}
+	case e.ConnState != nil:
+		p.Detail = &vspb.SessionEvent_ConnectionState{ConnectionState: &vspb.ConnectionStateReport{
+			IceState: vspb.IceConnectionState(e.ConnState.ICE), PeerState: vspb.PeerConnectionState(e.ConnState.Peer),
+		}}
+	case e.IceServers != nil:
+		p.Detail = &vspb.SessionEvent_IceServers{IceServers: &vspb.IceServerUpdate{
+			IceServers: iceServersToProto(e.IceServers.Servers), ExpireTime: timeToProto(e.IceServers.Expires),
+		}}
+	}
+	return p
+}
+
+// appMessage converts one app message (Connect or Signal); field is the
+// oneof's path for errors.
+type appOneof interface {
+	GetOffer() *vspb.SessionDescription
+	GetCandidate() *vspb.IceCandidate
+	GetStateReport() *vspb.ConnectionStateReport
+	GetNetworkChanged() *vspb.NetworkChanged
+	GetLeave() *vspb.Leave
+}
+
+func appMessage(m appOneof) (sessionmgr.AppMessage, error) {
+	switch {
+	case m.GetOffer() != nil:
+		if m.GetOffer().GetSdp() == "" {
+			return sessionmgr.AppMessage{}, invalidField("offer.sdp", "required")
+		}
+		return sessionmgr.AppMessage{Offer: m.GetOffer().GetSdp()}, nil
+	case m.GetCandidate() != nil:
+		return sessionmgr.AppMessage{Candidate: candidateFromProto(m.GetCandidate())}, nil
+	case m.GetStateReport() != nil:
+		r := m.GetStateReport()
+		return sessionmgr.AppMessage{StateReport: &sessionmgr.ConnState{
+			ICE: sessionmgr.ICEState(r.GetIceState()), Peer: sessionmgr.PeerState(r.GetPeerState()),
+		}}, nil
+	case m.GetNetworkChanged() != nil:
+		d := m.GetNetworkChanged().GetDescription()
+		if len(d) > 256 {
+			return sessionmgr.AppMessage{}, invalidField("network_changed.description", "at most 256 bytes")
+		}
+		return sessionmgr.AppMessage{NetworkChanged: &d}, nil
+	case m.GetLeave() != nil:
+		return sessionmgr.AppMessage{Leave: true}, nil
+	}
+	return sessionmgr.AppMessage{}, invalidField("message", "one of offer, candidate, state_report, network_changed, leave is required")
+}

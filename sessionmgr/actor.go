@@ -1,0 +1,813 @@
+package sessionmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// reqKind is the kind of a request to an actor.
+type reqKind int
+
+const (
+	reqApp    reqKind = iota + 1 // an app message
+	reqAttach                    // an app stream attached
+	reqDetach                    // an app stream ended
+	reqClose                     // close with reason
+)
+
+// request is a call into an actor; the actor answers on reply.
+type request struct {
+	kind   reqKind
+	msg    AppMessage
+	reason CloseReason
+	reply  chan reply
+}
+
+type reply struct {
+	s   Session
+	err error
+}
+
+// recoveryPhase is where a recovery stands.
+type recoveryPhase int
+
+const (
+	recoveryNone recoveryPhase = iota
+	recoveryICERestart
+	recoveryFullReconnect
+)
+
+// dialResult is the outcome of an asynchronous signaling dial.
+type dialResult struct {
+	gen  int
+	conn SignalingConn
+	err  error
+}
+
+// timer is a stoppable timer whose channel is nil while stopped, so a
+// select on it is inert.
+type timer struct {
+	t *time.Timer
+	c <-chan time.Time
+}
+
+func (t *timer) start(d time.Duration) {
+	t.stop()
+	t.t = time.NewTimer(d)
+	t.c = t.t.C
+}
+
+func (t *timer) stop() {
+	if t.t != nil {
+		t.t.Stop()
+		t.t, t.c = nil, nil
+	}
+}
+
+func (t *timer) running() bool { return t.t != nil }
+
+// actor owns one live session. Only its goroutine (run) touches the fields
+// below inbox; others talk to it through inbox and done.
+type actor struct {
+	m     *Manager
+	inbox chan request
+	done  chan struct{} // closed when run returns
+	quit  chan CloseReason
+	log   *slog.Logger
+
+	// ctx is cancelled when the actor ends; it bounds dials in flight.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // dial goroutines
+
+	s         Session
+	lease     Lease
+	haveLease bool
+	dirty     bool // s changed since the last Put
+
+	conn       SignalingConn
+	connEvents <-chan SignalEvent
+	dialGen    int // generation of the dial in flight or of conn
+	dialC      chan dialResult
+
+	offer          string // the app's current offer, replayed on retry
+	offerRequested bool   // the offer answers a renegotiate
+	offerSent      bool   // sent on the current connection
+	answered       bool   // the current offer got its answer
+	appCands       []Candidate
+	heldRemote     []Candidate // camera candidates before the answer
+	offerAttempt   int         // signaling attempts for the current offer
+
+	renegotiating bool // a renegotiate awaits its offer
+	recovery      recoveryPhase
+	recoveryStart time.Time
+	recoveryPath  string
+
+	attached int // app streams attached
+
+	answerT, retryT, resumeT, restartT, discT, lifeT, renewT timer
+}
+
+func newActor(m *Manager, s Session, l Lease) *actor {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &actor{
+		m:         m,
+		inbox:     make(chan request),
+		done:      make(chan struct{}),
+		quit:      make(chan CloseReason, 1),
+		log:       m.log.With("session_id", string(s.ID)),
+		ctx:       ctx,
+		cancel:    cancel,
+		s:         s,
+		lease:     l,
+		haveLease: true,
+		dialC:     make(chan dialResult, 4),
+	}
+}
+
+// call sends r to the actor and waits for its reply.
+func (a *actor) call(ctx context.Context, r request) (Session, error) {
+	r.reply = make(chan reply, 1)
+	select {
+	case a.inbox <- r:
+	case <-a.done:
+		return a.finalSnapshot(ctx)
+	case <-ctx.Done():
+		return Session{}, ctx.Err()
+	}
+	select {
+	case rep := <-r.reply:
+		return rep.s, rep.err
+	case <-ctx.Done():
+		return Session{}, ctx.Err()
+	}
+}
+
+// finalSnapshot answers a call that raced with the actor's end.
+func (a *actor) finalSnapshot(ctx context.Context) (Session, error) {
+	s, err := a.m.store.Get(ctx, a.s.ID)
+	if err != nil {
+		return Session{}, err
+	}
+	return s, ErrSessionClosed
+}
+
+// stop asks the actor to close with reason; it does not wait.
+func (a *actor) stop(reason CloseReason) {
+	select {
+	case a.quit <- reason:
+	default:
+	}
+}
+
+// snapshot is a copy of the session for callers (actor goroutine only).
+func (a *actor) snapshot() Session { return a.s.clone() }
+
+func (a *actor) run() {
+	defer close(a.done)
+	defer a.m.removeActor(a.s.ID)
+	o := a.s.Options
+	a.lifeT.start(time.Until(a.s.Expires))
+	a.resumeT.start(o.ResumeGrace) // the app must join within the grace too
+	a.renewT.start(a.m.cfg.LeaseRenew)
+
+	for !a.s.Terminal() {
+		select {
+		case r := <-a.inbox:
+			a.handle(r)
+		case reason := <-a.quit:
+			a.close(reason, "the server is shutting down")
+		case res := <-a.dialC:
+			a.onDial(res)
+		case ev, ok := <-a.connEvents:
+			if !ok {
+				a.onSignal(SignalEvent{Kind: SignalClosed, Err: errors.New("signaling connection ended")})
+				continue
+			}
+			a.onSignal(ev)
+		case <-a.answerT.c:
+			a.answerT.stop()
+			a.onAnswerTimeout()
+		case <-a.retryT.c:
+			a.retryT.stop()
+			a.onRetryDue()
+		case <-a.resumeT.c:
+			a.resumeT.stop()
+			a.close(CloseClientGone, fmt.Sprintf("the app did not come back within %v", o.ResumeGrace))
+		case <-a.restartT.c:
+			a.restartT.stop()
+			a.onRestartTimeout()
+		case <-a.discT.c:
+			a.discT.stop()
+			a.recover(fmt.Sprintf("ICE stayed disconnected for %v", o.DisconnectedGrace))
+		case <-a.lifeT.c:
+			a.lifeT.stop()
+			a.close(CloseMaxLifetime, fmt.Sprintf("the session reached its maximum lifetime of %v", o.MaxLifetime))
+		case <-a.renewT.c:
+			a.renewT.start(a.m.cfg.LeaseRenew)
+			a.renew()
+		}
+		a.flush()
+	}
+	a.teardown()
+	a.flush()
+	a.cancel()
+	a.bg.Wait()
+	close(a.dialC)
+	for res := range a.dialC {
+		if res.conn != nil {
+			_ = res.conn.Close()
+		}
+	}
+	a.log.Info("session ended", "state", a.s.State.String(), "reason", a.s.Close.String())
+}
+
+// handle serves one request.
+func (a *actor) handle(r request) {
+	var err error
+	switch r.kind {
+	case reqAttach:
+		err = a.attach()
+	case reqDetach:
+		a.detach()
+	case reqClose:
+		if a.s.Terminal() {
+			err = ErrSessionClosed
+		} else {
+			a.close(r.reason, "closed by the backend")
+		}
+	case reqApp:
+		err = a.onApp(r.msg)
+	}
+	a.flush()
+	r.reply <- reply{s: a.snapshot(), err: err}
+}
+
+func (a *actor) attach() error {
+	a.attached++
+	a.resumeT.stop()
+	a.emit(Event{Type: EventAppAttached, Message: "the app attached"})
+	a.refreshICEIfStale()
+	to, err := a.transition(input{kind: inJoin}, "the app joined; opening KVS signaling")
+	if err != nil {
+		return err
+	}
+	if to == StateSignaling && a.conn == nil && a.dialGen == 0 {
+		a.dial()
+	}
+	return nil
+}
+
+func (a *actor) detach() {
+	if a.attached > 0 {
+		a.attached--
+	}
+	if a.attached == 0 && !a.s.Terminal() {
+		a.emit(Event{Type: EventAppDetached, Message: fmt.Sprintf("the app's stream ended; it may resume within %v", a.s.Options.ResumeGrace)})
+		a.resumeT.start(a.s.Options.ResumeGrace)
+	}
+}
+
+// onApp handles one app message.
+func (a *actor) onApp(msg AppMessage) error {
+	if a.s.Terminal() {
+		return ErrSessionClosed
+	}
+	if a.attached == 0 {
+		// A Signal client between WatchSession streams: keep the session
+		// alive while it talks.
+		if a.resumeT.running() {
+			a.resumeT.start(a.s.Options.ResumeGrace)
+		}
+	}
+	switch {
+	case msg.Offer != "":
+		return a.onOffer(msg.Offer)
+	case msg.Candidate != nil:
+		return a.onAppCandidate(*msg.Candidate)
+	case msg.StateReport != nil:
+		a.onStateReport(*msg.StateReport)
+		return nil
+	case msg.NetworkChanged != nil:
+		desc := *msg.NetworkChanged
+		a.emit(Event{Type: EventNetworkChanged, Message: "the app reported a network change " + quoteIf(desc)})
+		a.recover("network changed")
+		return nil
+	case msg.Leave:
+		a.close(CloseClientLeft, "the app left")
+		return nil
+	}
+	return invalid("message", "empty message")
+}
+
+func quoteIf(s string) string {
+	if s == "" {
+		return ""
+	}
+	return fmt.Sprintf("(%q)", s)
+}
+
+func (a *actor) onOffer(sdp string) error {
+	if a.s.State == StatePending {
+		return ErrNotJoined
+	}
+	if _, err := a.m.sig.ValidateOffer(sdp); err != nil {
+		return &FieldError{Field: "offer.sdp", Reason: err.Error()}
+	}
+	ready := a.conn != nil
+	if _, err := next(a.s.State, input{kind: inOffer, ready: ready, requested: a.renegotiating}); err != nil {
+		return err
+	}
+	a.offer = sdp
+	a.offerRequested = a.renegotiating
+	a.renegotiating = false
+	a.offerSent = false
+	a.answered = false
+	a.appCands = nil
+	a.heldRemote = nil
+	if a.recovery != recoveryICERestart {
+		a.offerAttempt = 1
+	}
+	if ready {
+		a.sendOffer()
+	}
+	return nil
+}
+
+// sendOffer sends the buffered offer and candidates on the current
+// connection and moves to AWAITING_ANSWER.
+func (a *actor) sendOffer() {
+	in := input{kind: inOffer, ready: true, requested: a.offerRequested}
+	if _, err := a.transition(in, "offer sent; waiting for the camera's answer"); err != nil {
+		a.log.Debug("offer not sent", "state", a.s.State.String(), "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
+	defer cancel()
+	if err := a.conn.SendOffer(ctx, a.offer); err != nil {
+		a.emit(Event{Type: EventSignalingError, Message: "sending the offer to KVS failed: " + err.Error(),
+			Failure: &Failure{Reason: FailureKVSUnavailable, Message: err.Error()}})
+	} else {
+		msg := fmt.Sprintf("offer sent to the camera with clientId %s (attempt %d)", a.s.ClientID, a.s.Attempt)
+		if a.recovery == recoveryICERestart {
+			msg = fmt.Sprintf("ICE-restart offer sent to the camera with clientId %s", a.s.ClientID)
+		}
+		a.emit(Event{Type: EventOfferSent, Message: msg})
+	}
+	a.offerSent = true
+	for _, c := range a.appCands {
+		a.sendCandidate(c)
+	}
+	if a.recovery == recoveryICERestart {
+		return // the restart timer bounds the wait
+	}
+	a.answerT.start(a.s.Options.AnswerTimeout)
+}
+
+func (a *actor) sendCandidate(c Candidate) {
+	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
+	defer cancel()
+	if err := a.conn.SendCandidate(ctx, c); err != nil {
+		a.log.Debug("send candidate", "error", err)
+	}
+}
+
+func (a *actor) onAppCandidate(c Candidate) error {
+	if a.s.State == StatePending {
+		return ErrNotJoined
+	}
+	if err := a.m.sig.ValidateCandidate(c); err != nil {
+		return &FieldError{Field: "candidate", Reason: err.Error()}
+	}
+	if len(a.appCands) >= a.m.cfg.MaxCandidates {
+		return invalid("candidate", "more than %d candidates for one offer", a.m.cfg.MaxCandidates)
+	}
+	a.appCands = append(a.appCands, c)
+	if a.offerSent && a.conn != nil {
+		a.sendCandidate(c)
+	}
+	return nil
+}
+
+func (a *actor) onStateReport(cs ConnState) {
+	a.emit(Event{Type: EventConnectionState, ConnState: &cs,
+		Message: fmt.Sprintf("the app reports ICE %s, peer connection %s", iceName(cs.ICE), peerName(cs.Peer))})
+	switch {
+	case cs.Peer == PeerConnected || (cs.Peer == PeerUnknown && (cs.ICE == ICEConnected || cs.ICE == ICECompleted)):
+		a.discT.stop()
+		from := a.s.State
+		if _, err := a.transition(input{kind: inConnected}, "the app's peer connection is connected"); err != nil {
+			return
+		}
+		if a.recovery != recoveryNone && from != StateConnected {
+			d := a.m.now().Sub(a.recoveryStart)
+			a.emit(Event{Type: EventRecovered, Message: fmt.Sprintf("recovered by %s in %v", a.recoveryPath, d.Round(time.Millisecond))})
+			a.recovery = recoveryNone
+			a.restartT.stop()
+		}
+	case cs.ICE == ICEFailed || cs.Peer == PeerFailed:
+		a.discT.stop()
+		a.recover("ICE failed")
+	case cs.ICE == ICEDisconnected || cs.Peer == PeerDisconnected:
+		if (a.s.State == StateConnected || a.s.State == StateConnecting) && !a.discT.running() {
+			a.discT.start(a.s.Options.DisconnectedGrace)
+		}
+	}
+}
+
+// recover starts recovery according to the session's policy.
+func (a *actor) recover(why string) {
+	if a.recovery != recoveryNone || a.renegotiating {
+		return // already recovering
+	}
+	if _, err := a.transition(input{kind: inRecover}, "recovering: "+why); err != nil {
+		return // nothing to recover yet (no answer delivered)
+	}
+	a.recoveryStart = a.m.now()
+	a.answerT.stop()
+	if a.s.Options.Recovery == RecoveryFullReconnect {
+		a.fullReconnect(why)
+		return
+	}
+	a.recovery = recoveryICERestart
+	a.recoveryPath = "ICE restart"
+	a.emit(Event{Type: EventRecoveryStarted, Message: fmt.Sprintf("%s: restarting ICE with the same clientId %s", why, a.s.ClientID)})
+	if a.conn == nil && !a.dialing() {
+		a.dial()
+	}
+	rn := &Renegotiate{Action: RenegotiateICERestart, Reason: why + ": restart ICE on your peer connection and send the new offer"}
+	if a.refreshICEIfStale() {
+		ice := a.s.IceServers
+		rn.IceServers = &ice
+	}
+	a.renegotiating = true
+	a.emit(Event{Type: EventRenegotiate, Renegotiate: rn, Message: rn.Reason})
+	a.restartT.start(a.s.Options.ICERestartTimeout)
+}
+
+func (a *actor) onRestartTimeout() {
+	to, err := a.transition(input{kind: inRestartTimeout, policy: a.s.Options.Recovery}, "")
+	if err != nil {
+		return
+	}
+	why := fmt.Sprintf("the ICE restart got no answer within %v", a.s.Options.ICERestartTimeout)
+	if to == StateFailed {
+		a.fail(FailureRecoveryFailed, why+" and the recovery policy allows ICE restart only; create a new session")
+		return
+	}
+	a.fullReconnect(why)
+}
+
+// fullReconnect drops the clientId and the signaling connection, leases a
+// new clientId, and asks the app for a new peer connection.
+func (a *actor) fullReconnect(why string) {
+	a.recovery = recoveryFullReconnect
+	a.recoveryPath = "full reconnect"
+	a.restartT.stop()
+	a.answerT.stop()
+	a.emit(Event{Type: EventRecoveryStarted, Message: why + ": reconnecting with a new clientId and a new peer connection"})
+	a.closeConn()
+	a.releaseLease()
+	if !a.newClientID() {
+		return
+	}
+	a.offerAttempt = 0
+	a.offer, a.offerSent, a.answered = "", false, false
+	a.appCands, a.heldRemote = nil, nil
+	a.dial()
+	a.refreshICE(true)
+	ice := a.s.IceServers
+	rn := &Renegotiate{Action: RenegotiateNewPeerConnection, IceServers: &ice,
+		Reason: why + ": close your peer connection, build a new one with these ICE servers and send its offer"}
+	a.renegotiating = true
+	a.emit(Event{Type: EventRenegotiate, Renegotiate: rn, Message: rn.Reason})
+}
+
+func (a *actor) onAnswerTimeout() {
+	o := a.s.Options
+	left := a.offerAttempt < o.MaxAttempts
+	a.emit(Event{Type: EventAnswerTimeout,
+		Failure: &Failure{Reason: FailureAnswerTimeout, Message: fmt.Sprintf("no answer within %v", o.AnswerTimeout)},
+		Message: fmt.Sprintf("the camera did not answer within %v (attempt %d of %d, clientId %s)", o.AnswerTimeout, a.offerAttempt, o.MaxAttempts, a.s.ClientID)})
+	to, err := a.transition(input{kind: inAnswerTimeout, attemptsLeft: left}, fmt.Sprintf("retrying in %v with a fresh clientId", o.RetryDelay))
+	if err != nil {
+		return
+	}
+	if to == StateFailed {
+		a.fail(FailureAnswerTimeout, fmt.Sprintf("the camera did not answer after %d attempts of %v each; check that it is online", a.offerAttempt, o.AnswerTimeout))
+		return
+	}
+	a.closeConn()
+	a.releaseLease()
+	a.emit(Event{Type: EventRetryScheduled, Message: fmt.Sprintf("signaling closed and clientId released into cooldown; attempt %d in %v with a fresh clientId", a.offerAttempt+1, o.RetryDelay)})
+	a.retryT.start(o.RetryDelay)
+}
+
+func (a *actor) onRetryDue() {
+	if _, err := a.transition(input{kind: inRetryDue}, "retrying: opening KVS signaling with a fresh clientId"); err != nil {
+		return
+	}
+	if !a.newClientID() {
+		return
+	}
+	a.offerAttempt++
+	a.offerSent, a.answered = false, false
+	a.heldRemote = nil
+	a.dial()
+}
+
+// newClientID leases a fresh clientId for the next attempt; on failure the
+// session fails.
+func (a *actor) newClientID() bool {
+	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
+	defer cancel()
+	l, err := a.m.ids.Acquire(ctx, a.s.Channel.ARN, a.s.ViewerID, a.s.Channel.MessageTTL)
+	if err != nil {
+		reason, msg := failureOf(err)
+		a.fail(reason, "could not allocate a new clientId: "+msg)
+		return false
+	}
+	a.lease, a.haveLease = l, true
+	a.s.ClientID = l.ClientID
+	a.s.Attempt++
+	a.dirty = true
+	a.log = a.m.log.With("session_id", string(a.s.ID), "client_id", l.ClientID)
+	a.emit(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt %d)", l.ClientID, a.s.Attempt)})
+	return true
+}
+
+// dial opens signaling for the current clientId in the background, paced
+// per channel.
+func (a *actor) dial() {
+	a.dialGen++
+	gen, ch, id := a.dialGen, a.s.Channel, a.s.ClientID
+	pacer := a.m.pacer(ch.ARN)
+	a.bg.Go(func() {
+		if err := pacer.Wait(a.ctx); err != nil {
+			a.dialC <- dialResult{gen: gen, err: err}
+			return
+		}
+		// The connection lives as long as the dial context: the actor's.
+		// The signaler bounds the establishment itself.
+		conn, err := a.m.sig.Dial(a.ctx, ch, id)
+		a.dialC <- dialResult{gen: gen, conn: conn, err: err}
+	})
+}
+
+func (a *actor) dialing() bool { return a.dialGen > 0 && a.conn == nil }
+
+func (a *actor) onDial(res dialResult) {
+	if res.gen != a.dialGen || a.s.Terminal() {
+		if res.conn != nil {
+			_ = res.conn.Close()
+		}
+		return
+	}
+	if res.err != nil {
+		reason, msg := failureOf(res.err)
+		a.fail(reason, "could not open KVS signaling: "+msg)
+		return
+	}
+	a.conn, a.connEvents = res.conn, res.conn.Events()
+	a.emit(Event{Type: EventSignalingConnected, Message: fmt.Sprintf("KVS signaling open with clientId %s", a.s.ClientID)})
+	if _, err := a.transition(input{kind: inSignalingUp}, "signaling open; waiting for the app's offer"); err != nil && !errors.Is(err, errStale) {
+		return
+	}
+	if a.offer != "" && !a.offerSent {
+		a.sendOffer()
+	}
+}
+
+// onSignal handles one event from KVS.
+func (a *actor) onSignal(ev SignalEvent) {
+	switch ev.Kind {
+	case SignalAnswer:
+		if _, err := a.transition(input{kind: inAnswer}, "answer delivered; ICE is checking"); err != nil {
+			a.emit(Event{Type: EventStaleAnswerDropped, Message: fmt.Sprintf("an answer arrived in state %s and was dropped", a.s.State)})
+			return
+		}
+		a.answerT.stop()
+		a.restartT.stop()
+		a.answered = true
+		a.emit(Event{Type: EventAnswer, Answer: ev.SDP, Message: "the camera answered"})
+		for _, c := range a.heldRemote {
+			a.emitRemoteCandidate(c)
+		}
+		a.heldRemote = nil
+	case SignalCandidate:
+		if !a.answered {
+			if len(a.heldRemote) < a.m.cfg.MaxCandidates {
+				a.heldRemote = append(a.heldRemote, ev.Candidate)
+			}
+			return
+		}
+		a.emitRemoteCandidate(ev.Candidate)
+	case SignalRejected:
+		a.emit(Event{Type: EventSignalingError, Message: "KVS refused a message: " + ev.Detail,
+			Failure: &Failure{Reason: FailureSignalingRejected, Message: ev.Detail}})
+	case SignalReconnected:
+		a.emit(Event{Type: EventSignalingReconnected, Message: "KVS asked us to reconnect (GO_AWAY); signaling reopened with the same clientId " + a.s.ClientID})
+	case SignalIceServers:
+		if ev.IceServers != nil {
+			a.s.IceServers = *ev.IceServers
+			a.dirty = true
+			ice := a.s.IceServers
+			a.emit(Event{Type: EventICEServersRefreshed, IceServers: &ice, Message: "KVS rotated its TURN servers (RECONNECT_ICE_SERVER); fresh ICE servers attached"})
+		}
+	case SignalClosed:
+		a.conn, a.connEvents = nil, nil
+		msg := "signaling connection lost"
+		if ev.Err != nil {
+			msg += ": " + ev.Err.Error()
+		}
+		a.emit(Event{Type: EventSignalingError, Message: msg, Failure: &Failure{Reason: FailureKVSUnavailable, Message: msg}})
+		if a.s.State == StateAwaitingOffer || a.s.State == StateSignaling || a.s.State == StateRecovering {
+			a.dial() // the app still needs a way to offer
+		}
+	}
+}
+
+func (a *actor) emitRemoteCandidate(c Candidate) {
+	cc := c
+	a.emit(Event{Type: EventRemoteCandidate, Candidate: &cc, Message: "camera ICE candidate"})
+}
+
+// close ends the session with reason.
+func (a *actor) close(reason CloseReason, why string) {
+	if _, err := a.transition(input{kind: inClose}, ""); err != nil {
+		return
+	}
+	a.s.Close = reason
+	a.emit(Event{Type: EventClosed, Close: reason, Message: "session closed: " + why})
+}
+
+// fail ends the session with a failure.
+func (a *actor) fail(reason FailureReason, msg string) {
+	if _, err := a.transition(input{kind: inFail}, ""); err != nil {
+		return
+	}
+	a.s.Close = CloseFailed
+	a.s.Failure = &Failure{Reason: reason, Message: msg}
+	a.emit(Event{Type: EventFailed, Close: CloseFailed, Failure: a.s.Failure, Message: msg})
+	a.log.Warn("session failed", "reason", reason.String(), "message", msg)
+}
+
+// teardown releases everything a terminal session holds.
+func (a *actor) teardown() {
+	for _, t := range []*timer{&a.answerT, &a.retryT, &a.resumeT, &a.restartT, &a.discT, &a.lifeT, &a.renewT} {
+		t.stop()
+	}
+	a.closeConn()
+	a.releaseLease()
+}
+
+func (a *actor) closeConn() {
+	if a.conn != nil {
+		_ = a.conn.Close()
+	}
+	a.conn, a.connEvents = nil, nil
+	a.dialGen++ // results of dials in flight are stale now
+	a.offerSent = false
+}
+
+func (a *actor) releaseLease() {
+	if !a.haveLease {
+		return
+	}
+	a.haveLease = false
+	a.m.release(a.ctx, a.lease)
+}
+
+func (a *actor) renew() {
+	if !a.haveLease {
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
+	defer cancel()
+	if err := a.m.ids.Renew(ctx, a.lease); err != nil {
+		a.log.Warn("renew clientId lease", "client_id", a.lease.ClientID, "error", err)
+	}
+}
+
+// refreshICEIfStale refetches ICE servers that are close to expiry and
+// reports whether it did.
+func (a *actor) refreshICEIfStale() bool {
+	if a.m.now().Before(a.s.IceServers.Expires.Add(-a.m.cfg.ICERefreshBefore)) {
+		return false
+	}
+	return a.refreshICE(true)
+}
+
+func (a *actor) refreshICE(force bool) bool {
+	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
+	defer cancel()
+	ice, err := a.m.sig.IceServers(ctx, a.s.Channel, a.s.ClientID, force)
+	if err != nil {
+		a.log.Warn("refresh ICE servers", "error", err)
+		return false
+	}
+	a.s.IceServers = ice
+	a.dirty = true
+	cp := ice
+	a.emit(Event{Type: EventICEServersRefreshed, IceServers: &cp, Message: "fresh ICE servers fetched"})
+	return true
+}
+
+// transition applies in through next; on a change it records the new state
+// and, for non-terminal states, a STATE_CHANGED event saying why.
+func (a *actor) transition(in input, why string) (State, error) {
+	from := a.s.State
+	to, err := next(from, in)
+	if err != nil {
+		return from, err
+	}
+	if to == from {
+		return to, nil
+	}
+	a.s.State = to
+	a.s.Updated = a.m.now()
+	a.dirty = true
+	if !to.Terminal() {
+		msg := fmt.Sprintf("%s -> %s", from, to)
+		if why != "" {
+			msg += ": " + why
+		}
+		a.emit(Event{Type: EventStateChanged, Message: msg})
+	}
+	return to, nil
+}
+
+// emit appends an event to the timeline, stamped with the session's
+// current state, attempt and clientId.
+func (a *actor) emit(e Event) {
+	e.Seq = a.s.LastSeq + 1
+	e.Time = a.m.now()
+	e.State = a.s.State
+	e.Attempt = a.s.Attempt
+	e.ClientID = a.s.ClientID
+	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
+	defer cancel()
+	if err := a.m.store.Append(ctx, a.s.ID, e); err != nil {
+		a.log.Error("append event", "type", e.Type.String(), "seq", e.Seq, "error", err)
+		return
+	}
+	a.s.LastSeq = e.Seq
+	a.dirty = true
+}
+
+// flush writes the record when it changed.
+func (a *actor) flush() {
+	if !a.dirty {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.m.cfg.StoreTimeout)
+	defer cancel()
+	if err := a.persist(ctx); err != nil {
+		a.log.Error("store session", "error", err)
+	}
+}
+
+// persist writes the record.
+func (a *actor) persist(ctx context.Context) error {
+	if err := a.m.store.Put(ctx, a.s); err != nil {
+		return err
+	}
+	a.dirty = false
+	return nil
+}
+
+// failureOf maps a dependency error to a failure reason and a message.
+func failureOf(err error) (FailureReason, string) {
+	switch {
+	case errors.Is(err, ErrChannelNotFound):
+		return FailureChannelNotFound, "the channel does not exist"
+	case errors.Is(err, ErrAccessDenied):
+		return FailureAccessDenied, "the service may not use this channel"
+	case errors.Is(err, ErrThrottled):
+		return FailureKVSThrottled, "KVS throttled the connection; try again shortly"
+	case errors.Is(err, ErrClientIDExhausted):
+		return FailureClientIDExhausted, "every clientId candidate is in use or cooling down"
+	case errors.Is(err, context.Canceled):
+		return FailureInternal, "cancelled"
+	}
+	return FailureKVSUnavailable, err.Error()
+}
+
+func iceName(s ICEState) string {
+	return [...]string{"unknown", "new", "checking", "connected", "completed", "disconnected", "failed", "closed"}[clampIdx(int(s), 8)]
+}
+
+func peerName(s PeerState) string {
+	return [...]string{"unknown", "new", "connecting", "connected", "disconnected", "failed", "closed"}[clampIdx(int(s), 7)]
+}
+
+func clampIdx(i, n int) int {
+	if i < 0 || i >= n {
+		return 0
+	}
+	return i
+}

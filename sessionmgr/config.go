@@ -1,0 +1,235 @@
+package sessionmgr
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Defaults fill the zero fields of each session's Options.
+	// Default: DefaultOptions().
+	Defaults Options
+	// MaxPerChannel is the live-session limit per channel. Default 10.
+	MaxPerChannel int
+	// MinTimer is the smallest duration a session option may take (answer
+	// timeout, resume grace, ...). Default 1s; tests lower it.
+	MinTimer time.Duration
+	// ReplicaID names this replica as a session owner. Default "local".
+	ReplicaID string
+	// LeaseRenew is how often a session renews its clientId lease.
+	// Default 10s (the allocator's lease lives 30s).
+	LeaseRenew time.Duration
+	// ICERefreshBefore: ICE servers this close to expiry are refetched
+	// before they are handed to the app. Default 30s.
+	ICERefreshBefore time.Duration
+	// DialsPerSecond paces KVS signaling connects per channel (KVS allows 3
+	// per second per channel). Default 2.5.
+	DialsPerSecond float64
+	// MaxCandidates bounds the app's buffered candidates per offer.
+	// Default 64.
+	MaxCandidates int
+	// StoreTimeout bounds each store call of a session actor. Default 2s.
+	StoreTimeout time.Duration
+	// KVSTimeout bounds each KVS call of a session actor (resolve, ICE
+	// servers, send). Default 15s.
+	KVSTimeout time.Duration
+}
+
+// DefaultOptions are the documented per-session defaults.
+func DefaultOptions() Options {
+	return Options{
+		AnswerTimeout:     30 * time.Second,
+		RetryDelay:        6 * time.Second,
+		MaxAttempts:       2,
+		Recovery:          RecoveryAuto,
+		ResumeGrace:       30 * time.Second,
+		ICERestartTimeout: 5 * time.Second,
+		DisconnectedGrace: 5 * time.Second,
+		MaxLifetime:       12 * time.Hour,
+	}
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Defaults:         DefaultOptions(),
+		MaxPerChannel:    10,
+		MinTimer:         time.Second,
+		ReplicaID:        "local",
+		LeaseRenew:       10 * time.Second,
+		ICERefreshBefore: 30 * time.Second,
+		DialsPerSecond:   2.5,
+		MaxCandidates:    64,
+		StoreTimeout:     2 * time.Second,
+		KVSTimeout:       15 * time.Second,
+	}
+}
+
+// options fills o's zero fields from the defaults and checks every bound;
+// the error is a FieldError naming the first bad field.
+func (c Config) options(o Options) (Options, error) {
+	d := c.Defaults
+	if o.AnswerTimeout == 0 {
+		o.AnswerTimeout = d.AnswerTimeout
+	}
+	if o.RetryDelay == 0 {
+		o.RetryDelay = d.RetryDelay
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = d.MaxAttempts
+	}
+	if o.Recovery == RecoveryDefault {
+		o.Recovery = d.Recovery
+	}
+	if o.ResumeGrace == 0 {
+		o.ResumeGrace = d.ResumeGrace
+	}
+	if o.ICERestartTimeout == 0 {
+		o.ICERestartTimeout = d.ICERestartTimeout
+	}
+	if o.DisconnectedGrace == 0 {
+		o.DisconnectedGrace = d.DisconnectedGrace
+	}
+	if o.MaxLifetime == 0 {
+		o.MaxLifetime = d.MaxLifetime
+	}
+	bounds := []struct {
+		field    string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"options.answer_timeout", o.AnswerTimeout, c.MinTimer, 300 * time.Second},
+		{"options.retry_delay", o.RetryDelay, 0, 300 * time.Second},
+		{"options.resume_grace", o.ResumeGrace, c.MinTimer, 600 * time.Second},
+		{"options.ice_restart_timeout", o.ICERestartTimeout, c.MinTimer, 60 * time.Second},
+		{"options.disconnected_grace", o.DisconnectedGrace, c.MinTimer, 60 * time.Second},
+		{"options.max_lifetime", o.MaxLifetime, minDur(time.Minute, c.MinTimer*60), 24 * time.Hour},
+	}
+	for _, b := range bounds {
+		if b.v < b.min || b.v > b.max {
+			return o, invalid(b.field, "%v is outside %v..%v", b.v, b.min, b.max)
+		}
+	}
+	if o.MaxAttempts < 1 || o.MaxAttempts > 5 {
+		return o, invalid("options.max_attempts", "%d is outside 1..5", o.MaxAttempts)
+	}
+	if o.Recovery < RecoveryAuto || o.Recovery > RecoveryFullReconnect {
+		return o, invalid("options.recovery_policy", "unknown policy %d", o.Recovery)
+	}
+	return o, nil
+}
+
+func minDur(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// validViewerID checks a viewer id: 1..256 bytes of valid UTF-8 without
+// control characters.
+func validViewerID(v string) error {
+	switch {
+	case v == "":
+		return invalid("viewer_id", "required")
+	case len(v) > 256:
+		return invalid("viewer_id", "%d bytes, at most 256", len(v))
+	case !utf8.ValidString(v):
+		return invalid("viewer_id", "not valid UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return invalid("viewer_id", "contains control character %U", r)
+		}
+	}
+	return nil
+}
+
+// validChannelRef checks that a channel is named by ARN or by name.
+func validChannelRef(r ChannelRef) error {
+	switch {
+	case r.ARN == "" && r.Name == "":
+		return invalid("channel", "set arn, or name (and region)")
+	case r.ARN != "" && (r.Name != "" || r.Region != ""):
+		return invalid("channel", "set arn or name+region, not both")
+	case len(r.ARN) > 1024:
+		return invalid("channel.arn", "%d characters, at most 1024", len(r.ARN))
+	case r.ARN != "" && !validARN(r.ARN):
+		return invalid("channel.arn", "%q is not a KVS channel ARN (arn:aws:kinesisvideo:<region>:<account>:channel/<name>/<id>)", r.ARN)
+	case r.Name != "" && !validName(r.Name):
+		return invalid("channel.name", "%q: want 1..256 characters of [a-zA-Z0-9_.-]", r.Name)
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if len(s) < 1 || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validARN checks arn:<partition>:kinesisvideo:<region>:<account>:channel/<name>/<digits>.
+func validARN(s string) bool {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" {
+		return false
+	}
+	partition, service, region, account, resource := parts[1], parts[2], parts[3], parts[4], parts[5]
+	if partition == "" || service != "kinesisvideo" || region == "" || account == "" {
+		return false
+	}
+	rp := strings.SplitN(resource, "/", 3)
+	if len(rp) != 3 || rp[0] != "channel" || !validName(rp[1]) || rp[2] == "" {
+		return false
+	}
+	for i := 0; i < len(rp[2]); i++ {
+		if rp[2][i] < '0' || rp[2][i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Defaults == (Options{}) {
+		c.Defaults = d.Defaults
+	}
+	if c.MaxPerChannel == 0 {
+		c.MaxPerChannel = d.MaxPerChannel
+	}
+	if c.MinTimer == 0 {
+		c.MinTimer = d.MinTimer
+	}
+	if c.ReplicaID == "" {
+		c.ReplicaID = d.ReplicaID
+	}
+	if c.LeaseRenew == 0 {
+		c.LeaseRenew = d.LeaseRenew
+	}
+	if c.ICERefreshBefore == 0 {
+		c.ICERefreshBefore = d.ICERefreshBefore
+	}
+	if c.DialsPerSecond == 0 {
+		c.DialsPerSecond = d.DialsPerSecond
+	}
+	if c.MaxCandidates == 0 {
+		c.MaxCandidates = d.MaxCandidates
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = d.StoreTimeout
+	}
+	if c.KVSTimeout == 0 {
+		c.KVSTimeout = d.KVSTimeout
+	}
+	return c
+}

@@ -1,0 +1,119 @@
+package sessionmgr
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps session records and their timelines. Implementations:
+// sessionmgr/memstore (one replica, tests) and the Redis store. Both pass
+// sessionmgr/storetest. All methods are safe for concurrent use.
+type Store interface {
+	// Create inserts s when its channel has fewer than limit live sessions,
+	// atomically across replicas; otherwise ErrChannelFull. When s.Caller and
+	// s.RequestID are set and a session created with the same pair exists
+	// (within the idempotency window), it returns that session and
+	// ErrAlreadyExists instead.
+	Create(ctx context.Context, s Session, limit int) (Session, error)
+	// Get returns a session or ErrNotFound.
+	Get(ctx context.Context, id SessionID) (Session, error)
+	// Put replaces a session's record. It fails with ErrConflict when the
+	// stored record's Epoch differs from s.Epoch (a newer owner took over)
+	// and with ErrNotFound when there is none. A terminal state removes the
+	// session from its channel's live count; a terminal record expires after
+	// the retention period.
+	Put(ctx context.Context, s Session) error
+	// Delete removes a session that never became visible to an app (a
+	// create that failed half-way).
+	Delete(ctx context.Context, id SessionID) error
+	// List returns sessions matching f, newest first, at most limit, after
+	// the opaque cursor (empty for the first page), and the cursor of the
+	// next page (empty on the last).
+	List(ctx context.Context, f ListFilter, limit int, cursor string) ([]Session, string, error)
+	// Append adds e to the session's timeline. e.Seq must be the stored
+	// last sequence + 1 (else ErrConflict). The newest EventRetention
+	// events are kept.
+	Append(ctx context.Context, id SessionID, e Event) error
+	// Events returns up to limit events with Seq > after, oldest first.
+	// With wait and none available, it blocks until one is appended or ctx
+	// ends (then it returns ctx.Err()).
+	Events(ctx context.Context, id SessionID, after uint64, limit int, wait bool) ([]Event, error)
+}
+
+// ListFilter selects sessions; zero fields match all.
+type ListFilter struct {
+	ChannelARN string
+	State      State
+}
+
+// EventRetention is how many events of a timeline a store keeps.
+const EventRetention = 1000
+
+// Signaler is the KVS side: channel resolution, ICE servers and the viewer
+// signaling connection (package kvs, through sessionmgr/bind).
+type Signaler interface {
+	// Resolve turns a channel reference into a channel (ARN, MessageTTL).
+	Resolve(ctx context.Context, ref ChannelRef) (Channel, error)
+	// IceServers returns ICE servers for clientID, from cache unless refresh.
+	IceServers(ctx context.Context, ch Channel, clientID string, refresh bool) (IceServers, error)
+	// Dial opens a viewer signaling connection with clientID.
+	Dial(ctx context.Context, ch Channel, clientID string) (SignalingConn, error)
+	// ValidateOffer checks an SDP offer (parse, size) and returns its ICE
+	// ufrag, which tells an ICE-restart offer from a duplicate.
+	ValidateOffer(sdp string) (ufrag string, err error)
+	// ValidateCandidate checks an ICE candidate (syntax, size).
+	ValidateCandidate(c Candidate) error
+}
+
+// SignalingConn is one viewer signaling connection.
+type SignalingConn interface {
+	SendOffer(ctx context.Context, sdp string) error
+	SendCandidate(ctx context.Context, c Candidate) error
+	// Events delivers what KVS sends; it is closed when the connection ends
+	// for good.
+	Events() <-chan SignalEvent
+	// Close closes the connection; idempotent.
+	Close() error
+}
+
+// SignalKind is the kind of a SignalEvent.
+type SignalKind int
+
+// The signal kinds.
+const (
+	SignalUnknown     SignalKind = iota
+	SignalAnswer                 // SDP
+	SignalCandidate              // Candidate
+	SignalRejected               // KVS refused a message (STATUS_RESPONSE); Detail says why
+	SignalReconnected            // GO_AWAY or a dropped socket: reopened, same clientId
+	SignalIceServers             // RECONNECT_ICE_SERVER: IceServers holds a fresh set
+	SignalClosed                 // the connection ended for good; Err says why
+)
+
+// SignalEvent is one thing KVS said on a signaling connection.
+type SignalEvent struct {
+	Kind       SignalKind
+	SDP        string
+	Candidate  Candidate
+	IceServers *IceServers
+	Detail     string
+	Err        error
+}
+
+// Lease is a clientId held on a channel (package clientid, through bind).
+type Lease struct {
+	ClientID string
+	Channel  string
+	Token    string
+	Cooldown time.Duration
+}
+
+// ClientIDs allocates clientIds unique per channel with a reuse cooldown.
+type ClientIDs interface {
+	// Acquire leases a clientId on the channel, preferring base, base-2, ...
+	Acquire(ctx context.Context, channelARN, base string, messageTTL time.Duration) (Lease, error)
+	// Renew extends the lease; it fails when the lease is no longer ours.
+	Renew(ctx context.Context, l Lease) error
+	// Release ends the lease; the id cools down before reuse.
+	Release(ctx context.Context, l Lease) error
+}
