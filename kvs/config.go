@@ -18,7 +18,8 @@ type Config struct {
 	// emulator's https URL). Default "": the AWS endpoint of the region.
 	Endpoint string
 	// CAPool, when set, is the set of roots trusted for the control plane, the
-	// HTTPS endpoint and the signaling WebSocket (the emulator's CA).
+	// HTTPS endpoint and the signaling WebSocket (the emulator's CA). It
+	// replaces the system roots; add those to it if both are needed.
 	// Default nil: the system roots.
 	CAPool *x509.CertPool
 	// ICERefreshBefore is how long before the smallest TURN Ttl runs out the

@@ -449,7 +449,7 @@ func (cn *Conn) serve(ctx context.Context, ws *websocket.Conn, helpers *sync.Wai
 		}
 	})
 	if iv := cn.client.cfg.PingInterval; iv > 0 {
-		wg.Go(func() { keepalive(ws, iv, stop) })
+		wg.Go(func() { keepalive(ctx, ws, iv, stop) })
 	}
 	// Reads must not see ctx: a cancelled read kills the socket uncleanly.
 	rctx := context.WithoutCancel(ctx)
@@ -511,18 +511,21 @@ func readFrame(ctx context.Context, ws *websocket.Conn) (websocket.MessageType, 
 }
 
 // keepalive pings ws every interval until stop; a ping without a pong
-// within the interval drops the socket, which makes run reconnect.
-func keepalive(ws *websocket.Conn, interval time.Duration, stop <-chan struct{}) {
+// within the interval drops the socket, which makes run reconnect. Pings do
+// not see ctx's cancellation (a cancelled ping kills the socket uncleanly);
+// serve closes the socket cleanly instead.
+func keepalive(ctx context.Context, ws *websocket.Conn, interval time.Duration, stop <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	base := context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), interval)
-		err := ws.Ping(ctx)
+		pctx, cancel := context.WithTimeout(base, interval)
+		err := ws.Ping(pctx)
 		cancel()
 		if err != nil {
 			_ = ws.CloseNow()

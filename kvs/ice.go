@@ -85,8 +85,12 @@ func (c *Client) IceServers(ctx context.Context, ch Channel, clientID string) (I
 
 // RefreshIceServers fetches the channel's ICE servers from KVS, bypassing and
 // then replacing the cache (after RECONNECT_ICE_SERVER, for example).
+// Concurrent refreshes of one channel (every viewer of a channel told at
+// once) share one call, which keeps them under KVS's 5 calls/s per channel.
 func (c *Client) RefreshIceServers(ctx context.Context, ch Channel, clientID string) (IceServers, error) {
-	return c.fetchIce(ctx, ch, clientID)
+	return coalesce(ctx, &c.flights, "ice-refresh:"+ch.ARN, func() (IceServers, error) {
+		return c.fetchIce(ctx, ch, clientID)
+	})
 }
 
 func (c *Client) cachedIce(arn string) (IceServers, bool) {
