@@ -1,0 +1,189 @@
+package clientid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is the allocator shared by every replica. Each (channel, id) is one
+// key, hash-tagged by channel so one Lua call can touch every candidate of a
+// channel in Redis Cluster:
+//
+//	<KeyPrefix>:cid:{<channel>}:<id>  ->  owner token, or "released"
+//
+// Acquire sets the key with SET NX PX LeaseTTL+cooldown; Renew pushes that
+// TTL out again; Release overwrites the value with a tombstone that lives
+// for the cooldown alone. The key is never deleted, so an id whose owner
+// died expires into its cooldown, never straight to free. Ids are only as
+// durable as the keys: a Redis that loses its data forgets every cooldown.
+//
+// Its methods are safe for concurrent use. It does not own the client.
+type Redis struct {
+	rdb  redis.UniversalClient
+	cfg  Config
+	rand io.Reader
+}
+
+// NewRedis returns an allocator on rdb. Zero fields of cfg take their
+// defaults. WithClock does not apply: expiry runs on the Redis server's clock.
+func NewRedis(rdb redis.UniversalClient, cfg Config, opts ...Option) *Redis {
+	o := newOptions(opts)
+	return &Redis{rdb: rdb, cfg: cfg.withDefaults(), rand: o.rand}
+}
+
+// tombstone is the value of a released key. It is never a token (tokens are
+// 26 base32 characters), so no lease can renew or release it.
+const tombstone = "released"
+
+// acquireScript takes the first candidate key it can, in KEYS order.
+// ARGV[1] is the owner token, ARGV[2] LeaseTTL+cooldown in milliseconds.
+// It returns the 1-based index of the key taken, or 0 when all are busy. A
+// key that already holds this very token was taken by an earlier attempt of
+// the same call (the client retried after losing the reply): it counts.
+var acquireScript = redis.NewScript(`
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return i
+  end
+  if redis.call('GET', key) == ARGV[1] then
+    return i
+  end
+end
+return 0
+`)
+
+// renewScript pushes a live lease's expiry out to LeaseTTL+cooldown from
+// now. KEYS[1] is the key; ARGV[1] the token, ARGV[2] the cooldown and
+// ARGV[3] LeaseTTL+cooldown, in milliseconds. A lease is live while its key
+// holds the token and has more than the cooldown left to live; past that it
+// has expired into its cooldown and cannot come back. Returns 1 or 0.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('PTTL', KEYS[1]) <= tonumber(ARGV[2]) then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+// releaseScript overwrites a live lease's key with the tombstone, to live
+// for the cooldown. KEYS[1] is the key; ARGV[1] the token, ARGV[2] the
+// cooldown in milliseconds, ARGV[3] the tombstone. Returns 1 or 0.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('PTTL', KEYS[1]) <= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+return 1
+`)
+
+// key is the Redis key of id in channel.
+func (r *Redis) key(channel string, id ID) string {
+	return r.cfg.KeyPrefix + ":cid:{" + channel + "}:" + string(id)
+}
+
+// Acquire leases the first free candidate for req: the sanitized base, then
+// base-2 .. base-MaxSuffix, then base-<random> (a random id when req.Base is
+// empty), all in one Lua call. It fails with ErrInvalid for a request
+// without a channel, ErrExhausted when every candidate is live or cooling
+// down, ErrUnavailable when Redis cannot be reached or does not answer
+// within Config.Timeout, and the context's error when ctx is done. On error
+// it returns no id.
+func (r *Redis) Acquire(ctx context.Context, req Request) (Lease, error) {
+	if err := req.validate(); err != nil {
+		return Lease{}, err
+	}
+	random, err := randomString(r.rand)
+	if err != nil {
+		return Lease{}, err
+	}
+	cands := candidates(sanitizeBase(req.Base), r.cfg.MaxSuffix, random)
+	keys := make([]string, len(cands))
+	for i, id := range cands {
+		keys[i] = r.key(req.Channel, id)
+	}
+	cooldown := r.cfg.cooldown(req.MessageTTL)
+	token := newToken()
+
+	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	n, err := acquireScript.Run(callCtx, r.rdb, keys, token, millis(r.cfg.LeaseTTL+cooldown)).Int()
+	switch {
+	case err != nil:
+		return Lease{}, r.callError(ctx, "acquire", err)
+	case n == 0:
+		return Lease{}, fmt.Errorf("%w: channel %s, %d candidates from %q", ErrExhausted, req.Channel, len(cands), cands[0])
+	case n < 0 || n > len(cands):
+		return Lease{}, fmt.Errorf("acquire: script returned %d of %d candidates", n, len(cands))
+	}
+	return Lease{Channel: req.Channel, ID: cands[n-1], Token: token, Cooldown: cooldown}, nil
+}
+
+// Renew extends a live lease by LeaseTTL from now. It fails with
+// ErrNotOwner when l's token no longer owns the id (released, expired or
+// taken), ErrUnavailable when Redis cannot be reached in time, and the
+// context's error when ctx is done.
+func (r *Redis) Renew(ctx context.Context, l Lease) error {
+	cooldown := max(l.Cooldown, r.cfg.DefaultCooldown)
+	return r.fenced(ctx, "renew", renewScript, l, millis(cooldown), millis(r.cfg.LeaseTTL+cooldown))
+}
+
+// Release ends a live lease: the key becomes a tombstone that lives for the
+// lease's cooldown, after which the id is free. It fails with ErrNotOwner
+// when l's token no longer owns the id (then it is already cooling down or
+// someone else's), ErrUnavailable when Redis cannot be reached in time (the
+// lease then expires into its cooldown), and the context's error when ctx
+// is done.
+func (r *Redis) Release(ctx context.Context, l Lease) error {
+	cooldown := max(l.Cooldown, r.cfg.DefaultCooldown)
+	return r.fenced(ctx, "release", releaseScript, l, millis(cooldown), tombstone)
+}
+
+// fenced runs a renew or release script for l and maps its answer.
+func (r *Redis) fenced(ctx context.Context, op string, s *redis.Script, l Lease, args ...any) error {
+	if l.Token == "" {
+		return fmt.Errorf("%w: %s in channel %s", ErrNotOwner, l.ID, l.Channel)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	n, err := s.Run(callCtx, r.rdb, []string{r.key(l.Channel, l.ID)}, append([]any{l.Token}, args...)...).Int()
+	switch {
+	case err != nil:
+		return r.callError(ctx, op, err)
+	case n != 1:
+		return fmt.Errorf("%w: %s in channel %s", ErrNotOwner, l.ID, l.Channel)
+	}
+	return nil
+}
+
+// callError maps a failed round trip: the caller's own context error as it
+// is, an outage (network, timeout, a server that is loading, read-only,
+// out of memory, busy ...) as ErrUnavailable, anything else (a script or
+// data error) as a plain error. The cause of an outage is kept as text only,
+// so errors.Is finds ErrUnavailable and not our internal timeout.
+func (r *Redis) callError(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%s: %w", op, ctxErr)
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) && !outageReply(err) {
+		return fmt.Errorf("%s: redis: %w", op, err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+}
+
+// outageReply reports whether a Redis error reply means the server cannot
+// serve us now, rather than that our command is wrong.
+func outageReply(err error) bool {
+	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsClusterDownError(err) ||
+		redis.IsTryAgainError(err) || redis.IsMasterDownError(err) || redis.IsMaxClientsError(err) ||
+		redis.IsOOMError(err) || redis.IsNoReplicasError(err) || redis.HasErrorPrefix(err, "BUSY")
+}
+
+// millis converts d to whole milliseconds for PX, rounding up so a TTL is
+// never shorter than asked and never zero.
+func millis(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
