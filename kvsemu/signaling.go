@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,18 +154,18 @@ func (e *Emulator) serveSignaling(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-	if err != nil {
-		e.log.Debug("kvsemu: websocket accept", "err", err)
+	if !isUpgrade(r) {
+		refuse(http.StatusBadRequest, codeInvalidArgument, "a WebSocket upgrade is required")
 		return
 	}
-	ws.SetReadLimit(maxInboundFrameBytes)
+
+	// Register before accepting, so that the connection is routable (and
+	// faults can reach it) as soon as the client sees 101.
 	c := &conn{
 		ch:       ch,
 		role:     role,
 		clientID: clientID,
 		camera:   r.Header.Get(cameraHeader) != "",
-		ws:       ws,
 		sdp:      newLimiter(e.cfg.Limits.SDPPerSecond),
 		ice:      newLimiter(e.cfg.Limits.ICEPerSecond),
 		out:      make(chan []byte, outboundQueueFrames),
@@ -174,14 +175,27 @@ func (e *Emulator) serveSignaling(w http.ResponseWriter, r *http.Request) {
 		exited:   make(chan struct{}),
 	}
 	if !e.register(c) {
-		close(c.exited)
-		e.counters.connect(connectKey(role) + "_REFUSED")
-		ws.Close(websocket.StatusPolicyViolation, codeClientLimit)
+		refuse(http.StatusBadRequest, codeClientLimit, "Too many viewers on this channel")
 		return
 	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		e.log.Debug("kvsemu: websocket accept", "err", err)
+		e.unregister(c)
+		close(c.exited)
+		return
+	}
+	ws.SetReadLimit(maxInboundFrameBytes)
+	c.ws = ws
 	e.counters.connect(connectKey(role))
 	e.log.Debug("kvsemu: connected", "channel", ch.name, "role", role, "client_id", clientID)
 	e.runConn(r.Context(), c)
+}
+
+// isUpgrade reports whether r asks for a WebSocket upgrade.
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
 }
 
 // connectKey is the Counters.Connects key of a role: "MASTER" or "VIEWER".
