@@ -450,13 +450,15 @@ func (a *actor) recover(why string) {
 }
 
 func (a *actor) onRestartTimeout() {
-	to, err := a.transition(input{kind: inRestartTimeout, policy: a.s.Options.Recovery}, "")
-	if err != nil {
+	in := input{kind: inRestartTimeout, policy: a.s.Options.Recovery}
+	why := fmt.Sprintf("the ICE restart got no answer within %v", a.s.Options.ICERestartTimeout)
+	if to, err := next(a.s.State, in); err != nil {
+		return
+	} else if to == StateFailed {
+		a.fail(FailureRecoveryFailed, why+" and the recovery policy allows ICE restart only; create a new session")
 		return
 	}
-	why := fmt.Sprintf("the ICE restart got no answer within %v", a.s.Options.ICERestartTimeout)
-	if to == StateFailed {
-		a.fail(FailureRecoveryFailed, why+" and the recovery policy allows ICE restart only; create a new session")
+	if _, err := a.transition(in, why+": falling back to a full reconnect"); err != nil {
 		return
 	}
 	a.fullReconnect(why)
@@ -493,12 +495,14 @@ func (a *actor) onAnswerTimeout() {
 	a.emit(Event{Type: EventAnswerTimeout,
 		Failure: &Failure{Reason: FailureAnswerTimeout, Message: fmt.Sprintf("no answer within %v", o.AnswerTimeout)},
 		Message: fmt.Sprintf("the camera did not answer within %v (attempt %d of %d, clientId %s)", o.AnswerTimeout, a.offerAttempt, o.MaxAttempts, a.s.ClientID)})
-	to, err := a.transition(input{kind: inAnswerTimeout, attemptsLeft: left}, fmt.Sprintf("retrying in %v with a fresh clientId", o.RetryDelay))
-	if err != nil {
+	in := input{kind: inAnswerTimeout, attemptsLeft: left}
+	if to, err := next(a.s.State, in); err != nil {
+		return
+	} else if to == StateFailed {
+		a.fail(FailureAnswerTimeout, fmt.Sprintf("the camera did not answer after %d attempts of %v each; check that it is online", a.offerAttempt, o.AnswerTimeout))
 		return
 	}
-	if to == StateFailed {
-		a.fail(FailureAnswerTimeout, fmt.Sprintf("the camera did not answer after %d attempts of %v each; check that it is online", a.offerAttempt, o.AnswerTimeout))
+	if _, err := a.transition(in, fmt.Sprintf("retrying in %v with a fresh clientId", o.RetryDelay)); err != nil {
 		return
 	}
 	a.closeConn()
