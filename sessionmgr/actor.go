@@ -380,6 +380,11 @@ func (a *actor) onAppCandidate(c Candidate) error {
 	if a.s.State == StatePending {
 		return ErrNotJoined
 	}
+	if c.Candidate == "" {
+		// End of candidates: KVS has no message for it (the SDKs send none),
+		// and the camera needs none; nothing to forward.
+		return nil
+	}
 	if err := a.m.sig.ValidateCandidate(c); err != nil {
 		return &FieldError{Field: "candidate", Reason: err.Error()}
 	}

@@ -1,0 +1,122 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+func TestToStatus(t *testing.T) {
+	tests := []struct {
+		give       error
+		wantCode   codes.Code
+		wantReason string
+		wantField  string // BadRequest field violation
+		wantQuota  bool
+		wantRetry  bool
+	}{
+		{fmt.Errorf("wrapped: %w", sessionmgr.ErrNotFound), codes.NotFound, "SESSION_NOT_FOUND", "", false, false},
+		{&sessionmgr.FieldError{Field: "viewer_id", Reason: "required"}, codes.InvalidArgument, "INVALID_ARGUMENT", "viewer_id", false, false},
+		{sessionmgr.ErrChannelFull, codes.ResourceExhausted, "CHANNEL_FULL", "", true, true},
+		{sessionmgr.ErrClientIDExhausted, codes.ResourceExhausted, "CLIENT_ID_EXHAUSTED", "", false, true},
+		{sessionmgr.ErrChannelNotFound, codes.NotFound, "CHANNEL_NOT_FOUND", "", false, false},
+		{sessionmgr.ErrSessionClosed, codes.FailedPrecondition, "SESSION_CLOSED", "", false, false},
+		{sessionmgr.ErrNotJoined, codes.FailedPrecondition, "NOT_JOINED", "", false, false},
+		{sessionmgr.ErrAlreadyJoined, codes.FailedPrecondition, "ALREADY_JOINED", "", false, false},
+		{sessionmgr.ErrOfferInFlight, codes.FailedPrecondition, "OFFER_IN_FLIGHT", "", false, false},
+		{sessionmgr.ErrOfferNotExpected, codes.FailedPrecondition, "OFFER_NOT_EXPECTED", "", false, false},
+		{sessionmgr.ErrPermissionDenied, codes.PermissionDenied, "PERMISSION_DENIED", "", false, false},
+		{sessionmgr.ErrUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED", "", false, false},
+		{sessionmgr.ErrAccessDenied, codes.FailedPrecondition, "ACCESS_DENIED", "", false, false},
+		{fmt.Errorf("resolve: %w", sessionmgr.ErrThrottled), codes.Unavailable, "KVS_THROTTLED", "", false, true},
+		{sessionmgr.ErrUnavailable, codes.Unavailable, "UNAVAILABLE", "", false, true},
+		{sessionmgr.ErrShuttingDown, codes.Unavailable, "SHUTTING_DOWN", "", false, true},
+		{sessionmgr.ErrAlreadyExists, codes.AlreadyExists, "SESSION_EXISTS", "", false, false},
+		{sessionmgr.ErrConflict, codes.Aborted, "CONFLICT", "", false, false},
+		{errors.New("disk on fire"), codes.Internal, "INTERNAL", "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give.Error(), func(t *testing.T) {
+			var logs bytes.Buffer
+			err := toStatus(context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), tt.give)
+			st := status.Convert(err)
+			if st.Code() != tt.wantCode {
+				t.Errorf("toStatus(%v) code = %v, want %v", tt.give, st.Code(), tt.wantCode)
+			}
+			var info *errdetails.ErrorInfo
+			var field string
+			var quota, retry bool
+			for _, d := range st.Details() {
+				switch d := d.(type) {
+				case *errdetails.ErrorInfo:
+					info = d
+				case *errdetails.BadRequest:
+					field = d.GetFieldViolations()[0].GetField()
+				case *errdetails.QuotaFailure:
+					quota = true
+				case *errdetails.RetryInfo:
+					retry = true
+				}
+			}
+			if info == nil || info.GetReason() != tt.wantReason || info.GetDomain() != Domain {
+				t.Errorf("toStatus(%v) ErrorInfo = %v, want reason %s in %s", tt.give, info, tt.wantReason, Domain)
+			}
+			if field != tt.wantField || quota != tt.wantQuota || retry != tt.wantRetry {
+				t.Errorf("toStatus(%v) details: field %q quota %v retry %v; want %q %v %v", tt.give, field, quota, retry, tt.wantField, tt.wantQuota, tt.wantRetry)
+			}
+			if tt.wantCode == codes.Internal {
+				if st.Message() != "internal error" {
+					t.Errorf("internal error message = %q, want a generic one", st.Message())
+				}
+				if !bytes.Contains(logs.Bytes(), []byte("disk on fire")) {
+					t.Errorf("internal error not logged: %q", logs.String())
+				}
+			}
+		})
+	}
+}
+
+func TestToStatusContextErrors(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	if got := status.Code(toStatus(context.Background(), log, context.Canceled)); got != codes.Canceled {
+		t.Errorf("toStatus(Canceled) = %v, want Canceled", got)
+	}
+	if got := status.Code(toStatus(context.Background(), log, fmt.Errorf("x: %w", context.DeadlineExceeded))); got != codes.DeadlineExceeded {
+		t.Errorf("toStatus(DeadlineExceeded) = %v, want DeadlineExceeded", got)
+	}
+	if toStatus(context.Background(), log, nil) != nil {
+		t.Error("toStatus(nil) != nil")
+	}
+}
+
+func TestFailureStatus(t *testing.T) {
+	tests := []struct {
+		give sessionmgr.FailureReason
+		want codes.Code
+	}{
+		{sessionmgr.FailureAnswerTimeout, codes.DeadlineExceeded},
+		{sessionmgr.FailureRecoveryFailed, codes.Unavailable},
+		{sessionmgr.FailureChannelNotFound, codes.NotFound},
+		{sessionmgr.FailureClientIDExhausted, codes.ResourceExhausted},
+		{sessionmgr.FailureInternal, codes.Internal},
+	}
+	for _, tt := range tests {
+		st := status.Convert(failureStatus(&sessionmgr.Failure{Reason: tt.give, Message: "because"}))
+		if st.Code() != tt.want || st.Message() != "because" {
+			t.Errorf("failureStatus(%v) = %v %q, want %v \"because\"", tt.give, st.Code(), st.Message(), tt.want)
+		}
+		info, _ := st.Details()[0].(*errdetails.ErrorInfo)
+		if info.GetReason() != tt.give.String() {
+			t.Errorf("failureStatus(%v) reason = %q, want %q", tt.give, info.GetReason(), tt.give.String())
+		}
+	}
+}
