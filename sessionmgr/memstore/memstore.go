@@ -1,0 +1,400 @@
+// Package memstore is an in-memory sessionmgr.Store: the store of a single
+// replica, and the store of tests. It passes sessionmgr/storetest.
+package memstore
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// The defaults of the options.
+const (
+	DefaultRetention         = time.Hour
+	DefaultIdempotencyWindow = 10 * time.Minute
+)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock makes the store read time from now instead of time.Now. Time
+// must not go backwards. It drives terminal retention and the idempotency
+// window, never the records' own times.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
+}
+
+// WithRetention sets how long a terminal session stays readable after it
+// became terminal. Default DefaultRetention.
+func WithRetention(d time.Duration) Option {
+	return func(s *Store) { s.retention = d }
+}
+
+// WithIdempotencyWindow sets how long after a create a repeat with the
+// same (Caller, RequestID) returns the first session. Default
+// DefaultIdempotencyWindow.
+func WithIdempotencyWindow(d time.Duration) Option {
+	return func(s *Store) { s.window = d }
+}
+
+// Store is an in-memory sessionmgr.Store. Records are copied in and out,
+// so callers never share memory with it. Expired records are dropped
+// lazily, on the next call; there is no background goroutine and nothing
+// to close. A Store is safe for concurrent use; use New to make one.
+type Store struct {
+	now       func() time.Time
+	retention time.Duration
+	window    time.Duration
+
+	// mu guards everything that follows.
+	mu sync.Mutex
+	// sessions holds every record, live or retained after it ended.
+	sessions map[sessionmgr.SessionID]*entry
+	// live holds, per channel ARN, the sessions whose State.Live().
+	live map[string]map[sessionmgr.SessionID]struct{}
+	// requests maps a (Caller, RequestID) pair to the last session created
+	// with it, while that session exists; it counts only within the
+	// idempotency window of the session.
+	requests map[request]sessionmgr.SessionID
+	// ending lists terminal sessions in the order they became terminal,
+	// which is the order they expire in. An item whose record is gone or
+	// ended at another time is stale and skipped.
+	ending []ended
+}
+
+var _ sessionmgr.Store = (*Store)(nil)
+
+// entry is one session and its timeline.
+type entry struct {
+	s sessionmgr.Session
+	// created is when the store created it (the idempotency window starts).
+	created time.Time
+	// req is the (Caller, RequestID) it was created with, if both were set.
+	req request
+	// ended is when it became terminal; zero while it is not.
+	ended time.Time
+	// events is the timeline, oldest first, at most EventRetention long.
+	events []sessionmgr.Event
+	// lastSeq is the Seq of the last event appended (0: none yet).
+	lastSeq uint64
+	// appended is closed and replaced on every Append, and closed when the
+	// session is removed, to wake the waiting Events calls.
+	appended chan struct{}
+}
+
+type request struct{ caller, id string }
+
+type ended struct {
+	id sessionmgr.SessionID
+	at time.Time
+}
+
+// New returns an empty store.
+func New(opts ...Option) *Store {
+	s := &Store{
+		now:       time.Now,
+		retention: DefaultRetention,
+		window:    DefaultIdempotencyWindow,
+		sessions:  make(map[sessionmgr.SessionID]*entry),
+		live:      make(map[string]map[sessionmgr.SessionID]struct{}),
+		requests:  make(map[request]sessionmgr.SessionID),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Create inserts sess unless a session created with the same (Caller,
+// RequestID) is within the idempotency window (that session and
+// sessionmgr.ErrAlreadyExists), the ID is taken (ErrAlreadyExists), or the
+// channel has limit live sessions (ErrChannelFull). It returns the stored
+// copy.
+func (s *Store) Create(_ context.Context, sess sessionmgr.Session, limit int) (sessionmgr.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.expireLocked()
+
+	req := request{sess.Caller, sess.RequestID}
+	idempotent := req.caller != "" && req.id != ""
+	if id, ok := s.requests[req]; idempotent && ok {
+		if e, ok := s.sessions[id]; ok && now.Sub(e.created) < s.window {
+			return cloneSession(e.s), sessionmgr.ErrAlreadyExists
+		}
+	}
+	if _, ok := s.sessions[sess.ID]; ok {
+		return sessionmgr.Session{}, sessionmgr.ErrAlreadyExists
+	}
+	if len(s.live[sess.Channel.ARN]) >= limit {
+		return sessionmgr.Session{}, sessionmgr.ErrChannelFull
+	}
+
+	e := &entry{s: cloneSession(sess), created: now, appended: make(chan struct{})}
+	s.sessions[sess.ID] = e
+	s.indexLocked(e, now)
+	if idempotent {
+		e.req = req
+		s.requests[req] = sess.ID
+	}
+	return cloneSession(e.s), nil
+}
+
+// Get returns a copy of the session, or sessionmgr.ErrNotFound.
+func (s *Store) Get(_ context.Context, id sessionmgr.SessionID) (sessionmgr.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	e, ok := s.sessions[id]
+	if !ok {
+		return sessionmgr.Session{}, sessionmgr.ErrNotFound
+	}
+	return cloneSession(e.s), nil
+}
+
+// Put replaces the session's record when the stored Epoch equals
+// sess.Epoch (else sessionmgr.ErrConflict); sessionmgr.ErrNotFound when
+// there is none. The retention of a terminal session runs from the first
+// Put that made it terminal.
+func (s *Store) Put(_ context.Context, sess sessionmgr.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.expireLocked()
+	e, ok := s.sessions[sess.ID]
+	if !ok {
+		return sessionmgr.ErrNotFound
+	}
+	if e.s.Epoch != sess.Epoch {
+		return fmt.Errorf("put session %s at epoch %d, stored epoch %d: %w", sess.ID, sess.Epoch, e.s.Epoch, sessionmgr.ErrConflict)
+	}
+	s.unindexLocked(e)
+	e.s = cloneSession(sess)
+	s.indexLocked(e, now)
+	return nil
+}
+
+// Delete removes the session and its timeline, or returns
+// sessionmgr.ErrNotFound. Events calls waiting on it return ErrNotFound.
+func (s *Store) Delete(_ context.Context, id sessionmgr.SessionID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	e, ok := s.sessions[id]
+	if !ok {
+		return sessionmgr.ErrNotFound
+	}
+	s.removeLocked(e)
+	return nil
+}
+
+// List returns the sessions matching f, newest first (by Created, then by
+// ID, both descending), at most limit of them (limit <= 0: all), starting
+// after cursor, and the cursor of the next page ("" on the last page). A
+// malformed cursor is an error wrapping sessionmgr.ErrInvalidArgument.
+func (s *Store) List(_ context.Context, f sessionmgr.ListFilter, limit int, cursor string) ([]sessionmgr.Session, string, error) {
+	var (
+		after    sessionmgr.Session // the last session of the previous page
+		paginate = cursor != ""
+	)
+	if paginate {
+		var err error
+		if after.Created, after.ID, err = parseCursor(cursor); err != nil {
+			return nil, "", err
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	var matches []sessionmgr.Session
+	for _, e := range s.sessions {
+		if f.ChannelARN != "" && e.s.Channel.ARN != f.ChannelARN ||
+			f.State != sessionmgr.StateUnknown && e.s.State != f.State ||
+			paginate && !newer(after, e.s) {
+			continue
+		}
+		matches = append(matches, e.s) // cloned below, once paged
+	}
+
+	slices.SortFunc(matches, func(a, b sessionmgr.Session) int {
+		switch {
+		case newer(a, b):
+			return -1
+		case newer(b, a):
+			return 1
+		}
+		return 0
+	})
+	next := ""
+	if limit > 0 && len(matches) > limit {
+		matches = matches[:limit]
+		last := matches[limit-1]
+		next = formatCursor(last.Created, last.ID)
+	}
+	for i := range matches {
+		matches[i] = cloneSession(matches[i])
+	}
+	return matches, next, nil
+}
+
+// newer reports whether a comes before b in List's order.
+func newer(a, b sessionmgr.Session) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.After(b.Created)
+	}
+	return a.ID > b.ID
+}
+
+// Append adds a copy of ev to the session's timeline when ev.Seq is the
+// last Seq + 1 (else sessionmgr.ErrConflict), dropping events beyond the
+// newest sessionmgr.EventRetention; sessionmgr.ErrNotFound for an unknown
+// session. It changes nothing in the session's record.
+func (s *Store) Append(_ context.Context, id sessionmgr.SessionID, ev sessionmgr.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	e, ok := s.sessions[id]
+	if !ok {
+		return sessionmgr.ErrNotFound
+	}
+	if ev.Seq != e.lastSeq+1 {
+		return fmt.Errorf("append to session %s: seq %d after %d: %w", id, ev.Seq, e.lastSeq, sessionmgr.ErrConflict)
+	}
+	e.events = append(e.events, cloneEvent(ev))
+	if n := len(e.events); n > sessionmgr.EventRetention {
+		clear(e.events[:n-sessionmgr.EventRetention]) // let the dropped payloads go
+		e.events = e.events[n-sessionmgr.EventRetention:]
+	}
+	e.lastSeq = ev.Seq
+	close(e.appended)
+	e.appended = make(chan struct{})
+	return nil
+}
+
+// Events returns copies of the session's events with Seq > after, oldest
+// first, at most limit of them (limit <= 0: all). When there are none and
+// wait is set, it blocks until an Append to the session (then it reads
+// again) or until ctx ends (then it returns ctx.Err()). An unknown
+// session, or one removed while waiting, is sessionmgr.ErrNotFound.
+func (s *Store) Events(ctx context.Context, id sessionmgr.SessionID, after uint64, limit int, wait bool) ([]sessionmgr.Event, error) {
+	for {
+		s.mu.Lock()
+		s.expireLocked()
+		e, ok := s.sessions[id]
+		if !ok {
+			s.mu.Unlock()
+			return nil, sessionmgr.ErrNotFound
+		}
+		evs := e.eventsAfterLocked(after, limit)
+		appended := e.appended
+		s.mu.Unlock()
+
+		if len(evs) > 0 || !wait {
+			return evs, nil
+		}
+		select {
+		case <-appended:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// eventsAfterLocked returns copies of the events with Seq > after, at most
+// limit of them (limit <= 0: all). The Store's mu must be held.
+func (e *entry) eventsAfterLocked(after uint64, limit int) []sessionmgr.Event {
+	evs := e.events[sort.Search(len(e.events), func(i int) bool { return e.events[i].Seq > after }):]
+	if limit > 0 && len(evs) > limit {
+		evs = evs[:limit]
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	out := make([]sessionmgr.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = cloneEvent(ev)
+	}
+	return out
+}
+
+// expireLocked removes the terminal sessions whose retention is over and
+// returns the time it checked against.
+func (s *Store) expireLocked() time.Time {
+	now := s.now()
+	for len(s.ending) > 0 {
+		it := s.ending[0]
+		if now.Sub(it.at) < s.retention {
+			break
+		}
+		s.ending[0] = ended{}
+		s.ending = s.ending[1:]
+		if e, ok := s.sessions[it.id]; ok && e.ended.Equal(it.at) {
+			s.removeLocked(e)
+		}
+	}
+	return now
+}
+
+// indexLocked adds e, whose record just changed, to the live index or,
+// when it has just become terminal, to the expiry queue.
+func (s *Store) indexLocked(e *entry, now time.Time) {
+	if !e.s.Terminal() {
+		e.ended = time.Time{}
+	} else if e.ended.IsZero() {
+		e.ended = now
+		s.ending = append(s.ending, ended{e.s.ID, now})
+	}
+	if e.s.State.Live() {
+		arn := e.s.Channel.ARN
+		if s.live[arn] == nil {
+			s.live[arn] = make(map[sessionmgr.SessionID]struct{})
+		}
+		s.live[arn][e.s.ID] = struct{}{}
+	}
+}
+
+// unindexLocked removes e from the live index before its record changes.
+func (s *Store) unindexLocked(e *entry) {
+	arn := e.s.Channel.ARN
+	delete(s.live[arn], e.s.ID)
+	if len(s.live[arn]) == 0 {
+		delete(s.live, arn)
+	}
+}
+
+// removeLocked removes e and everything that refers to it, and wakes the
+// Events calls waiting on it.
+func (s *Store) removeLocked(e *entry) {
+	s.unindexLocked(e)
+	delete(s.sessions, e.s.ID)
+	if s.requests[e.req] == e.s.ID {
+		delete(s.requests, e.req)
+	}
+	close(e.appended)
+}
+
+// A cursor is base64url("<Created, RFC 3339 with nanoseconds> <ID>") of
+// the last session of a page.
+
+func formatCursor(created time.Time, id sessionmgr.SessionID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(created.UTC().Format(time.RFC3339Nano) + " " + string(id)))
+}
+
+func parseCursor(c string) (time.Time, sessionmgr.SessionID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("%w: malformed list cursor", sessionmgr.ErrInvalidArgument)
+	}
+	created, id, ok := strings.Cut(string(b), " ")
+	t, err := time.Parse(time.RFC3339Nano, created)
+	if !ok || err != nil || id == "" {
+		return time.Time{}, "", fmt.Errorf("%w: malformed list cursor", sessionmgr.ErrInvalidArgument)
+	}
+	return t, sessionmgr.SessionID(id), nil
+}

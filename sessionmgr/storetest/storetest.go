@@ -1,0 +1,1042 @@
+// Package storetest is the conformance suite of sessionmgr.Store, in the
+// style of testing/fstest: every Store implementation runs it, so that all
+// of them behave the same for not-found, conflict, limits, paging, the
+// timeline and expiry.
+//
+// A store that takes an injected clock runs the whole suite with
+// Harness.Run and Clock set; one that cannot (Redis, whose TTLs run on the
+// server's clock) calls Run, which skips the subtests that need time to
+// pass (they report SKIP, naming Harness.Clock), and tests its expiry in
+// its own integration tests with short TTLs. Every subtest uses session
+// IDs, channels and request IDs of its own, so the stores handed out may
+// share one backend.
+package storetest
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// Run runs the suite against the stores newStore returns, one per subtest.
+// The subtests that need time to pass (terminal retention, the idempotency
+// window) are skipped; use Harness.Run with Clock set to run them.
+func Run(t *testing.T, newStore func(t *testing.T) sessionmgr.Store) {
+	Harness{New: func(t *testing.T, _ func() time.Time) sessionmgr.Store { return newStore(t) }}.Run(t)
+}
+
+// Harness describes the Store under test.
+type Harness struct {
+	// New returns the store for one subtest. When Clock is set, the store
+	// must read the time from now, a fake clock that starts at a fixed
+	// instant and moves only when the subtest advances it; otherwise now
+	// may be ignored. Required.
+	New func(t *testing.T, now func() time.Time) sessionmgr.Store
+	// Clock reports that New's stores read the time from now. Without it,
+	// the subtests that need time to pass are skipped.
+	Clock bool
+	// Retention is how long New's stores keep a terminal session, and
+	// IdempotencyWindow how long they remember a (Caller, RequestID) pair.
+	// Required when Clock is set, and over 2s each: the subtests look one
+	// second either side of them.
+	Retention, IdempotencyWindow time.Duration
+}
+
+// Run runs the suite, each behaviour in a subtest of its own.
+func (h Harness) Run(t *testing.T) {
+	if h.New == nil {
+		t.Fatal("storetest: Harness.New is nil")
+	}
+	if h.Clock && (h.Retention <= 2*time.Second || h.IdempotencyWindow <= 2*time.Second) {
+		t.Fatalf("storetest: Harness with Clock needs Retention (%v) and IdempotencyWindow (%v) over 2s", h.Retention, h.IdempotencyWindow)
+	}
+	t.Run("CreateGet", h.testCreateGet)
+	t.Run("Copies", h.testCopies)
+	t.Run("DuplicateID", h.testDuplicateID)
+	t.Run("ChannelLimit", h.testChannelLimit)
+	t.Run("ChannelLimitConcurrent", h.testChannelLimitConcurrent)
+	t.Run("Idempotent", h.testIdempotent)
+	t.Run("IdempotencyWindow", h.testIdempotencyWindow)
+	t.Run("Put", h.testPut)
+	t.Run("Delete", h.testDelete)
+	t.Run("ListOrder", h.testListOrder)
+	t.Run("ListFilter", h.testListFilter)
+	t.Run("ListBadCursor", h.testListBadCursor)
+	t.Run("AppendSeq", h.testAppendSeq)
+	t.Run("AppendRetention", h.testAppendRetention)
+	t.Run("Events", h.testEvents)
+	t.Run("EventsWait", h.testEventsWait)
+	t.Run("EventsFollow", h.testEventsFollow)
+	t.Run("EventsWaitDone", h.testEventsWaitDone)
+	t.Run("TerminalRetention", h.testTerminalRetention)
+}
+
+// store returns a new store and its clock.
+func (h Harness) store(t *testing.T) (sessionmgr.Store, *clock) {
+	t.Helper()
+	c := &clock{now: t0()}
+	return h.New(t, c.Now), c
+}
+
+// needClock skips a subtest that needs time to pass unless the store
+// reads the harness's clock.
+func (h Harness) needClock(t *testing.T) {
+	t.Helper()
+	if !h.Clock {
+		t.Skip("the store takes no clock (Harness.Clock unset)")
+	}
+}
+
+// t0 returns the fake clock's start, the base of the records' times (whole
+// seconds, so that every store can keep them exactly).
+func t0() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
+
+// clock is a fake clock, safe for concurrent use.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// ample is the channel limit of the subtests that do not test it.
+const ample = 100
+
+func (h Harness) testCreateGet(t *testing.T) {
+	st, _ := h.store(t)
+	want := newSession(newChannel())
+
+	got, err := st.Create(t.Context(), want, ample)
+	if err != nil {
+		t.Fatalf("Create = %v", err)
+	}
+	diff(t, "Create", got, want)
+	got, err = st.Get(t.Context(), want.ID)
+	if err != nil {
+		t.Fatalf("Get = %v", err)
+	}
+	diff(t, "Get", got, want)
+
+	if _, err := st.Get(t.Context(), newID()); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Get(unknown id) = %v, want ErrNotFound", err)
+	}
+}
+
+// testCopies checks that a store shares no memory with its callers.
+func (h Harness) testCopies(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	s := newSession(newChannel())
+	s.Failure = &sessionmgr.Failure{Reason: sessionmgr.FailureAnswerTimeout, Message: "no answer"}
+	want := cloneSession(s)
+
+	got := create(t, st, s, ample)
+	scribble(&s)
+	scribble(&got)
+	stored := get(t, st, s.ID)
+	diff(t, "Get after changing what went in and came out of Create", stored, want)
+
+	scribble(&stored)
+	list, _, err := st.List(ctx, sessionmgr.ListFilter{ChannelARN: want.Channel.ARN}, 10, "")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List = %d sessions, %v; want 1, nil", len(list), err)
+	}
+	scribble(&list[0])
+	diff(t, "Get after changing what came out of Get and List", get(t, st, s.ID), want)
+
+	s = cloneSession(want)
+	s.Attempt = 2
+	want = cloneSession(s)
+	if err := st.Put(ctx, s); err != nil {
+		t.Fatalf("Put = %v", err)
+	}
+	scribble(&s)
+	diff(t, "Get after changing what went into Put", get(t, st, s.ID), want)
+
+	idx := uint16(1)
+	e := sessionmgr.Event{
+		Seq:         1,
+		Time:        t0(),
+		Type:        sessionmgr.EventRemoteCandidate,
+		Failure:     &sessionmgr.Failure{Message: "f"},
+		Candidate:   &sessionmgr.Candidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", SDPMLineIndex: &idx},
+		Renegotiate: &sessionmgr.Renegotiate{Action: sessionmgr.RenegotiateNewPeerConnection, IceServers: iceServers()},
+		ConnState:   &sessionmgr.ConnState{ICE: sessionmgr.ICEConnected, Peer: sessionmgr.PeerConnected},
+		IceServers:  iceServers(),
+	}
+	wantEvents := []sessionmgr.Event{cloneEvent(e)}
+	if err := st.Append(ctx, s.ID, e); err != nil {
+		t.Fatalf("Append = %v", err)
+	}
+	scribbleEvent(&e)
+	evs := events(t, st, s.ID, 0, 0)
+	diff(t, "Events after changing what went into Append", evs, wantEvents)
+	scribbleEvent(&evs[0])
+	diff(t, "Events after changing what came out of Events", events(t, st, s.ID, 0, 0), wantEvents)
+}
+
+func (h Harness) testDuplicateID(t *testing.T) {
+	st, _ := h.store(t)
+	first := newSession(newChannel())
+	create(t, st, first, ample)
+
+	second := newSession(newChannel())
+	second.ID = first.ID
+	second.ViewerID = "someone-else"
+	if _, err := st.Create(t.Context(), second, ample); !errors.Is(err, sessionmgr.ErrAlreadyExists) {
+		t.Fatalf("Create(same id) = %v, want ErrAlreadyExists", err)
+	}
+	diff(t, "Get", get(t, st, first.ID), first)
+}
+
+func (h Harness) testChannelLimit(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	const maxLive = 3
+	ch := newChannel()
+	var live []sessionmgr.Session
+	for range maxLive {
+		live = append(live, create(t, st, newSession(ch), maxLive))
+	}
+	full := newSession(ch)
+	if _, err := st.Create(ctx, full, maxLive); !errors.Is(err, sessionmgr.ErrChannelFull) {
+		t.Fatalf("Create(session %d of %d) = %v, want ErrChannelFull", maxLive+1, maxLive, err)
+	}
+	if _, err := st.Get(ctx, full.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Get(refused session) = %v, want ErrNotFound", err)
+	}
+
+	// The limit is per channel.
+	create(t, st, newSession(newChannel()), maxLive)
+
+	// A terminal Put frees a slot, and so does a Delete.
+	closed := live[0]
+	closed.State = sessionmgr.StateClosed
+	if err := st.Put(ctx, closed); err != nil {
+		t.Fatalf("Put(CLOSED) = %v", err)
+	}
+	create(t, st, newSession(ch), maxLive)
+	if _, err := st.Create(ctx, newSession(ch), maxLive); !errors.Is(err, sessionmgr.ErrChannelFull) {
+		t.Fatalf("Create(after one slot was freed and taken) = %v, want ErrChannelFull", err)
+	}
+	if err := st.Delete(ctx, live[1].ID); err != nil {
+		t.Fatalf("Delete = %v", err)
+	}
+	create(t, st, newSession(ch), maxLive)
+	if _, err := st.Create(ctx, newSession(ch), maxLive); !errors.Is(err, sessionmgr.ErrChannelFull) {
+		t.Fatalf("Create(after the deleted slot was taken) = %v, want ErrChannelFull", err)
+	}
+}
+
+func (h Harness) testChannelLimitConcurrent(t *testing.T) {
+	st, _ := h.store(t)
+	const (
+		racers  = 32
+		maxLive = 10
+	)
+	ch := newChannel()
+	sessions := make([]sessionmgr.Session, racers)
+	for i := range sessions {
+		sessions[i] = newSession(ch)
+	}
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = st.Create(t.Context(), sessions[i], maxLive)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	created, full := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case errors.Is(err, sessionmgr.ErrChannelFull):
+			full++
+		default:
+			t.Errorf("Create = %v, want nil or ErrChannelFull", err)
+		}
+	}
+	if created != maxLive || full != racers-maxLive {
+		t.Errorf("%d racing creates, limit %d: %d created and %d ErrChannelFull, want %d and %d", racers, maxLive, created, full, maxLive, racers-maxLive)
+	}
+	if got := listAll(t, st, sessionmgr.ListFilter{ChannelARN: ch.ARN}, 100); len(got) != maxLive {
+		t.Errorf("List(channel) = %d sessions, want %d", len(got), maxLive)
+	}
+}
+
+func (h Harness) testIdempotent(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	ch := newChannel()
+	caller, requestID := "caller-"+string(newID()), "request-"+string(newID())
+	first := newSession(ch)
+	first.Caller, first.RequestID = caller, requestID
+	create(t, st, first, 1)
+
+	// The record as it is now is what a repeat returns.
+	first.State = sessionmgr.StateSignaling
+	if err := st.Put(ctx, first); err != nil {
+		t.Fatalf("Put = %v", err)
+	}
+
+	// A repeat is answered before the limit (1, taken by first) is checked.
+	repeat := newSession(ch)
+	repeat.Caller, repeat.RequestID = caller, requestID
+	got, err := st.Create(ctx, repeat, 1)
+	if !errors.Is(err, sessionmgr.ErrAlreadyExists) {
+		t.Fatalf("Create(repeat) = %v, want ErrAlreadyExists", err)
+	}
+	diff(t, "Create(repeat)", got, first)
+	if _, err := st.Get(ctx, repeat.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Get(repeat's id) = %v, want ErrNotFound", err)
+	}
+
+	// Only the full pair makes a repeat.
+	tests := []struct {
+		name              string
+		caller, requestID string
+	}{
+		{name: "other caller", caller: "other-" + caller, requestID: requestID},
+		{name: "other request", caller: caller, requestID: "other-" + requestID},
+		{name: "no caller", requestID: requestID},
+		{name: "no request id", caller: caller},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession(ch)
+			s.Caller, s.RequestID = tt.caller, tt.requestID
+			create(t, st, s, ample)
+		})
+	}
+
+	// Once the first session is gone, the pair creates again.
+	if err := st.Delete(ctx, first.ID); err != nil {
+		t.Fatalf("Delete = %v", err)
+	}
+	create(t, st, repeat, ample)
+}
+
+func (h Harness) testIdempotencyWindow(t *testing.T) {
+	h.needClock(t)
+	st, clk := h.store(t)
+	ch := newChannel()
+	caller, requestID := "caller-"+string(newID()), "request-"+string(newID())
+	first := newSession(ch)
+	first.Caller, first.RequestID = caller, requestID
+	create(t, st, first, ample)
+
+	clk.Advance(h.IdempotencyWindow - time.Second)
+	repeat := newSession(ch)
+	repeat.Caller, repeat.RequestID = caller, requestID
+	got, err := st.Create(t.Context(), repeat, ample)
+	if !errors.Is(err, sessionmgr.ErrAlreadyExists) || got.ID != first.ID {
+		t.Fatalf("Create(repeat, within the window) = %s, %v; want %s, ErrAlreadyExists", got.ID, err, first.ID)
+	}
+
+	// Past the window the pair creates again, and opens a new window.
+	clk.Advance(2 * time.Second)
+	create(t, st, repeat, ample)
+	got, err = st.Create(t.Context(), first, ample)
+	if !errors.Is(err, sessionmgr.ErrAlreadyExists) || got.ID != repeat.ID {
+		t.Errorf("Create(repeat of the second create) = %s, %v; want %s, ErrAlreadyExists", got.ID, err, repeat.ID)
+	}
+}
+
+func (h Harness) testPut(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	s := newSession(newChannel())
+	s.Epoch = 5
+	create(t, st, s, ample)
+
+	tests := []struct {
+		name string
+		give uint64
+		want error
+	}{
+		{name: "older epoch", give: 4, want: sessionmgr.ErrConflict},
+		{name: "newer epoch", give: 6, want: sessionmgr.ErrConflict},
+		{name: "zero epoch", give: 0, want: sessionmgr.ErrConflict},
+		{name: "same epoch", give: 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := get(t, st, s.ID)
+			put := before
+			put.Epoch = tt.give
+			put.Attempt++
+			put.Owner = "replica-" + tt.name
+			err := st.Put(ctx, put)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("Put(epoch %d over %d) = %v, want %v", tt.give, before.Epoch, err, tt.want)
+			}
+			want := before
+			if err == nil {
+				want = put
+			}
+			diff(t, "Get after Put", get(t, st, s.ID), want)
+		})
+	}
+
+	unknown := newSession(newChannel())
+	if err := st.Put(ctx, unknown); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Put(unknown id) = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Get(ctx, unknown.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Get(id of a failed Put) = %v, want ErrNotFound", err)
+	}
+}
+
+func (h Harness) testDelete(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	ch := newChannel()
+	s := create(t, st, newSession(ch), ample)
+	other := create(t, st, newSession(ch), ample)
+	appendEvents(t, st, s.ID, 1, 3)
+
+	if err := st.Delete(ctx, s.ID); err != nil {
+		t.Fatalf("Delete = %v", err)
+	}
+	if _, err := st.Get(ctx, s.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Get(deleted) = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Events(ctx, s.ID, 0, 0, false); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Events(deleted) = %v, want ErrNotFound", err)
+	}
+	if err := st.Delete(ctx, s.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Delete(deleted) = %v, want ErrNotFound", err)
+	}
+	got := ids(listAll(t, st, sessionmgr.ListFilter{ChannelARN: ch.ARN}, 10))
+	diff(t, "List after Delete", got, []sessionmgr.SessionID{other.ID})
+}
+
+func (h Harness) testListOrder(t *testing.T) {
+	st, _ := h.store(t)
+	ch := newChannel()
+	// Two pairs share a Created time; ID breaks the tie.
+	offsets := []time.Duration{0, 3 * time.Second, time.Second, 3 * time.Second, -time.Second, time.Second, 2 * time.Second}
+	var want []sessionmgr.Session
+	for _, d := range offsets {
+		s := newSession(ch)
+		s.Created = t0().Add(d)
+		want = append(want, create(t, st, s, len(offsets)))
+	}
+	slices.SortFunc(want, func(a, b sessionmgr.Session) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+
+	for _, size := range []int{1, 2, 3, len(want), len(want) + 1} {
+		t.Run(fmt.Sprintf("pages of %d", size), func(t *testing.T) {
+			pages := 0
+			var got []sessionmgr.Session
+			cursor := ""
+			for {
+				page, next, err := st.List(t.Context(), sessionmgr.ListFilter{ChannelARN: ch.ARN}, size, cursor)
+				if err != nil {
+					t.Fatalf("List(page %d) = %v", pages+1, err)
+				}
+				pages++
+				if len(page) > size || len(page) == 0 {
+					t.Fatalf("List(page %d) = %d sessions, want 1..%d", pages, len(page), size)
+				}
+				got = append(got, page...)
+				if next == "" || pages > len(want) {
+					break
+				}
+				cursor = next
+			}
+			diff(t, "List, all pages", got, want)
+			if want := (len(want) + size - 1) / size; pages != want {
+				t.Errorf("List took %d pages, want %d (the next cursor must be empty on the last page)", pages, want)
+			}
+		})
+	}
+}
+
+func (h Harness) testListFilter(t *testing.T) {
+	st, _ := h.store(t)
+	a, b := newChannel(), newChannel()
+	add := func(ch sessionmgr.Channel, state sessionmgr.State) sessionmgr.SessionID {
+		s := newSession(ch)
+		s.State = state
+		return create(t, st, s, ample).ID
+	}
+	aPending1 := add(a, sessionmgr.StatePending)
+	aPending2 := add(a, sessionmgr.StatePending)
+	aConnected := add(a, sessionmgr.StateConnected)
+	aClosed := add(a, sessionmgr.StateClosed)
+	bPending := add(b, sessionmgr.StatePending)
+
+	tests := []struct {
+		name string
+		give sessionmgr.ListFilter
+		want []sessionmgr.SessionID
+	}{
+		{name: "channel", give: sessionmgr.ListFilter{ChannelARN: a.ARN}, want: []sessionmgr.SessionID{aPending1, aPending2, aConnected, aClosed}},
+		{name: "channel and state", give: sessionmgr.ListFilter{ChannelARN: a.ARN, State: sessionmgr.StatePending}, want: []sessionmgr.SessionID{aPending1, aPending2}},
+		{name: "terminal state", give: sessionmgr.ListFilter{ChannelARN: a.ARN, State: sessionmgr.StateClosed}, want: []sessionmgr.SessionID{aClosed}},
+		{name: "no match", give: sessionmgr.ListFilter{ChannelARN: a.ARN, State: sessionmgr.StateFailed}},
+		{name: "other channel", give: sessionmgr.ListFilter{ChannelARN: b.ARN}, want: []sessionmgr.SessionID{bPending}},
+		{name: "unknown channel", give: sessionmgr.ListFilter{ChannelARN: newChannel().ARN}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ids(listAll(t, st, tt.give, 2))
+			slices.Sort(got)
+			slices.Sort(tt.want)
+			diff(t, fmt.Sprintf("List(%+v)", tt.give), got, tt.want)
+		})
+	}
+
+	// Across channels the store may hold others' sessions too: ours must
+	// all be there, and every session listed must match.
+	t.Run("state only", func(t *testing.T) {
+		got := listAll(t, st, sessionmgr.ListFilter{State: sessionmgr.StatePending}, 100)
+		seen := make(map[sessionmgr.SessionID]bool)
+		for _, s := range got {
+			if s.State != sessionmgr.StatePending {
+				t.Errorf("List(state PENDING) has %s in state %v", s.ID, s.State)
+			}
+			seen[s.ID] = true
+		}
+		for _, id := range []sessionmgr.SessionID{aPending1, aPending2, bPending} {
+			if !seen[id] {
+				t.Errorf("List(state PENDING) lacks %s", id)
+			}
+		}
+	})
+	t.Run("any", func(t *testing.T) {
+		seen := make(map[sessionmgr.SessionID]bool)
+		for _, s := range listAll(t, st, sessionmgr.ListFilter{}, 100) {
+			seen[s.ID] = true
+		}
+		for _, id := range []sessionmgr.SessionID{aPending1, aPending2, aConnected, aClosed, bPending} {
+			if !seen[id] {
+				t.Errorf("List(no filter) lacks %s", id)
+			}
+		}
+	})
+}
+
+func (h Harness) testListBadCursor(t *testing.T) {
+	st, _ := h.store(t)
+	f := sessionmgr.ListFilter{ChannelARN: newChannel().ARN}
+	for _, give := range []string{"!", "%%% not a cursor %%%", "\x00\xff"} {
+		t.Run(fmt.Sprintf("%q", give), func(t *testing.T) {
+			if _, _, err := st.List(t.Context(), f, 10, give); !errors.Is(err, sessionmgr.ErrInvalidArgument) {
+				t.Errorf("List(cursor %q) = %v, want ErrInvalidArgument", give, err)
+			}
+		})
+	}
+}
+
+func (h Harness) testAppendSeq(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	s := create(t, st, newSession(newChannel()), ample)
+
+	tests := []struct {
+		give uint64
+		want error
+	}{
+		{give: 0, want: sessionmgr.ErrConflict},
+		{give: 2, want: sessionmgr.ErrConflict},
+		{give: 1},
+		{give: 1, want: sessionmgr.ErrConflict},
+		{give: 3, want: sessionmgr.ErrConflict},
+		{give: 2},
+		{give: 3},
+	}
+	for i, tt := range tests {
+		err := st.Append(ctx, s.ID, event(tt.give))
+		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Fatalf("step %d: Append(seq %d) = %v, want %v", i, tt.give, err, tt.want)
+		}
+	}
+	diff(t, "Events", events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2), event(3)})
+	diff(t, "Get after Append (Append changes no record)", get(t, st, s.ID), s)
+
+	if err := st.Append(ctx, newID(), event(1)); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Append(unknown id) = %v, want ErrNotFound", err)
+	}
+}
+
+func (h Harness) testAppendRetention(t *testing.T) {
+	st, _ := h.store(t)
+	s := create(t, st, newSession(newChannel()), ample)
+	const n = sessionmgr.EventRetention + 5
+	appendEvents(t, st, s.ID, 1, n)
+
+	got := events(t, st, s.ID, 0, 0)
+	if len(got) != sessionmgr.EventRetention {
+		t.Fatalf("Events after %d appends = %d events, want %d", n, len(got), sessionmgr.EventRetention)
+	}
+	for i, e := range got {
+		if want := uint64(6 + i); e.Seq != want {
+			t.Fatalf("Events[%d].Seq = %d, want %d", i, e.Seq, want)
+		}
+	}
+	diff(t, "Events(after 1000, limit 2)", events(t, st, s.ID, 1000, 2), []sessionmgr.Event{event(1001), event(1002)})
+
+	// The sequence goes on from the last event, not from what is kept.
+	if err := st.Append(t.Context(), s.ID, event(6)); !errors.Is(err, sessionmgr.ErrConflict) {
+		t.Errorf("Append(seq 6) = %v, want ErrConflict", err)
+	}
+	if err := st.Append(t.Context(), s.ID, event(n+1)); err != nil {
+		t.Errorf("Append(seq %d) = %v", n+1, err)
+	}
+}
+
+func (h Harness) testEvents(t *testing.T) {
+	st, _ := h.store(t)
+	s := create(t, st, newSession(newChannel()), ample)
+	noEvents := create(t, st, newSession(newChannel()), ample)
+	appendEvents(t, st, s.ID, 1, 10)
+
+	tests := []struct {
+		name     string
+		after    uint64
+		limit    int
+		wantFrom uint64 // first Seq
+		wantTo   uint64 // last Seq; 0: none
+	}{
+		{name: "all", after: 0, limit: 0, wantFrom: 1, wantTo: 10},
+		{name: "negative limit", after: 0, limit: -1, wantFrom: 1, wantTo: 10},
+		{name: "after", after: 3, limit: 0, wantFrom: 4, wantTo: 10},
+		{name: "after and limit", after: 3, limit: 2, wantFrom: 4, wantTo: 5},
+		{name: "limit past the end", after: 8, limit: 5, wantFrom: 9, wantTo: 10},
+		{name: "after the last", after: 10, limit: 5},
+		{name: "after the future", after: 100, limit: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []sessionmgr.Event
+			for seq := tt.wantFrom; tt.wantTo > 0 && seq <= tt.wantTo; seq++ {
+				want = append(want, event(seq))
+			}
+			diff(t, fmt.Sprintf("Events(after %d, limit %d)", tt.after, tt.limit), events(t, st, s.ID, tt.after, tt.limit), want)
+		})
+	}
+
+	if got := events(t, st, noEvents.ID, 0, 0); len(got) != 0 {
+		t.Errorf("Events(no events yet) = %d events, want 0", len(got))
+	}
+	for _, wait := range []bool{false, true} {
+		// A store that wrongly blocks fails at the deadline instead of hanging.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		if _, err := st.Events(ctx, newID(), 0, 0, wait); !errors.Is(err, sessionmgr.ErrNotFound) {
+			t.Errorf("Events(unknown id, wait %t) = %v, want ErrNotFound", wait, err)
+		}
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	got, err := st.Events(ctx, s.ID, 8, 0, true)
+	if err != nil {
+		t.Fatalf("Events(after 8, wait) = %v", err)
+	}
+	diff(t, "Events(after 8, wait) with events there", got, []sessionmgr.Event{event(9), event(10)})
+}
+
+// testEventsWait checks that waiting Events calls return what an Append
+// adds. Whether they were blocked before the Append cannot be known from
+// here (testEventsFollow makes it all but certain); either way they must
+// return the event.
+func (h Harness) testEventsWait(t *testing.T) {
+	st, _ := h.store(t)
+	s := create(t, st, newSession(newChannel()), ample)
+	other := create(t, st, newSession(newChannel()), ample)
+	appendEvents(t, st, s.ID, 1, 2)
+
+	type result struct {
+		evs []sessionmgr.Event
+		err error
+	}
+	const waiters = 3
+	results := make(chan result, waiters)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// The deadline turns a waiter that is never woken into a failure.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel() // before wg.Wait, should a check below fail
+	for range waiters {
+		wg.Go(func() {
+			evs, err := st.Events(ctx, s.ID, 2, 0, true)
+			results <- result{evs, err}
+		})
+	}
+
+	select {
+	case r := <-results:
+		t.Fatalf("Events(after the last, wait) returned before any Append: %d events, %v", len(r.evs), r.err)
+	default:
+	}
+	// An Append to another session wakes no one for good.
+	appendEvents(t, st, other.ID, 1, 1)
+	appendEvents(t, st, s.ID, 3, 3)
+	for range waiters {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("Events(after 2, wait) = %v", r.err)
+		}
+		diff(t, "Events(after 2, wait)", r.evs, []sessionmgr.Event{event(3)})
+	}
+}
+
+// testEventsFollow has a reader follow the timeline, as a watcher does,
+// while events are appended one by one. The reader keeps catching up and
+// waiting, so an Append that fails to wake a waiter shows up as a reader
+// stuck until its deadline.
+func (h Harness) testEventsFollow(t *testing.T) {
+	st, _ := h.store(t)
+	s := create(t, st, newSession(newChannel()), ample)
+	const n = 200
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	type result struct {
+		seqs []uint64
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		for after := uint64(0); after < n; {
+			evs, err := st.Events(ctx, s.ID, after, 0, true)
+			if err != nil {
+				r.err = fmt.Errorf("Events(after %d, wait): %w", after, err)
+				break
+			}
+			for _, e := range evs {
+				r.seqs = append(r.seqs, e.Seq)
+				after = e.Seq
+			}
+		}
+		done <- r
+	}()
+	for seq := uint64(1); seq <= n; seq++ {
+		if err := st.Append(ctx, s.ID, event(seq)); err != nil {
+			cancel()
+			<-done
+			t.Fatalf("Append(seq %d) = %v", seq, err)
+		}
+		runtime.Gosched() // let the reader catch up and wait
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("following the timeline: %v", r.err)
+	}
+	want := make([]uint64, n)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	diff(t, "Seqs read while following", r.seqs, want)
+}
+
+func (h Harness) testEventsWaitDone(t *testing.T) {
+	st, _ := h.store(t)
+	s := create(t, st, newSession(newChannel()), ample)
+	appendEvents(t, st, s.ID, 1, 1)
+
+	t.Run("cancelled while waiting", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := st.Events(ctx, s.ID, 1, 0, true)
+			errc <- err
+		}()
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Errorf("Events(wait, cancelled) = %v, want context.Canceled", err)
+		}
+	})
+	t.Run("past deadline", func(t *testing.T) {
+		ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+		defer cancel()
+		if _, err := st.Events(ctx, s.ID, 1, 0, true); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Events(wait, past deadline) = %v, want context.DeadlineExceeded", err)
+		}
+	})
+}
+
+func (h Harness) testTerminalRetention(t *testing.T) {
+	h.needClock(t)
+	for _, state := range []sessionmgr.State{sessionmgr.StateClosed, sessionmgr.StateFailed} {
+		t.Run(state.String(), func(t *testing.T) {
+			st, clk := h.store(t)
+			ctx := t.Context()
+			ch := newChannel()
+			live := create(t, st, newSession(ch), ample)
+			s := create(t, st, newSession(ch), ample)
+			appendEvents(t, st, s.ID, 1, 2)
+
+			s.State = state
+			if err := st.Put(ctx, s); err != nil {
+				t.Fatalf("Put(%v) = %v", state, err)
+			}
+			// Retention runs from the first terminal Put, not the last.
+			clk.Advance(h.Retention / 2)
+			s.Close = sessionmgr.CloseFailed
+			if err := st.Put(ctx, s); err != nil {
+				t.Fatalf("Put(%v again) = %v", state, err)
+			}
+			clk.Advance(h.Retention - h.Retention/2 - time.Second)
+			diff(t, "Get just before the retention ends", get(t, st, s.ID), s)
+			diff(t, "Events just before the retention ends", events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2)})
+
+			clk.Advance(2 * time.Second)
+			if _, err := st.Get(ctx, s.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+				t.Errorf("Get(after the retention) = %v, want ErrNotFound", err)
+			}
+			if _, err := st.Events(ctx, s.ID, 0, 0, false); !errors.Is(err, sessionmgr.ErrNotFound) {
+				t.Errorf("Events(after the retention) = %v, want ErrNotFound", err)
+			}
+			if err := st.Append(ctx, s.ID, event(3)); !errors.Is(err, sessionmgr.ErrNotFound) {
+				t.Errorf("Append(after the retention) = %v, want ErrNotFound", err)
+			}
+			if err := st.Put(ctx, s); !errors.Is(err, sessionmgr.ErrNotFound) {
+				t.Errorf("Put(after the retention) = %v, want ErrNotFound", err)
+			}
+			diff(t, "List after the retention", ids(listAll(t, st, sessionmgr.ListFilter{ChannelARN: ch.ARN}, 10)), []sessionmgr.SessionID{live.ID})
+
+			// A live session never expires.
+			clk.Advance(10 * h.Retention)
+			diff(t, "Get(live, long after)", get(t, st, live.ID), live)
+		})
+	}
+}
+
+// Helpers. Each fails the test on an unexpected error.
+
+func create(t *testing.T, st sessionmgr.Store, s sessionmgr.Session, limit int) sessionmgr.Session {
+	t.Helper()
+	got, err := st.Create(t.Context(), s, limit)
+	if err != nil {
+		t.Fatalf("Create(%s) = %v", s.ID, err)
+	}
+	return got
+}
+
+func get(t *testing.T, st sessionmgr.Store, id sessionmgr.SessionID) sessionmgr.Session {
+	t.Helper()
+	s, err := st.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Get(%s) = %v", id, err)
+	}
+	return s
+}
+
+func events(t *testing.T, st sessionmgr.Store, id sessionmgr.SessionID, after uint64, limit int) []sessionmgr.Event {
+	t.Helper()
+	evs, err := st.Events(t.Context(), id, after, limit, false)
+	if err != nil {
+		t.Fatalf("Events(%s, after %d, limit %d) = %v", id, after, limit, err)
+	}
+	return evs
+}
+
+// appendEvents appends event(from) to event(to).
+func appendEvents(t *testing.T, st sessionmgr.Store, id sessionmgr.SessionID, from, to uint64) {
+	t.Helper()
+	for seq := from; seq <= to; seq++ {
+		if err := st.Append(t.Context(), id, event(seq)); err != nil {
+			t.Fatalf("Append(%s, seq %d) = %v", id, seq, err)
+		}
+	}
+}
+
+// listAll walks every page of List with pages of size.
+func listAll(t *testing.T, st sessionmgr.Store, f sessionmgr.ListFilter, size int) []sessionmgr.Session {
+	t.Helper()
+	var all []sessionmgr.Session
+	cursor := ""
+	for range 10000 {
+		page, next, err := st.List(t.Context(), f, size, cursor)
+		if err != nil {
+			t.Fatalf("List(%+v, %d, %q) = %v", f, size, cursor, err)
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all
+		}
+		cursor = next
+	}
+	t.Fatalf("List(%+v, %d) did not end after 10000 pages", f, size)
+	return nil
+}
+
+func ids(ss []sessionmgr.Session) []sessionmgr.SessionID {
+	var out []sessionmgr.SessionID
+	for _, s := range ss {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+// diff fails the test when got differs from want. Nil and empty slices
+// are equal: stores need not tell them apart.
+func diff[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if d := gocmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", what, d)
+	}
+}
+
+// newID returns a random session id: 26 characters of lower-case base32.
+func newID() sessionmgr.SessionID {
+	return sessionmgr.SessionID(strings.ToLower(rand.Text()))
+}
+
+// newChannel returns a channel no other subtest uses.
+func newChannel() sessionmgr.Channel {
+	name := "storetest-" + string(newID())
+	return sessionmgr.Channel{
+		ARN:        "arn:aws:kinesisvideo:us-west-2:123456789012:channel/" + name + "/1700000000000",
+		Name:       name,
+		Region:     "us-west-2",
+		MessageTTL: time.Minute,
+	}
+}
+
+// newSession returns a PENDING session on ch with every field set but
+// Failure, Caller and RequestID.
+func newSession(ch sessionmgr.Channel) sessionmgr.Session {
+	id := newID()
+	hash := sha256.Sum256([]byte(id))
+	return sessionmgr.Session{
+		ID:         id,
+		Channel:    ch,
+		ViewerID:   "viewer-" + string(id[:8]),
+		ClientID:   "viewer-" + string(id[:8]),
+		State:      sessionmgr.StatePending,
+		Attempt:    1,
+		IceServers: *iceServers(),
+		Options: sessionmgr.Options{
+			AnswerTimeout:     6 * time.Second,
+			RetryDelay:        time.Second,
+			MaxAttempts:       3,
+			Recovery:          sessionmgr.RecoveryAuto,
+			ResumeGrace:       30 * time.Second,
+			ICERestartTimeout: 10 * time.Second,
+			DisconnectedGrace: 5 * time.Second,
+			MaxLifetime:       time.Hour,
+		},
+		Created:   t0(),
+		Updated:   t0().Add(time.Second),
+		Expires:   t0().Add(time.Hour),
+		TokenHash: hash[:],
+		Owner:     "replica-a",
+		Epoch:     1,
+	}
+}
+
+func iceServers() *sessionmgr.IceServers {
+	return &sessionmgr.IceServers{
+		Servers: []sessionmgr.IceServer{
+			{URLs: []string{"stun:stun.kinesisvideo.us-west-2.amazonaws.com:443"}},
+			{
+				URLs:       []string{"turn:127.0.0.1:3478?transport=udp", "turns:127.0.0.1:5349?transport=tcp"},
+				Username:   "1700000300:user",
+				Credential: "secret",
+			},
+		},
+		Expires: t0().Add(5 * time.Minute),
+	}
+}
+
+// event returns the timeline event with sequence number seq.
+func event(seq uint64) sessionmgr.Event {
+	return sessionmgr.Event{
+		Seq:     seq,
+		Time:    t0().Add(time.Duration(seq) * time.Second),
+		Type:    sessionmgr.EventStateChanged,
+		State:   sessionmgr.StateSignaling,
+		Attempt: 1,
+		Message: fmt.Sprintf("event %d", seq),
+	}
+}
+
+// scribble changes everything a session's references reach, in place.
+func scribble(s *sessionmgr.Session) {
+	s.IceServers.Servers[0].URLs[0] = "scribbled"
+	s.IceServers.Servers[1].Credential = "scribbled"
+	if s.Failure != nil {
+		s.Failure.Message = "scribbled"
+	}
+	s.TokenHash[0]++
+}
+
+// scribbleEvent changes everything an event's references reach, in place.
+func scribbleEvent(e *sessionmgr.Event) {
+	e.Failure.Message = "scribbled"
+	e.Candidate.Candidate = "scribbled"
+	*e.Candidate.SDPMLineIndex++
+	e.Renegotiate.IceServers.Servers[0].URLs[0] = "scribbled"
+	e.ConnState.ICE = sessionmgr.ICEFailed
+	e.IceServers.Servers[1].URLs[1] = "scribbled"
+}
+
+// cloneSession and cloneEvent deep-copy the records whose references the
+// copies subtest then changes.
+
+func cloneSession(s sessionmgr.Session) sessionmgr.Session {
+	s.IceServers = *cloneIceServers(&s.IceServers)
+	if s.Failure != nil {
+		f := *s.Failure
+		s.Failure = &f
+	}
+	s.TokenHash = slices.Clone(s.TokenHash)
+	return s
+}
+
+func cloneEvent(e sessionmgr.Event) sessionmgr.Event {
+	f, c, idx, r, cs := *e.Failure, *e.Candidate, *e.Candidate.SDPMLineIndex, *e.Renegotiate, *e.ConnState
+	c.SDPMLineIndex = &idx
+	r.IceServers = cloneIceServers(r.IceServers)
+	e.Failure, e.Candidate, e.Renegotiate, e.ConnState = &f, &c, &r, &cs
+	e.IceServers = cloneIceServers(e.IceServers)
+	return e
+}
+
+func cloneIceServers(s *sessionmgr.IceServers) *sessionmgr.IceServers {
+	c := *s
+	c.Servers = slices.Clone(c.Servers)
+	for i := range c.Servers {
+		c.Servers[i].URLs = slices.Clone(c.Servers[i].URLs)
+	}
+	return &c
+}
