@@ -45,6 +45,15 @@ type Config struct {
 	// CA, written by kvs-emulator -ca-out). Default "".
 	KVSCAFile string
 
+	// APIKeysFile is a file of backend API keys, one per line (# comments).
+	// Default "".
+	APIKeysFile string
+	// APIKeys are backend API keys, comma-separated. Prefer VS_API_KEYS or
+	// the file: flags are visible to other users of the machine. With no key
+	// at all, backend RPCs are refused (-dev generates and prints one).
+	// Default "".
+	APIKeys string
+
 	// Session holds the server-wide defaults of per-session options.
 	Session SessionDefaults
 
@@ -125,6 +134,8 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound after SIGTERM")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
+	fs.StringVar(&c.APIKeysFile, "api-keys-file", c.APIKeysFile, "file of backend API keys, one per line")
+	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "backend API keys, comma-separated (prefer VS_API_KEYS)")
 	fs.StringVar(&c.AWSRegion, "aws-region", c.AWSRegion, "region of channels given by name without one")
 	fs.StringVar(&c.KVSEndpoint, "kvs-endpoint", c.KVSEndpoint, "KVS control-plane endpoint override (emulator URL)")
 	fs.StringVar(&c.KVSCAFile, "kvs-ca-file", c.KVSCAFile, "PEM file of extra CAs to trust for KVS")

@@ -70,6 +70,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("listen http: %w", err)
 	}
 
+	d, err := build(ctx, cfg, log)
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return err
+	}
+	auth := service.NewAuth(d.apiKeys)
+	if auth.Keys() == 0 {
+		log.Warn("no API keys configured (-api-keys-file, VS_API_KEYS): backend RPCs will be refused")
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -88,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	vspb.RegisterViewerSessionServiceServer(gs, service.New())
+	vspb.RegisterViewerSessionServiceServer(gs, service.New(d.manager, auth, log))
 	reflection.Register(gs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(vspb.ViewerSessionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -114,6 +125,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	})
 	log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(),
 		"store", storeKind(cfg), "dev", cfg.Dev)
+	if cfg.Dev {
+		printDevBanner(stderr, d, grpcLis.Addr().String(), httpLis.Addr().String())
+	}
 
 	var runErr error
 	select {
@@ -141,10 +155,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		gs.Stop()
 		<-drained
 	}
-	// 4. Close dependencies, then the HTTP server (metrics stay scrapable
-	// until the end).
+	// 4. Close dependencies (sessions end, clientIds go into cooldown), then
+	// the HTTP server (metrics stay scrapable until the end).
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	d.close(shutdownCtx, log)
 	if err := hsrv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "error", err)
 	}
@@ -185,4 +200,24 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// printDevBanner tells a new user what runs and what to try next.
+func printDevBanner(w io.Writer, d *deps, grpcAddr, httpAddr string) {
+	if d.emulator == nil || d.devKey == "" {
+		return // -kvs-endpoint or configured keys: nothing generated to show
+	}
+	fmt.Fprintf(w, `
+Viewer Session Service (dev mode): everything in memory, on loopback.
+  gRPC            %s
+  metrics/health  http://%s/metrics
+  KVS emulator    %s (channel %q with a simulated camera)
+  dev API key     %s
+
+Try:
+  grpcurl -plaintext %s list
+  grpcurl -plaintext -H 'authorization: Bearer %s' \
+    -d '{"channel":{"name":"%s"},"viewer_id":"alice"}' %s viewersession.v1.ViewerSessionService/CreateSession
+
+`, grpcAddr, httpAddr, d.emulator.Endpoint(), DemoChannel, d.devKey, grpcAddr, d.devKey, DemoChannel, grpcAddr)
 }

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/kvs"
+	"github.com/acme/viewersession/kvsemu"
+	"github.com/acme/viewersession/kvsemu/camera"
+	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/bind"
+	"github.com/acme/viewersession/sessionmgr/memstore"
+)
+
+// DemoChannel is the channel -dev creates, with a simulated camera.
+const DemoChannel = "demo-camera"
+
+// deps are the dependencies run wires together, closed in reverse order.
+type deps struct {
+	manager  *sessionmgr.Manager
+	apiKeys  []string
+	devKey   string // -dev's generated API key, printed once
+	emulator *kvsemu.Emulator
+	closers  []func(context.Context) error
+}
+
+func (d *deps) close(ctx context.Context, log *slog.Logger) {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		if err := d.closers[i](ctx); err != nil {
+			log.Warn("close dependency", "error", err)
+		}
+	}
+}
+
+// build wires the store, the clientId allocator, the KVS client (or the
+// embedded emulator with -dev) and the session manager.
+func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *deps, err error) {
+	d := &deps{}
+	defer func() {
+		if err != nil {
+			d.close(context.WithoutCancel(ctx), log)
+		}
+	}()
+
+	keys, err := loadAPIKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.apiKeys = keys
+	if cfg.Dev && len(keys) == 0 {
+		d.devKey = "dev-" + randomString(18)
+		d.apiKeys = []string{d.devKey}
+	}
+
+	// clientIds: Redis when configured (cluster-wide uniqueness), else memory.
+	idCfg := clientid.DefaultConfig()
+	idCfg.DefaultCooldown = cfg.Session.ClientIDCooldown
+	var alloc bind.Allocator
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %w", err)
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
+		rdb := redis.NewClient(opts)
+		d.closers = append(d.closers, func(context.Context) error { return rdb.Close() })
+		alloc = clientid.NewRedis(rdb, idCfg)
+	} else {
+		alloc = clientid.NewMemory(idCfg)
+	}
+
+	// KVS: the embedded emulator with -dev, else AWS (or -kvs-endpoint).
+	var awsCfg aws.Config
+	kcfg := kvs.DefaultConfig()
+	kcfg.Region = cfg.AWSRegion
+	kcfg.Logger = log.With("component", "kvs")
+	if cfg.Dev && cfg.KVSEndpoint == "" {
+		ecfg := kvsemu.DefaultConfig()
+		ecfg.Addr = "127.0.0.1:0"
+		ecfg.Region = cfg.AWSRegion
+		ecfg.Logger = log.With("component", "kvsemu")
+		emu, err := kvsemu.Start(ctx, ecfg)
+		if err != nil {
+			return nil, fmt.Errorf("start kvs emulator: %w", err)
+		}
+		d.emulator = emu
+		d.closers = append(d.closers, func(context.Context) error { return emu.Close() })
+		arn, err := emu.CreateChannel(DemoChannel, 60*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("create demo channel: %w", err)
+		}
+		if err := emu.StartCamera(arn, camera.CSample); err != nil {
+			return nil, fmt.Errorf("start demo camera: %w", err)
+		}
+		creds := emu.Credentials()
+		awsCfg = aws.Config{
+			Region:      cfg.AWSRegion,
+			Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
+		}
+		kcfg.Endpoint = emu.Endpoint()
+		kcfg.CAPool = emu.CertPool()
+	} else {
+		awsCfg, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion))
+		if err != nil {
+			return nil, fmt.Errorf("load AWS config: %w", err)
+		}
+		kcfg.Endpoint = cfg.KVSEndpoint
+		if cfg.KVSCAFile != "" {
+			pem, err := os.ReadFile(cfg.KVSCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("-kvs-ca-file: %w", err)
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("-kvs-ca-file %s: no PEM certificates", cfg.KVSCAFile)
+			}
+			kcfg.CAPool = pool
+		}
+	}
+	kc, err := kvs.New(awsCfg, kcfg)
+	if err != nil {
+		return nil, fmt.Errorf("kvs client: %w", err)
+	}
+
+	mcfg := sessionmgr.DefaultConfig()
+	mcfg.MaxPerChannel = cfg.Session.MaxPerChannel
+	mcfg.Defaults = sessionmgr.Options{
+		AnswerTimeout:     cfg.Session.AnswerTimeout,
+		RetryDelay:        cfg.Session.RetryDelay,
+		MaxAttempts:       cfg.Session.MaxAttempts,
+		Recovery:          sessionmgr.RecoveryAuto,
+		ResumeGrace:       cfg.Session.ResumeGrace,
+		ICERestartTimeout: cfg.Session.ICERestartTimeout,
+		DisconnectedGrace: cfg.Session.DisconnectedGrace,
+		MaxLifetime:       cfg.Session.MaxLifetime,
+	}
+	mcfg.MinTimer = min(mcfg.MinTimer, cfg.Session.AnswerTimeout, cfg.Session.ResumeGrace,
+		cfg.Session.ICERestartTimeout, cfg.Session.DisconnectedGrace)
+	if host, err := os.Hostname(); err == nil {
+		mcfg.ReplicaID = host
+	}
+	store := memstore.New()
+	d.manager = sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc),
+		sessionmgr.WithLogger(log.With("component", "sessionmgr")))
+	d.closers = append(d.closers, d.manager.Close)
+	return d, nil
+}
+
+// loadAPIKeys reads backend API keys from -api-keys-file (one per line, #
+// comments) and VS_API_KEYS / -api-keys (comma-separated).
+func loadAPIKeys(cfg Config) ([]string, error) {
+	var keys []string
+	add := func(k string) {
+		if k = strings.TrimSpace(k); k != "" && !strings.HasPrefix(k, "#") {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range strings.Split(cfg.APIKeys, ",") {
+		add(k)
+	}
+	if cfg.APIKeysFile != "" {
+		b, err := os.ReadFile(cfg.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("-api-keys-file: %w", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			add(line)
+		}
+		if len(keys) == 0 {
+			return nil, errors.New("-api-keys-file: no keys in the file")
+		}
+	}
+	return keys, nil
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
