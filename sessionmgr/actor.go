@@ -109,7 +109,7 @@ type actor struct {
 
 	attached int // app streams attached
 
-	answerT, retryT, resumeT, restartT, discT, lifeT, renewT timer
+	answerT, retryT, predialT, resumeT, restartT, discT, lifeT, renewT timer
 }
 
 func newActor(m *Manager, s Session, l Lease) *actor {
@@ -192,6 +192,9 @@ func (a *actor) run() {
 		case <-a.answerT.c:
 			a.answerT.stop()
 			a.onAnswerTimeout()
+		case <-a.predialT.c:
+			a.predialT.stop()
+			a.onPredial()
 		case <-a.retryT.c:
 			a.retryT.stop()
 			a.onRetryDue()
@@ -514,10 +517,20 @@ func (a *actor) onAnswerTimeout() {
 	a.releaseLease()
 	a.emit(Event{Type: EventRetryScheduled, Message: fmt.Sprintf("signaling closed and clientId released into cooldown; attempt %d in %v with a fresh clientId", a.offerAttempt+1, o.RetryDelay)})
 	a.retryT.start(o.RetryDelay)
+	a.predialT.start(o.RetryDelay - predialLead(o.RetryDelay))
 }
 
-func (a *actor) onRetryDue() {
-	if _, err := a.transition(input{kind: inRetryDue}, "retrying: opening KVS signaling with a fresh clientId"); err != nil {
+// predialLead is how long before the retry is due its clientId is leased
+// and its signaling opened, so the replayed offer leaves exactly
+// retry_delay after the timeout instead of a dial later.
+func predialLead(retryDelay time.Duration) time.Duration {
+	return min(time.Second, retryDelay/2)
+}
+
+// onPredial prepares the next attempt: a fresh clientId and its signaling
+// connection, opened while the session still waits in RETRYING.
+func (a *actor) onPredial() {
+	if a.s.State != StateRetrying || a.haveLease {
 		return
 	}
 	if !a.newClientID() {
@@ -527,6 +540,19 @@ func (a *actor) onRetryDue() {
 	a.offerSent, a.answered = false, false
 	a.heldRemote = nil
 	a.dial()
+}
+
+func (a *actor) onRetryDue() {
+	a.onPredial() // no-op when the predial ran
+	if a.s.Terminal() {
+		return
+	}
+	if _, err := a.transition(input{kind: inRetryDue}, "retrying: KVS signaling with a fresh clientId"); err != nil {
+		return
+	}
+	if a.conn != nil {
+		a.signalingUp()
+	}
 }
 
 // newClientID leases a fresh clientId for the next attempt; on failure the
@@ -583,6 +609,15 @@ func (a *actor) onDial(res dialResult) {
 	}
 	a.conn, a.connEvents = res.conn, res.conn.Events()
 	a.emit(Event{Type: EventSignalingConnected, Message: fmt.Sprintf("KVS signaling open with clientId %s", a.s.ClientID)})
+	if a.s.State == StateRetrying {
+		return // opened ahead of the retry; onRetryDue goes on from here
+	}
+	a.signalingUp()
+}
+
+// signalingUp moves on once the current attempt's signaling is open: to
+// AWAITING_OFFER, or straight on with a buffered offer.
+func (a *actor) signalingUp() {
 	if _, err := a.transition(input{kind: inSignalingUp}, "signaling open; waiting for the app's offer"); err != nil && !errors.Is(err, errStale) {
 		return
 	}
@@ -667,7 +702,7 @@ func (a *actor) fail(reason FailureReason, msg string) {
 
 // teardown releases everything a terminal session holds.
 func (a *actor) teardown() {
-	for _, t := range []*timer{&a.answerT, &a.retryT, &a.resumeT, &a.restartT, &a.discT, &a.lifeT, &a.renewT} {
+	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.restartT, &a.discT, &a.lifeT, &a.renewT} {
 		t.stop()
 	}
 	a.closeConn()

@@ -271,7 +271,9 @@ func TestAnswerTimeoutRetriesOnceThenFails(t *testing.T) {
 		want := []string{
 			"CREATED", "CLIENT_ID_ALLOCATED", "APP_ATTACHED", "->SIGNALING", "SIGNALING_CONNECTED", "->AWAITING_OFFER",
 			"->AWAITING_ANSWER", "OFFER_SENT", "ANSWER_TIMEOUT", "->RETRYING", "RETRY_SCHEDULED",
-			"->SIGNALING", "CLIENT_ID_ALLOCATED", "SIGNALING_CONNECTED", "->AWAITING_OFFER", "->AWAITING_ANSWER", "OFFER_SENT",
+			// The next attempt's clientId and signaling are prepared during
+			// the last part of the retry delay (predial).
+			"CLIENT_ID_ALLOCATED", "SIGNALING_CONNECTED", "->SIGNALING", "->AWAITING_OFFER", "->AWAITING_ANSWER", "OFFER_SENT",
 			"ANSWER_TIMEOUT", "FAILED",
 		}
 		if got := types(evs); strings.Join(got, " ") != strings.Join(want, " ") {
