@@ -1,5 +1,7 @@
 package camera
 
+import "strconv"
+
 // outcome is what the camera did with one SDP offer.
 type outcome int
 
@@ -45,8 +47,10 @@ func (o outcome) String() string {
 		return "ignored_fault_answer_from_offer"
 	case outcomeFailed:
 		return "failed"
-	default:
+	case outcomeUnknown:
 		return "unknown"
+	default:
+		return "outcome(" + strconv.Itoa(int(o)) + ")"
 	}
 }
 

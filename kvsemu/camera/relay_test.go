@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -288,6 +289,31 @@ func (rl *relay) waitConnect(t *testing.T) {
 	}
 }
 
+// gatedWriter passes writes to w until closed, then drops them, so that
+// logs from pion goroutines that outlive a test do not reach t.Output.
+type gatedWriter struct {
+	w io.Writer
+	// mu guards closed; writers hold it shared.
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return len(p), nil
+	}
+	return g.w.Write(p)
+}
+
+// close waits for writes in progress and drops later ones.
+func (g *gatedWriter) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+}
+
 func writeFrame(c *websocket.Conn, frame []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -518,8 +544,9 @@ func startCamera(t *testing.T, rl *relay, cfg Config) *testCamera {
 	if cfg.Dial == nil {
 		cfg.Dial = rl.dial
 	}
+	out := &gatedWriter{w: t.Output()}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+		cfg.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	c, err := New(cfg)
 	if err != nil {
@@ -552,6 +579,9 @@ func startCamera(t *testing.T, rl *relay, cfg Config) *testCamera {
 		case <-time.After(waitFor):
 			t.Errorf("Run did not return within %v of cancel", waitFor)
 		}
+		// pion ends a few goroutines of closed peer connections (such as
+		// its undeclared-SSRC readers) a little later, and they may log.
+		out.close()
 	})
 	rl.waitConnect(t)
 	return tc

@@ -14,7 +14,7 @@ import (
 type eventKind int
 
 const (
-	evUnknown eventKind = iota
+	_ eventKind = iota
 	// evOffer is an SDP offer just read from the socket.
 	evOffer
 	// evDelayedOffer is an admitted offer whose AnswerDelay has passed.
