@@ -17,4 +17,8 @@ var (
 	// ErrNoCamera reports a camera operation on a channel without a running
 	// simulated camera.
 	ErrNoCamera = errors.New("kvsemu: no camera running")
+
+	// errChannelFull reports a viewer refused because the channel has
+	// MaxViewers viewers (a concurrent connect took the last slot).
+	errChannelFull = errors.New("kvsemu: too many viewers")
 )

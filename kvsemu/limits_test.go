@@ -351,3 +351,26 @@ func TestMaxConnection(t *testing.T) {
 		t.Errorf("Messages[service->viewer:GO_AWAY] = %d, want 1", got)
 	}
 }
+
+// TestDeleteChannelCloses: deleting a channel closes its connections with
+// 1001 and later connects get 404.
+func TestDeleteChannelCloses(t *testing.T) {
+	emu := startEmu(t, nil)
+	arn := mustChannel(t, emu, "cam", 0)
+	master := dial(t, emu, arn, "")
+	v := dial(t, emu, arn, "v1")
+	if err := emu.DeleteChannel(arn); err != nil {
+		t.Fatal(err)
+	}
+	for _, ws := range []*websocket.Conn{master, v} {
+		if code, reason := closeStatus(t, ws, 10*time.Second); code != websocket.StatusGoingAway || reason != "channel deleted" {
+			t.Errorf("closed with %d %q, want 1001 channel deleted", code, reason)
+		}
+	}
+	if got := dialStatus(t, emu, arn, "v1"); got != http.StatusNotFound {
+		t.Errorf("connect to a deleted channel = %d, want 404", got)
+	}
+	if _, err := emu.CreateChannel("cam", 0); err != nil {
+		t.Errorf("CreateChannel(same name after delete) = %v, want nil", err)
+	}
+}

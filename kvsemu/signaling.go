@@ -174,8 +174,12 @@ func (e *Emulator) serveSignaling(w http.ResponseWriter, r *http.Request) {
 		done:     make(chan struct{}),
 		exited:   make(chan struct{}),
 	}
-	if !e.register(c) {
-		refuse(http.StatusBadRequest, codeClientLimit, "Too many viewers on this channel")
+	if err := e.register(c); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			refuse(http.StatusNotFound, codeNotFound, "The requested channel is not found or not active.")
+		} else {
+			refuse(http.StatusBadRequest, codeClientLimit, "Too many viewers on this channel")
+		}
 		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
@@ -217,14 +221,14 @@ func (ch *channel) viewerSlotFree(clientID string, limit int) bool {
 
 // register makes c the channel's master or its viewer for c.clientID, stops
 // the connection it replaces and delivers the messages queued for it. It
-// reports false if the channel is gone or full (a concurrent connect won).
-func (e *Emulator) register(c *conn) bool {
+// returns ErrNotFound for a deleted channel and errChannelFull.
+func (e *Emulator) register(c *conn) error {
 	ch := c.ch
 	now := e.cfg.Now()
 	ch.mu.Lock()
 	if ch.deleted {
 		ch.mu.Unlock()
-		return false
+		return ErrNotFound
 	}
 	var old *conn
 	var queued []pending
@@ -235,7 +239,7 @@ func (e *Emulator) register(c *conn) bool {
 		old = ch.viewers[c.clientID]
 		if limit := e.cfg.Limits.MaxViewers; old == nil && limit >= 0 && len(ch.viewers) >= limit {
 			ch.mu.Unlock()
-			return false
+			return errChannelFull
 		}
 		ch.viewers[c.clientID] = c
 		queued = ch.toViewer[c.clientID]
@@ -251,7 +255,7 @@ func (e *Emulator) register(c *conn) bool {
 		e.counters.connect(connectKey(c.role) + "_REPLACED")
 		old.stop(stopReplaced)
 	}
-	return true
+	return nil
 }
 
 // unregister removes c from its channel if it is still the current
