@@ -260,9 +260,25 @@ func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, e
 // ctx ends, or fn fails.
 func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func(Event) error) error {
 	for {
-		evs, err := m.store.Events(ctx, id, after, 256, true)
+		evs, err := m.store.Events(ctx, id, after, 256, false)
 		if err != nil {
 			return err
+		}
+		if len(evs) == 0 {
+			// Nothing new: an ended session has nothing more to say (the
+			// caller saw its terminal event already); a live one is waited
+			// on. The terminal event is appended before the record turns
+			// terminal, so it cannot slip between the two reads.
+			s, err := m.store.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			if s.Terminal() {
+				return nil
+			}
+			if evs, err = m.store.Events(ctx, id, after, 256, true); err != nil {
+				return err
+			}
 		}
 		for _, e := range evs {
 			if err := fn(e); err != nil {

@@ -535,3 +535,25 @@ func TestCreateValidation(t *testing.T) {
 		}
 	})
 }
+
+func TestWatchAfterTheEndReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, &fakeCamera{})
+		s := h.create(t, "fay")
+		closed, err := h.m.CloseSession(t.Context(), s.ID)
+		if err != nil || closed.State != sessionmgr.StateClosed {
+			t.Fatalf("CloseSession = %s, %v; want CLOSED", closed.State, err)
+		}
+		var n int
+		if err := h.m.Watch(t.Context(), s.ID, closed.LastSeq, func(sessionmgr.Event) error { n++; return nil }); err != nil {
+			t.Fatalf("Watch after the last event = %v, want nil", err)
+		}
+		if n != 0 {
+			t.Errorf("Watch after the last event delivered %d events, want 0", n)
+		}
+		again, err := h.m.CloseSession(t.Context(), s.ID)
+		if err != nil || again.LastSeq != closed.LastSeq {
+			t.Errorf("second CloseSession = %+v, %v; want the closed session unchanged", again, err)
+		}
+	})
+}
