@@ -43,8 +43,10 @@ type Stats struct {
 	Offers uint64
 	// AnswersSent counts SDP answers queued to the signaling socket.
 	AnswersSent uint64
-	// IgnoredOffers counts offers the camera chose not to answer (live
-	// session in c-sample mode, session cap, a fault, or a bad offer).
+	// IgnoredOffers counts offers the camera did not answer: a live session
+	// in c-sample mode, the session cap, a fault, or an offer pion rejected.
+	// Frames too malformed to be offers (no sender, bad payload) are counted
+	// nowhere.
 	IgnoredOffers uint64
 	// Sessions is the number of live viewer sessions.
 	Sessions int

@@ -99,14 +99,14 @@ func TestICERestart(t *testing.T) {
 			rl := newRelay(t)
 			cam := startCamera(t, rl, Config{Mode: tt.give})
 			v := newViewer(t, rl, "viewer-1")
-			v.offer(false)
+			firstOffer := v.offer(false)
 			first := v.waitAnswer()
 			cam.waitDecision(t, "viewer-1", outcomeAnswered)
 			v.waitPackets(minPackets)
 
 			restart := v.offer(true)
-			if isICERestart(first.SDP, restart.SDP) {
-				t.Fatal("test setup: viewer's restart offer compared with the camera's answer looks like a restart")
+			if !isICERestart(firstOffer.SDP, restart.SDP) {
+				t.Fatal("test setup: the viewer's restart offer does not keep its fingerprint with a new ice-ufrag")
 			}
 			cam.waitDecision(t, "viewer-1", tt.want)
 			if tt.want == outcomeLiveSession {
