@@ -206,6 +206,7 @@ func (e *Emulator) CACertPEM() []byte { return append([]byte(nil), e.ca.caPEM...
 func (e *Emulator) CertPool() *x509.CertPool { return e.ca.pool.Clone() }
 
 // HTTPClient returns a new HTTP/1.1 client that trusts the emulator's CA.
+// Call CloseIdleConnections on it when done.
 func (e *Emulator) HTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: e.ca.clientTLS()}}
 }

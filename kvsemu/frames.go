@@ -17,21 +17,33 @@ const (
 
 // KVS error codes used on the wire.
 const (
-	codeInvalidArgument    = "InvalidArgumentException"
-	codeClientLimit        = "ClientLimitExceededException"
-	codeNotFound           = "ResourceNotFoundException"
-	codeResourceInUse      = "ResourceInUseException"
-	codeAccessDenied       = "AccessDeniedException"
-	codeNotAuthorized      = "NotAuthorizedException"
-	codeVersionMismatch    = "VersionMismatchException"
-	codeSerialization      = "SerializationException"
-	codeUnknownOperation   = "UnknownOperationException"
-	codeInternalFailure    = "InternalFailure"
-	maxStatusDescription   = 1024
-	maxInboundFrameBytes   = 256 << 10
-	outboundQueueFrames    = 256
-	statusCodeBadRequest   = "400"
+	codeInvalidArgument  = "InvalidArgumentException"
+	codeClientLimit      = "ClientLimitExceededException"
+	codeNotFound         = "ResourceNotFoundException"
+	codeResourceInUse    = "ResourceInUseException"
+	codeAccessDenied     = "AccessDeniedException"
+	codeNotAuthorized    = "NotAuthorizedException"
+	codeVersionMismatch  = "VersionMismatchException"
+	codeSerialization    = "SerializationException"
+	codeUnknownOperation = "UnknownOperationException"
+	codeInternalFailure  = "InternalFailure"
+)
+
+// Sizes.
+const (
+	// maxStatusDescription is the longest STATUS_RESPONSE description (1K).
+	maxStatusDescription = 1024
+	// maxInboundFrameBytes is the WebSocket read limit; a larger frame
+	// closes the connection (1009). Payloads above Limits.MaxPayload but
+	// below this get a STATUS_RESPONSE.
+	maxInboundFrameBytes = 256 << 10
+	// outboundQueueFrames is a connection's send queue; a client that lets
+	// it fill is disconnected.
+	outboundQueueFrames = 256
+	// messageLogLimitPerChan bounds Messages per channel.
 	messageLogLimitPerChan = 10000
+	// statusCodeBadRequest is STATUS_RESPONSE's statusCode (a string).
+	statusCodeBadRequest = "400"
 )
 
 // inbound is a client frame, read with case-insensitive keys (the JS SDK

@@ -1,7 +1,6 @@
 package kvsemu
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
@@ -21,7 +20,14 @@ func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
 type pionLogger struct{ log *slog.Logger }
 
 func (l pionLogger) emit(level slog.Level, msg string) {
-	l.log.Log(context.Background(), level, msg)
+	switch level {
+	case slog.LevelError:
+		l.log.Error(msg)
+	case slog.LevelWarn:
+		l.log.Warn(msg)
+	default:
+		l.log.Debug(msg)
+	}
 }
 
 func (pionLogger) Trace(string)                {}
