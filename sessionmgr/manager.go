@@ -150,6 +150,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 		undo()
 		return Session{}, "", fmt.Errorf("store session: %w", err)
 	}
+	created := a.snapshot() // before the actor runs: then it owns a.s
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
@@ -160,8 +161,8 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	m.actors[s.ID] = a
 	m.wg.Go(a.run)
 	m.mu.Unlock()
-	m.log.Info("session created", "session_id", s.ID, "client_id", s.ClientID, "channel", ch.ARN)
-	return a.snapshot(), token, nil
+	m.log.Info("session created", "session_id", created.ID, "client_id", created.ClientID, "channel", ch.ARN)
+	return created, token, nil
 }
 
 func (m *Manager) release(ctx context.Context, l Lease) {

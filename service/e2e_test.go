@@ -1,0 +1,362 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/acme/viewersession/kvsemu/camera"
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+)
+
+// rawConnect is a Connect stream driven by hand (no peer connection):
+// for the signaling-only end-to-end tests.
+type rawConnect struct {
+	stream grpc.BidiStreamingClient[vspb.ConnectRequest, vspb.ConnectResponse]
+	msgs   chan *vspb.ConnectResponse
+	end    chan error // the stream's final status
+}
+
+func connectRaw(t *testing.T, s *stack, token, name string, after uint64) *rawConnect {
+	t.Helper()
+	stream, err := s.api.Connect(withToken(t.Context(), token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&vspb.ConnectRequest{Message: &vspb.ConnectRequest_Join{Join: &vspb.Join{Name: name, AfterSequence: after}}}); err != nil {
+		t.Fatal(err)
+	}
+	rc := &rawConnect{stream: stream, msgs: make(chan *vspb.ConnectResponse, 1024), end: make(chan error, 1)}
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				close(rc.msgs)
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				rc.end <- err
+				return
+			}
+			rc.msgs <- m
+		}
+	}()
+	return rc
+}
+
+func (rc *rawConnect) send(t *testing.T, m *vspb.ConnectRequest) {
+	t.Helper()
+	if err := rc.stream.Send(m); err != nil {
+		t.Fatalf("Connect send: %v", err)
+	}
+}
+
+// events drains the stream until it ends and returns its events and status.
+func (rc *rawConnect) drain(t *testing.T, timeout time.Duration) ([]*vspb.SessionEvent, error) {
+	t.Helper()
+	var evs []*vspb.SessionEvent
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m, ok := <-rc.msgs:
+			if !ok {
+				return evs, <-rc.end
+			}
+			if e := m.GetEvent(); e != nil {
+				evs = append(evs, e)
+			}
+		case <-deadline:
+			t.Fatalf("Connect stream still open after %v", timeout)
+		}
+	}
+}
+
+// waitEvent reads the stream until an event matches.
+func (rc *rawConnect) waitEvent(t *testing.T, timeout time.Duration, match func(*vspb.SessionEvent) bool) *vspb.SessionEvent {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m, ok := <-rc.msgs:
+			if !ok {
+				t.Fatalf("stream ended (%v) before the awaited event", <-rc.end)
+			}
+			if e := m.GetEvent(); e != nil && match(e) {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no matching event within %v", timeout)
+		}
+	}
+}
+
+func offerMsg(sdp string) *vspb.ConnectRequest {
+	return &vspb.ConnectRequest{Message: &vspb.ConnectRequest_Offer{Offer: &vspb.SessionDescription{Sdp: sdp}}}
+}
+
+func reasonOf(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
+}
+
+func ofType(t vspb.EventType) func(*vspb.SessionEvent) bool {
+	return func(e *vspb.SessionEvent) bool { return e.GetType() == t }
+}
+
+// Acceptance 2: the camera never answers.
+func TestE2ECameraNeverAnswers(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	if err := s.emu.SetCameraFault(s.arn, camera.Fault{NoAnswer: true}); err != nil {
+		t.Fatal(err)
+	}
+	const answerTimeout, retryDelay = 1500 * time.Millisecond, 600 * time.Millisecond
+	cs := s.create(t, "noanswer", &vspb.SessionOptions{
+		AnswerTimeout: durationpb.New(answerTimeout), RetryDelay: durationpb.New(retryDelay),
+	})
+	rc := connectRaw(t, s, cs.GetSessionToken(), cs.GetSession().GetName(), 0)
+	rc.waitEvent(t, 10*time.Second, func(e *vspb.SessionEvent) bool { return e.GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER })
+	rc.send(t, offerMsg(pionOffer(t)))
+	evs, err := rc.drain(t, 30*time.Second)
+
+	if code := status.Code(err); code != codes.DeadlineExceeded || reasonOf(err) != "ANSWER_TIMEOUT" {
+		t.Fatalf("Connect ended with %v (reason %q), want DEADLINE_EXCEEDED with ANSWER_TIMEOUT", err, reasonOf(err))
+	}
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "did not answer") || !strings.Contains(msg, "online") {
+		t.Errorf("status message %q is not plain words about the camera", msg)
+	}
+	// Exactly two offers reached the emulator, under two clientIds.
+	var offers []time.Time
+	var ids []string
+	for _, m := range s.emu.Messages(s.arn) {
+		if m.Type == "SDP_OFFER" && m.From == "viewer" {
+			offers = append(offers, m.Time)
+			ids = append(ids, m.ClientID)
+		}
+	}
+	if len(offers) != 2 {
+		t.Fatalf("emulator saw %d offers (%v), want 2", len(offers), ids)
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("both offers came from clientId %q, want two distinct", ids[0])
+	}
+	if got := s.emu.Counters().Messages["viewer->master:SDP_OFFER"]; got != 2 {
+		t.Errorf("emulator counter viewer->master:SDP_OFFER = %d, want 2", got)
+	}
+	firstTimeout := offers[0].Add(answerTimeout)
+	if d := offers[1].Sub(firstTimeout) - retryDelay; d < -50*time.Millisecond || d > 50*time.Millisecond {
+		t.Errorf("second offer %v after the first timeout, want retry_delay %v within 50ms", offers[1].Sub(firstTimeout), retryDelay)
+	}
+	last := evs[len(evs)-1]
+	if last.GetType() != vspb.EventType_EVENT_TYPE_FAILED || last.GetFailure().GetReason() != vspb.FailureReason_FAILURE_REASON_ANSWER_TIMEOUT {
+		t.Fatalf("last event = %v, want FAILED with ANSWER_TIMEOUT", last)
+	}
+	total := last.GetTime().AsTime().Sub(offers[0])
+	if want := 2*answerTimeout + retryDelay; total-want < -50*time.Millisecond || total-want > 50*time.Millisecond {
+		t.Errorf("FAILED %v after the first offer, want 2 x answer_timeout + retry_delay = %v within 50ms", total, want)
+	}
+	t.Logf("offers %v apart; failed after %v; clientIds %v", offers[1].Sub(offers[0]), total, ids)
+}
+
+// Acceptance 5: a second offer while one is in flight.
+func TestE2ESecondOfferInFlight(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	if err := s.emu.SetCameraFault(s.arn, camera.Fault{NoAnswer: true}); err != nil {
+		t.Fatal(err)
+	}
+	cs := s.create(t, "twice", &vspb.SessionOptions{AnswerTimeout: durationpb.New(20 * time.Second)})
+	rc := connectRaw(t, s, cs.GetSessionToken(), cs.GetSession().GetName(), 0)
+	rc.waitEvent(t, 10*time.Second, func(e *vspb.SessionEvent) bool { return e.GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER })
+	offer := pionOffer(t)
+	rc.send(t, offerMsg(offer))
+	rc.waitEvent(t, 10*time.Second, ofType(vspb.EventType_EVENT_TYPE_OFFER_SENT))
+	rc.send(t, offerMsg(offer))
+	_, err := rc.drain(t, 10*time.Second)
+	if status.Code(err) != codes.FailedPrecondition || reasonOf(err) != "OFFER_IN_FLIGHT" {
+		t.Fatalf("second offer: %v (reason %q), want FAILED_PRECONDITION OFFER_IN_FLIGHT", err, reasonOf(err))
+	}
+	got, err := s.api.GetSession(backend(t.Context()), &vspb.GetSessionRequest{Name: cs.GetSession().GetName()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := got.GetSession().GetState(); st != vspb.SessionState_SESSION_STATE_AWAITING_ANSWER {
+		t.Errorf("session state after the refused offer = %v, want AWAITING_ANSWER (unharmed)", st)
+	}
+}
+
+// Acceptance 8: the 11th session on a channel.
+func TestE2EChannelFull(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	for i := range 10 {
+		s.create(t, fmt.Sprintf("viewer%d", i), nil)
+	}
+	_, err := s.api.CreateSession(backend(t.Context()), &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: s.arn}, ViewerId: "eleventh"})
+	if status.Code(err) != codes.ResourceExhausted || reasonOf(err) != "CHANNEL_FULL" {
+		t.Fatalf("11th CreateSession = %v (reason %q), want RESOURCE_EXHAUSTED CHANNEL_FULL", err, reasonOf(err))
+	}
+	var quota bool
+	for _, d := range status.Convert(err).Details() {
+		_, ok := d.(*errdetails.QuotaFailure)
+		quota = quota || ok
+	}
+	if !quota {
+		t.Errorf("CHANNEL_FULL carries no QuotaFailure")
+	}
+}
+
+// Acceptance 9: bad input, each with its status, the session unharmed.
+func TestE2EBadInput(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	cs := s.create(t, "badinput", nil)
+	other := s.create(t, "other", nil)
+	name, token := cs.GetSession().GetName(), cs.GetSessionToken()
+	unknown := "sessions/aaaaaaaaaaaaaaaaaaaaaaaaaa"
+	good := pionOffer(t)
+
+	signal := func(ctx context.Context, name string, r *vspb.SignalRequest) error {
+		r.Name = name
+		_, err := s.api.Signal(ctx, r)
+		return err
+	}
+	offer := func(sdp string) *vspb.SignalRequest {
+		return &vspb.SignalRequest{Message: &vspb.SignalRequest_Offer{Offer: &vspb.SessionDescription{Sdp: sdp}}}
+	}
+	cand := func(c string) *vspb.SignalRequest {
+		mid := "0"
+		return &vspb.SignalRequest{Message: &vspb.SignalRequest_Candidate{Candidate: &vspb.IceCandidate{Candidate: c, SdpMid: mid}}}
+	}
+	own := withToken(t.Context(), token)
+
+	// Before joining (nobody watches with the token yet).
+	if err := signal(own, name, offer(good)); status.Code(err) != codes.FailedPrecondition || reasonOf(err) != "NOT_JOINED" {
+		t.Errorf("offer before join: %v, want FAILED_PRECONDITION NOT_JOINED", err)
+	}
+	// Join over Connect, then a table of bad messages on Signal.
+	rc := connectRaw(t, s, token, name, 0)
+	rc.waitEvent(t, 10*time.Second, func(e *vspb.SessionEvent) bool { return e.GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER })
+
+	tests := []struct {
+		name       string
+		ctx        context.Context
+		session    string
+		give       *vspb.SignalRequest
+		wantCode   codes.Code
+		wantReason string
+	}{
+		{"malformed sdp", own, name, offer("v=0\r\nthis is not sdp"), codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"oversized sdp", own, name, offer(good + strings.Repeat("a=x-padding:"+strings.Repeat("z", 100)+"\r\n", 100)), codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"empty sdp", own, name, offer(""), codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"bad candidate", own, name, cand("nonsense"), codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"oversized candidate", own, name, cand("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host " + strings.Repeat("x", 2000)), codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"no message", own, name, &vspb.SignalRequest{}, codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"bad name", own, "sessions/nope", offer(good), codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"unknown session", backend(t.Context()), unknown, offer(good), codes.NotFound, "SESSION_NOT_FOUND"},
+		{"missing token", t.Context(), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},
+		{"wrong token", withToken(t.Context(), "not-a-token"), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},
+		{"forged token", withToken(t.Context(), token[:len(token)-4]+"AAAA"), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},
+		{"another session's token", withToken(t.Context(), other.GetSessionToken()), name, offer(good), codes.PermissionDenied, "PERMISSION_DENIED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := signal(tt.ctx, tt.session, tt.give)
+			if status.Code(err) != tt.wantCode || reasonOf(err) != tt.wantReason {
+				t.Errorf("Signal: %v (reason %q), want %v %s", err, reasonOf(err), tt.wantCode, tt.wantReason)
+			}
+			got, err := s.api.GetSession(backend(t.Context()), &vspb.GetSessionRequest{Name: name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := got.GetSession().GetState(); st != vspb.SessionState_SESSION_STATE_AWAITING_OFFER {
+				t.Errorf("session state = %v, want AWAITING_OFFER (unharmed)", st)
+			}
+		})
+	}
+
+	// Join twice on one stream.
+	rc.send(t, &vspb.ConnectRequest{Message: &vspb.ConnectRequest_Join{Join: &vspb.Join{Name: name}}})
+	if _, err := rc.drain(t, 10*time.Second); status.Code(err) != codes.FailedPrecondition || reasonOf(err) != "ALREADY_JOINED" {
+		t.Errorf("join twice: %v, want FAILED_PRECONDITION ALREADY_JOINED", err)
+	}
+	// A Connect whose first message is not join.
+	stream, err := s.api.Connect(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(offerMsg(good)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.FailedPrecondition || reasonOf(err) != "NOT_JOINED" {
+		t.Errorf("Connect starting with an offer: %v, want FAILED_PRECONDITION NOT_JOINED", err)
+	}
+	got, err := s.api.GetSession(backend(t.Context()), &vspb.GetSessionRequest{Name: name})
+	if err != nil || got.GetSession().GetState() == vspb.SessionState_SESSION_STATE_CLOSED {
+		t.Errorf("session after the bad-input table: %v, %v; want it alive", got.GetSession().GetState(), err)
+	}
+}
+
+// Acceptance 1 (cooldown part) and 7 (no resume): CloseSession and
+// CLIENT_GONE release the clientId into cooldown.
+func TestE2EClientIDCooldown(t *testing.T) {
+	const cooldown = time.Second
+	s := newStack(t, stackOptions{cooldown: cooldown})
+	first := s.create(t, "zoe", nil)
+	if got := first.GetSession().GetClientId(); got != "zoe" {
+		t.Fatalf("first clientId = %q, want zoe", got)
+	}
+	closed, err := s.api.CloseSession(backend(t.Context()), &vspb.CloseSessionRequest{Name: first.GetSession().GetName()})
+	if err != nil || closed.GetSession().GetCloseReason() != vspb.CloseReason_CLOSE_REASON_CLOSED_BY_BACKEND {
+		t.Fatalf("CloseSession: %v %v", closed, err)
+	}
+	released := time.Now()
+	second := s.create(t, "zoe", nil)
+	if got := second.GetSession().GetClientId(); got != "zoe-2" {
+		t.Errorf("clientId inside the cooldown = %q, want zoe-2", got)
+	}
+
+	// No resume within the grace: CLIENT_GONE, clientId into cooldown.
+	gone := s.create(t, "yan", &vspb.SessionOptions{ResumeGrace: durationpb.New(300 * time.Millisecond)})
+	w, err := s.api.WatchSession(backend(t.Context()), &vspb.WatchSessionRequest{Name: gone.GetSession().GetName()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *vspb.SessionEvent
+	for {
+		r, err := w.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.GetEvent()
+	}
+	if last.GetType() != vspb.EventType_EVENT_TYPE_CLOSED || last.GetCloseReason() != vspb.CloseReason_CLOSE_REASON_CLIENT_GONE {
+		t.Fatalf("last event = %v, want CLOSED CLIENT_GONE", last)
+	}
+	if got := s.create(t, "yan", nil).GetSession().GetClientId(); got != "yan-2" {
+		t.Errorf("clientId after CLIENT_GONE = %q, want yan-2 (yan cooling down)", got)
+	}
+
+	// After the cooldown the base is free again. The cooldown is the longer
+	// of the configured one and the channel's MessageTtlSeconds (5s here).
+	effective := max(cooldown, channelMessageTTL)
+	wait := time.Until(released.Add(effective + 100*time.Millisecond))
+	time.Sleep(wait) // real time: the allocator's cooldown is wall-clock
+	third := s.create(t, "zoe", nil)
+	if got := third.GetSession().GetClientId(); got != "zoe" {
+		t.Errorf("clientId after the cooldown = %q, want zoe", got)
+	}
+}
