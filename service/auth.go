@@ -80,16 +80,22 @@ func (a *Auth) identify(ctx context.Context) (principal, error) {
 	return principal{token: cred}, nil
 }
 
-// backend requires an API key.
-func (a *Auth) backend(ctx context.Context) (principal, error) {
+// backend requires an API key. A valid session token is recognised and
+// refused with PERMISSION_DENIED (it opens its own session only); anything
+// else is UNAUTHENTICATED.
+func (a *Auth) backend(ctx context.Context, m *sessionmgr.Manager) (principal, error) {
 	p, err := a.identify(ctx)
 	if err != nil {
 		return p, err
 	}
-	if !p.backend {
-		return p, unauthenticated(errBadKey)
+	if p.backend {
+		return p, nil
 	}
-	return p, nil
+	if sid, ok := sessionmgr.TokenSession(p.token); ok && m.Authorize(ctx, sid, p.token) == nil {
+		return p, withDetails(codes.PermissionDenied, "a session token cannot call backend RPCs; use an API key",
+			&errdetails.ErrorInfo{Domain: Domain, Reason: "PERMISSION_DENIED"})
+	}
+	return p, unauthenticated(errBadKey)
 }
 
 // session requires an API key or the token of session id. A token that is

@@ -42,7 +42,7 @@ func (s *Server) status(ctx context.Context, err error) error { return toStatus(
 
 // CreateSession implements the RPC.
 func (s *Server) CreateSession(ctx context.Context, req *vspb.CreateSessionRequest) (*vspb.CreateSessionResponse, error) {
-	p, err := s.auth.backend(ctx)
+	p, err := s.auth.backend(ctx, s.m)
 	if err != nil {
 		return nil, err
 	}
@@ -64,9 +64,8 @@ func (s *Server) CreateSession(ctx context.Context, req *vspb.CreateSessionReque
 		RequestID: req.GetRequestId(),
 	})
 	if errors.Is(err, sessionmgr.ErrAlreadyExists) && sess.ID != "" {
-		// An idempotent repeat: the session of the first call, whose token
-		// was shown then and cannot be shown again.
-		return &vspb.CreateSessionResponse{Session: sessionToProto(sess)}, nil
+		// An idempotent repeat: the first call's session and token.
+		return &vspb.CreateSessionResponse{Session: sessionToProto(sess), SessionToken: token}, nil
 	}
 	if err != nil {
 		return nil, s.status(ctx, err)
@@ -88,7 +87,7 @@ func validRequestID(s string) bool {
 
 // GetSession implements the RPC.
 func (s *Server) GetSession(ctx context.Context, req *vspb.GetSessionRequest) (*vspb.GetSessionResponse, error) {
-	if _, err := s.auth.backend(ctx); err != nil {
+	if _, err := s.auth.backend(ctx, s.m); err != nil {
 		return nil, err
 	}
 	id, err := parseName("name", req.GetName())
@@ -109,7 +108,7 @@ const (
 
 // ListSessions implements the RPC (AIP-158 paging).
 func (s *Server) ListSessions(ctx context.Context, req *vspb.ListSessionsRequest) (*vspb.ListSessionsResponse, error) {
-	if _, err := s.auth.backend(ctx); err != nil {
+	if _, err := s.auth.backend(ctx, s.m); err != nil {
 		return nil, err
 	}
 	size := int(req.GetPageSize())
@@ -178,7 +177,7 @@ func decodePageToken(t string) (key, cursor string, ok bool) {
 
 // CloseSession implements the RPC.
 func (s *Server) CloseSession(ctx context.Context, req *vspb.CloseSessionRequest) (*vspb.CloseSessionResponse, error) {
-	if _, err := s.auth.backend(ctx); err != nil {
+	if _, err := s.auth.backend(ctx, s.m); err != nil {
 		return nil, err
 	}
 	id, err := parseName("name", req.GetName())

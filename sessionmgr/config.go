@@ -32,6 +32,10 @@ type Config struct {
 	MaxCandidates int
 	// StoreTimeout bounds each store call of a session actor. Default 2s.
 	StoreTimeout time.Duration
+	// TokenSecret derives session tokens (HMAC key). Replicas must share it
+	// for an idempotent CreateSession repeat on another replica to return
+	// the token. Default: 32 random bytes per process.
+	TokenSecret []byte
 	// KVSTimeout bounds each KVS call of a session actor (resolve, ICE
 	// servers, send). Default 15s.
 	KVSTimeout time.Duration

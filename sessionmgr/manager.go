@@ -2,6 +2,7 @@ package sessionmgr
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -47,8 +48,13 @@ func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = 
 
 // New returns a Manager running sessions on store, sig and ids.
 func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *Manager {
+	cfg = cfg.withDefaults()
+	if len(cfg.TokenSecret) == 0 {
+		cfg.TokenSecret = make([]byte, 32)
+		_, _ = rand.Read(cfg.TokenSecret)
+	}
 	m := &Manager{
-		cfg:    cfg.withDefaults(),
+		cfg:    cfg,
 		store:  store,
 		sig:    sig,
 		ids:    ids,
@@ -94,7 +100,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 		return Session{}, "", fmt.Errorf("resolve channel: %w", err)
 	}
 	id := newSessionID()
-	token := newToken(id)
+	token := m.token(id)
 	now := m.now()
 	s := Session{
 		ID:        id,
@@ -113,9 +119,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	}
 	stored, err := m.store.Create(ctx, s, m.cfg.MaxPerChannel)
 	if errors.Is(err, ErrAlreadyExists) && stored.ID != s.ID {
-		// An idempotent repeat: the first call's session; its token cannot
-		// be shown again.
-		return stored.clone(), "", ErrAlreadyExists
+		return m.repeat(stored, p, ch)
 	}
 	if err != nil {
 		return Session{}, "", err
@@ -367,13 +371,30 @@ func ValidSessionID(s string) bool {
 	return err == nil
 }
 
-// newToken makes a session token: the session id, a dot, and 256 random
-// bits in base64url. The id part lets the service tell "another session's
-// token" from "no token at all"; only the hash of the whole is stored.
-func newToken(id SessionID) string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return string(id) + "." + base64.RawURLEncoding.EncodeToString(b[:])
+// token derives a session's token: the session id, a dot, and
+// HMAC-SHA256(secret, id) in base64url (256 bits). The id part lets the
+// service tell "another session's token" from "no token at all"; deriving
+// the rest lets an idempotent repeat of CreateSession hand the same token
+// back without storing it. Only its hash is stored, and verification uses
+// the hash, so tokens outlive a change of secret.
+func (m *Manager) token(id SessionID) string {
+	mac := hmac.New(sha256.New, m.cfg.TokenSecret)
+	mac.Write([]byte("viewersession/session-token/v1:" + string(id)))
+	return string(id) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// repeat answers an idempotent repeat of Create: the first call's session
+// and, when this replica's secret derives it, its token.
+func (m *Manager) repeat(stored Session, p CreateParams, ch Channel) (Session, string, error) {
+	if stored.ViewerID != p.ViewerID || stored.Channel.ARN != ch.ARN {
+		return Session{}, "", invalid("request_id", "already used for another request (viewer %q on %s)", stored.ViewerID, stored.Channel.Name)
+	}
+	tok := m.token(stored.ID)
+	if subtle.ConstantTimeCompare(hashToken(tok), stored.TokenHash) != 1 {
+		m.log.Warn("idempotent repeat: token secret differs from the creating replica's; token not returned", "session_id", stored.ID)
+		tok = ""
+	}
+	return stored.clone(), tok, ErrAlreadyExists
 }
 
 // TokenSession returns the session a token claims to open (unverified:
