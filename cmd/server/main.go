@@ -15,6 +15,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
 	"os"
 	"os/signal"
 	"sync"
@@ -32,6 +35,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/service"
 )
 
@@ -106,8 +110,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	var ready atomic.Bool
 	ready.Store(true)
+	mux := httpMux(reg, &ready)
+	if d.emulator != nil {
+		mux.Handle("/dev/emulator/", emulatorProxy(d.emulator))
+	}
 	hsrv := &http.Server{
-		Handler:           httpMux(reg, &ready),
+		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 
@@ -220,4 +228,20 @@ Try:
     -d '{"channel":{"name":"%s"},"viewer_id":"alice"}' %s viewersession.v1.ViewerSessionService/CreateSession
 
 `, grpcAddr, httpAddr, d.emulator.Endpoint(), DemoChannel, d.devKey, grpcAddr, d.devKey, DemoChannel, grpcAddr)
+}
+
+// emulatorProxy serves the embedded emulator's admin API (faults,
+// counters) under /dev/emulator/ on the HTTP port, so viewerctl -fault needs
+// only the server's address. -dev only: the admin API is unauthenticated.
+func emulatorProxy(emu *kvsemu.Emulator) http.Handler {
+	target, _ := url.Parse(emu.AdminURL())
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL.Scheme, r.Out.URL.Host = target.Scheme, target.Host
+			r.Out.URL.Path = target.Path + strings.TrimPrefix(r.In.URL.Path, "/dev/emulator")
+			r.Out.Host = target.Host
+		},
+		Transport: emu.HTTPClient().Transport,
+	}
+	return rp
 }
