@@ -158,10 +158,15 @@ func (s *Store) Get(_ context.Context, id sessionmgr.SessionID) (sessionmgr.Sess
 	return cloneSession(e.s), nil
 }
 
-// Put replaces the session's record when the stored Epoch equals
-// sess.Epoch (else sessionmgr.ErrConflict); sessionmgr.ErrNotFound when
-// there is none. The retention of a terminal session runs from the first
-// Put that made it terminal.
+// Put replaces the session's record. It fails, in this order, with
+// sessionmgr.ErrNotFound when there is none, sessionmgr.ErrConflict when
+// the stored Epoch differs from sess.Epoch (a newer owner took over), an
+// error wrapping sessionmgr.ErrInvalidArgument when sess names another
+// channel (a session's channel is fixed at Create), and
+// sessionmgr.ErrSessionClosed when the stored session has ended and sess
+// is not terminal: an ended session never counts against its channel's
+// limit again. The retention of a terminal session runs from the first Put
+// that made it terminal.
 func (s *Store) Put(_ context.Context, sess sessionmgr.Session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,10 +178,39 @@ func (s *Store) Put(_ context.Context, sess sessionmgr.Session) error {
 	if e.s.Epoch != sess.Epoch {
 		return fmt.Errorf("put session %s at epoch %d, stored epoch %d: %w", sess.ID, sess.Epoch, e.s.Epoch, sessionmgr.ErrConflict)
 	}
+	if e.s.Channel.ARN != sess.Channel.ARN {
+		return fmt.Errorf("%w: put session %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, sess.ID, e.s.Channel.ARN, sess.Channel.ARN)
+	}
+	if e.s.Terminal() && !sess.Terminal() {
+		return fmt.Errorf("put session %s in state %v: it is %v: %w", sess.ID, sess.State, e.s.State, sessionmgr.ErrSessionClosed)
+	}
 	s.unindexLocked(e)
 	e.s = cloneSession(sess)
 	s.indexLocked(e, now)
 	return nil
+}
+
+// Takeover makes owner the session's owner when its stored Epoch is
+// fromEpoch: the record gets Epoch fromEpoch+1 and Owner owner, and a copy
+// of it is returned. It fails, in this order, with sessionmgr.ErrNotFound,
+// sessionmgr.ErrSessionClosed when the session has ended, and
+// sessionmgr.ErrConflict when the epoch moved on.
+func (s *Store) Takeover(_ context.Context, id sessionmgr.SessionID, owner string, fromEpoch uint64) (sessionmgr.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	e, ok := s.sessions[id]
+	switch {
+	case !ok:
+		return sessionmgr.Session{}, sessionmgr.ErrNotFound
+	case e.s.Terminal():
+		return sessionmgr.Session{}, fmt.Errorf("take over session %s: it is %v: %w", id, e.s.State, sessionmgr.ErrSessionClosed)
+	case e.s.Epoch != fromEpoch:
+		return sessionmgr.Session{}, fmt.Errorf("take over session %s from epoch %d, stored epoch %d: %w", id, fromEpoch, e.s.Epoch, sessionmgr.ErrConflict)
+	}
+	e.s.Epoch = fromEpoch + 1
+	e.s.Owner = owner
+	return cloneSession(e.s), nil
 }
 
 // Delete removes the session and its timeline, or returns
@@ -251,17 +285,22 @@ func newer(a, b sessionmgr.Session) bool {
 	return a.ID > b.ID
 }
 
-// Append adds a copy of ev to the session's timeline when ev.Seq is the
-// last Seq + 1 (else sessionmgr.ErrConflict), dropping events beyond the
-// newest sessionmgr.EventRetention; sessionmgr.ErrNotFound for an unknown
-// session. It changes nothing in the session's record.
-func (s *Store) Append(_ context.Context, id sessionmgr.SessionID, ev sessionmgr.Event) error {
+// Append adds a copy of ev to the session's timeline, dropping events
+// beyond the newest sessionmgr.EventRetention. It fails with
+// sessionmgr.ErrNotFound for an unknown session, and with
+// sessionmgr.ErrConflict, the timeline unchanged, when epoch is not the
+// stored Epoch (a newer owner took over) or ev.Seq is not the last Seq + 1.
+// It changes nothing in the session's record.
+func (s *Store) Append(_ context.Context, id sessionmgr.SessionID, epoch uint64, ev sessionmgr.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked()
 	e, ok := s.sessions[id]
 	if !ok {
 		return sessionmgr.ErrNotFound
+	}
+	if e.s.Epoch != epoch {
+		return fmt.Errorf("append to session %s at epoch %d, stored epoch %d: %w", id, epoch, e.s.Epoch, sessionmgr.ErrConflict)
 	}
 	if ev.Seq != e.lastSeq+1 {
 		return fmt.Errorf("append to session %s: seq %d after %d: %w", id, ev.Seq, e.lastSeq, sessionmgr.ErrConflict)

@@ -70,14 +70,14 @@ func TestEventsWait(t *testing.T) {
 
 		ca, cb := wait(a.ID), wait(b.ID)
 		blocked(ca, "with no events")
-		if err := st.Append(ctx, b.ID, sessionmgr.Event{Seq: 1}); err != nil {
+		if err := st.Append(ctx, b.ID, b.Epoch, sessionmgr.Event{Seq: 1}); err != nil {
 			t.Fatalf("Append(b) = %v", err)
 		}
 		blocked(ca, "after an Append to another session")
 		if r := <-cb; r.err != nil || len(r.evs) != 1 || r.evs[0].Seq != 1 {
 			t.Fatalf("Events(b, wait) = %+v, %v; want the event of seq 1", r.evs, r.err)
 		}
-		if err := st.Append(ctx, a.ID, sessionmgr.Event{Seq: 1, Message: "hello"}); err != nil {
+		if err := st.Append(ctx, a.ID, a.Epoch, sessionmgr.Event{Seq: 1, Message: "hello"}); err != nil {
 			t.Fatalf("Append(a) = %v", err)
 		}
 		if r := <-ca; r.err != nil || len(r.evs) != 1 || r.evs[0].Message != "hello" {
