@@ -1,0 +1,126 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: vs
+spec:
+  selector:
+    matchLabels: {app: vs}
+  template:
+    metadata:
+      labels: {app: vs}
+    spec:
+      terminationGracePeriodSeconds: 35
+      containers:
+        - name: server
+          image: vs:dev
+`
+
+const serviceMonitor = `apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: vs
+spec:
+  selector:
+    matchLabels: {app: vs}
+  endpoints:
+    - port: metrics
+      path: /metrics
+      interval: 30s
+`
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		give    string
+		want    []string // objects decoded, in order
+		wantErr string   // substring of the error; empty means success
+	}{
+		{
+			name: "correct deployment",
+			give: deployment,
+			want: []string{"Deployment/vs"},
+		},
+		{
+			name:    "misspelled field",
+			give:    strings.Replace(deployment, "terminationGracePeriodSeconds", "terminationGracePeriodSecond", 1),
+			wantErr: `unknown field "spec.template.spec.terminationGracePeriodSecond"`,
+		},
+		{
+			name:    "field with the wrong case",
+			give:    strings.Replace(deployment, "terminationGracePeriodSeconds", "TerminationGracePeriodSeconds", 1),
+			wantErr: `unknown field "spec.template.spec.TerminationGracePeriodSeconds"`,
+		},
+		{
+			name:    "field at the wrong level",
+			give:    deployment + "  terminationGracePeriodSeconds: 35\n",
+			wantErr: `unknown field "spec.terminationGracePeriodSeconds"`,
+		},
+		{
+			name:    "duplicate field",
+			give:    deployment + "  replicas: 1\n  replicas: 2\n",
+			wantErr: `key "replicas" already set`,
+		},
+		{
+			name:    "wrong type",
+			give:    strings.Replace(deployment, "35", `"35s"`, 1),
+			wantErr: "terminationGracePeriodSeconds",
+		},
+		{
+			name:    "bad quantity",
+			give:    deployment + "          resources:\n            limits: {memory: 512MB}\n",
+			wantErr: "quantities must match",
+		},
+		{
+			name:    "unknown kind",
+			give:    "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n",
+			wantErr: `unknown apiVersion "v1" kind "Pod"`,
+		},
+		{
+			name:    "no name",
+			give:    "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+			wantErr: "metadata.name is empty",
+		},
+		{
+			name: "several documents, comments and empty ones",
+			give: "---\n# Source: a.yaml\n---\n" + deployment + "---\n" + serviceMonitor + "---\n",
+			want: []string{"Deployment/vs", "ServiceMonitor/vs"},
+		},
+		{
+			name:    "ServiceMonitor field the minimal struct lacks",
+			give:    serviceMonitor + "      honorLabels: true\n",
+			wantErr: `unknown field "spec.endpoints[0].honorLabels"`,
+		},
+		{
+			name:    "ServiceMonitor interval not a Prometheus duration",
+			give:    strings.Replace(serviceMonitor, "30s", "30 seconds", 1),
+			wantErr: "not a Prometheus duration",
+		},
+		{
+			name:    "error names the failing document after good ones",
+			give:    deployment + "---\n" + strings.Replace(serviceMonitor, "port:", "prot:", 1),
+			want:    []string{"Deployment/vs"},
+			wantErr: "document 2 (ServiceMonitor/vs)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := check(strings.NewReader(tt.give))
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("check() error = %v, want nil", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("check() error = %v, want one containing %q", err, tt.wantErr)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("check() objects = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
