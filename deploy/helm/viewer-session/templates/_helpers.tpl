@@ -1,0 +1,106 @@
+{{/* Chart name, at most 63 characters. */}}
+{{- define "viewer-session.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name of the release's objects, at most 63 characters. */}}
+{{- define "viewer-session.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "viewer-session.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "viewer-session.labels" -}}
+helm.sh/chart: {{ include "viewer-session.chart" . }}
+{{ include "viewer-session.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select the pods. */}}
+{{- define "viewer-session.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "viewer-session.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "viewer-session.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "viewer-session.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when the chart creates its own Secret. */}}
+{{- define "viewer-session.createSecret" -}}
+{{- if or (and (not .Values.apiKeys.existingSecret) .Values.apiKeys.keys) (and (ne .Values.redis.mode "none") (not .Values.redis.existingSecret) .Values.redis.url) }}true{{ end }}
+{{- end }}
+
+{{- define "viewer-session.apiKeysSecret" -}}
+{{- .Values.apiKeys.existingSecret | default (include "viewer-session.fullname" .) }}
+{{- end }}
+
+{{- define "viewer-session.apiKeysSecretKey" -}}
+{{- if .Values.apiKeys.existingSecret }}{{ .Values.apiKeys.existingSecretKey }}{{ else }}api-keys{{ end }}
+{{- end }}
+
+{{- define "viewer-session.redisSecret" -}}
+{{- .Values.redis.existingSecret | default (include "viewer-session.fullname" .) }}
+{{- end }}
+
+{{- define "viewer-session.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretKey }}{{ else }}redis-url{{ end }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: the preStop sleep runs first, then SIGTERM
+starts the drain (config.drainTimeoutSeconds), then the server closes its
+dependencies (up to 5 s) within the margin.
+*/}}
+{{- define "viewer-session.terminationGracePeriodSeconds" -}}
+{{- add .Values.preStopSleepSeconds .Values.config.drainTimeoutSeconds .Values.terminationMarginSeconds }}
+{{- end }}
+
+{{/* Checks across values that the schema cannot express. */}}
+{{- define "viewer-session.validate" -}}
+{{- $v := .Values }}
+{{- if and (not $v.apiKeys.existingSecret) (not $v.apiKeys.keys) }}
+{{- fail "apiKeys: set apiKeys.existingSecret (a Secret with the keys) or apiKeys.keys; without a key every backend RPC is refused" }}
+{{- end }}
+{{- if and $v.apiKeys.existingSecret $v.apiKeys.keys }}
+{{- fail "apiKeys: set apiKeys.existingSecret or apiKeys.keys, not both" }}
+{{- end }}
+{{- if eq $v.redis.mode "none" }}
+{{- if or $v.redis.existingSecret $v.redis.url }}
+{{- fail "redis: redis.mode is none (in-memory) but redis.existingSecret or redis.url is set; set redis.mode" }}
+{{- end }}
+{{- if or $v.autoscaling.enabled (gt (int $v.replicaCount) 1) }}
+{{- fail "redis.mode none keeps state in memory and serves one replica: set replicaCount 1 and autoscaling.enabled false, or set redis.mode" }}
+{{- end }}
+{{- else }}
+{{- if not (or $v.redis.existingSecret $v.redis.url) }}
+{{- fail (printf "redis: redis.mode is %s: set redis.existingSecret (a Secret with the URL) or redis.url" $v.redis.mode) }}
+{{- end }}
+{{- if and $v.redis.existingSecret $v.redis.url }}
+{{- fail "redis: set redis.existingSecret or redis.url, not both" }}
+{{- end }}
+{{- if and (eq $v.redis.mode "sentinel") $v.redis.url (not (contains "master_name=" $v.redis.url)) }}
+{{- fail "redis: a sentinel URL names its master: ...?master_name=<name>&addr=<sentinel2>:26379" }}
+{{- end }}
+{{- end }}
+{{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- fail "autoscaling: minReplicas is greater than maxReplicas" }}
+{{- end }}
+{{- end }}
