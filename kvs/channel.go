@@ -145,7 +145,9 @@ func (c *Client) resolve(ctx context.Context, ref ChannelRef, region string) (Ch
 		}
 		out, err := retry(ctx, c.cfg.Backoff, isThrottled, func() (*kinesisvideo.DescribeSignalingChannelOutput, error) {
 			out, err := c.api.DescribeSignalingChannel(ctx, in, withRegion(region))
-			return out, apiErr(ctx, "DescribeSignalingChannel", err)
+			err = apiErr(ctx, "DescribeSignalingChannel", err)
+			c.observe("DescribeSignalingChannel", err)
+			return out, err
 		})
 		if err != nil {
 			return Channel{}, err
@@ -183,7 +185,9 @@ func (c *Client) resolve(ctx context.Context, ref ChannelRef, region string) (Ch
 				Role:      types.ChannelRoleViewer,
 			},
 		}, withRegion(ch.Region))
-		return out, apiErr(ctx, "GetSignalingChannelEndpoint", err)
+		err = apiErr(ctx, "GetSignalingChannelEndpoint", err)
+		c.observe("GetSignalingChannelEndpoint", err)
+		return out, err
 	})
 	if err != nil {
 		return Channel{}, err

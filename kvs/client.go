@@ -140,3 +140,30 @@ func coalesce[T any](ctx context.Context, g *singleflight.Group, key string, fn 
 		return v.(T), nil
 	}
 }
+
+// observe reports one call attempt to Config.Observe.
+func (c *Client) observe(op string, err error) {
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(op, Result(err))
+	}
+}
+
+// Result names an error's class for metrics: ok, throttled, not_found,
+// access_denied, invalid_argument, canceled or unavailable.
+func Result(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrThrottled):
+		return "throttled"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrAccessDenied):
+		return "access_denied"
+	case errors.Is(err, ErrInvalidArgument):
+		return "invalid_argument"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	}
+	return "unavailable"
+}

@@ -39,6 +39,12 @@ type Config struct {
 	DialTimeout time.Duration
 	// Logger receives the client's logs. Default: a logger that discards.
 	Logger *slog.Logger
+	// Observe, if set, is called after every KVS call attempt with the
+	// operation (DescribeSignalingChannel, GetSignalingChannelEndpoint,
+	// GetIceServerConfig, ConnectAsViewer) and its result (ok, throttled,
+	// not_found, access_denied, invalid_argument, unavailable, canceled).
+	// It must not block. Default nil.
+	Observe func(op, result string)
 }
 
 // Backoff is a capped exponential backoff with full jitter: before retry n

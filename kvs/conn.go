@@ -157,7 +157,9 @@ func (c *Client) Dial(ctx context.Context, ch Channel, clientID string) (*Conn, 
 		return nil, fmt.Errorf("kvs: %w: channel has no ARN or WSS endpoint (resolve it first)", ErrInvalidArgument)
 	}
 	ws, err := retry(ctx, c.cfg.Backoff, isThrottled, func() (*websocket.Conn, error) {
-		return c.connect(ctx, ch, clientID)
+		ws, err := c.connect(ctx, ch, clientID)
+		c.observe("ConnectAsViewer", err)
+		return ws, err
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
@@ -579,6 +581,7 @@ func (cn *Conn) reconnect(ctx context.Context) (*websocket.Conn, error) {
 		actx, cancel := context.WithTimeout(ctx, reconnectGrace)
 		ws, err := cn.client.connect(actx, ch, cn.clientID)
 		cancel()
+		cn.client.observe("ConnectAsViewer", err)
 		if err == nil {
 			return ws, nil
 		}

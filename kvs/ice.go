@@ -112,7 +112,9 @@ func (c *Client) fetchIce(ctx context.Context, ch Channel, clientID string) (Ice
 		return IceServers{}, fmt.Errorf("kvs: %w: channel has no ARN or HTTPS endpoint (resolve it first)", ErrInvalidArgument)
 	}
 	s, err := retry(ctx, c.cfg.Backoff, isTransient, func() (IceServers, error) {
-		return c.getIceServerConfig(ctx, ch, clientID)
+		s, err := c.getIceServerConfig(ctx, ch, clientID)
+		c.observe("GetIceServerConfig", err)
+		return s, err
 	})
 	if err != nil {
 		return IceServers{}, err

@@ -97,6 +97,7 @@ type actor struct {
 	offer          string // the app's current offer, replayed on retry
 	offerRequested bool   // the offer answers a renegotiate
 	offerSent      bool   // sent on the current connection
+	offerSentAt    time.Time
 	answered       bool   // the current offer got its answer
 	appCands       []Candidate
 	heldRemote     []Candidate // camera candidates before the answer
@@ -362,6 +363,7 @@ func (a *actor) sendOffer() {
 		a.emit(Event{Type: EventOfferSent, Message: msg})
 	}
 	a.offerSent = true
+	a.offerSentAt = time.Now()
 	for _, c := range a.appCands {
 		a.sendCandidate(c)
 	}
@@ -414,6 +416,7 @@ func (a *actor) onStateReport(cs ConnState) {
 		if a.recovery != recoveryNone && from != StateConnected {
 			d := a.m.now().Sub(a.recoveryStart)
 			a.emit(Event{Type: EventRecovered, Message: fmt.Sprintf("recovered by %s in %v", a.recoveryPath, d.Round(time.Millisecond))})
+			a.m.obs.Recovery(metricPath(a.recovery), true, d)
 			a.recovery = recoveryNone
 			a.restartT.stop()
 		}
@@ -503,6 +506,7 @@ func (a *actor) onAnswerTimeout() {
 	a.emit(Event{Type: EventAnswerTimeout,
 		Failure: &Failure{Reason: FailureAnswerTimeout, Message: fmt.Sprintf("no answer within %v", o.AnswerTimeout)},
 		Message: fmt.Sprintf("the camera did not answer within %v (attempt %d of %d, clientId %s)", o.AnswerTimeout, a.offerAttempt, o.MaxAttempts, a.s.ClientID)})
+	a.m.obs.AnswerTimeout(left)
 	in := input{kind: inAnswerTimeout, attemptsLeft: left}
 	if to, err := next(a.s.State, in); err != nil {
 		return
@@ -560,7 +564,7 @@ func (a *actor) onRetryDue() {
 func (a *actor) newClientID() bool {
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
 	defer cancel()
-	l, err := a.m.ids.Acquire(ctx, a.s.Channel.ARN, a.s.ViewerID, a.s.Channel.MessageTTL)
+	l, err := a.m.acquire(ctx, a.s.Channel, a.s.ViewerID)
 	if err != nil {
 		reason, msg := failureOf(err)
 		a.fail(reason, "could not allocate a new clientId: "+msg)
@@ -569,6 +573,7 @@ func (a *actor) newClientID() bool {
 	a.lease, a.haveLease = l, true
 	a.s.ClientID = l.ClientID
 	a.s.Attempt++
+	a.m.obs.Attempt()
 	a.dirty = true
 	a.log = a.m.log.With("session_id", string(a.s.ID), "client_id", l.ClientID)
 	a.emit(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt %d)", l.ClientID, a.s.Attempt)})
@@ -637,6 +642,7 @@ func (a *actor) onSignal(ev SignalEvent) {
 		a.answerT.stop()
 		a.restartT.stop()
 		a.answered = true
+		a.m.obs.Answer(time.Since(a.offerSentAt))
 		a.emit(Event{Type: EventAnswer, Answer: ev.SDP, Message: "the camera answered"})
 		for _, c := range a.heldRemote {
 			a.emitRemoteCandidate(c)
@@ -696,6 +702,10 @@ func (a *actor) fail(reason FailureReason, msg string) {
 	}
 	a.s.Close = CloseFailed
 	a.s.Failure = &Failure{Reason: reason, Message: msg}
+	a.m.obs.Failure(reason)
+	if a.recovery != recoveryNone {
+		a.m.obs.Recovery(metricPath(a.recovery), false, a.m.now().Sub(a.recoveryStart))
+	}
 	a.emit(Event{Type: EventFailed, Close: CloseFailed, Failure: a.s.Failure, Message: msg})
 	a.log.Warn("session failed", "reason", reason.String(), "message", msg)
 }
@@ -775,6 +785,7 @@ func (a *actor) transition(in input, why string) (State, error) {
 	a.s.State = to
 	a.s.Updated = a.m.now()
 	a.dirty = true
+	a.m.obs.SessionState(from, to)
 	if !to.Terminal() {
 		msg := fmt.Sprintf("%s -> %s", from, to)
 		if why != "" {
@@ -795,7 +806,7 @@ func (a *actor) emit(e Event) {
 	e.ClientID = a.s.ClientID
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
 	defer cancel()
-	if err := a.m.store.Append(ctx, a.s.ID, e); err != nil {
+	if err := a.m.store.Append(ctx, a.s.ID, a.s.Epoch, e); err != nil {
 		a.log.Error("append event", "type", e.Type.String(), "seq", e.Seq, "error", err)
 		return
 	}
@@ -854,4 +865,12 @@ func clampIdx(i, n int) int {
 		return 0
 	}
 	return i
+}
+
+// metricPath names a recovery path for metrics.
+func metricPath(p recoveryPhase) string {
+	if p == recoveryFullReconnect {
+		return "full_reconnect"
+	}
+	return "ice_restart"
 }

@@ -31,9 +31,15 @@ type Store interface {
 	// next page (empty on the last).
 	List(ctx context.Context, f ListFilter, limit int, cursor string) ([]Session, string, error)
 	// Append adds e to the session's timeline. e.Seq must be the stored
-	// last sequence + 1 (else ErrConflict). The newest EventRetention
+	// last sequence + 1, and epoch the stored record's Epoch (else
+	// ErrConflict: a newer owner took over). The newest EventRetention
 	// events are kept.
-	Append(ctx context.Context, id SessionID, e Event) error
+	Append(ctx context.Context, id SessionID, epoch uint64, e Event) error
+	// Takeover makes owner the session's owner if its stored Epoch is still
+	// fromEpoch (a compare-and-set): the record gets Epoch fromEpoch+1 and
+	// Owner owner, and is returned. ErrConflict when the epoch moved on,
+	// ErrNotFound when there is none, ErrSessionClosed when it has ended.
+	Takeover(ctx context.Context, id SessionID, owner string, fromEpoch uint64) (Session, error)
 	// Events returns up to limit events with Seq > after, oldest first.
 	// With wait and none available, it blocks until one is appended or ctx
 	// ends (then it returns ctx.Err()).
@@ -106,6 +112,9 @@ type Lease struct {
 	Channel  string
 	Token    string
 	Cooldown time.Duration
+	// Collided: the preferred id was live or cooling down, so another
+	// candidate was leased.
+	Collided bool
 }
 
 // ClientIDs allocates clientIds unique per channel with a reuse cooldown.

@@ -27,6 +27,7 @@ type Manager struct {
 	ids   ClientIDs
 	log   *slog.Logger
 	now   func() time.Time
+	obs   Observer
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -60,6 +61,7 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		ids:    ids,
 		log:    slog.Default(),
 		now:    time.Now,
+		obs:    nopObserver{},
 		actors: make(map[SessionID]*actor),
 		pacers: make(map[string]*rate.Limiter),
 	}
@@ -131,7 +133,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 			m.log.Warn("undo create", "session_id", s.ID, "error", err)
 		}
 	}
-	lease, err := m.ids.Acquire(ctx, ch.ARN, p.ViewerID, ch.MessageTTL)
+	lease, err := m.acquire(ctx, ch, p.ViewerID)
 	if err != nil {
 		undo()
 		return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
@@ -155,6 +157,8 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 		return Session{}, "", fmt.Errorf("store session: %w", err)
 	}
 	created := a.snapshot() // before the actor runs: then it owns a.s
+	m.obs.SessionState(StateUnknown, StatePending)
+	m.obs.Attempt()
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
@@ -167,6 +171,14 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	m.mu.Unlock()
 	m.log.Info("session created", "session_id", created.ID, "client_id", created.ClientID, "channel", ch.ARN)
 	return created, token, nil
+}
+
+// acquire leases a clientId, observed.
+func (m *Manager) acquire(ctx context.Context, ch Channel, base string) (Lease, error) {
+	start := time.Now()
+	l, err := m.ids.Acquire(ctx, ch.ARN, base, ch.MessageTTL)
+	m.obs.ClientID(time.Since(start), l.Collided, err)
+	return l, err
 }
 
 func (m *Manager) release(ctx context.Context, l Lease) {

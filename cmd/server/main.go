@@ -36,6 +36,7 @@ import (
 
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/kvsemu"
+	"github.com/acme/viewersession/metrics"
 	"github.com/acme/viewersession/service"
 )
 
@@ -74,7 +75,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("listen http: %w", err)
 	}
 
-	d, err := build(ctx, cfg, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d, err := build(ctx, cfg, log, metrics.New(reg))
 	if err != nil {
 		grpcLis.Close()
 		httpLis.Close()
@@ -84,9 +87,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if auth.Keys() == 0 {
 		log.Warn("no API keys configured (-api-keys-file, VS_API_KEYS): backend RPCs will be refused")
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mw := service.NewInterceptors(log, reg)
 	gs := grpc.NewServer(

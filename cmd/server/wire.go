@@ -21,6 +21,7 @@ import (
 	"github.com/acme/viewersession/kvs"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
+	"github.com/acme/viewersession/metrics"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/memstore"
@@ -48,7 +49,7 @@ func (d *deps) close(ctx context.Context, log *slog.Logger) {
 
 // build wires the store, the clientId allocator, the KVS client (or the
 // embedded emulator with -dev) and the session manager.
-func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *deps, err error) {
+func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metrics) (_ *deps, err error) {
 	d := &deps{}
 	defer func() {
 		if err != nil {
@@ -77,6 +78,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *deps, err erro
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
 		rdb := redis.NewClient(opts)
+		rdb.AddHook(mx.RedisHook())
 		d.closers = append(d.closers, func(context.Context) error { return rdb.Close() })
 		alloc = clientid.NewRedis(rdb, idCfg)
 	} else {
@@ -88,6 +90,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *deps, err erro
 	kcfg := kvs.DefaultConfig()
 	kcfg.Region = cfg.AWSRegion
 	kcfg.Logger = log.With("component", "kvs")
+	kcfg.Observe = mx.KVSCall
 	if cfg.Dev && cfg.KVSEndpoint == "" {
 		ecfg := kvsemu.DefaultConfig()
 		ecfg.Addr = "127.0.0.1:0"
@@ -158,7 +161,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *deps, err erro
 	}
 	store := memstore.New()
 	d.manager = sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc),
-		sessionmgr.WithLogger(log.With("component", "sessionmgr")))
+		sessionmgr.WithLogger(log.With("component", "sessionmgr")), sessionmgr.WithObserver(mx))
 	d.closers = append(d.closers, d.manager.Close)
 	return d, nil
 }

@@ -240,7 +240,8 @@ func (c *ClientIDs) Acquire(ctx context.Context, channelARN, base string, messag
 	if err != nil {
 		return sessionmgr.Lease{}, idError(err)
 	}
-	return sessionmgr.Lease{ClientID: string(l.ID), Channel: l.Channel, Token: l.Token, Cooldown: l.Cooldown}, nil
+	collided := base != "" && string(l.ID) != clientid.Sanitize(base)
+	return sessionmgr.Lease{ClientID: string(l.ID), Channel: l.Channel, Token: l.Token, Cooldown: l.Cooldown, Collided: collided}, nil
 }
 
 func leaseOf(l sessionmgr.Lease) clientid.Lease {

@@ -1,0 +1,205 @@
+// Package metrics is the service's Prometheus instrumentation: a
+// sessionmgr.Observer, the KVS call observer, and a go-redis hook counting
+// Redis errors. docs/OPERATIONS.md lists every metric and what to alert on.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// Metrics holds the collectors. Create it with New; it is safe for
+// concurrent use.
+type Metrics struct {
+	sessions         *prometheus.GaugeVec
+	ended            *prometheus.CounterVec
+	attempts         prometheus.Counter
+	answerLatency    prometheus.Histogram
+	answerTimeouts   *prometheus.CounterVec
+	retries          prometheus.Counter
+	recoveries       *prometheus.CounterVec
+	recoveryDuration *prometheus.HistogramVec
+	idAcquire        prometheus.Histogram
+	idCollisions     prometheus.Counter
+	idErrors         prometheus.Counter
+	failures         *prometheus.CounterVec
+	kvsCalls         *prometheus.CounterVec
+	redisErrors      *prometheus.CounterVec
+}
+
+var _ sessionmgr.Observer = (*Metrics)(nil)
+
+// New registers the collectors on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vss_sessions",
+			Help: "Live sessions on this replica, by state.",
+		}, []string{"state"}),
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_sessions_ended_total",
+			Help: "Sessions that ended, by terminal state (FAILED, CLOSED).",
+		}, []string{"state"}),
+		attempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vss_signaling_attempts_total",
+			Help: "Signaling attempts started (each with its own clientId).",
+		}),
+		answerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vss_answer_latency_seconds",
+			Help:    "Time from the offer leaving the service to the camera's answer arriving.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		answerTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_answer_timeouts_total",
+			Help: "Attempts that got no answer in time; final=true when no retry followed.",
+		}, []string{"final"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vss_retries_total",
+			Help: "Answer-timeout retries scheduled (a fresh clientId after retry_delay).",
+		}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_recoveries_total",
+			Help: "Recoveries after a network change or ICE failure, by path and result.",
+		}, []string{"path", "result"}),
+		recoveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vss_recovery_duration_seconds",
+			Help:    "Time from the start of a recovery to the app reporting connected again.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 1.5, 2, 3, 5, 10, 30},
+		}, []string{"path"}),
+		idAcquire: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vss_client_id_acquire_seconds",
+			Help:    "Latency of clientId lease acquisition.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1},
+		}),
+		idCollisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vss_client_id_collisions_total",
+			Help: "Acquisitions whose preferred clientId was live or cooling down.",
+		}),
+		idErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vss_client_id_acquire_errors_total",
+			Help: "Failed clientId acquisitions (store unreachable, exhausted).",
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_session_failures_total",
+			Help: "Sessions that FAILED, by reason.",
+		}, []string{"reason"}),
+		kvsCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_kvs_calls_total",
+			Help: "KVS call attempts, by operation and result.",
+		}, []string{"op", "result"}),
+		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_redis_errors_total",
+			Help: "Redis commands that failed (not counting a missing key), by command.",
+		}, []string{"command"}),
+	}
+	reg.MustRegister(m.sessions, m.ended, m.attempts, m.answerLatency, m.answerTimeouts, m.retries,
+		m.recoveries, m.recoveryDuration, m.idAcquire, m.idCollisions, m.idErrors, m.failures, m.kvsCalls, m.redisErrors)
+	return m
+}
+
+// SessionState implements sessionmgr.Observer.
+func (m *Metrics) SessionState(from, to sessionmgr.State) {
+	if from.Live() {
+		m.sessions.WithLabelValues(from.String()).Dec()
+	}
+	if to.Live() {
+		m.sessions.WithLabelValues(to.String()).Inc()
+	} else if to.Terminal() {
+		m.ended.WithLabelValues(to.String()).Inc()
+	}
+}
+
+// Attempt implements sessionmgr.Observer.
+func (m *Metrics) Attempt() { m.attempts.Inc() }
+
+// Answer implements sessionmgr.Observer.
+func (m *Metrics) Answer(d time.Duration) { m.answerLatency.Observe(d.Seconds()) }
+
+// AnswerTimeout implements sessionmgr.Observer.
+func (m *Metrics) AnswerTimeout(retry bool) {
+	m.answerTimeouts.WithLabelValues(strconv.FormatBool(!retry)).Inc()
+	if retry {
+		m.retries.Inc()
+	}
+}
+
+// Recovery implements sessionmgr.Observer.
+func (m *Metrics) Recovery(path string, ok bool, d time.Duration) {
+	result := "recovered"
+	if !ok {
+		result = "failed"
+	}
+	m.recoveries.WithLabelValues(path, result).Inc()
+	if ok {
+		m.recoveryDuration.WithLabelValues(path).Observe(d.Seconds())
+	}
+}
+
+// ClientID implements sessionmgr.Observer.
+func (m *Metrics) ClientID(d time.Duration, collided bool, err error) {
+	m.idAcquire.Observe(d.Seconds())
+	if err != nil {
+		m.idErrors.Inc()
+		return
+	}
+	if collided {
+		m.idCollisions.Inc()
+	}
+}
+
+// Failure implements sessionmgr.Observer.
+func (m *Metrics) Failure(reason sessionmgr.FailureReason) {
+	m.failures.WithLabelValues(reason.String()).Inc()
+}
+
+// KVSCall counts one KVS call attempt (kvs.Config.Observe).
+func (m *Metrics) KVSCall(op, result string) { m.kvsCalls.WithLabelValues(op, result).Inc() }
+
+// RedisHook returns a go-redis hook that counts failed commands.
+func (m *Metrics) RedisHook() redis.Hook { return redisHook{m} }
+
+type redisHook struct{ m *Metrics }
+
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			h.m.redisErrors.WithLabelValues("dial").Inc()
+		}
+		return c, err
+	}
+}
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.count(cmd.Name(), err)
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			h.count(c.Name(), c.Err())
+		}
+		return err
+	}
+}
+
+func (h redisHook) count(name string, err error) {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return
+	}
+	h.m.redisErrors.WithLabelValues(strings.ToLower(name)).Inc()
+}

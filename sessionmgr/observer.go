@@ -1,0 +1,40 @@
+package sessionmgr
+
+import "time"
+
+// Observer receives what a Manager does, for metrics. Implementations must
+// be safe for concurrent use and must not block (they run on session
+// actors). A nil Observer (the default) observes nothing.
+type Observer interface {
+	// SessionState: a session moved from one state to another (from is
+	// StateUnknown for a new session).
+	SessionState(from, to State)
+	// Attempt: a signaling attempt started (a clientId was leased for it).
+	Attempt()
+	// Answer: the camera answered, d after the offer went out.
+	Answer(d time.Duration)
+	// AnswerTimeout: an attempt got no answer in time; retry tells whether
+	// another attempt follows.
+	AnswerTimeout(retry bool)
+	// Recovery: a recovery ended; path is "ice_restart" or "full_reconnect",
+	// ok whether the connection came back, d how long it took.
+	Recovery(path string, ok bool, d time.Duration)
+	// ClientID: a clientId lease was requested; d is how long it took,
+	// collided whether the preferred id was taken.
+	ClientID(d time.Duration, collided bool, err error)
+	// Failure: a session FAILED with reason.
+	Failure(reason FailureReason)
+}
+
+// WithObserver sets the Manager's Observer.
+func WithObserver(o Observer) Option { return func(m *Manager) { m.obs = o } }
+
+type nopObserver struct{}
+
+func (nopObserver) SessionState(State, State)            {}
+func (nopObserver) Attempt()                             {}
+func (nopObserver) Answer(time.Duration)                 {}
+func (nopObserver) AnswerTimeout(bool)                   {}
+func (nopObserver) Recovery(string, bool, time.Duration) {}
+func (nopObserver) ClientID(time.Duration, bool, error)  {}
+func (nopObserver) Failure(FailureReason)                {}
