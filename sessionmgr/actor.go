@@ -98,7 +98,7 @@ type actor struct {
 	offerRequested bool   // the offer answers a renegotiate
 	offerSent      bool   // sent on the current connection
 	offerSentAt    time.Time
-	answered       bool   // the current offer got its answer
+	answered       bool // the current offer got its answer
 	appCands       []Candidate
 	heldRemote     []Candidate // camera candidates before the answer
 	offerAttempt   int         // signaling attempts for the current offer

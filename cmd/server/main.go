@@ -17,9 +17,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,9 +34,9 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/metrics"
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/service"
 )
 
