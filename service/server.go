@@ -214,8 +214,17 @@ func (s *Server) WatchSession(req *vspb.WatchSessionRequest, stream grpc.ServerS
 		defer s.m.Detach(context.WithoutCancel(ctx), id)
 	}
 	err = s.m.Watch(ctx, id, req.GetAfterSequence(), func(e sessionmgr.Event) error {
-		return stream.Send(&vspb.WatchSessionResponse{Event: eventToProto(e)})
+		if err := stream.Send(&vspb.WatchSessionResponse{Event: eventToProto(e)}); err != nil {
+			return err
+		}
+		if e.Type == sessionmgr.EventGoingAway && !p.backend {
+			return errGoingAway // the app re-watches on another replica
+		}
+		return nil
 	})
+	if errors.Is(err, errGoingAway) {
+		return nil
+	}
 	return s.status(ctx, err)
 }
 
@@ -284,8 +293,11 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 					return err
 				}
 			}
-			if e.Type == sessionmgr.EventFailed {
+			switch e.Type {
+			case sessionmgr.EventFailed:
 				return failureStatus(e.Failure)
+			case sessionmgr.EventGoingAway:
+				return errGoingAway // the stream ends OK; the app resumes elsewhere
 			}
 			return nil
 		})
@@ -318,8 +330,12 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 
 	select {
 	case err := <-sendDone:
-		// The timeline ended (CLOSED: OK; FAILED: its status) or sending failed.
+		// The timeline ended (CLOSED: OK; FAILED: its status), the replica
+		// is going away (OK), or sending failed.
 		cancel()
+		if errors.Is(err, errGoingAway) {
+			return nil
+		}
 		if err != nil {
 			if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
 				return err
@@ -342,6 +358,9 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 		return s.status(ctx, err)
 	}
 }
+
+// errGoingAway ends an app's stream with OK after GOING_AWAY.
+var errGoingAway = errors.New("going away")
 
 // connectMessages is what Connect sends for one event: the actionable
 // message first (answer, candidate, renegotiate, going-away), then the

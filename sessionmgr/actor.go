@@ -17,6 +17,7 @@ const (
 	reqAttach                    // an app stream attached
 	reqDetach                    // an app stream ended
 	reqClose                     // close with reason
+	reqGoAway                    // the replica drains: tell the app to reconnect elsewhere
 )
 
 // request is a call into an actor; the actor answers on reply.
@@ -31,6 +32,10 @@ type reply struct {
 	s   Session
 	err error
 }
+
+// closeLetGo asks an actor to let its session go without ending it (a
+// draining or closing replica of a cluster).
+const closeLetGo CloseReason = -1
 
 // recoveryPhase is where a recovery stands.
 type recoveryPhase int
@@ -110,7 +115,20 @@ type actor struct {
 
 	attached int // app streams attached
 
-	answerT, retryT, predialT, resumeT, restartT, discT, lifeT, renewT timer
+	// takeoverFrom is the replica this one took the session over from
+	// ("" for a session created here).
+	takeoverFrom string
+	// fenced: another replica took the session over; this actor lets go
+	// without writing.
+	fenced bool
+	// draining: the replica drains; ownership is checked often so a
+	// takeover elsewhere frees this actor quickly.
+	draining bool
+	// pending are events the store could not take (an outage), flushed in
+	// order when it is back.
+	pending []Event
+
+	answerT, retryT, predialT, resumeT, restartT, discT, lifeT, renewT, flushT, ownerT timer
 }
 
 func newActor(m *Manager, s Session, l Lease) *actor {
@@ -150,6 +168,9 @@ func (a *actor) call(ctx context.Context, r request) (Session, error) {
 
 // finalSnapshot answers a call that raced with the actor's end.
 func (a *actor) finalSnapshot(ctx context.Context) (Session, error) {
+	if a.fenced { // safe: written before done was closed
+		return Session{}, errFenced
+	}
 	s, err := a.m.store.Get(ctx, a.s.ID)
 	if err != nil {
 		return Session{}, err
@@ -170,17 +191,28 @@ func (a *actor) snapshot() Session { return a.s.clone() }
 
 func (a *actor) run() {
 	defer close(a.done)
-	defer a.m.removeActor(a.s.ID)
+	defer a.m.removeActor(a.s.ID, a)
 	o := a.s.Options
 	a.lifeT.start(time.Until(a.s.Expires))
 	a.resumeT.start(o.ResumeGrace) // the app must join within the grace too
 	a.renewT.start(a.m.cfg.LeaseRenew)
+	if a.m.cluster != nil {
+		a.ownerT.start(a.m.cfg.OwnerCheck)
+	}
+	if a.takeoverFrom != "" {
+		a.onTakeover()
+		a.flush()
+	}
 
-	for !a.s.Terminal() {
+	for !a.s.Terminal() && !a.fenced {
 		select {
 		case r := <-a.inbox:
 			a.handle(r)
 		case reason := <-a.quit:
+			if reason == closeLetGo {
+				a.fenced = true // leave the record for a takeover
+				continue
+			}
 			a.close(reason, "the server is shutting down")
 		case res := <-a.dialC:
 			a.onDial(res)
@@ -214,11 +246,22 @@ func (a *actor) run() {
 		case <-a.renewT.c:
 			a.renewT.start(a.m.cfg.LeaseRenew)
 			a.renew()
+		case <-a.ownerT.c:
+			a.ownerT.start(a.ownerCheckEvery())
+			a.checkOwner()
+		case <-a.flushT.c:
+			a.flushT.stop()
 		}
 		a.flush()
 	}
-	a.teardown()
-	a.flush()
+	if a.fenced {
+		a.log.Info("session taken over by another replica; letting go")
+		a.teardown()
+	} else {
+		a.teardown()
+		a.flush()
+		a.drainPending()
+	}
 	a.cancel()
 	a.bg.Wait()
 	close(a.dialC)
@@ -246,8 +289,16 @@ func (a *actor) handle(r request) {
 		}
 	case reqApp:
 		err = a.onApp(r.msg)
+	case reqGoAway:
+		a.draining = true
+		a.ownerT.start(a.ownerCheckEvery())
+		why := "this server is shutting down; reconnect (join after your last sequence) to continue on another replica"
+		a.emit(Event{Type: EventGoingAway, GoingAway: why, Message: why})
 	}
 	a.flush()
+	if a.fenced {
+		err = errFenced
+	}
 	r.reply <- reply{s: a.snapshot(), err: err}
 }
 
@@ -712,7 +763,7 @@ func (a *actor) fail(reason FailureReason, msg string) {
 
 // teardown releases everything a terminal session holds.
 func (a *actor) teardown() {
-	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.restartT, &a.discT, &a.lifeT, &a.renewT} {
+	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.restartT, &a.discT, &a.lifeT, &a.renewT, &a.flushT, &a.ownerT} {
 		t.stop()
 	}
 	a.closeConn()
@@ -804,25 +855,81 @@ func (a *actor) emit(e Event) {
 	e.State = a.s.State
 	e.Attempt = a.s.Attempt
 	e.ClientID = a.s.ClientID
-	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
-	defer cancel()
-	if err := a.m.store.Append(ctx, a.s.ID, a.s.Epoch, e); err != nil {
-		a.log.Error("append event", "type", e.Type.String(), "seq", e.Seq, "error", err)
-		return
-	}
 	a.s.LastSeq = e.Seq
 	a.dirty = true
+	a.pending = append(a.pending, e)
+	if len(a.pending) > maxPendingEvents {
+		a.log.Error("event buffer full during a store outage; dropping the oldest buffered event",
+			"type", a.pending[0].Type.String(), "seq", a.pending[0].Seq)
+		a.pending = a.pending[1:]
+	}
+	a.flushEvents()
 }
 
-// flush writes the record when it changed.
+// maxPendingEvents bounds the events a session buffers while the store is
+// unreachable.
+const maxPendingEvents = 10000
+
+// flushEvents writes buffered events in order; it stops at the first
+// failure (retried by flushT) and marks the actor fenced on a conflict.
+func (a *actor) flushEvents() {
+	for len(a.pending) > 0 && !a.fenced {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.m.cfg.StoreTimeout)
+		err := a.m.store.Append(ctx, a.s.ID, a.s.Epoch, a.pending[0])
+		cancel()
+		switch {
+		case err == nil:
+			a.pending = a.pending[1:]
+		case errors.Is(err, ErrConflict):
+			a.fenced = true
+		default:
+			if !a.flushT.running() {
+				a.log.Warn("store unavailable; buffering events", "buffered", len(a.pending), "error", err)
+				a.flushT.start(flushRetry)
+			}
+			return
+		}
+	}
+}
+
+// flushRetry is how often buffered events and records are retried during a
+// store outage.
+const flushRetry = 250 * time.Millisecond
+
+// drainPending keeps flushing an ended session's buffered events for a
+// while so that its last events reach the store.
+func (a *actor) drainPending() {
+	deadline := time.Now().Add(30 * time.Second)
+	for (len(a.pending) > 0 || a.dirty) && !a.fenced && time.Now().Before(deadline) {
+		select {
+		case <-time.After(flushRetry):
+		case <-a.m.stopping:
+			return
+		}
+		a.flush()
+	}
+	if len(a.pending) > 0 {
+		a.log.Error("ended session's events could not be stored", "lost", len(a.pending))
+	}
+}
+
+// flush writes buffered events, then the record when it changed.
 func (a *actor) flush() {
-	if !a.dirty {
+	a.flushEvents()
+	if !a.dirty || len(a.pending) > 0 || a.fenced {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.m.cfg.StoreTimeout)
 	defer cancel()
-	if err := a.persist(ctx); err != nil {
-		a.log.Error("store session", "error", err)
+	switch err := a.persist(ctx); {
+	case err == nil:
+	case errors.Is(err, ErrConflict):
+		a.fenced = true
+	default:
+		if !a.flushT.running() {
+			a.log.Warn("store session", "error", err)
+			a.flushT.start(flushRetry)
+		}
 	}
 }
 
@@ -873,4 +980,42 @@ func metricPath(p recoveryPhase) string {
 		return "full_reconnect"
 	}
 	return "ice_restart"
+}
+
+// onTakeover starts a session this replica just took over: the old
+// owner's signaling and the app's offer are gone, so a session that had
+// started signaling recovers with a full reconnect and a new clientId.
+func (a *actor) onTakeover() {
+	a.emit(Event{Type: EventOwnerChanged, Message: fmt.Sprintf("the session moved from replica %s to replica %s", a.takeoverFrom, a.m.cfg.ReplicaID)})
+	to, err := a.transition(input{kind: inTakeover}, "the session moved to this replica")
+	if err != nil {
+		return
+	}
+	if to == StatePending {
+		a.newClientID() // signaling opens on join
+		return
+	}
+	a.recoveryStart = a.m.now()
+	a.fullReconnect("the session moved to another server")
+}
+
+// checkOwner detects a takeover by another replica that this actor has not
+// yet written into.
+func (a *actor) checkOwner() {
+	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
+	defer cancel()
+	s, err := a.m.store.Get(ctx, a.s.ID)
+	if err != nil {
+		return // an outage: the fence will tell on the next write
+	}
+	if s.Epoch != a.s.Epoch || s.Owner != a.s.Owner {
+		a.fenced = true
+	}
+}
+
+func (a *actor) ownerCheckEvery() time.Duration {
+	if a.draining {
+		return min(a.m.cfg.OwnerCheck, 200*time.Millisecond)
+	}
+	return a.m.cfg.OwnerCheck
 }

@@ -32,6 +32,17 @@ type Config struct {
 	MaxCandidates int
 	// StoreTimeout bounds each store call of a session actor. Default 2s.
 	StoreTimeout time.Duration
+	// OwnerCheck is how often a session checks that no other replica took
+	// it over (cluster mode), and how often the replica heartbeats.
+	// Default 2s.
+	OwnerCheck time.Duration
+	// ReplicaTTL is how long a replica counts as alive after its last
+	// heartbeat; a session of a replica silent for longer is taken over by
+	// the replica its app comes back on. Default 6s.
+	ReplicaTTL time.Duration
+	// ForwardTimeout bounds the wait for a forwarded request's reply.
+	// Default 5s.
+	ForwardTimeout time.Duration
 	// TokenSecret derives session tokens (HMAC key). Replicas must share it
 	// for an idempotent CreateSession repeat on another replica to return
 	// the token. Default: 32 random bytes per process.
@@ -68,6 +79,9 @@ func DefaultConfig() Config {
 		MaxCandidates:    64,
 		StoreTimeout:     2 * time.Second,
 		KVSTimeout:       15 * time.Second,
+		OwnerCheck:       2 * time.Second,
+		ReplicaTTL:       6 * time.Second,
+		ForwardTimeout:   5 * time.Second,
 	}
 }
 
@@ -234,6 +248,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KVSTimeout == 0 {
 		c.KVSTimeout = d.KVSTimeout
+	}
+	if c.OwnerCheck == 0 {
+		c.OwnerCheck = d.OwnerCheck
+	}
+	if c.ReplicaTTL == 0 {
+		c.ReplicaTTL = d.ReplicaTTL
+	}
+	if c.ForwardTimeout == 0 {
+		c.ForwardTimeout = d.ForwardTimeout
 	}
 	return c
 }

@@ -126,3 +126,34 @@ type ClientIDs interface {
 	// Release ends the lease; the id cools down before reuse.
 	Release(ctx context.Context, l Lease) error
 }
+
+// Cluster is what a Manager needs to share sessions with other replicas:
+// replica liveness and forwarding app messages to a session's owner
+// (sessionmgr/rediscluster). Without one the Manager is a single replica.
+type Cluster interface {
+	// Heartbeat marks replica alive for ttl.
+	Heartbeat(ctx context.Context, replica string, ttl time.Duration) error
+	// Alive reports whether replica's last heartbeat is still fresh.
+	Alive(ctx context.Context, replica string) (bool, error)
+	// Forward hands req to the owner replica and waits for its reply, at
+	// most until ctx ends (ErrUnavailable when the owner does not answer).
+	Forward(ctx context.Context, owner string, req Forwarded) (ForwardReply, error)
+	// Serve delivers the requests forwarded to replica to handle until ctx
+	// ends; handle's reply goes back to the forwarder.
+	Serve(ctx context.Context, replica string, handle func(context.Context, Forwarded) ForwardReply) error
+}
+
+// Forwarded is one request forwarded to a session's owner.
+type Forwarded struct {
+	Session SessionID  `json:"session"`
+	Kind    string     `json:"kind"` // "app", "close"
+	Msg     AppMessage `json:"msg"`
+}
+
+// ForwardReply is the owner's answer: the session after the request and
+// the error's class (an ErrorCode name, "" for success).
+type ForwardReply struct {
+	Session Session `json:"session"`
+	Err     string  `json:"err,omitempty"`
+	Detail  string  `json:"detail,omitempty"`
+}

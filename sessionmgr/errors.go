@@ -3,6 +3,7 @@ package sessionmgr
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors callers branch on with errors.Is. The service maps each to a gRPC
@@ -67,3 +68,55 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
 // Unwrap makes errors.Is(err, ErrInvalidArgument) true.
 func (e *FieldError) Unwrap() error { return ErrInvalidArgument }
+
+// errFenced: the actor lost its session to another replica mid-call; the
+// caller routes the request again.
+var errFenced = errors.New("session moved to another replica")
+
+// errNotOwner: a forwarded request reached a replica that does not run the
+// session (any more).
+var errNotOwner = errors.New("not the owner of the session")
+
+// errorCodes name the sentinels that cross replicas in a ForwardReply.
+var errorCodes = map[string]error{
+	"NOT_FOUND": ErrNotFound, "INVALID_ARGUMENT": ErrInvalidArgument, "SESSION_CLOSED": ErrSessionClosed,
+	"NOT_JOINED": ErrNotJoined, "ALREADY_JOINED": ErrAlreadyJoined, "OFFER_IN_FLIGHT": ErrOfferInFlight,
+	"OFFER_NOT_EXPECTED": ErrOfferNotExpected, "UNAVAILABLE": ErrUnavailable, "SHUTTING_DOWN": ErrShuttingDown,
+	"CONFLICT": ErrConflict, "NOT_OWNER": errNotOwner, "FENCED": errFenced,
+}
+
+// encodeErr turns an error into a code and a detail for a ForwardReply.
+func encodeErr(err error) (code, detail string) {
+	if err == nil {
+		return "", ""
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return "FIELD", fe.Field + "\x00" + fe.Reason
+	}
+	for c, e := range errorCodes {
+		if errors.Is(err, e) {
+			return c, err.Error()
+		}
+	}
+	return "UNAVAILABLE", err.Error()
+}
+
+// decodeErr is encodeErr's inverse: errors.Is works on the result.
+func decodeErr(code, detail string) error {
+	if code == "" {
+		return nil
+	}
+	if code == "FIELD" {
+		field, reason, _ := strings.Cut(detail, "\x00")
+		return &FieldError{Field: field, Reason: reason}
+	}
+	e, ok := errorCodes[code]
+	if !ok {
+		e = ErrUnavailable
+	}
+	if detail == "" || detail == e.Error() {
+		return e
+	}
+	return fmt.Errorf("%w (%s)", e, detail)
+}

@@ -28,14 +28,26 @@ type Manager struct {
 	log   *slog.Logger
 	now   func() time.Time
 	obs   Observer
+	// cluster shares sessions with other replicas; nil: a single replica.
+	cluster Cluster
+	// stopping is closed by Close: background loops and final flushes end.
+	stopping chan struct{}
+	stopOnce sync.Once
+	bg       sync.WaitGroup // heartbeat and forward-serving loops
 
 	// mu guards the fields below.
-	mu      sync.Mutex
-	actors  map[SessionID]*actor
-	pacers  map[string]*rate.Limiter // per channel ARN
-	closing bool
-	wg      sync.WaitGroup // one per actor goroutine
+	mu       sync.Mutex
+	actors   map[SessionID]*actor
+	pacers   map[string]*rate.Limiter // per channel ARN
+	closing  bool
+	draining bool
+	wg       sync.WaitGroup // one per actor goroutine
 }
+
+// WithCluster makes the Manager one replica of many sharing c (and a
+// shared Store): it heartbeats, serves requests forwarded by other
+// replicas, forwards to a session's owner, and takes sessions over.
+func WithCluster(c Cluster) Option { return func(m *Manager) { m.cluster = c } }
 
 // Option configures optional seams of a Manager.
 type Option func(*Manager)
@@ -65,10 +77,68 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		actors: make(map[SessionID]*actor),
 		pacers: make(map[string]*rate.Limiter),
 	}
+	m.stopping = make(chan struct{})
 	for _, o := range opts {
 		o(m)
 	}
+	if m.cluster != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.bg.Go(func() {
+			<-m.stopping
+			cancel()
+		})
+		m.bg.Go(func() { m.heartbeat(ctx) })
+		m.bg.Go(func() { m.serveForwarded(ctx) })
+	}
 	return m
+}
+
+// heartbeat keeps this replica alive in the cluster's eyes.
+func (m *Manager) heartbeat(ctx context.Context) {
+	t := time.NewTicker(m.cfg.OwnerCheck / 2)
+	defer t.Stop()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+		if err := m.cluster.Heartbeat(hctx, m.cfg.ReplicaID, m.cfg.ReplicaTTL); err != nil && ctx.Err() == nil {
+			m.log.Warn("replica heartbeat", "error", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// serveForwarded answers requests other replicas forward to this one.
+func (m *Manager) serveForwarded(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := m.cluster.Serve(ctx, m.cfg.ReplicaID, m.handleForwarded)
+		if ctx.Err() != nil {
+			return
+		}
+		m.log.Warn("serve forwarded requests", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (m *Manager) handleForwarded(ctx context.Context, f Forwarded) ForwardReply {
+	a := m.actor(f.Session)
+	if a == nil {
+		code, detail := encodeErr(errNotOwner)
+		return ForwardReply{Err: code, Detail: detail}
+	}
+	r := request{kind: reqApp, msg: f.Msg}
+	if f.Kind == "close" {
+		r = request{kind: reqClose, reason: CloseByBackend}
+	}
+	s, err := a.call(ctx, r)
+	code, detail := encodeErr(err)
+	return ForwardReply{Session: s, Err: code, Detail: detail}
 }
 
 // CreateParams are the inputs of Create.
@@ -219,20 +289,11 @@ func (m *Manager) Authorize(ctx context.Context, id SessionID, token string) err
 // CloseSession closes a session on a backend's request. Closing an ended
 // session returns it unchanged.
 func (m *Manager) CloseSession(ctx context.Context, id SessionID) (Session, error) {
-	if a := m.actor(id); a != nil {
-		s, err := a.call(ctx, request{kind: reqClose, reason: CloseByBackend})
-		if err == nil || !errors.Is(err, ErrSessionClosed) {
-			return s, err
-		}
-	}
-	s, err := m.store.Get(ctx, id)
-	if err != nil {
-		return Session{}, err
-	}
-	if s.Terminal() {
+	s, err := m.send(ctx, id, request{kind: reqClose, reason: CloseByBackend})
+	if errors.Is(err, ErrSessionClosed) && s.ID != "" {
 		return s, nil
 	}
-	return Session{}, fmt.Errorf("session %s is owned by replica %s: %w", id, s.Owner, ErrUnavailable)
+	return s, err
 }
 
 // Attach attaches an app stream (Connect's join, or the app's WatchSession)
@@ -251,6 +312,38 @@ func (m *Manager) Detach(ctx context.Context, id SessionID) {
 	}
 }
 
+// Drain prepares this replica's exit (SIGTERM): no new sessions; with
+// other replicas, every app is told to reconnect (GOING_AWAY) and the
+// replica waits until ctx ends for the apps to take their sessions
+// elsewhere; whatever remains is let go (clientIds into cooldown, records
+// left for a later takeover). A single replica has nowhere to send apps:
+// its sessions are closed (SERVER_SHUTDOWN) by Close.
+func (m *Manager) Drain(ctx context.Context) {
+	m.mu.Lock()
+	m.draining = true
+	actors := make([]*actor, 0, len(m.actors))
+	for _, a := range m.actors {
+		actors = append(actors, a)
+	}
+	m.mu.Unlock()
+	if m.cluster == nil {
+		return
+	}
+	for _, a := range actors {
+		_, _ = a.call(ctx, request{kind: reqGoAway})
+	}
+	for _, a := range actors {
+		select {
+		case <-a.done:
+		case <-ctx.Done():
+			a.stop(closeLetGo)
+		}
+	}
+	for _, a := range actors {
+		<-a.done
+	}
+}
+
 // Send delivers one app message to the session and returns once the
 // session has taken it. Errors: ErrInvalidArgument, ErrNotJoined,
 // ErrOfferInFlight, ErrOfferNotExpected, ErrSessionClosed, ErrNotFound.
@@ -258,18 +351,100 @@ func (m *Manager) Send(ctx context.Context, id SessionID, msg AppMessage) (Sessi
 	return m.send(ctx, id, request{kind: reqApp, msg: msg})
 }
 
+// send routes a request to the session's actor: the local one, the
+// owner's (forwarded), or a new local one after a takeover. A join always
+// takes the session over (the app came back here); other requests take it
+// over only when the owner is gone.
 func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, error) {
-	if a := m.actor(id); a != nil {
-		return a.call(ctx, r)
+	for range 4 {
+		if a := m.actor(id); a != nil {
+			s, err := a.call(ctx, r)
+			if !errors.Is(err, errFenced) {
+				return s, err
+			}
+			m.removeActor(id, a)
+		}
+		s, err := m.store.Get(ctx, id)
+		if err != nil {
+			return Session{}, err
+		}
+		if s.Terminal() {
+			return s, ErrSessionClosed
+		}
+		if m.cluster == nil {
+			return Session{}, fmt.Errorf("session %s has no actor on this replica: %w", id, ErrUnavailable)
+		}
+		if r.kind == reqAttach || s.Owner == m.cfg.ReplicaID || !m.alive(ctx, s.Owner) {
+			if err := m.takeover(ctx, s); err != nil && !errors.Is(err, ErrConflict) {
+				return Session{}, err
+			}
+			continue // to the new local actor, or to whoever won the race
+		}
+		if r.kind == reqDetach {
+			return s, nil // the stream was attached to another replica's actor
+		}
+		out, err := m.forward(ctx, s.Owner, id, r)
+		if errors.Is(err, errNotOwner) || errors.Is(err, errFenced) {
+			continue // ownership moved meanwhile
+		}
+		return out, err
 	}
-	s, err := m.store.Get(ctx, id)
+	return Session{}, fmt.Errorf("session %s: ownership keeps moving: %w", id, ErrUnavailable)
+}
+
+func (m *Manager) alive(ctx context.Context, replica string) bool {
+	ok, err := m.cluster.Alive(ctx, replica)
+	return err != nil || ok // unknown counts as alive: never steal on an outage
+}
+
+// forward hands a request to the owner replica.
+func (m *Manager) forward(ctx context.Context, owner string, id SessionID, r request) (Session, error) {
+	f := Forwarded{Session: id, Kind: "app", Msg: r.msg}
+	if r.kind == reqClose {
+		f.Kind = "close"
+	}
+	fctx, cancel := context.WithTimeout(ctx, m.cfg.ForwardTimeout)
+	defer cancel()
+	rep, err := m.cluster.Forward(fctx, owner, f)
 	if err != nil {
 		return Session{}, err
 	}
-	if s.Terminal() {
-		return s, ErrSessionClosed
+	return rep.Session, decodeErr(rep.Err, rep.Detail)
+}
+
+// takeover makes this replica the session's owner (compare-and-set on the
+// epoch) and starts its actor.
+func (m *Manager) takeover(ctx context.Context, s Session) error {
+	m.mu.Lock()
+	draining := m.draining || m.closing
+	m.mu.Unlock()
+	if draining {
+		return ErrShuttingDown
 	}
-	return Session{}, fmt.Errorf("session %s is owned by replica %s: %w", id, s.Owner, ErrUnavailable)
+	prev := s.Owner
+	s, err := m.store.Takeover(ctx, s.ID, m.cfg.ReplicaID, s.Epoch)
+	if err != nil {
+		return err
+	}
+	// Events the old owner appended but did not record in LastSeq.
+	if evs, err := m.store.Events(ctx, s.ID, s.LastSeq, 0, false); err == nil && len(evs) > 0 {
+		s.LastSeq = evs[len(evs)-1].Seq
+	}
+	a := newActor(m, s, Lease{})
+	a.haveLease = false
+	a.takeoverFrom = prev
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return ErrShuttingDown
+	}
+	if old := m.actors[s.ID]; old != nil {
+		return ErrConflict // a concurrent takeover here won
+	}
+	m.actors[s.ID] = a
+	m.wg.Go(a.run)
+	m.log.Info("session taken over", "session_id", s.ID, "from", prev, "epoch", s.Epoch)
+	return nil
 }
 
 // Watch calls fn with every event after `after`, oldest first, then with
@@ -277,25 +452,22 @@ func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, e
 // ctx ends, or fn fails.
 func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func(Event) error) error {
 	for {
-		evs, err := m.store.Events(ctx, id, after, 256, false)
+		evs, err := m.nextEvents(ctx, id, after)
+		if errors.Is(err, ErrUnavailable) {
+			// A store outage: the stream stays open (the app's media does
+			// not depend on it) and catches up when the store is back.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(flushRetry):
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		if len(evs) == 0 {
-			// Nothing new: an ended session has nothing more to say (the
-			// caller saw its terminal event already); a live one is waited
-			// on. The terminal event is appended before the record turns
-			// terminal, so it cannot slip between the two reads.
-			s, err := m.store.Get(ctx, id)
-			if err != nil {
-				return err
-			}
-			if s.Terminal() {
-				return nil
-			}
-			if evs, err = m.store.Events(ctx, id, after, 256, true); err != nil {
-				return err
-			}
+		if evs == nil {
+			return nil // ended, and the caller has seen the end
 		}
 		for _, e := range evs {
 			if err := fn(e); err != nil {
@@ -309,6 +481,29 @@ func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func
 	}
 }
 
+// nextEvents returns the events after `after`, waiting for some when there
+// are none; nil (no error) when the session has ended and there is nothing
+// more. The terminal event is appended before the record turns terminal,
+// so it cannot slip between the two reads.
+func (m *Manager) nextEvents(ctx context.Context, id SessionID, after uint64) ([]Event, error) {
+	evs, err := m.store.Events(ctx, id, after, 256, false)
+	if err != nil || len(evs) > 0 {
+		return evs, err
+	}
+	s, err := m.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.Terminal() {
+		return nil, nil
+	}
+	evs, err = m.store.Events(ctx, id, after, 256, true)
+	if err == nil && evs == nil {
+		evs = []Event{} // a wake-up with nothing new: not the end
+	}
+	return evs, err
+}
+
 // Close ends every session this replica runs (CLOSED, SERVER_SHUTDOWN),
 // releasing their clientIds into cooldown, and waits for their actors
 // until ctx ends. New sessions are refused from the first call on.
@@ -320,26 +515,33 @@ func (m *Manager) Close(ctx context.Context) error {
 		actors = append(actors, a)
 	}
 	m.mu.Unlock()
+	reason := CloseServerShutdown
+	if m.cluster != nil {
+		reason = closeLetGo // others may take them over when the apps come back
+	}
 	for _, a := range actors {
-		a.stop(CloseServerShutdown)
+		a.stop(reason)
 	}
 	done := make(chan struct{})
 	go func() {
 		m.wg.Wait()
 		close(done)
 	}()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("close sessions: %w", ctx.Err())
+		err = fmt.Errorf("close sessions: %w", ctx.Err())
 	}
+	m.stopOnce.Do(func() { close(m.stopping) })
+	m.bg.Wait()
+	return err
 }
 
 func (m *Manager) isClosing() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.closing
+	return m.closing || m.draining
 }
 
 func (m *Manager) actor(id SessionID) *actor {
@@ -348,10 +550,12 @@ func (m *Manager) actor(id SessionID) *actor {
 	return m.actors[id]
 }
 
-func (m *Manager) removeActor(id SessionID) {
+func (m *Manager) removeActor(id SessionID, a *actor) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.actors, id)
+	if m.actors[id] == a {
+		delete(m.actors, id)
+	}
 }
 
 // pacer returns the channel's signaling-connect limiter.

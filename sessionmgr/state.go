@@ -107,12 +107,14 @@ const (
 	inRestartTimeout                      // an ICE restart got no answer in time
 	inClose                               // leave, CloseSession, max lifetime, client gone, shutdown
 	inFail                                // an unrecoverable error
+	inTakeover                            // this replica took the session over from another
 )
 
 var inputNames = map[inputKind]string{
 	inJoin: "join", inSignalingUp: "signaling-up", inOffer: "offer", inAnswer: "answer",
 	inAnswerTimeout: "answer-timeout", inRetryDue: "retry-due", inConnected: "connected",
 	inRecover: "recover", inRestartTimeout: "restart-timeout", inClose: "close", inFail: "fail",
+	inTakeover: "takeover",
 }
 
 func (k inputKind) String() string {
@@ -157,6 +159,13 @@ func next(cur State, in input) (State, error) {
 			return StateSignaling, nil
 		}
 		return cur, nil
+	case inTakeover:
+		// The old owner's signaling and offer are gone: a session that had
+		// started signaling recovers with a full reconnect.
+		if cur == StatePending {
+			return cur, nil
+		}
+		return StateRecovering, nil
 	case inSignalingUp:
 		switch cur {
 		case StateSignaling:

@@ -36,40 +36,41 @@ func TestNextTable(t *testing.T) {
 		{kind: inRestartTimeout, policy: RecoveryICERestartOnly},
 		{kind: inClose},
 		{kind: inFail},
+		{kind: inTakeover},
 	}
 	// want[state] lists the cells in the order of inputs.
 	want := map[State][]cell{
 		StatePending: {
 			ok(StateSignaling), stale, no(ErrNotJoined), no(ErrNotJoined), no(ErrNotJoined), stale,
-			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed),
+			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed), ok(StatePending),
 		},
 		StateSignaling: {
 			ok(StateSignaling), ok(StateAwaitingOffer), ok(StateSignaling), ok(StateSignaling), ok(StateSignaling), stale,
-			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed),
+			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateAwaitingOffer: {
 			ok(StateAwaitingOffer), stale, ok(StateAwaitingAnswer), ok(StateAwaitingAnswer), ok(StateAwaitingAnswer), stale,
-			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed),
+			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateAwaitingAnswer: {
 			ok(StateAwaitingAnswer), stale, no(ErrOfferInFlight), no(ErrOfferInFlight), no(ErrOfferInFlight), ok(StateConnecting),
-			ok(StateRetrying), ok(StateFailed), stale, stale, stale, ok(StateRecovering), ok(StateFailed), ok(StateClosed), ok(StateFailed),
+			ok(StateRetrying), ok(StateFailed), stale, stale, stale, ok(StateRecovering), ok(StateFailed), ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateConnecting: {
 			ok(StateConnecting), stale, no(ErrOfferNotExpected), no(ErrOfferNotExpected), no(ErrOfferNotExpected), stale,
-			stale, stale, stale, ok(StateConnected), ok(StateRecovering), stale, stale, ok(StateClosed), ok(StateFailed),
+			stale, stale, stale, ok(StateConnected), ok(StateRecovering), stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateConnected: {
 			ok(StateConnected), stale, no(ErrOfferNotExpected), no(ErrOfferNotExpected), no(ErrOfferNotExpected), stale,
-			stale, stale, stale, ok(StateConnected), ok(StateRecovering), stale, stale, ok(StateClosed), ok(StateFailed),
+			stale, stale, stale, ok(StateConnected), ok(StateRecovering), stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateRetrying: {
 			ok(StateRetrying), stale, no(ErrOfferInFlight), no(ErrOfferInFlight), no(ErrOfferInFlight), stale,
-			stale, stale, ok(StateSignaling), stale, stale, stale, stale, ok(StateClosed), ok(StateFailed),
+			stale, stale, ok(StateSignaling), stale, stale, stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateRecovering: {
 			ok(StateRecovering), ok(StateRecovering), no(ErrOfferInFlight), ok(StateRecovering), ok(StateAwaitingAnswer), stale,
-			stale, stale, stale, ok(StateConnected), ok(StateRecovering), ok(StateRecovering), ok(StateFailed), ok(StateClosed), ok(StateFailed),
+			stale, stale, stale, ok(StateConnected), ok(StateRecovering), ok(StateRecovering), ok(StateFailed), ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 	}
 	for _, term := range []State{StateFailed, StateClosed} {
