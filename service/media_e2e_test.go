@@ -79,7 +79,9 @@ func (a *app) rtp(t *testing.T, n int) {
 	}
 }
 
-func connected(e *vspb.SessionEvent) bool { return e.GetState() == vspb.SessionState_SESSION_STATE_CONNECTED }
+func connected(e *vspb.SessionEvent) bool {
+	return e.GetState() == vspb.SessionState_SESSION_STATE_CONNECTED
+}
 
 // summary is a timeline in one line: TYPE or ->STATE, with attempt.
 func summary(evs []*vspb.SessionEvent) string {
