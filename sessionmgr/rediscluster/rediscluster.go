@@ -1,0 +1,166 @@
+// Package rediscluster is the Redis implementation of sessionmgr.Cluster:
+// replica heartbeats and requests forwarded to a session's owner.
+//
+// Keys (each command touches one key, so nothing crosses a hash slot on
+// Redis Cluster):
+//
+//	vs:v1:{replica:<id>}:alive   "1" with a TTL: the replica's heartbeat
+//	vs:v1:{replica:<id>}:inbox   list of forwarded requests (JSON), newest left
+//	vs:v1:{reply:<random>}       list holding the one reply to a request
+//
+// A forwarder LPUSHes its request (with a deadline and the reply key) onto
+// the owner's inbox and BLPOPs the reply key; the owner BRPOPs its inbox,
+// drops requests past their deadline, and LPUSHes the reply, which expires
+// if nobody takes it.
+package rediscluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// Cluster implements sessionmgr.Cluster on a go-redis UniversalClient
+// (standalone, Sentinel or Cluster). Safe for concurrent use.
+type Cluster struct {
+	rdb    redis.UniversalClient
+	prefix string
+	// MaxInFlight bounds the forwarded requests a replica handles at once.
+	maxInFlight int
+}
+
+var _ sessionmgr.Cluster = (*Cluster)(nil)
+
+// New returns a Cluster on rdb with the key prefix "vs:v1".
+func New(rdb redis.UniversalClient) *Cluster {
+	return &Cluster{rdb: rdb, prefix: "vs:v1", maxInFlight: 64}
+}
+
+func (c *Cluster) aliveKey(replica string) string { return c.prefix + ":{replica:" + replica + "}:alive" }
+func (c *Cluster) inboxKey(replica string) string { return c.prefix + ":{replica:" + replica + "}:inbox" }
+
+// envelope is a request on an inbox.
+type envelope struct {
+	Req      sessionmgr.Forwarded `json:"req"`
+	ReplyKey string               `json:"replyKey"`
+	Deadline time.Time            `json:"deadline"`
+}
+
+// Heartbeat implements sessionmgr.Cluster.
+func (c *Cluster) Heartbeat(ctx context.Context, replica string, ttl time.Duration) error {
+	return wrap(c.rdb.Set(ctx, c.aliveKey(replica), "1", ttl).Err())
+}
+
+// Alive implements sessionmgr.Cluster.
+func (c *Cluster) Alive(ctx context.Context, replica string) (bool, error) {
+	n, err := c.rdb.Exists(ctx, c.aliveKey(replica)).Result()
+	if err != nil {
+		return false, wrap(err)
+	}
+	return n == 1, nil
+}
+
+// Forward implements sessionmgr.Cluster. ctx must carry a deadline; the
+// request is dropped by the owner once it has passed.
+func (c *Cluster) Forward(ctx context.Context, owner string, req sessionmgr.Forwarded) (sessionmgr.ForwardReply, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	env := envelope{Req: req, ReplyKey: c.prefix + ":{reply:" + rand.Text() + "}", Deadline: deadline}
+	body, err := json.Marshal(env)
+	if err != nil {
+		return sessionmgr.ForwardReply{}, fmt.Errorf("encode forwarded request: %w", err)
+	}
+	inbox := c.inboxKey(owner)
+	if err := c.rdb.LPush(ctx, inbox, body).Err(); err != nil {
+		return sessionmgr.ForwardReply{}, wrap(err)
+	}
+	// An inbox of a replica that died empties itself.
+	_ = c.rdb.Expire(ctx, inbox, time.Minute).Err()
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return sessionmgr.ForwardReply{}, fmt.Errorf("forward to %s: %w", owner, sessionmgr.ErrUnavailable)
+	}
+	res, err := c.rdb.BLPop(ctx, wait, env.ReplyKey).Result()
+	if errors.Is(err, redis.Nil) || errors.Is(err, context.DeadlineExceeded) {
+		return sessionmgr.ForwardReply{}, fmt.Errorf("replica %s did not answer in %v: %w", owner, wait.Round(time.Millisecond), sessionmgr.ErrUnavailable)
+	}
+	if err != nil {
+		return sessionmgr.ForwardReply{}, wrap(err)
+	}
+	var rep sessionmgr.ForwardReply
+	if err := json.Unmarshal([]byte(res[1]), &rep); err != nil {
+		return sessionmgr.ForwardReply{}, fmt.Errorf("decode reply of %s: %w", owner, err)
+	}
+	return rep, nil
+}
+
+// Serve implements sessionmgr.Cluster: it takes requests off replica's
+// inbox until ctx ends, handling up to MaxInFlight at once, and waits for
+// the handlers it started before it returns.
+func (c *Cluster) Serve(ctx context.Context, replica string, handle func(context.Context, sessionmgr.Forwarded) sessionmgr.ForwardReply) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, c.maxInFlight)
+	inbox := c.inboxKey(replica)
+	for {
+		res, err := c.rdb.BRPop(ctx, time.Second, inbox).Result()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, redis.Nil) {
+			continue // idle second
+		}
+		if err != nil {
+			return wrap(err)
+		}
+		var env envelope
+		if err := json.Unmarshal([]byte(res[1]), &env); err != nil {
+			continue // not ours to answer: no reply key
+		}
+		if time.Now().After(env.Deadline) {
+			continue // the forwarder gave up
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			hctx, cancel := context.WithDeadline(ctx, env.Deadline)
+			defer cancel()
+			rep := handle(hctx, env.Req)
+			body, err := json.Marshal(rep)
+			if err != nil {
+				return
+			}
+			pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer pcancel()
+			pipe := c.rdb.TxPipeline()
+			pipe.LPush(pctx, env.ReplyKey, body)
+			pipe.Expire(pctx, env.ReplyKey, 30*time.Second)
+			_, _ = pipe.Exec(pctx)
+		})
+	}
+}
+
+// wrap marks Redis failures as sessionmgr.ErrUnavailable.
+func wrap(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: redis: %v", sessionmgr.ErrUnavailable, err)
+}

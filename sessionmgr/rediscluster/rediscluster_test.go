@@ -1,0 +1,118 @@
+package rediscluster_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/acme/viewersession/internal/redistest"
+	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/rediscluster"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func client(t *testing.T, url string) redis.UniversalClient {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func TestHeartbeat(t *testing.T) {
+	c := rediscluster.New(client(t, redistest.URL(t)))
+	r := "hb-" + rand.Text()
+	if ok, err := c.Alive(t.Context(), r); err != nil || ok {
+		t.Fatalf("Alive before any heartbeat = %v, %v; want false", ok, err)
+	}
+	if err := c.Heartbeat(t.Context(), r, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Alive(t.Context(), r); !ok {
+		t.Fatal("Alive right after a heartbeat = false")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for { // Redis expires the key on its own clock
+		ok, err := c.Alive(t.Context(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica still alive 5s after a 300ms heartbeat")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestForward(t *testing.T) {
+	rdb := client(t, redistest.URL(t))
+	c := rediscluster.New(rdb)
+	owner := "owner-" + rand.Text()
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() {
+		served <- c.Serve(ctx, owner, func(_ context.Context, f sessionmgr.Forwarded) sessionmgr.ForwardReply {
+			if f.Msg.Offer == "refuse" {
+				return sessionmgr.ForwardReply{Err: "OFFER_IN_FLIGHT"}
+			}
+			return sessionmgr.ForwardReply{Session: sessionmgr.Session{ID: f.Session, Owner: owner, LastSeq: 7}}
+		})
+	}()
+	tests := []struct {
+		give    string
+		wantErr string
+	}{{"v=0 offer", ""}, {"refuse", "OFFER_IN_FLIGHT"}}
+	for _, tt := range tests {
+		fctx, fcancel := context.WithTimeout(t.Context(), 5*time.Second)
+		rep, err := c.Forward(fctx, owner, sessionmgr.Forwarded{Session: "s1", Kind: "app", Msg: sessionmgr.AppMessage{Offer: tt.give}})
+		fcancel()
+		if err != nil {
+			t.Fatalf("Forward(%q): %v", tt.give, err)
+		}
+		if rep.Err != tt.wantErr {
+			t.Errorf("Forward(%q) reply error = %q, want %q", tt.give, rep.Err, tt.wantErr)
+		}
+		if tt.wantErr == "" && (rep.Session.ID != "s1" || rep.Session.LastSeq != 7) {
+			t.Errorf("Forward(%q) session = %+v", tt.give, rep.Session)
+		}
+	}
+	cancel()
+	if err := <-served; !errors.Is(err, context.Canceled) {
+		t.Errorf("Serve after cancel = %v, want context.Canceled", err)
+	}
+
+	// Nobody serves: the forward gives up at its deadline as unavailable.
+	fctx, fcancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer fcancel()
+	start := time.Now()
+	_, err := c.Forward(fctx, "nobody-"+rand.Text(), sessionmgr.Forwarded{Session: "s2", Kind: "app"})
+	if !errors.Is(err, sessionmgr.ErrUnavailable) {
+		t.Errorf("Forward to nobody = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Forward to nobody took %v, want about its 300ms deadline", d)
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	c := rediscluster.New(client(t, srv.URL()))
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := c.Heartbeat(ctx, "x", time.Second); !errors.Is(err, sessionmgr.ErrUnavailable) {
+		t.Errorf("Heartbeat with Redis down = %v, want ErrUnavailable", err)
+	}
+}
