@@ -1,0 +1,15 @@
+package main
+
+import "errors"
+
+var (
+	// errUsage is wrapped by every command-line error: main prints the
+	// message and exits 2.
+	errUsage = errors.New("usage")
+	// errNotConnected: the session never reached CONNECTED.
+	errNotConnected = errors.New("the session never reached CONNECTED")
+	// errNoMedia: the session connected but no video arrived.
+	errNoMedia = errors.New("the session connected but no video packets arrived")
+	// errDevAPI: the server's dev proxy to the KVS emulator refused a call.
+	errDevAPI = errors.New("emulator dev API")
+)

@@ -1,0 +1,88 @@
+// Command viewerctl is a thin viewer for the Viewer Session Service: a real
+// WebRTC peer (pion) driven by the service, the way a phone app would be.
+//
+//	viewerctl watch -api-key KEY -channel demo-camera -duration 10s
+//	viewerctl watch -api-key KEY -channel demo-camera -fault no-answer -answer-timeout 5s -retry-delay 2s -duration 20s
+//	viewerctl sessions -api-key KEY -channel demo-camera
+//
+// watch creates a session with the backend API key, joins it as the app with
+// the session token, prints the session's timeline and the received video's
+// statistics as they happen, closes the session at the end and exits 0 when
+// the session reached CONNECTED and video arrived. sessions lists the
+// sessions of a channel. Every flag has a default; -addr and -api-key also
+// come from VIEWERCTL_ADDR and VIEWERCTL_API_KEY. Run `viewerctl help` for
+// the full list.
+//
+// viewerctl never prints the session token or TURN credentials.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode prints err (if any) and returns the process's exit code: 0 on
+// success or -h, 2 on a command-line error, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "viewerctl:", err)
+		fmt.Fprintln(stderr, "run `viewerctl help` or `viewerctl COMMAND -h` for usage")
+		return 2
+	}
+	fmt.Fprintln(stderr, "viewerctl:", err)
+	return 1
+}
+
+const usage = `viewerctl is a thin viewer for the Viewer Session Service.
+
+Usage:
+  viewerctl watch    -api-key KEY -channel NAME [flags]   watch a channel's camera
+  viewerctl sessions -api-key KEY -channel NAME [flags]   list who is watching
+  viewerctl help                                          this text
+
+Run "viewerctl watch -h" or "viewerctl sessions -h" for their flags.
+-addr and -api-key also come from VIEWERCTL_ADDR and VIEWERCTL_API_KEY.
+`
+
+// run runs the command named by args[0] until it is done or ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command", errUsage)
+	}
+	switch args[0] {
+	case "watch":
+		cfg, err := parseWatch(args[1:], os.Getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return watch(ctx, cfg, stdout)
+	case "sessions":
+		cfg, err := parseSessions(args[1:], os.Getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return sessions(ctx, cfg, stdout)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}

@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/acme/viewersession/internal/thinclient"
+	"github.com/acme/viewersession/kvsemu"
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+)
+
+const (
+	// rpcTimeout bounds every unary call and emulator request.
+	rpcTimeout = 15 * time.Second
+	// endTimeout bounds the wait for the CLOSED event after CloseSession.
+	endTimeout = 15 * time.Second
+	// statsInterval is how often the media line is printed.
+	statsInterval = time.Second
+	// The -network-change-after addresses: "Wi-Fi", then "LTE".
+	firstAddr  = "127.0.0.2"
+	secondAddr = "127.0.0.3"
+)
+
+// watch runs `viewerctl watch`.
+func watch(ctx context.Context, cfg watchConfig, stdout io.Writer) error {
+	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("%w: -addr %q: %w", errUsage, cfg.Addr, err)
+	}
+	defer conn.Close()
+	w := newWatcher(cfg, conn, stdout)
+	defer w.dev.hc.CloseIdleConnections()
+	return w.run(ctx, conn)
+}
+
+func newWatcher(cfg watchConfig, conn *grpc.ClientConn, stdout io.Writer) *watcher {
+	w := &watcher{
+		cfg: cfg,
+		out: stdout,
+		loc: time.Local,
+		api: vspb.NewViewerSessionServiceClient(conn),
+		dev: newDevAPI(cfg.DevHTTP),
+	}
+	w.fault, _ = findFault(cfg.Fault)
+	return w
+}
+
+// watcher is one `viewerctl watch` run. Its fields belong to the goroutine
+// that calls run.
+type watcher struct {
+	cfg   watchConfig
+	out   io.Writer
+	loc   *time.Location
+	api   vspb.ViewerSessionServiceClient
+	dev   devAPI
+	fault fault // zero without -fault
+
+	session    *vspb.Session
+	faultSet   bool   // a fault was applied: clear it at the end
+	cameraMode string // camera-offline: the mode to restart the camera in
+	faultErr   error  // a fault or network change that could not be made
+
+	connected  *vspb.SessionEvent // the first CONNECTED event
+	current    *vspb.SessionEvent // the latest CONNECTED event
+	lastState  vspb.SessionState
+	recoveries int
+	netC       <-chan time.Time // fires the network change
+	netTimer   *time.Timer
+	sw         *thinclient.SwitchNet
+}
+
+func (w *watcher) printf(format string, args ...any) {
+	fmt.Fprintf(w.out, format+"\n", args...)
+}
+
+// note prints a line of viewerctl's own (a fault, the network change) in
+// the timeline's layout.
+func (w *watcher) note(what, format string, args ...any) {
+	w.printf("%s  %-15s  %s", time.Now().In(w.loc).Format(clockLayout), what, fmt.Sprintf(format, args...))
+}
+
+// backend adds the API key to an outgoing call.
+func (w *watcher) backend(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+w.cfg.APIKey)
+}
+
+func (w *watcher) run(ctx context.Context, conn *grpc.ClientConn) error {
+	resp, err := w.create(ctx)
+	if err != nil {
+		return err
+	}
+	w.session = resp.GetSession()
+	w.printHeader()
+	summary, err := w.watch(ctx, conn, resp.GetSessionToken())
+	if cerr := w.clearFault(ctx); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	w.printf("%s", summary)
+	return nil
+}
+
+// watch applies a before-connecting fault, runs the client until the end,
+// and judges the outcome: a one-line summary, or what went wrong.
+func (w *watcher) watch(ctx context.Context, conn *grpc.ClientConn, token string) (string, error) {
+	if w.fault.name != "" && !w.fault.connected {
+		if err := w.applyFault(ctx, ""); err != nil {
+			return "", err
+		}
+	}
+
+	if w.cfg.NetworkChangeAfter > 0 {
+		sw, err := thinclient.NewSwitchNet(firstAddr)
+		if err != nil {
+			return "", err
+		}
+		w.sw = sw
+		w.note("network", "the client uses %s; it moves to %s %v after CONNECTED", firstAddr, secondAddr, w.cfg.NetworkChangeAfter)
+	}
+	q := newEventQueue()
+	c, err := thinclient.New(thinclient.Config{
+		Conn:       conn,
+		Session:    w.session.GetName(),
+		Token:      token,
+		Mode:       w.cfg.Mode,
+		Net:        w.sw,
+		OnEvent:    q.push,
+		IceServers: w.session.GetIceServers(),
+	})
+	if err != nil {
+		return "", err
+	}
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	defer func() {
+		if w.netTimer != nil {
+			w.netTimer.Stop()
+		}
+	}()
+
+	runErr, ended := w.follow(ctx, c, q, done)
+	if !ended {
+		runErr = w.closeSession(ctx, c, q, done, cancelRun)
+	}
+	for _, e := range q.take() {
+		w.onEvent(ctx, e)
+	}
+	return w.result(c.Stats(), runErr)
+}
+
+// create creates the session with the requested options.
+func (w *watcher) create(ctx context.Context) (*vspb.CreateSessionResponse, error) {
+	ch := &vspb.Channel{Name: w.cfg.Channel, Region: w.cfg.Region}
+	if isARN(w.cfg.Channel) {
+		ch = &vspb.Channel{Arn: w.cfg.Channel}
+	}
+	opts := &vspb.SessionOptions{MaxAttempts: uint32(w.cfg.MaxAttempts)}
+	for _, o := range []struct {
+		v   time.Duration
+		dst **durationpb.Duration
+	}{
+		{w.cfg.AnswerTimeout, &opts.AnswerTimeout},
+		{w.cfg.RetryDelay, &opts.RetryDelay},
+		{w.cfg.ICERestartTimeout, &opts.IceRestartTimeout},
+	} {
+		if o.v > 0 {
+			*o.dst = durationpb.New(o.v)
+		}
+	}
+	cctx, cancel := context.WithTimeout(w.backend(ctx), rpcTimeout)
+	defer cancel()
+	resp, err := w.api.CreateSession(cctx, &vspb.CreateSessionRequest{Channel: ch, ViewerId: w.cfg.ViewerID, Options: opts})
+	if err != nil {
+		return nil, rpcError("create session", err)
+	}
+	return resp, nil
+}
+
+func isARN(channel string) bool { return len(channel) > 4 && channel[:4] == "arn:" }
+
+func (w *watcher) printHeader() {
+	s := w.session
+	o := s.GetOptions()
+	w.printf("session %s: viewer %q on channel %s (%s)", s.GetName(), s.GetViewerId(), w.cfg.Channel, s.GetChannel().GetArn())
+	w.printf("  clientId %s, %s mode; answer timeout %v, retry delay %v, %d attempts, ICE-restart timeout %v",
+		s.GetClientId(), w.cfg.Mode, o.GetAnswerTimeout().AsDuration(), o.GetRetryDelay().AsDuration(),
+		o.GetMaxAttempts(), o.GetIceRestartTimeout().AsDuration())
+}
+
+// follow prints the timeline and the media statistics until the run ends
+// (ended true, with Run's error), -duration passes or ctx ends.
+func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *eventQueue, done <-chan error) (runErr error, ended bool) {
+	ticker := time.NewTicker(statsInterval)
+	defer ticker.Stop()
+	var durC <-chan time.Time
+	if w.cfg.Duration > 0 {
+		t := time.NewTimer(w.cfg.Duration)
+		defer t.Stop()
+		durC = t.C
+	}
+	var prev thinclient.Stats
+	prevAt := time.Now()
+	for {
+		select {
+		case <-q.ready:
+			for _, e := range q.take() {
+				w.onEvent(ctx, e)
+			}
+		case now := <-ticker.C:
+			if w.connected != nil {
+				s := c.Stats()
+				w.printf("%s", formatStats(now, s, prev, now.Sub(prevAt)))
+				prev, prevAt = s, now
+			}
+		case <-w.netC:
+			w.netC = nil
+			w.changeNetwork(ctx, c)
+		case <-durC:
+			w.note("end", "-duration %v is up: closing the session", w.cfg.Duration)
+			return nil, false
+		case <-ctx.Done():
+			w.note("end", "interrupted: closing the session")
+			return nil, false
+		case err := <-done:
+			return err, true
+		}
+	}
+}
+
+// onEvent prints one timeline event and acts on it: the first CONNECTED
+// starts the network-change timer and fires an after-CONNECTED fault; a
+// scheduled retry lifts late-answer.
+func (w *watcher) onEvent(ctx context.Context, e *vspb.SessionEvent) {
+	if w.cfg.Verbose || !noisy(e) {
+		w.printf("%s", formatEvent(e, w.loc))
+	}
+	w.lastState = e.GetState()
+	switch e.GetType() {
+	case vspb.EventType_EVENT_TYPE_RECOVERED:
+		w.recoveries++
+	case vspb.EventType_EVENT_TYPE_RETRY_SCHEDULED:
+		if w.fault.name == "late-answer" && w.faultSet {
+			if err := w.dev.fault(ctx, kvsemu.FaultRequest{ChannelARN: w.session.GetChannel().GetArn(), Fault: "clear"}); err != nil {
+				w.faultFailed(err)
+			} else {
+				w.note("fault", "late-answer lifted: the camera answers the retry at once")
+			}
+		}
+	}
+	if e.GetState() != vspb.SessionState_SESSION_STATE_CONNECTED {
+		return
+	}
+	w.current = e
+	if w.connected != nil {
+		return
+	}
+	w.connected = e
+	if w.sw != nil {
+		w.netTimer = time.NewTimer(w.cfg.NetworkChangeAfter)
+		w.netC = w.netTimer.C
+	}
+	if w.fault.connected {
+		if err := w.applyFault(ctx, e.GetClientId()); err != nil {
+			w.faultFailed(err)
+		}
+	}
+}
+
+// changeNetwork moves the client to the second address (the old one goes
+// silent, like a phone leaving Wi-Fi) and tells the service.
+func (w *watcher) changeNetwork(ctx context.Context, c *thinclient.Client) {
+	if err := w.sw.Switch(secondAddr); err != nil {
+		w.faultFailed(err)
+		return
+	}
+	w.note("network", "the client moved from %s to %s (the old address went silent); telling the service", firstAddr, secondAddr)
+	nctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	if err := c.NetworkChanged(nctx, fmt.Sprintf("viewerctl: %s -> %s", firstAddr, secondAddr)); err != nil {
+		w.faultFailed(fmt.Errorf("network change: %w", err))
+	}
+}
+
+func (w *watcher) faultFailed(err error) {
+	w.note("fault", "%v", err)
+	if w.faultErr == nil {
+		w.faultErr = err
+	}
+}
+
+// applyFault asks the emulator for -fault on the session's channel;
+// clientID is the session's current one (after-CONNECTED faults).
+func (w *watcher) applyFault(ctx context.Context, clientID string) error {
+	arn := w.session.GetChannel().GetArn()
+	req := kvsemu.FaultRequest{ChannelARN: arn, Fault: w.fault.emuFault, N: w.fault.n, ClientID: clientID}
+	fctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	switch w.fault.name {
+	case "late-answer":
+		d := w.cfg.FaultDelay
+		if d == 0 {
+			d = w.session.GetOptions().GetAnswerTimeout().AsDuration() + time.Second
+		}
+		req.DelayMs = d.Milliseconds()
+	case "camera-offline":
+		mode, err := w.dev.cameraMode(fctx, arn)
+		if err != nil {
+			return err
+		}
+		w.cameraMode = mode
+	}
+	if err := w.dev.fault(fctx, req); err != nil {
+		return err
+	}
+	w.faultSet = true
+	what := w.fault.help
+	if clientID != "" {
+		what += " (clientId " + clientID + ")"
+	}
+	w.note("fault", "%s: %s", w.fault.name, what)
+	return nil
+}
+
+// clearFault undoes an applied fault: clears the channel's camera faults
+// and restarts a camera that -fault camera-offline stopped.
+func (w *watcher) clearFault(ctx context.Context) error {
+	if !w.faultSet {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rpcTimeout)
+	defer cancel()
+	arn := w.session.GetChannel().GetArn()
+	err := w.dev.fault(cctx, kvsemu.FaultRequest{ChannelARN: arn, Fault: "clear"})
+	if err == nil && w.cameraMode != "" {
+		err = w.dev.fault(cctx, kvsemu.FaultRequest{ChannelARN: arn, Fault: "camera-online", Mode: w.cameraMode})
+	}
+	if err != nil {
+		w.note("fault", "clearing failed: %v", err)
+		return fmt.Errorf("clear fault: %w", err)
+	}
+	w.note("fault", "cleared")
+	return nil
+}
+
+// closeSession closes the session with CloseSession and waits, printing the
+// timeline, until the client has seen it end (or endTimeout passes). It
+// returns Run's error.
+func (w *watcher) closeSession(ctx context.Context, c *thinclient.Client, q *eventQueue, done <-chan error, cancelRun context.CancelFunc) error {
+	cctx, cancel := context.WithTimeout(w.backend(context.WithoutCancel(ctx)), rpcTimeout)
+	_, err := w.api.CloseSession(cctx, &vspb.CloseSessionRequest{Name: w.session.GetName()})
+	cancel()
+	if err != nil {
+		w.note("end", "%v", rpcError("close session", err))
+		cancelRun()
+		return <-done
+	}
+	timer := time.NewTimer(endTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-q.ready:
+			for _, e := range q.take() {
+				w.onEvent(ctx, e)
+			}
+		case err := <-done:
+			return err
+		case <-timer.C:
+			w.note("end", "the client did not see the session end within %v; stopping it", endTimeout)
+			cancelRun()
+			return <-done
+		}
+	}
+}
+
+// result judges the run: a summary when the session reached CONNECTED and
+// video arrived, the failure in plain words otherwise.
+func (w *watcher) result(s thinclient.Stats, runErr error) (string, error) {
+	if fe, ok := asFailed(runErr); ok {
+		return "", errors.New(describeFailure(fe))
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return "", rpcError("thin client stopped", runErr)
+	}
+	if w.connected == nil {
+		return "", fmt.Errorf("%w (last state %s)", errNotConnected, trimEnum(w.lastState.String(), "SESSION_STATE_"))
+	}
+	if s.PacketsReceived == 0 {
+		return "", errNoMedia
+	}
+	if w.faultErr != nil {
+		return "", w.faultErr
+	}
+	return summary(w.connected, w.current, w.recoveries, s), nil
+}
+
+// eventQueue hands timeline events from the client's OnEvent (which must
+// not block) to the watcher's goroutine.
+type eventQueue struct {
+	ready chan struct{} // has a token while events wait
+
+	// mu guards events.
+	mu     sync.Mutex
+	events []*vspb.SessionEvent
+}
+
+func newEventQueue() *eventQueue { return &eventQueue{ready: make(chan struct{}, 1)} }
+
+func (q *eventQueue) push(e *vspb.SessionEvent) {
+	q.mu.Lock()
+	q.events = append(q.events, e)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) take() []*vspb.SessionEvent {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evs := q.events
+	q.events = nil
+	return evs
+}
