@@ -118,6 +118,9 @@ type actor struct {
 	// takeoverFrom is the replica this one took the session over from
 	// ("" for a session created here).
 	takeoverFrom string
+	// adopted: taken over from a dead replica by the sweeper, not by the
+	// app; the move's recovery waits for the app to come back.
+	adopted bool
 	// fenced: another replica took the session over; this actor lets go
 	// without writing.
 	fenced bool
@@ -276,6 +279,10 @@ func (a *actor) run() {
 // handle serves one request.
 func (a *actor) handle(r request) {
 	var err error
+	if a.adopted && (r.kind == reqAttach || r.kind == reqApp) {
+		a.adopted = false // the app is back: recover from the move now
+		a.afterMove()
+	}
 	switch r.kind {
 	case reqAttach:
 		err = a.attach()
@@ -986,7 +993,18 @@ func metricPath(p recoveryPhase) string {
 // owner's signaling and the app's offer are gone, so a session that had
 // started signaling recovers with a full reconnect and a new clientId.
 func (a *actor) onTakeover() {
+	if a.adopted {
+		a.emit(Event{Type: EventOwnerChanged, Message: fmt.Sprintf("replica %s stopped; replica %s adopted the session and waits %v for the app to come back",
+			a.takeoverFrom, a.m.cfg.ReplicaID, a.s.Options.ResumeGrace)})
+		return
+	}
 	a.emit(Event{Type: EventOwnerChanged, Message: fmt.Sprintf("the session moved from replica %s to replica %s", a.takeoverFrom, a.m.cfg.ReplicaID)})
+	a.afterMove()
+}
+
+// afterMove recovers from the move itself: the old owner's signaling and
+// the app's offer are gone.
+func (a *actor) afterMove() {
 	to, err := a.transition(input{kind: inTakeover}, "the session moved to this replica")
 	if err != nil {
 		return

@@ -252,3 +252,34 @@ func TestClusterDrain(t *testing.T) {
 		}
 	})
 }
+
+func TestClusterSweepAdoptsOrphans(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newReplicas(t)
+		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "orphan"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.a.Attach(t.Context(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		r.c.kill("replica-a") // A stops heartbeating; its actor is frozen in time
+		time.Sleep(15 * time.Second)
+		synctest.Wait()
+		got, err := r.b.Get(t.Context(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Owner != "replica-b" || got.Terminal() {
+			t.Fatalf("after A died: %s owned by %s, want live, adopted by replica-b", got.State, got.Owner)
+		}
+		// Nobody comes back: CLIENT_GONE after the resume grace, slot freed.
+		time.Sleep(sessionmgr.DefaultOptions().ResumeGrace + time.Second)
+		synctest.Wait()
+		got, _ = r.b.Get(t.Context(), s.ID)
+		if got.State != sessionmgr.StateClosed || got.Close != sessionmgr.CloseClientGone {
+			t.Errorf("orphan after the grace: %s/%s, want CLOSED/CLIENT_GONE", got.State, got.Close)
+		}
+	})
+}

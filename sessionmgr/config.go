@@ -40,6 +40,9 @@ type Config struct {
 	// heartbeat; a session of a replica silent for longer is taken over by
 	// the replica its app comes back on. Default 6s.
 	ReplicaTTL time.Duration
+	// SweepEvery is how often a replica looks for live sessions of dead
+	// replicas to adopt (cluster mode). Default 5s.
+	SweepEvery time.Duration
 	// ForwardTimeout bounds the wait for a forwarded request's reply.
 	// Default 5s.
 	ForwardTimeout time.Duration
@@ -82,6 +85,7 @@ func DefaultConfig() Config {
 		OwnerCheck:       2 * time.Second,
 		ReplicaTTL:       6 * time.Second,
 		ForwardTimeout:   5 * time.Second,
+		SweepEvery:       5 * time.Second,
 	}
 }
 
@@ -257,6 +261,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ForwardTimeout == 0 {
 		c.ForwardTimeout = d.ForwardTimeout
+	}
+	if c.SweepEvery == 0 {
+		c.SweepEvery = d.SweepEvery
 	}
 	return c
 }

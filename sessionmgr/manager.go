@@ -89,8 +89,43 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		})
 		m.bg.Go(func() { m.heartbeat(ctx) })
 		m.bg.Go(func() { m.serveForwarded(ctx) })
+		m.bg.Go(func() { m.sweep(ctx) })
 	}
 	return m
+}
+
+// sweep adopts the live sessions of dead replicas, so that each either
+// resumes here when its app comes back or ends CLIENT_GONE after its resume
+// grace (freeing its channel slot), instead of waiting for a lifetime.
+func (m *Manager) sweep(ctx context.Context) {
+	t := time.NewTicker(m.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cursor := ""
+		for ctx.Err() == nil {
+			list, next, err := m.store.List(ctx, ListFilter{}, 200, cursor)
+			if err != nil {
+				break
+			}
+			for _, s := range list {
+				if !s.State.Live() || s.Owner == m.cfg.ReplicaID || m.actor(s.ID) != nil || m.alive(ctx, s.Owner) {
+					continue
+				}
+				if err := m.takeover(ctx, s, true); err == nil {
+					m.log.Info("adopted the session of a dead replica", "session_id", s.ID, "from", s.Owner)
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
 }
 
 // heartbeat keeps this replica alive in the cluster's eyes.
@@ -375,7 +410,7 @@ func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, e
 			return Session{}, fmt.Errorf("session %s has no actor on this replica: %w", id, ErrUnavailable)
 		}
 		if r.kind == reqAttach || s.Owner == m.cfg.ReplicaID || !m.alive(ctx, s.Owner) {
-			if err := m.takeover(ctx, s); err != nil && !errors.Is(err, ErrConflict) {
+			if err := m.takeover(ctx, s, false); err != nil && !errors.Is(err, ErrConflict) {
 				return Session{}, err
 			}
 			continue // to the new local actor, or to whoever won the race
@@ -414,7 +449,7 @@ func (m *Manager) forward(ctx context.Context, owner string, id SessionID, r req
 
 // takeover makes this replica the session's owner (compare-and-set on the
 // epoch) and starts its actor.
-func (m *Manager) takeover(ctx context.Context, s Session) error {
+func (m *Manager) takeover(ctx context.Context, s Session, adopt bool) error {
 	m.mu.Lock()
 	draining := m.draining || m.closing
 	m.mu.Unlock()
@@ -433,6 +468,7 @@ func (m *Manager) takeover(ctx context.Context, s Session) error {
 	a := newActor(m, s, Lease{})
 	a.haveLease = false
 	a.takeoverFrom = prev
+	a.adopted = adopt
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closing {

@@ -24,6 +24,19 @@ type Config struct {
 	// RedisURL is the shared state (redis://, rediss://). Empty means
 	// in-memory state: a single replica only. Default "".
 	RedisURL string
+	// RedisMode says how to read RedisURL: standalone (redis://host:port/db),
+	// sentinel (redis://sentinel:26379/db?master_name=NAME&addr=sentinel2:26379)
+	// or cluster (redis://node:6379?addr=node2:6379&addr=node3:6379).
+	// Default "standalone".
+	RedisMode string
+	// ReplicaID names this replica as a session owner; unique per process.
+	// Default "" = <hostname>-<pid>.
+	ReplicaID string
+	// TokenSecretFile holds the key session tokens are derived with; all
+	// replicas must share it (a Kubernetes Secret) so that an idempotent
+	// CreateSession repeat on another replica returns the same token.
+	// Default "" = random per process.
+	TokenSecretFile string
 	// Dev runs everything embedded: in-memory state and a local KVS emulator
 	// with a simulated camera on channel demo-camera. Default false.
 	Dev bool
@@ -100,6 +113,7 @@ type SessionDefaults struct {
 func DefaultConfig() Config {
 	return Config{
 		GRPCAddr:         ":50051",
+		RedisMode:        "standalone",
 		HTTPAddr:         ":8080",
 		DrainTimeout:     20 * time.Second,
 		LogLevel:         "info",
@@ -130,6 +144,9 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address for /metrics, /healthz, /readyz")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for shared state; empty = in-memory, single replica")
+	fs.StringVar(&c.RedisMode, "redis-mode", c.RedisMode, "standalone, sentinel or cluster: how to read -redis-url")
+	fs.StringVar(&c.ReplicaID, "replica-id", c.ReplicaID, "this replica's name as a session owner; empty = <hostname>-<pid>")
+	fs.StringVar(&c.TokenSecretFile, "token-secret-file", c.TokenSecretFile, "file with the key session tokens are derived with (share it across replicas)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "run everything embedded: in-memory state, local KVS emulator, simulated camera")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound after SIGTERM")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
@@ -242,6 +259,8 @@ func (c Config) Validate() error {
 		check(err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Host != "",
 			"-redis-url %q: want redis://host:port/db or rediss://...", redactURL(c.RedisURL))
 	}
+	check(c.RedisMode == "standalone" || c.RedisMode == "sentinel" || c.RedisMode == "cluster",
+		"-redis-mode %q: want standalone, sentinel or cluster", c.RedisMode)
 	positive := []struct {
 		name string
 		d    time.Duration

@@ -148,9 +148,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// 1. Tell load balancers and probes first.
 	ready.Store(false)
 	hs.Shutdown()
-	// 2+3. Stop accepting; let in-flight RPCs finish within the drain timeout.
+	// 2+3. Tell apps to move (GOING_AWAY ends their streams OK) and wait for
+	// their sessions to be taken over elsewhere, stop accepting, let
+	// in-flight RPCs finish: all within the drain timeout.
+	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancelDrain()
 	drained := make(chan struct{})
 	go func() {
+		d.manager.Drain(drainCtx)
 		gs.GracefulStop()
 		close(drained)
 	}()

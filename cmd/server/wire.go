@@ -25,6 +25,8 @@ import (
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/memstore"
+	"github.com/acme/viewersession/sessionmgr/rediscluster"
+	"github.com/acme/viewersession/sessionmgr/redisstore"
 )
 
 // DemoChannel is the channel -dev creates, with a simulated camera.
@@ -67,22 +69,28 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 		d.apiKeys = []string{d.devKey}
 	}
 
-	// clientIds: Redis when configured (cluster-wide uniqueness), else memory.
+	// Shared state: Redis when configured (sessions, timelines and clientIds
+	// shared by every replica), else memory (one replica).
 	idCfg := clientid.DefaultConfig()
 	idCfg.DefaultCooldown = cfg.Session.ClientIDCooldown
-	var alloc bind.Allocator
+	var (
+		alloc   bind.Allocator
+		store   sessionmgr.Store
+		cluster sessionmgr.Cluster
+	)
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		rdb, err := newRedis(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("redis url: %w", err)
+			return nil, err
 		}
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
-		rdb := redis.NewClient(opts)
 		rdb.AddHook(mx.RedisHook())
 		d.closers = append(d.closers, func(context.Context) error { return rdb.Close() })
 		alloc = clientid.NewRedis(rdb, idCfg)
+		store = redisstore.New(rdb)
+		cluster = rediscluster.New(rdb)
 	} else {
 		alloc = clientid.NewMemory(idCfg)
+		store = memstore.New()
 	}
 
 	// KVS: the embedded emulator with -dev, else AWS (or -kvs-endpoint).
@@ -156,12 +164,26 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 	}
 	mcfg.MinTimer = min(mcfg.MinTimer, cfg.Session.AnswerTimeout, cfg.Session.ResumeGrace,
 		cfg.Session.ICERestartTimeout, cfg.Session.DisconnectedGrace)
-	if host, err := os.Hostname(); err == nil {
-		mcfg.ReplicaID = host
+	mcfg.ReplicaID = cfg.ReplicaID
+	if mcfg.ReplicaID == "" {
+		host, _ := os.Hostname()
+		mcfg.ReplicaID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	store := memstore.New()
-	d.manager = sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc),
-		sessionmgr.WithLogger(log.With("component", "sessionmgr")), sessionmgr.WithObserver(mx))
+	if cfg.TokenSecretFile != "" {
+		secret, err := os.ReadFile(cfg.TokenSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("-token-secret-file: %w", err)
+		}
+		if len(strings.TrimSpace(string(secret))) < 16 {
+			return nil, errors.New("-token-secret-file: the secret must be at least 16 bytes")
+		}
+		mcfg.TokenSecret = []byte(strings.TrimSpace(string(secret)))
+	}
+	opts := []sessionmgr.Option{sessionmgr.WithLogger(log.With("component", "sessionmgr", "replica", mcfg.ReplicaID)), sessionmgr.WithObserver(mx)}
+	if cluster != nil {
+		opts = append(opts, sessionmgr.WithCluster(cluster))
+	}
+	d.manager = sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc), opts...)
 	d.closers = append(d.closers, d.manager.Close)
 	return d, nil
 }
@@ -197,4 +219,32 @@ func randomString(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newRedis builds the Redis client -redis-mode asks for, with short
+// timeouts (an outage must fail calls fast, never hang them).
+func newRedis(cfg Config) (redis.UniversalClient, error) {
+	const timeout = time.Second
+	switch cfg.RedisMode {
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("-redis-url (sentinel): %w", err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
+		return redis.NewFailoverClient(o), nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("-redis-url (cluster): %w", err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
+		return redis.NewClusterClient(o), nil
+	}
+	o, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
+	return redis.NewClient(o), nil
 }
