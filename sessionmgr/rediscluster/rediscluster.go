@@ -44,8 +44,12 @@ func New(rdb redis.UniversalClient) *Cluster {
 	return &Cluster{rdb: rdb, prefix: "vs:v1", maxInFlight: 64}
 }
 
-func (c *Cluster) aliveKey(replica string) string { return c.prefix + ":{replica:" + replica + "}:alive" }
-func (c *Cluster) inboxKey(replica string) string { return c.prefix + ":{replica:" + replica + "}:inbox" }
+func (c *Cluster) aliveKey(replica string) string {
+	return c.prefix + ":{replica:" + replica + "}:alive"
+}
+func (c *Cluster) inboxKey(replica string) string {
+	return c.prefix + ":{replica:" + replica + "}:inbox"
+}
 
 // envelope is a request on an inbox.
 type envelope struct {
