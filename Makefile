@@ -12,7 +12,7 @@ MODULE    := $(shell $(GO) list -m)
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 10m
 
-.PHONY: all build test lint proto bench tools-protoc tools-buf redis-bin clean
+.PHONY: all build test lint proto bench chart tools-protoc tools-buf redis-bin clean
 
 all: build
 
@@ -37,6 +37,11 @@ lint: tools-buf
 
 # proto regenerates the Go code next to the .proto files; the generators are
 # the versions pinned by go.mod's tool directives.
+# chart: helm lint --strict and helm template for every example values file,
+# each rendered object decoded strictly into its Kubernetes type.
+chart:
+	scripts/check-chart.sh
+
 proto: tools-protoc
 	$(GO) build -o bin/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	$(PROTOC) -I $(PROTO_DIR) -I $(PROTO_INC) \

@@ -40,6 +40,9 @@ import (
 	"github.com/acme/viewersession/service"
 )
 
+// version is stamped at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
@@ -131,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			serveErr <- fmt.Errorf("serve http: %w", err)
 		}
 	})
-	log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(),
+	log.Info("serving", "version", version, "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(),
 		"store", storeKind(cfg), "dev", cfg.Dev)
 	if cfg.Dev {
 		printDevBanner(stderr, d, grpcLis.Addr().String(), httpLis.Addr().String())
