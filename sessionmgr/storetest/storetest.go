@@ -81,6 +81,7 @@ func (h Harness) Run(t *testing.T) {
 	t.Run("ChannelLimit", h.testChannelLimit)
 	t.Run("ChannelLimitConcurrent", h.testChannelLimitConcurrent)
 	t.Run("Idempotent", h.testIdempotent)
+	t.Run("IdempotentConcurrent", h.testIdempotentConcurrent)
 	t.Run("IdempotencyWindow", h.testIdempotencyWindow)
 	t.Run("Put", h.testPut)
 	t.Run("PutEnded", h.testPutEnded)
@@ -387,6 +388,51 @@ func (h Harness) testIdempotent(t *testing.T) {
 		t.Fatalf("Delete = %v", err)
 	}
 	create(t, st, repeat, ample)
+}
+
+// testIdempotentConcurrent races repeats of one request: exactly one
+// creates, and the others return its session.
+func (h Harness) testIdempotentConcurrent(t *testing.T) {
+	st, _ := h.store(t)
+	const racers = 16
+	ch := newChannel()
+	caller, requestID := "caller-"+string(newID()), "request-"+string(newID())
+	type result struct {
+		s   sessionmgr.Session
+		err error
+	}
+	results := make([]result, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		s := newSession(ch)
+		s.Caller, s.RequestID = caller, requestID
+		wg.Go(func() {
+			<-start
+			got, err := st.Create(t.Context(), s, ample)
+			results[i] = result{got, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var created []sessionmgr.Session
+	for _, r := range results {
+		if r.err == nil {
+			created = append(created, r.s)
+		} else if !errors.Is(r.err, sessionmgr.ErrAlreadyExists) {
+			t.Errorf("Create(repeat) = %v, want nil or ErrAlreadyExists", r.err)
+		}
+	}
+	if len(created) != 1 {
+		t.Fatalf("%d racing repeats of one request: %d created, want 1", racers, len(created))
+	}
+	for i, r := range results {
+		if r.err != nil {
+			diff(t, fmt.Sprintf("Create(repeat %d)", i), r.s, created[0])
+		}
+	}
+	diff(t, "List(channel) after the race", ids(listAll(t, st, sessionmgr.ListFilter{ChannelARN: ch.ARN}, 100)), []sessionmgr.SessionID{created[0].ID})
 }
 
 func (h Harness) testIdempotencyWindow(t *testing.T) {
@@ -1057,54 +1103,67 @@ func (h Harness) testEventsWaitDone(t *testing.T) {
 	})
 }
 
+// testTerminalRetention follows ended sessions on one timeline (so that
+// with real time the wait is paid once): one CLOSED and one FAILED by a
+// Put, one created CLOSED, and a live one beside them.
 func (h Harness) testTerminalRetention(t *testing.T) {
 	h.needTime(t)
+	st, clk := h.store(t)
+	ctx := t.Context()
+	ch := newChannel()
+	live := create(t, st, newSession(ch), ample)
+	var ended []sessionmgr.Session
 	for _, state := range []sessionmgr.State{sessionmgr.StateClosed, sessionmgr.StateFailed} {
-		t.Run(state.String(), func(t *testing.T) {
-			if h.RealTime {
-				t.Parallel()
-			}
-			st, clk := h.store(t)
-			ctx := t.Context()
-			ch := newChannel()
-			live := create(t, st, newSession(ch), ample)
-			s := create(t, st, newSession(ch), ample)
-			appendEvents(t, st, s, 1, 2)
-
-			s.State = state
-			if err := st.Put(ctx, s); err != nil {
-				t.Fatalf("Put(%v) = %v", state, err)
-			}
-			// Retention runs from the first terminal Put, not the last.
-			clk.Advance(h.Retention / 2)
-			s.Close = sessionmgr.CloseFailed
-			if err := st.Put(ctx, s); err != nil {
-				t.Fatalf("Put(%v again) = %v", state, err)
-			}
-			clk.Advance(h.Retention - h.Retention/2 - time.Second)
-			diff(t, "Get just before the retention ends", get(t, st, s.ID), s)
-			diff(t, "Events just before the retention ends", events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2)})
-
-			clk.Advance(2 * time.Second)
-			if _, err := st.Get(ctx, s.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
-				t.Errorf("Get(after the retention) = %v, want ErrNotFound", err)
-			}
-			if _, err := st.Events(ctx, s.ID, 0, 0, false); !errors.Is(err, sessionmgr.ErrNotFound) {
-				t.Errorf("Events(after the retention) = %v, want ErrNotFound", err)
-			}
-			if err := st.Append(ctx, s.ID, s.Epoch, event(3)); !errors.Is(err, sessionmgr.ErrNotFound) {
-				t.Errorf("Append(after the retention) = %v, want ErrNotFound", err)
-			}
-			if err := st.Put(ctx, s); !errors.Is(err, sessionmgr.ErrNotFound) {
-				t.Errorf("Put(after the retention) = %v, want ErrNotFound", err)
-			}
-			diff(t, "List after the retention", ids(listAll(t, st, sessionmgr.ListFilter{ChannelARN: ch.ARN}, 10)), []sessionmgr.SessionID{live.ID})
-
-			// A live session never expires.
-			clk.Advance(h.long())
-			diff(t, "Get(live, long after)", get(t, st, live.ID), live)
-		})
+		s := create(t, st, newSession(ch), ample)
+		appendEvents(t, st, s, 1, 2)
+		s.State = state
+		if err := st.Put(ctx, s); err != nil {
+			t.Fatalf("Put(%v) = %v", state, err)
+		}
+		ended = append(ended, s)
 	}
+	bornClosed := newSession(ch)
+	bornClosed.State = sessionmgr.StateClosed
+	ended = append(ended, create(t, st, bornClosed, ample))
+	appendEvents(t, st, bornClosed, 1, 2)
+
+	// Retention runs from the first terminal write, not the last.
+	clk.Advance(h.Retention / 2)
+	for i := range ended {
+		ended[i].Close = sessionmgr.CloseFailed
+		if err := st.Put(ctx, ended[i]); err != nil {
+			t.Fatalf("Put(%v again) = %v", ended[i].State, err)
+		}
+	}
+	clk.Advance(h.Retention - h.Retention/2 - time.Second)
+	for _, s := range ended {
+		diff(t, fmt.Sprintf("Get(%v) just before the retention ends", s.State), get(t, st, s.ID), s)
+		diff(t, fmt.Sprintf("Events(%v) just before the retention ends", s.State), events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2)})
+	}
+
+	clk.Advance(2 * time.Second)
+	for _, s := range ended {
+		if _, err := st.Get(ctx, s.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+			t.Errorf("Get(%v, after the retention) = %v, want ErrNotFound", s.State, err)
+		}
+		if _, err := st.Events(ctx, s.ID, 0, 0, false); !errors.Is(err, sessionmgr.ErrNotFound) {
+			t.Errorf("Events(%v, after the retention) = %v, want ErrNotFound", s.State, err)
+		}
+		if err := st.Append(ctx, s.ID, s.Epoch, event(3)); !errors.Is(err, sessionmgr.ErrNotFound) {
+			t.Errorf("Append(%v, after the retention) = %v, want ErrNotFound", s.State, err)
+		}
+		if err := st.Put(ctx, s); !errors.Is(err, sessionmgr.ErrNotFound) {
+			t.Errorf("Put(%v, after the retention) = %v, want ErrNotFound", s.State, err)
+		}
+		if _, err := st.Takeover(ctx, s.ID, "replica-b", s.Epoch); !errors.Is(err, sessionmgr.ErrNotFound) {
+			t.Errorf("Takeover(%v, after the retention) = %v, want ErrNotFound", s.State, err)
+		}
+	}
+	diff(t, "List after the retention", ids(listAll(t, st, sessionmgr.ListFilter{ChannelARN: ch.ARN}, 10)), []sessionmgr.SessionID{live.ID})
+
+	// A live session never expires.
+	clk.Advance(h.long())
+	diff(t, "Get(live, long after)", get(t, st, live.ID), live)
 }
 
 // Helpers. Each fails the test on an unexpected error.
