@@ -1,0 +1,84 @@
+// Package redisstore is a sessionmgr.Store on Redis, shared by every
+// replica of the service: standalone, Sentinel or Cluster, all through a
+// go-redis UniversalClient. It passes sessionmgr/storetest.
+//
+// # Keys
+//
+// Every key starts with "vs:v1:" (the service and the layout's version),
+// and every key carries a hash tag, the part in braces that Redis Cluster
+// hashes to pick the key's slot:
+//
+//	vs:v1:{<session id>}:rec    hash: the record (JSON) and the fields the
+//	                            scripts test: epoch, owner, terminal flag,
+//	                            channel ARN, last event seq, expiry, ...
+//	vs:v1:{<session id>}:ev     stream: the timeline, entry ID <seq>-0,
+//	                            trimmed to sessionmgr.EventRetention
+//	vs:v1:{ch:<h(ARN)>}:live    zset: the channel's live sessions, scored
+//	                            by the time (ms) they stop counting
+//	vs:v1:{ch:<h(ARN)>}:list    zset: the channel's sessions, for List
+//	vs:v1:{sessions}:list       zset: every session, for List without a
+//	                            channel
+//	vs:v1:{idem:<h(caller, request id)>}
+//	                            string: the session a CreateSession request
+//	                            made, for the idempotency window (its TTL)
+//
+// h is the first 128 bits of SHA-256, in hex. Session IDs may not contain
+// braces, so "{<session id>}" is always the whole tag.
+//
+// # Why no command crosses slots
+//
+// Each atomic step is one Lua script or one command whose keys share a
+// hash tag, so they live in one slot on any Cluster:
+//
+//   - A session's record and timeline share the tag {<session id>}: Put,
+//     Append, Takeover and Delete check the epoch (the fence), the sequence
+//     and the state and write the record or the stream in one script;
+//     Events reads both in one MULTI.
+//   - A channel's live set and listing share {ch:<h>}: Create's
+//     reservation drops the expired members, counts the rest against the
+//     limit and adds the session to both in one script.
+//   - The global listing and each idempotency key are alone in their slot.
+//
+// What spans slots is a sequence of such steps, ordered so that a failure
+// between two of them leaves nothing a reader can trip on:
+//
+//   - Create writes the record first (failing on a taken ID), then reserves
+//     a slot on the channel (undoing the record when the channel is full),
+//     then lists the session, then claims the idempotency key; a claim lost
+//     to a concurrent repeat undoes the session and returns the winner's.
+//     A listing member therefore always had a record when it was added.
+//   - A terminal Put marks the record terminal, then leaves the live set.
+//   - Delete removes the record and timeline, then the index entries.
+//
+// A replica that dies between the steps leaves at worst a live-set member
+// without a live record (it holds a slot until its score passes) or an
+// index member without a record (List skips and removes it; each Create
+// also checks a few random listing members).
+//
+// # Liveness and expiry
+//
+// A live session's member in its channel's live set is scored by its
+// Expires plus a grace (WithLiveGrace); the reservation script drops the
+// members whose score has passed by the server's clock (TIME), so the
+// sessions of a replica that crashed stop counting against the limit once
+// their lifetime is over, even if no one takes them over. A live record
+// expires at the later of its Expires and now, plus the retention; a
+// terminal one expires the retention after its first terminal Put. The
+// timeline always expires with its record. A session with a zero Expires
+// counts and lives until it ends.
+//
+// # Timeouts and errors
+//
+// Every call is bounded by the caller's ctx and by WithTimeout (default
+// 1s); Events with wait blocks in XREAD slices of WithWaitSlice (default
+// 1s), so it notices a cancelled ctx, a deleted session or an expired one
+// within a slice. Build the client with ContextTimeoutEnabled and short
+// dial, read and write timeouts, or go-redis waits out its own ReadTimeout
+// on a server that does not answer; size its pool for the waiting Events
+// calls, each of which holds a connection for up to a slice.
+//
+// redis.Nil becomes sessionmgr.ErrNotFound, an unreachable or unready
+// server (network errors, timeouts, LOADING, CLUSTERDOWN, TRYAGAIN, ...)
+// an error wrapping sessionmgr.ErrUnavailable, the caller's own ctx ending
+// its ctx.Err(); no go-redis type is wrapped in an error returned.
+package redisstore

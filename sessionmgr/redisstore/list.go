@@ -1,0 +1,146 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// listBatch is how many listing members List reads at a time, at most.
+const listBatch = 256
+
+// sweepSample is how many random listing members a Create checks for a
+// record that is gone.
+const sweepSample = 4
+
+// List returns the sessions matching f, newest first (by Created, then by
+// ID, both descending), at most limit of them (limit <= 0: all), after
+// cursor, and the cursor of the next page ("" on the last). It walks the
+// channel's listing when f names a channel, else every session's, reads
+// the records, skips those that do not match, and drops the members whose
+// record has expired. A malformed cursor is an error wrapping
+// sessionmgr.ErrInvalidArgument.
+func (s *Store) List(ctx context.Context, f sessionmgr.ListFilter, limit int, cursor string) ([]sessionmgr.Session, string, error) {
+	upper := "+"
+	if cursor != "" {
+		m, err := parseCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		upper = "(" + m
+	}
+	key := listKey()
+	if f.ChannelARN != "" {
+		key = channelListKey(f.ChannelARN)
+	}
+	batch := listBatch
+	if limit > 0 {
+		batch = min(limit+1, listBatch)
+	}
+
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	var (
+		out     []sessionmgr.Session
+		members []string // out's listing members
+	)
+	for full := false; !full; {
+		page, err := s.rdb.ZRevRangeByLex(cctx, key, &redis.ZRangeBy{Min: "-", Max: upper, Count: int64(batch)}).Result()
+		if err != nil {
+			return nil, "", callError(ctx, "list sessions", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		recs, err := s.getMany(cctx, page)
+		if err != nil {
+			return nil, "", callError(ctx, "list sessions", err)
+		}
+		var gone []any
+		for i, rec := range recs {
+			switch {
+			case rec.ID == "":
+				gone = append(gone, page[i])
+			case full:
+			case f.ChannelARN != "" && rec.Channel.ARN != f.ChannelARN,
+				f.State != sessionmgr.StateUnknown && rec.State != f.State:
+			default:
+				out = append(out, rec)
+				members = append(members, page[i])
+				full = limit > 0 && len(out) > limit
+			}
+		}
+		if len(gone) > 0 {
+			// Best effort: the next List or Create tries again.
+			_ = s.rdb.ZRem(cctx, key, gone...).Err()
+		}
+		if len(page) < batch {
+			break
+		}
+		upper = "(" + page[len(page)-1]
+	}
+	if limit > 0 && len(out) > limit {
+		return out[:limit], formatCursor(members[limit-1]), nil
+	}
+	return out, "", nil
+}
+
+// getMany reads the records of listing members in one pipeline (across
+// slots in a Cluster: one round trip per node). A member whose record is
+// gone, or is malformed, yields a zero Session.
+func (s *Store) getMany(ctx context.Context, members []string) ([]sessionmgr.Session, error) {
+	cmds := make([]*redis.SliceCmd, len(members))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range members {
+			if id, ok := memberID(m); ok {
+				cmds[i] = p.HMGet(ctx, recordKey(id), fieldSession, fieldEpoch, fieldOwner)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sessionmgr.Session, len(members))
+	for i, cmd := range cmds {
+		if cmd == nil {
+			continue
+		}
+		id, _ := memberID(members[i])
+		sess, err := decodeRecord(id, cmd.Val())
+		switch {
+		case errors.Is(err, sessionmgr.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = sess
+		}
+	}
+	return out, nil
+}
+
+// sweep removes, from a few random members of a listing, those whose
+// record is gone, so that listings nobody pages through do not grow with
+// expired sessions. It is best effort: errors are dropped.
+func (s *Store) sweep(ctx context.Context, key string) {
+	sample, err := s.rdb.ZRandMember(ctx, key, sweepSample).Result()
+	if err != nil || len(sample) == 0 {
+		return
+	}
+	recs, err := s.getMany(ctx, sample)
+	if err != nil {
+		return
+	}
+	var gone []any
+	for i, rec := range recs {
+		if rec.ID == "" {
+			gone = append(gone, sample[i])
+		}
+	}
+	if len(gone) > 0 {
+		_ = s.rdb.ZRem(ctx, key, gone...).Err()
+	}
+}

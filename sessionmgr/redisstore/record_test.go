@@ -1,0 +1,94 @@
+package redisstore
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// TestRecordRoundTrip fills every field of a Session and an Event with a
+// distinct value, encodes and decodes them as the store does, and checks
+// that nothing is lost: a field JSON cannot carry fails it.
+func TestRecordRoundTrip(t *testing.T) {
+	var (
+		s sessionmgr.Session
+		e sessionmgr.Event
+		n int
+	)
+	fill(t, reflect.ValueOf(&s).Elem(), "Session", &n)
+	fill(t, reflect.ValueOf(&e).Elem(), "Event", &n)
+
+	data, err := encodeSession(s)
+	if err != nil {
+		t.Fatalf("encodeSession = %v", err)
+	}
+	got, err := decodeSession(data, s.Epoch, s.Owner)
+	if err != nil {
+		t.Fatalf("decodeSession = %v", err)
+	}
+	if d := cmp.Diff(s, got); d != "" {
+		t.Errorf("Session round trip (-want +got):\n%s", d)
+	}
+
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatalf("encode event = %v", err)
+	}
+	var gotEvent sessionmgr.Event
+	if err := json.Unmarshal(b, &gotEvent); err != nil {
+		t.Fatalf("decode event = %v", err)
+	}
+	if d := cmp.Diff(e, gotEvent); d != "" {
+		t.Errorf("Event round trip (-want +got):\n%s", d)
+	}
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// fill sets every exported field reachable from v to a value of its own
+// (n counts them), with large numbers where precision could be lost.
+func fill(t *testing.T, v reflect.Value, path string, n *int) {
+	t.Helper()
+	*n++
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == timeType {
+			v.Set(reflect.ValueOf(time.Date(2026, 3, 1, 12, 0, *n, 123456789, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() {
+				fill(t, v.Field(i), path+"."+f.Name, n)
+			} else {
+				t.Errorf("%s.%s is unexported: JSON drops it", path, f.Name)
+			}
+		}
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(t, v.Elem(), path, n)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+		for i := range v.Len() {
+			fill(t, v.Index(i), path+"[]", n)
+		}
+	case reflect.String:
+		v.SetString(path + "\x00\"{}\u2028")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64:
+		v.SetInt(1<<62 + int64(*n))
+	case reflect.Int8, reflect.Int16, reflect.Int32:
+		v.SetInt(int64(*n))
+	case reflect.Uint, reflect.Uint64:
+		v.SetUint(1<<63 + uint64(*n))
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32:
+		v.SetUint(uint64(*n % 200))
+	default:
+		t.Fatalf("%s is a %s: teach this test and the encoding about it", path, v.Kind())
+	}
+}

@@ -1,0 +1,503 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// Store is a sessionmgr.Store on Redis. It is safe for concurrent use by
+// any number of goroutines and replicas. It starts no goroutines and holds
+// nothing to close; the client is the caller's to close, after the Store's
+// last call. Use New to make one.
+type Store struct {
+	rdb       redis.UniversalClient
+	timeout   time.Duration
+	retention time.Duration
+	window    time.Duration
+	slice     time.Duration
+	grace     time.Duration
+}
+
+var _ sessionmgr.Store = (*Store)(nil)
+
+// New returns a Store on rdb, a standalone, Sentinel or Cluster client;
+// see the package doc for the options the client should have.
+func New(rdb redis.UniversalClient, opts ...Option) *Store {
+	s := &Store{
+		rdb:       rdb,
+		timeout:   DefaultTimeout,
+		retention: DefaultRetention,
+		window:    DefaultIdempotencyWindow,
+		slice:     DefaultWaitSlice,
+		grace:     DefaultLiveGrace,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// bound returns ctx bounded by the per-call timeout.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// luaNow defines now_ms(): the server's clock in Unix milliseconds.
+const luaNow = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+// luaExpire defines follow(rec, ev), which gives the timeline its record's
+// TTL, and expire(rec, ev, terminal, exp, retention), which sets a
+// record's TTL by its state (see the package doc) and then follows it.
+const luaExpire = luaNow + `
+local function follow(rec, ev)
+  local ttl = redis.call('PTTL', rec)
+  if ttl > 0 then
+    redis.call('PEXPIRE', ev, ttl)
+  elseif ttl == -1 then
+    redis.call('PERSIST', ev)
+  end
+end
+local function expire(rec, ev, terminal, exp, retention)
+  if terminal == '1' then
+    redis.call('PEXPIRE', rec, retention)
+  elseif exp ~= '' then
+    redis.call('PEXPIREAT', rec, string.format('%d', math.max(tonumber(exp), now_ms()) + tonumber(retention)))
+  else
+    redis.call('PERSIST', rec)
+  end
+  follow(rec, ev)
+end
+`
+
+// createScript writes a new record unless the id is taken (0). It drops a
+// timeline a previous session of the id may have left.
+// KEYS: record, timeline. ARGV: session JSON, epoch, owner, terminal,
+// channel ARN, idempotency key, listing member, Expires ms, retention ms.
+var createScript = redis.NewScript(luaExpire + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 's', ARGV[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'term', ARGV[4],
+  'ch', ARGV[5], 'seq', '0', 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
+expire(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9])
+return 1
+`)
+
+// reserveScript drops the live members whose time has passed, then, for a
+// live session, takes a slot unless the channel is full (0), and lists the
+// session on its channel (1).
+// KEYS: live set, channel listing. ARGV: session id, live score, limit,
+// listing member, live ("1" or "0").
+var reserveScript = redis.NewScript(luaNow + `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now_ms()))
+if ARGV[5] == '1' then
+  if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+    return 0
+  end
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[4])
+return 1
+`)
+
+// claimScript points a stale idempotency key (still holding the stale
+// session id) at a new session, for the window (1); 0 when it changed.
+// KEYS: idempotency key. ARGV: stale id, new id, window ms.
+var claimScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// releaseScript deletes an idempotency key if it names the session.
+// KEYS: idempotency key. ARGV: session id.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// Create inserts sess unless a session created with the same (Caller,
+// RequestID) exists within the idempotency window (that session and
+// sessionmgr.ErrAlreadyExists), the ID is taken (ErrAlreadyExists), or the
+// channel has limit live sessions (ErrChannelFull). An ID that cannot name
+// keys (empty, or with braces) is ErrInvalidArgument. It returns the
+// stored copy. See the package doc for the order of its steps.
+func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) (sessionmgr.Session, error) {
+	if !validID(sess.ID) {
+		return sessionmgr.Session{}, fmt.Errorf("%w: session id %q", sessionmgr.ErrInvalidArgument, sess.ID)
+	}
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	idem := idemKey(sess.Caller, sess.RequestID)
+	if idem != "" {
+		// A repeat is answered before the limit is checked.
+		prev, err := s.repeatOf(cctx, idem)
+		if err == nil {
+			return prev, sessionmgr.ErrAlreadyExists
+		}
+		if !errors.Is(err, sessionmgr.ErrNotFound) {
+			return sessionmgr.Session{}, callError(ctx, "create session", err)
+		}
+	}
+
+	data, err := encodeSession(sess)
+	if err != nil {
+		return sessionmgr.Session{}, err
+	}
+	member := listMember(sess.Created, sess.ID)
+	created, err := createScript.Run(cctx, s.rdb, []string{recordKey(sess.ID), eventsKey(sess.ID)},
+		data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
+		idem, member, unixMillis(sess.Expires), millis(s.retention)).Int()
+	if err != nil {
+		return sessionmgr.Session{}, callError(ctx, "create session "+string(sess.ID), err)
+	}
+	if created == 0 {
+		return sessionmgr.Session{}, fmt.Errorf("create session %s: %w", sess.ID, sessionmgr.ErrAlreadyExists)
+	}
+
+	// From here on, a failure undoes the record and whatever was indexed.
+	undo := func(err error) (sessionmgr.Session, error) {
+		s.remove(ctx, sess.ID)
+		return sessionmgr.Session{}, err
+	}
+	live := "0"
+	if sess.State.Live() {
+		live = "1"
+	}
+	reserved, err := reserveScript.Run(cctx, s.rdb, []string{liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN)},
+		string(sess.ID), s.liveScore(sess), limit, member, live).Int()
+	if err != nil {
+		return undo(callError(ctx, "create session "+string(sess.ID)+": reserve", err))
+	}
+	if reserved == 0 {
+		s.remove(ctx, sess.ID)
+		if idem != "" {
+			// A concurrent repeat may have taken the last slot: then its
+			// session is the answer.
+			if prev, err := s.repeatOf(cctx, idem); err == nil {
+				return prev, sessionmgr.ErrAlreadyExists
+			}
+		}
+		return sessionmgr.Session{}, fmt.Errorf("create session %s: %w", sess.ID, sessionmgr.ErrChannelFull)
+	}
+	if err := s.rdb.ZAdd(cctx, listKey(), redis.Z{Member: member}).Err(); err != nil {
+		return undo(callError(ctx, "create session "+string(sess.ID)+": list", err))
+	}
+	if idem != "" {
+		prev, err := s.claim(cctx, idem, sess.ID)
+		if err != nil {
+			return undo(callError(ctx, "create session "+string(sess.ID)+": claim request", err))
+		}
+		if prev.ID != "" {
+			s.remove(ctx, sess.ID)
+			return prev, sessionmgr.ErrAlreadyExists
+		}
+	}
+	s.sweep(cctx, listKey())
+	s.sweep(cctx, channelListKey(sess.Channel.ARN))
+	return decodeSession(data, sess.Epoch, sess.Owner)
+}
+
+// repeatOf returns the session the idempotency key names, or ErrNotFound
+// when there is none or it is gone.
+func (s *Store) repeatOf(ctx context.Context, idem string) (sessionmgr.Session, error) {
+	id, err := s.rdb.Get(ctx, idem).Result()
+	if errors.Is(err, redis.Nil) {
+		return sessionmgr.Session{}, sessionmgr.ErrNotFound
+	}
+	if err != nil {
+		return sessionmgr.Session{}, err
+	}
+	return s.get(ctx, sessionmgr.SessionID(id))
+}
+
+// claim points the idempotency key at id for the window. When it names a
+// session that exists (a concurrent repeat won), it returns that session;
+// a key that outlived its session is taken over.
+func (s *Store) claim(ctx context.Context, idem string, id sessionmgr.SessionID) (sessionmgr.Session, error) {
+	for range 3 {
+		ok, err := s.rdb.SetNX(ctx, idem, string(id), s.window).Result()
+		if err != nil || ok {
+			return sessionmgr.Session{}, err
+		}
+		holder, err := s.rdb.Get(ctx, idem).Result()
+		if errors.Is(err, redis.Nil) {
+			continue // it expired just now
+		}
+		if err != nil {
+			return sessionmgr.Session{}, err
+		}
+		prev, err := s.get(ctx, sessionmgr.SessionID(holder))
+		if !errors.Is(err, sessionmgr.ErrNotFound) {
+			return prev, err
+		}
+		// The key outlived its session: take it over, unless someone
+		// else just did.
+		n, err := claimScript.Run(ctx, s.rdb, []string{idem}, holder, string(id), millis(s.window)).Int()
+		if err != nil || n == 1 {
+			return sessionmgr.Session{}, err
+		}
+	}
+	return sessionmgr.Session{}, fmt.Errorf("request key of session %s keeps changing: %w", id, sessionmgr.ErrConflict)
+}
+
+// liveScore is when sess stops counting against its channel's limit, in
+// Unix ms: its Expires plus the grace, or never (+Inf).
+func (s *Store) liveScore(sess sessionmgr.Session) float64 {
+	if sess.Expires.IsZero() {
+		return math.Inf(1)
+	}
+	return float64(sess.Expires.Add(s.grace).UnixMilli())
+}
+
+// Get returns the session, or sessionmgr.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id sessionmgr.SessionID) (sessionmgr.Session, error) {
+	if !validID(id) {
+		return sessionmgr.Session{}, sessionmgr.ErrNotFound
+	}
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	sess, err := s.get(cctx, id)
+	if err != nil && !errors.Is(err, sessionmgr.ErrNotFound) {
+		return sessionmgr.Session{}, callError(ctx, "get session "+string(id), err)
+	}
+	return sess, err
+}
+
+// get reads a record: ErrNotFound, or a round trip's error as it is.
+func (s *Store) get(ctx context.Context, id sessionmgr.SessionID) (sessionmgr.Session, error) {
+	vals, err := s.rdb.HMGet(ctx, recordKey(id), fieldSession, fieldEpoch, fieldOwner).Result()
+	if err != nil {
+		return sessionmgr.Session{}, err
+	}
+	return decodeRecord(id, vals)
+}
+
+// decodeRecord decodes the values of HMGET session, epoch, owner.
+func decodeRecord(id sessionmgr.SessionID, vals []any) (sessionmgr.Session, error) {
+	data, ok := vals[0].(string)
+	if !ok {
+		return sessionmgr.Session{}, sessionmgr.ErrNotFound
+	}
+	epochText, _ := vals[1].(string)
+	owner, _ := vals[2].(string)
+	epoch, err := strconv.ParseUint(epochText, 10, 64)
+	if err != nil {
+		return sessionmgr.Session{}, fmt.Errorf("session %s: bad epoch %q", id, epochText)
+	}
+	return decodeSession(data, epoch, owner)
+}
+
+// putScript replaces a record when the fence and the rules allow.
+// KEYS: record, timeline. ARGV: session JSON, epoch, owner, terminal,
+// channel ARN, Expires ms, retention ms. Returns "ok", "rescore" (live,
+// and Expires changed), "notfound", "conflict:<epoch>",
+// "channel:<stored ARN>" or "closed".
+var putScript = redis.NewScript(luaExpire + `
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'term', 'ch', 'exp')
+if not r[1] then return 'notfound' end
+if r[1] ~= ARGV[2] then return 'conflict:' .. r[1] end
+if r[3] ~= ARGV[5] then return 'channel:' .. r[3] end
+if r[2] == '1' and ARGV[4] ~= '1' then return 'closed' end
+redis.call('HSET', KEYS[1], 's', ARGV[1], 'owner', ARGV[3], 'term', ARGV[4], 'exp', ARGV[6])
+if r[2] ~= '1' then
+  expire(KEYS[1], KEYS[2], ARGV[4], ARGV[6], ARGV[7])
+end
+if ARGV[4] ~= '1' and r[4] ~= ARGV[6] then return 'rescore' end
+return 'ok'
+`)
+
+// Put replaces the session's record. It fails, in this order, with
+// sessionmgr.ErrNotFound, sessionmgr.ErrConflict when the stored Epoch
+// differs from sess.Epoch, an error wrapping sessionmgr.ErrInvalidArgument
+// when sess names another channel, and sessionmgr.ErrSessionClosed when
+// the stored session has ended and sess is not terminal. A terminal Put
+// leaves the channel's live set; the retention runs from the first.
+func (s *Store) Put(ctx context.Context, sess sessionmgr.Session) error {
+	if !validID(sess.ID) {
+		return sessionmgr.ErrNotFound
+	}
+	data, err := encodeSession(sess)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	op := "put session " + string(sess.ID)
+	res, err := putScript.Run(cctx, s.rdb, []string{recordKey(sess.ID), eventsKey(sess.ID)},
+		data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
+		unixMillis(sess.Expires), millis(s.retention)).Text()
+	if err != nil {
+		return callError(ctx, op, err)
+	}
+	switch what, detail, _ := strings.Cut(res, ":"); what {
+	case "ok", "rescore":
+	case "notfound":
+		return sessionmgr.ErrNotFound
+	case "conflict":
+		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, sess.Epoch, detail, sessionmgr.ErrConflict)
+	case "channel":
+		return fmt.Errorf("%w: %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, op, detail, sess.Channel.ARN)
+	case "closed":
+		return fmt.Errorf("%s in state %v: it has ended: %w", op, sess.State, sessionmgr.ErrSessionClosed)
+	default:
+		return fmt.Errorf("%s: unexpected script reply %q", op, res)
+	}
+
+	// The record is written; now its channel's live set. On every terminal
+	// Put, so that a retry mends a failure here.
+	switch {
+	case sess.Terminal():
+		err = s.rdb.ZRem(cctx, liveKey(sess.Channel.ARN), string(sess.ID)).Err()
+	case res == "rescore":
+		err = s.rdb.ZAddXX(cctx, liveKey(sess.Channel.ARN), redis.Z{Score: s.liveScore(sess), Member: string(sess.ID)}).Err()
+	}
+	if err != nil {
+		return callError(ctx, op+": live set", err)
+	}
+	return nil
+}
+
+// takeoverScript is the compare-and-set of Takeover.
+// KEYS: record. ARGV: from epoch, to epoch, owner. Returns {"ok", session
+// JSON}, {"notfound"}, {"closed"} or {"conflict", stored epoch}.
+var takeoverScript = redis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'term', 's')
+if not r[1] then return {'notfound'} end
+if r[2] == '1' then return {'closed'} end
+if r[1] ~= ARGV[1] then return {'conflict', r[1]} end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'owner', ARGV[3])
+return {'ok', r[3]}
+`)
+
+// Takeover makes owner the session's owner when its stored Epoch is
+// fromEpoch: the record gets Epoch fromEpoch+1 and Owner owner, and is
+// returned. It fails, in this order, with sessionmgr.ErrNotFound,
+// sessionmgr.ErrSessionClosed when the session has ended, and
+// sessionmgr.ErrConflict when the epoch moved on.
+func (s *Store) Takeover(ctx context.Context, id sessionmgr.SessionID, owner string, fromEpoch uint64) (sessionmgr.Session, error) {
+	if !validID(id) {
+		return sessionmgr.Session{}, sessionmgr.ErrNotFound
+	}
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	op := "take over session " + string(id)
+	res, err := takeoverScript.Run(cctx, s.rdb, []string{recordKey(id)},
+		strconv.FormatUint(fromEpoch, 10), strconv.FormatUint(fromEpoch+1, 10), owner).StringSlice()
+	if err != nil {
+		return sessionmgr.Session{}, callError(ctx, op, err)
+	}
+	switch {
+	case len(res) == 2 && res[0] == "ok":
+		return decodeSession(res[1], fromEpoch+1, owner)
+	case len(res) == 1 && res[0] == "notfound":
+		return sessionmgr.Session{}, sessionmgr.ErrNotFound
+	case len(res) == 1 && res[0] == "closed":
+		return sessionmgr.Session{}, fmt.Errorf("%s: it has ended: %w", op, sessionmgr.ErrSessionClosed)
+	case len(res) == 2 && res[0] == "conflict":
+		return sessionmgr.Session{}, fmt.Errorf("%s from epoch %d, stored epoch %s: %w", op, fromEpoch, res[1], sessionmgr.ErrConflict)
+	}
+	return sessionmgr.Session{}, fmt.Errorf("%s: unexpected script reply %q", op, res)
+}
+
+// deleteScript removes a record and its timeline and returns the record's
+// channel ARN, listing member and idempotency key; nil when there is none.
+// KEYS: record, timeline.
+var deleteScript = redis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'ch', 'm', 'idem')
+if not r[1] then return false end
+redis.call('DEL', KEYS[1], KEYS[2])
+return r
+`)
+
+// Delete removes the session, its timeline and its index entries, or
+// returns sessionmgr.ErrNotFound. Events calls waiting on it return
+// ErrNotFound within a wait slice.
+func (s *Store) Delete(ctx context.Context, id sessionmgr.SessionID) error {
+	if !validID(id) {
+		return sessionmgr.ErrNotFound
+	}
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.delete(cctx, id); err != nil {
+		return callError(ctx, "delete session "+string(id), err)
+	}
+	return nil
+}
+
+// delete removes the record and timeline, then the index entries; it
+// returns a round trip's error as it is.
+func (s *Store) delete(ctx context.Context, id sessionmgr.SessionID) error {
+	fields, err := deleteScript.Run(ctx, s.rdb, []string{recordKey(id), eventsKey(id)}).StringSlice()
+	if err != nil {
+		return err
+	}
+	if len(fields) != 3 {
+		return fmt.Errorf("unexpected script reply %q", fields)
+	}
+	arn, member, idem := fields[0], fields[1], fields[2]
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, liveKey(arn), string(id))
+		p.ZRem(ctx, channelListKey(arn), member)
+		p.ZRem(ctx, listKey(), member)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if idem != "" {
+		return releaseScript.Run(ctx, s.rdb, []string{idem}, string(id)).Err()
+	}
+	return nil
+}
+
+// remove undoes a Create half-way: it deletes the session with a timeout
+// of its own, even when ctx has ended. What it fails to remove the indexes
+// shed later (see the package doc), so its error is dropped.
+func (s *Store) remove(ctx context.Context, id sessionmgr.SessionID) {
+	rctx, cancel := s.bound(context.WithoutCancel(ctx))
+	defer cancel()
+	_ = s.delete(rctx, id)
+}
+
+// terminalFlag is the record's terminal field for sess.
+func terminalFlag(sess sessionmgr.Session) string {
+	if sess.Terminal() {
+		return "1"
+	}
+	return "0"
+}
+
+// encodeSession is the record's JSON: the session without Owner and Epoch,
+// which the record keeps in fields of their own for the scripts.
+func encodeSession(sess sessionmgr.Session) (string, error) {
+	sess.Owner, sess.Epoch = "", 0
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return "", fmt.Errorf("encode session %s: %w", sess.ID, err)
+	}
+	return string(b), nil
+}
+
+func decodeSession(data string, epoch uint64, owner string) (sessionmgr.Session, error) {
+	var sess sessionmgr.Session
+	if err := json.Unmarshal([]byte(data), &sess); err != nil {
+		return sessionmgr.Session{}, fmt.Errorf("decode session: %w", err)
+	}
+	sess.Epoch, sess.Owner = epoch, owner
+	return sess, nil
+}

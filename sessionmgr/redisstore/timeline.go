@@ -1,0 +1,185 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// eventField is the field of a timeline entry that holds the event's JSON.
+const eventField = "e"
+
+// appendScript adds an event to a timeline when the fence and the sequence
+// allow, trims the timeline, and gives it its record's TTL.
+// KEYS: record, timeline. ARGV: epoch, previous seq ("-" for none), seq,
+// event JSON, retention count. Returns "ok", "notfound",
+// "epoch:<stored epoch>" or "seq:<stored last seq>".
+var appendScript = redis.NewScript(luaExpire + `
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if not r[1] then return 'notfound' end
+if r[1] ~= ARGV[1] then return 'epoch:' .. r[1] end
+if r[2] ~= ARGV[2] then return 'seq:' .. r[2] end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], ARGV[3] .. '-0', 'e', ARGV[4])
+redis.call('HSET', KEYS[1], 'seq', ARGV[3])
+follow(KEYS[1], KEYS[2])
+return 'ok'
+`)
+
+// Append adds e to the session's timeline, as the stream entry <Seq>-0,
+// keeping the newest sessionmgr.EventRetention. It fails with
+// sessionmgr.ErrNotFound for an unknown session, and with
+// sessionmgr.ErrConflict, the timeline unchanged, when epoch is not the
+// stored Epoch or e.Seq is not the last Seq + 1. It changes nothing in the
+// session's record.
+func (s *Store) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint64, e sessionmgr.Event) error {
+	if !validID(id) {
+		return sessionmgr.ErrNotFound
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode event %d of session %s: %w", e.Seq, id, err)
+	}
+	prev := "-"
+	if e.Seq > 0 {
+		prev = strconv.FormatUint(e.Seq-1, 10)
+	}
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	op := "append to session " + string(id)
+	res, err := appendScript.Run(cctx, s.rdb, []string{recordKey(id), eventsKey(id)},
+		strconv.FormatUint(epoch, 10), prev, strconv.FormatUint(e.Seq, 10), data, sessionmgr.EventRetention).Text()
+	if err != nil {
+		return callError(ctx, op, err)
+	}
+	switch what, detail, _ := strings.Cut(res, ":"); what {
+	case "ok":
+		return nil
+	case "notfound":
+		return sessionmgr.ErrNotFound
+	case "epoch":
+		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, epoch, detail, sessionmgr.ErrConflict)
+	case "seq":
+		return fmt.Errorf("%s: seq %d after %s: %w", op, e.Seq, detail, sessionmgr.ErrConflict)
+	}
+	return fmt.Errorf("%s: unexpected script reply %q", op, res)
+}
+
+// Events returns the session's events with Seq > after, oldest first, at
+// most limit of them (limit <= 0: all). When there are none and wait is
+// set, it blocks until one is appended (then it returns what arrived) or
+// ctx ends (then it returns ctx.Err()), in XREAD slices between which it
+// checks that the session still exists. An unknown session, or one removed
+// while waiting, is sessionmgr.ErrNotFound.
+func (s *Store) Events(ctx context.Context, id sessionmgr.SessionID, after uint64, limit int, wait bool) ([]sessionmgr.Event, error) {
+	if !validID(id) {
+		return nil, sessionmgr.ErrNotFound
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		evs, err := s.events(ctx, id, after, limit)
+		if err != nil || len(evs) > 0 || !wait {
+			return evs, err
+		}
+		if evs, err = s.wait(ctx, id, after, limit); err != nil || len(evs) > 0 {
+			return evs, err
+		}
+	}
+}
+
+// events reads the timeline once, and whether the record exists, in one
+// MULTI.
+func (s *Store) events(ctx context.Context, id sessionmgr.SessionID, after uint64, limit int) ([]sessionmgr.Event, error) {
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	var (
+		exists *redis.IntCmd
+		read   *redis.XMessageSliceCmd
+	)
+	_, err := s.rdb.TxPipelined(cctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(cctx, recordKey(id))
+		start := strconv.FormatUint(after+1, 10) + "-0"
+		switch {
+		case after == math.MaxUint64: // nothing can follow
+		case limit > 0:
+			read = p.XRangeN(cctx, eventsKey(id), start, "+", int64(limit))
+		default:
+			read = p.XRange(cctx, eventsKey(id), start, "+")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, callError(ctx, "read events of session "+string(id), err)
+	}
+	if exists.Val() == 0 {
+		return nil, sessionmgr.ErrNotFound
+	}
+	if read == nil {
+		return nil, nil
+	}
+	return decodeEvents(id, after, read.Val())
+}
+
+// wait blocks in one XREAD for events after `after`, for at most a slice
+// or what is left of ctx; no events and no error when it timed out.
+func (s *Store) wait(ctx context.Context, id sessionmgr.SessionID, after uint64, limit int) ([]sessionmgr.Event, error) {
+	block := s.slice
+	if deadline, ok := ctx.Deadline(); ok {
+		block = min(block, time.Until(deadline))
+	}
+	// BLOCK 0 would block for ever, and a shorter block is lost in
+	// rounding to milliseconds.
+	block = max(block, time.Millisecond)
+	cctx, cancel := context.WithTimeout(ctx, block+s.timeout)
+	defer cancel()
+	args := &redis.XReadArgs{
+		Streams: []string{eventsKey(id), strconv.FormatUint(after, 10) + "-0"},
+		Block:   block,
+	}
+	if limit > 0 {
+		args.Count = int64(limit)
+	}
+	streams, err := s.rdb.XRead(cctx, args).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return nil, callError(ctx, "wait for events of session "+string(id), err)
+	}
+	var msgs []redis.XMessage
+	for _, st := range streams {
+		msgs = append(msgs, st.Messages...)
+	}
+	return decodeEvents(id, after, msgs)
+}
+
+// decodeEvents decodes timeline entries, checking that each is after
+// `after` and is the entry of its own Seq.
+func decodeEvents(id sessionmgr.SessionID, after uint64, msgs []redis.XMessage) ([]sessionmgr.Event, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	evs := make([]sessionmgr.Event, len(msgs))
+	for i, m := range msgs {
+		data, _ := m.Values[eventField].(string)
+		if err := json.Unmarshal([]byte(data), &evs[i]); err != nil {
+			return nil, fmt.Errorf("decode event %s of session %s: %w", m.ID, id, err)
+		}
+		if seq := evs[i].Seq; seq <= after || m.ID != strconv.FormatUint(seq, 10)+"-0" {
+			return nil, fmt.Errorf("session %s: timeline entry %s holds event %d", id, m.ID, seq)
+		}
+	}
+	return evs, nil
+}
