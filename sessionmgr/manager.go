@@ -225,7 +225,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 		Epoch:     1,
 	}
 	stored, err := m.store.Create(ctx, s, m.cfg.MaxPerChannel)
-	if errors.Is(err, ErrAlreadyExists) && stored.ID != s.ID {
+	if errors.Is(err, ErrAlreadyExists) && stored.ID != "" && stored.ID != s.ID {
 		return m.repeat(stored, p, ch)
 	}
 	if err != nil {
