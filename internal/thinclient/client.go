@@ -122,8 +122,9 @@ type Stats struct {
 	ICEState  vspb.IceConnectionState
 	PeerState vspb.PeerConnectionState
 	// LocalAddress and LocalCandidateType describe the local candidate of
-	// the current peer connection's selected ICE pair, e.g. "127.0.0.3:50123"
-	// and "host"; empty when there is none.
+	// the ICE pair the current peer connection selected last, e.g.
+	// "127.0.0.3:50123" and "host"; empty before one is selected (and
+	// again from an ICE-restart offer or a new peer connection on).
 	LocalAddress       string
 	LocalCandidateType string
 }
@@ -147,7 +148,7 @@ type Client struct {
 	events  []*vspb.SessionEvent
 	stats   Stats
 	fps     fpsMeter
-	pc      *webrtc.PeerConnection // current, for Stats
+	pc      *webrtc.PeerConnection // current
 	noRead  bool                   // no new RTP readers (Run is ending)
 	out     *queue[outMsg]         // the running Run's outbox; nil when not running
 	dropCur context.CancelFunc     // cancels the current stream
@@ -338,17 +339,33 @@ func (c *Client) WaitRTP(ctx context.Context, n int) error {
 // Stats returns a snapshot of the client's counters.
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	s := c.stats
 	s.FramesPerSecond = c.fps.rate(time.Now())
-	pc := c.pc
-	c.mu.Unlock()
-	if pc != nil {
-		if pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil && pair.Local != nil {
-			s.LocalAddress = net.JoinHostPort(pair.Local.Address, strconv.Itoa(int(pair.Local.Port)))
-			s.LocalCandidateType = pair.Local.Typ.String()
-		}
-	}
 	return s
+}
+
+// onSelectedPair records the selected ICE pair of pc, if pc is current.
+// (Pion's GetSelectedCandidatePair races with the transport's start, so
+// the pair is taken from its change callback instead.)
+func (c *Client) onSelectedPair(pc *webrtc.PeerConnection, pair *webrtc.ICECandidatePair) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pc != c.pc || pair == nil || pair.Local == nil {
+		return
+	}
+	c.stats.LocalAddress = net.JoinHostPort(pair.Local.Address, strconv.Itoa(int(pair.Local.Port)))
+	c.stats.LocalCandidateType = pair.Local.Typ.String()
+	c.wakeLocked()
+}
+
+// setPC makes pc the current peer connection (nil: none) and forgets the
+// selected pair until pc reports one.
+func (c *Client) setPC(pc *webrtc.PeerConnection) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pc = pc
+	c.stats.LocalAddress, c.stats.LocalCandidateType = "", ""
 }
 
 // wakeLocked tells waiters that something changed. c.mu must be held.

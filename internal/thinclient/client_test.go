@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func TestRecordDropsDuplicatesAndCountsGaps(t *testing.T) {
 			for _, e := range c.Events() {
 				got = append(got, e.GetSequence())
 			}
-			if !equalSeqs(got, tt.wantSeqs) {
+			if !slices.Equal(got, tt.wantSeqs) {
 				t.Errorf("Events() sequences = %v, want %v", got, tt.wantSeqs)
 			}
 			s := c.Stats()
@@ -205,13 +206,13 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("pop = %d, want 0", v)
 	}
 	q.pushFront(9)
-	if gone := q.remove(func(v int) bool { return v%2 == 1 }); !equalInts(gone, []int{9, 1, 3}) {
+	if gone := q.remove(func(v int) bool { return v%2 == 1 }); !slices.Equal(gone, []int{9, 1, 3}) {
 		t.Errorf("remove(odd) = %v, want [9 1 3]", gone)
 	}
 	if !q.any(func(v int) bool { return v == 4 }) || q.any(func(v int) bool { return v == 3 }) {
 		t.Error("any() disagrees with the queue's content")
 	}
-	if left := q.close(); !equalInts(left, []int{2, 4}) {
+	if left := q.close(); !slices.Equal(left, []int{2, 4}) {
 		t.Errorf("close() = %v, want [2 4]", left)
 	}
 	if q.push(5) {
@@ -231,28 +232,4 @@ func newTestClient(t *testing.T, mode Mode) *Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func equalSeqs(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -14,9 +14,7 @@ import (
 func (r *run) newPeer(replace bool) error {
 	if old := r.pc; old != nil {
 		r.pc = nil
-		r.c.mu.Lock()
-		r.c.pc = nil
-		r.c.mu.Unlock()
+		r.c.setPC(nil)
 		if err := old.GracefulClose(); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
 			r.log.Debug("close previous peer connection", "error", err)
 		}
@@ -45,12 +43,11 @@ func (r *run) newPeer(replace bool) error {
 	pc.OnICEConnectionStateChange(func(webrtc.ICEConnectionState) { r.pion.push(pionEvent{pc: pc}) })
 	pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) { r.pion.push(pionEvent{pc: pc}) })
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { r.c.readTrack(tr) })
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) { r.c.onSelectedPair(pc, p) })
 
 	r.pc = pc
 	r.reported = nil
-	r.c.mu.Lock()
-	r.c.pc = pc
-	r.c.mu.Unlock()
+	r.c.setPC(pc)
 	if replace {
 		r.c.count(func(s *Stats) { s.NewPeerConnections++ })
 		r.log.Info("new peer connection", "ice_servers", len(r.ice))
@@ -77,6 +74,9 @@ func (r *run) offer(restart bool) error {
 	}
 	r.awaitingAnswer = true
 	r.remote = nil
+	if restart {
+		r.c.setPC(r.pc) // the selected pair is about to change
+	}
 	r.out.push(outMsg{kind: kindOffer, text: o.SDP})
 	r.c.count(func(s *Stats) {
 		s.OffersSent++

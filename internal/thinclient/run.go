@@ -27,6 +27,9 @@ const (
 	firstBackoff      = 25 * time.Millisecond
 	maxBackoff        = 2 * time.Second
 	maxSignalAttempts = 8
+	// signalDrain bounds how long a run that ended lets the Signal call in
+	// flight finish (a leave whose CLOSED arrived before its reply).
+	signalDrain = 5 * time.Second
 )
 
 // run is the state of one Run. Its fields are touched only by Run's
@@ -50,7 +53,9 @@ type run struct {
 
 	signalJoined bool               // Signal mode: the app is attached
 	attachSeen   bool               // Signal mode: our APP_ATTACHED arrived
-	stopSignal   context.CancelFunc // stops the Signal sender
+	signalStop   chan struct{}      // closed: the Signal sender stops after its call in flight
+	signalCancel context.CancelFunc // cancels the Signal sender's call in flight
+	signalDone   chan struct{}      // closed when the Signal sender has returned
 
 	pc             *webrtc.PeerConnection
 	gen            atomic.Uint64 // offer generation, for candidates
@@ -123,6 +128,7 @@ func (c *Client) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	err := r.loop(ctx)
+	r.stopSender()
 	cancel()
 	r.shutdown()
 	if err != nil {
@@ -367,7 +373,7 @@ func (r *run) sendConnect(ctx context.Context, cs grpc.BidiStreamingClient[vspb.
 // one Signal call each, in order. Transient failures are retried; a message
 // the service refuses is dropped (and its error reported to whoever waits
 // for it).
-func (r *run) sendSignal(ctx context.Context) {
+func (r *run) sendSignal(ctx context.Context, stop <-chan struct{}) {
 	var t *time.Timer
 	defer func() {
 		if t != nil {
@@ -376,12 +382,19 @@ func (r *run) sendSignal(ctx context.Context) {
 	}()
 	attempts := 0
 	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
 		m, ok := r.out.pop()
 		if !ok {
 			select {
 			case <-r.out.ready:
 				continue
 			case <-ctx.Done():
+				return
+			case <-stop:
 				return
 			}
 		}
@@ -413,6 +426,8 @@ func (r *run) sendSignal(ctx context.Context) {
 			select {
 			case <-t.C:
 			case <-ctx.Done():
+				return
+			case <-stop:
 				return
 			}
 			continue
@@ -557,20 +572,39 @@ func (r *run) detectSignalJoin(ctx context.Context, st *stream, e *vspb.SessionE
 	r.log.Info("attached", "state", e.GetState().String())
 	// The sender lives until Run ends, across WatchSession resumes.
 	ctx, cancel := context.WithCancel(ctx)
-	r.stopSignal = cancel
-	r.wg.Go(func() { r.sendSignal(ctx) })
+	stop, done := make(chan struct{}), make(chan struct{})
+	r.signalStop, r.signalCancel, r.signalDone = stop, cancel, done
+	r.wg.Go(func() {
+		defer close(done)
+		r.sendSignal(ctx, stop)
+	})
 	if r.pc == nil {
 		return r.newPeer(false)
 	}
 	return nil
 }
 
+// stopSender stops the Signal sender, letting its call in flight finish
+// (for at most signalDrain) so that a message the service took is reported
+// as delivered. Messages still queued stay for shutdown to fail.
+func (r *run) stopSender() {
+	if r.signalStop == nil {
+		return
+	}
+	close(r.signalStop)
+	t := time.NewTimer(signalDrain)
+	defer t.Stop()
+	select {
+	case <-r.signalDone:
+	case <-t.C:
+	}
+	r.signalCancel()
+	<-r.signalDone
+}
+
 // shutdown stops everything Run started and closes the peer connection.
 func (r *run) shutdown() {
 	r.closeStream()
-	if r.stopSignal != nil {
-		r.stopSignal()
-	}
 	if r.retryT != nil {
 		r.retryT.Stop()
 	}
@@ -582,7 +616,6 @@ func (r *run) shutdown() {
 	c.mu.Lock()
 	c.out = nil
 	c.noRead = true
-	c.pc = nil
 	c.dropCur = nil
 	c.mu.Unlock()
 	if r.pc != nil {
