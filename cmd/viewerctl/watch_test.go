@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/thinclient"
 	"github.com/acme/viewersession/kvs"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
@@ -221,30 +222,43 @@ func packetCounts(out string) []int {
 
 func TestWatchConnects(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	cfg := s.config()
-	cfg.Duration = 3 * time.Second
-	out, err := runWatch(t, cfg)
-	if err != nil {
-		t.Fatalf("watch error: %v", err)
+	tests := []struct {
+		name string
+		mode thinclient.Mode
+	}{
+		{"connect", thinclient.ModeConnect},
+		{"signal", thinclient.ModeSignal},
 	}
-	for _, want := range []string{
-		"OFFER_SENT: offer sent to the camera",
-		"CONNECTED        attempt 1",
-		"-duration 3s is up: closing the session",
-		"[CLOSED_BY_BACKEND]",
-		"ok: CONNECTED on attempt 1",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	if strings.Contains(out, "REMOTE_CANDIDATE") {
-		t.Errorf("output shows REMOTE_CANDIDATE events without -v")
-	}
-	n := packetCounts(out)
-	if len(n) < 2 || n[len(n)-1] <= n[0] || n[0] <= 0 {
-		t.Errorf("media packet counts %v; want at least 2 lines, growing from above 0", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t)
+			cfg := s.config()
+			cfg.Duration, cfg.Mode = 3*time.Second, tt.mode
+			out, err := runWatch(t, cfg)
+			if err != nil {
+				t.Fatalf("watch error: %v", err)
+			}
+			for _, want := range []string{
+				tt.name + " mode",
+				"OFFER_SENT: offer sent to the camera",
+				"CONNECTED        attempt 1",
+				"-duration 3s is up: closing the session",
+				"[CLOSED_BY_BACKEND]",
+				"ok: CONNECTED on attempt 1",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			if strings.Contains(out, "REMOTE_CANDIDATE") {
+				t.Errorf("output shows REMOTE_CANDIDATE events without -v")
+			}
+			n := packetCounts(out)
+			if len(n) < 2 || n[len(n)-1] <= n[0] || n[0] <= 0 {
+				t.Errorf("media packet counts %v; want at least 2 lines, growing from above 0", n)
+			}
+		})
 	}
 }
 
