@@ -42,6 +42,9 @@ type fakeService struct {
 	// the first until it is closed; joinHeld gets a token when one waits.
 	joinGate chan struct{}
 	joinHeld chan struct{}
+	// refuse, if set before the client starts, is a message kind the
+	// service refuses with INVALID_ARGUMENT.
+	refuse string
 
 	// mu guards the fields below.
 	mu          sync.Mutex
@@ -194,6 +197,9 @@ func (f *fakeService) watch(ctx context.Context, after uint64, send func(*vspb.S
 
 // app handles one app message like the session actor would, in short.
 func (f *fakeService) app(kind string, offer string, cand *vspb.IceCandidate, rep *vspb.ConnectionStateReport, leave bool) error {
+	if kind == f.refuse {
+		return status.Error(codes.InvalidArgument, kind+" refused")
+	}
 	f.mu.Lock()
 	f.msgs = append(f.msgs, kind)
 	f.mu.Unlock()
@@ -372,9 +378,12 @@ func (f *fakeService) Connect(stream grpc.BidiStreamingServer[vspb.ConnectReques
 	select {
 	case err := <-sent:
 		return err
-	case <-received:
+	case err := <-received:
 		cancel()
 		<-sent
+		if _, ok := status.FromError(err); ok && status.Code(err) != codes.Canceled {
+			return err // like the real service: a refused message ends the stream
+		}
 		return nil
 	}
 }

@@ -168,7 +168,7 @@ func (r *run) loop(ctx context.Context) error {
 		case <-done:
 			st := r.st
 			r.closeStream()
-			if err, stop := r.onStreamEnd(ctx, st); stop {
+			if stop, err := r.onStreamEnd(ctx, st); stop {
 				return err
 			}
 		}
@@ -229,34 +229,41 @@ func (r *run) closeStream() {
 }
 
 // onStreamEnd decides what follows a stream that ended: Run's result, an
-// error, or a resume (possibly after a backoff).
-func (r *run) onStreamEnd(ctx context.Context, st *stream) (error, bool) {
+// error, or a resume (possibly after a backoff). A stream refused before it
+// delivered anything (no such session, bad token) stops Run; one that ends
+// later is resumed, whatever its status: on Connect that includes an app
+// message the service refused, which ends the stream with the message's
+// error.
+func (r *run) onStreamEnd(ctx context.Context, st *stream) (bool, error) {
 	if r.terminal != nil {
-		return r.result(st.err), true
+		return true, r.result(st.err)
 	}
 	if err := ctx.Err(); err != nil {
-		return err, true
+		return true, err
 	}
 	err := st.err
 	code := status.Code(err)
-	r.log.Info("stream ended", "watch", st.watch, "code", code.String(), "error", err)
-	switch code {
-	case codes.NotFound, codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.Unimplemented:
-		return err, true
-	case codes.FailedPrecondition:
-		if !st.watch && !st.gotJoined && errorReason(err) == "SESSION_CLOSED" {
-			// Connect refuses to join an ended session; its timeline's end
-			// is still readable on WatchSession.
-			r.catchUp = true
+	opened := st.gotJoined || st.progressed
+	r.log.Info("stream ended", "watch", st.watch, "opened", opened, "code", code.String(), "error", err)
+	if !opened {
+		switch code {
+		case codes.NotFound, codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.Unimplemented:
+			return true, err
+		case codes.FailedPrecondition:
+			if !st.watch && errorReason(err) == "SESSION_CLOSED" {
+				// Connect refuses to join an ended session; its timeline's
+				// end is still readable on WatchSession.
+				r.catchUp = true
+			}
 		}
 	}
 	if st.progressed {
 		r.failures = 0
-		return nil, false
+		return false, nil
 	}
 	r.failures++
 	if r.failures > maxStreamFailures {
-		return fmt.Errorf("thinclient: stream failed %d times in a row: %w", r.failures, err), true
+		return true, fmt.Errorf("thinclient: stream failed %d times in a row: %w", r.failures, err)
 	}
 	d := min(firstBackoff<<(r.failures-1), maxBackoff)
 	if r.retryT == nil {
@@ -265,7 +272,7 @@ func (r *run) onStreamEnd(ctx context.Context, st *stream) (error, bool) {
 		r.retryT.Reset(d)
 	}
 	r.retryC = r.retryT.C
-	return nil, false
+	return false, nil
 }
 
 // errorReason returns the google.rpc.ErrorInfo reason of a status error.

@@ -309,3 +309,37 @@ func TestConnectCatchesUpOnAClosedSession(t *testing.T) {
 		t.Errorf("WatchSession calls, resumes = %d, %d; want 1 (the catch-up), 2", watches, st.Resumes)
 	}
 }
+
+// A message the service refuses ends a Connect stream with its error (and
+// fails the Signal call); the client carries on: Connect resumes the
+// stream, and Leave still ends the session.
+func TestRefusedMessageDoesNotStopRun(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			f, cc := startFake(t, 0)
+			f.refuse = "network_changed"
+			c, done := runClient(t, cc, mode, nil)
+			waitFor(ctx, t, c, "the answer", ofType(vspb.EventType_EVENT_TYPE_ANSWER))
+			err := c.NetworkChanged(ctx, "refused")
+			if mode == ModeSignal && status.Code(err) != codes.InvalidArgument {
+				t.Errorf("NetworkChanged in Signal mode = %v, want InvalidArgument", err)
+			}
+			if mode == ModeConnect {
+				if err != nil {
+					t.Errorf("NetworkChanged in Connect mode = %v, want nil (handed to the stream)", err)
+				}
+				waitFor(ctx, t, c, "the attach after the refused message", func(e *vspb.SessionEvent) bool {
+					return e.GetType() == vspb.EventType_EVENT_TYPE_APP_ATTACHED && c.Stats().Resumes == 1
+				})
+			}
+			if err := c.Leave(ctx); err != nil {
+				t.Fatalf("Leave: %v", err)
+			}
+			if err := resultOf(ctx, t, done); err != nil {
+				t.Errorf("Run = %v, want nil", err)
+			}
+		})
+	}
+}
