@@ -38,12 +38,21 @@ func newToken() string { return rand.Text() }
 
 // candidates lists the ids to try, in order, for a request whose sanitized
 // base is base ("" = none): base, base-2 .. base-maxSuffix, base-random; or
-// just random when there is no base. A suffix that would push an id past
-// MaxLen cuts the base instead.
+// just random when there is no base.
 func candidates(base string, maxSuffix int, random string) []ID {
 	if base == "" {
 		return []ID{ID(random)}
 	}
+	out := numbered(base, maxSuffix)
+	if id, ok := withSuffix(base, []byte("-"+random)); ok {
+		out = append(out, id)
+	}
+	return out
+}
+
+// numbered lists base, base-2 .. base-maxSuffix. A suffix that would push
+// an id past MaxLen cuts the base instead.
+func numbered(base string, maxSuffix int) []ID {
 	out := make([]ID, 0, maxSuffix+1)
 	out = append(out, ID(base))
 	var num [24]byte
@@ -52,9 +61,6 @@ func candidates(base string, maxSuffix int, random string) []ID {
 		if id, ok := withSuffix(base, suffix); ok {
 			out = append(out, id)
 		}
-	}
-	if id, ok := withSuffix(base, []byte("-"+random)); ok {
-		out = append(out, id)
 	}
 	return out
 }

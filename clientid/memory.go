@@ -89,7 +89,7 @@ func (m *Memory) Acquire(ctx context.Context, req Request) (Lease, error) {
 		}
 		return Lease{Channel: req.Channel, ID: id, Token: token, Cooldown: cooldown}, nil
 	}
-	return Lease{}, fmt.Errorf("%w: channel %s, %d candidates from %q", ErrExhausted, req.Channel, len(cands), cands[0])
+	return Lease{}, fmt.Errorf("%w: channel %s, every candidate from %q busy", ErrExhausted, req.Channel, cands[0])
 }
 
 // Renew extends a live lease by LeaseTTL from now. It fails with

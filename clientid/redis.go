@@ -16,7 +16,8 @@ import (
 //
 //	<KeyPrefix>:cid:{<channel>}:<id>  ->  owner token, or "released"
 //
-// Acquire sets the key with SET NX PX LeaseTTL+cooldown; Renew pushes that
+// Acquire sets the key with SET NX PX LeaseTTL+cooldown (a Lua script tries
+// the candidates in order and takes the first it can); Renew pushes that
 // TTL out again; Release overwrites the value with a tombstone that lives
 // for the cooldown alone. The key is never deleted, so an id whose owner
 // died expires into its cooldown, never straight to free. Ids are only as
@@ -27,6 +28,8 @@ type Redis struct {
 	rdb  redis.UniversalClient
 	cfg  Config
 	rand io.Reader
+	// compat makes the acquire script use its pre-Redis-7 path (tests).
+	compat bool
 }
 
 // NewRedis returns an allocator on rdb. Zero fields of cfg take their
@@ -45,12 +48,22 @@ const tombstone = "released"
 // It returns the 1-based index of the key taken, or 0 when all are busy. A
 // key that already holds this very token was taken by an earlier attempt of
 // the same call (the client retried after losing the reply): it counts.
+//
+// Redis 7 does both in one command (SET NX GET: nil when set, else the old
+// value); older servers, or ARGV[3] == "compat", take a SET NX and a GET.
 var acquireScript = redis.NewScript(`
-for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
-    return i
+local token, ttl = ARGV[1], ARGV[2]
+if (redis.REDIS_VERSION_NUM or 0) >= 0x070000 and ARGV[3] ~= 'compat' then
+  for i, key in ipairs(KEYS) do
+    local old = redis.call('SET', key, token, 'NX', 'PX', ttl, 'GET')
+    if not old or old == token then
+      return i
+    end
   end
-  if redis.call('GET', key) == ARGV[1] then
+  return 0
+end
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, token, 'NX', 'PX', ttl) or redis.call('GET', key) == token then
     return i
   end
 end
@@ -79,46 +92,110 @@ redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
 return 1
 `)
 
-// key is the Redis key of id in channel.
+// key is the Redis key of id in channel; take builds the same keys.
 func (r *Redis) key(channel string, id ID) string {
 	return r.cfg.KeyPrefix + ":cid:{" + channel + "}:" + string(id)
 }
 
 // Acquire leases the first free candidate for req: the sanitized base, then
 // base-2 .. base-MaxSuffix, then base-<random> (a random id when req.Base is
-// empty), all in one Lua call. It fails with ErrInvalid for a request
-// without a channel, ErrExhausted when every candidate is live or cooling
-// down, ErrUnavailable when Redis cannot be reached or does not answer
-// within Config.Timeout, and the context's error when ctx is done. On error
-// it returns no id.
+// empty). An uncontended acquire is one round trip: a plain SET NX on the
+// first candidate. When that one is busy, one Lua call tries every
+// candidate in order and takes the first it can.
+//
+// It fails with ErrInvalid for a request without a channel, ErrExhausted
+// when every candidate is live or cooling down, ErrUnavailable when Redis
+// cannot be reached or does not answer within Config.Timeout, and the
+// context's error when ctx is done. On error it returns no id.
 func (r *Redis) Acquire(ctx context.Context, req Request) (Lease, error) {
+	return r.acquire(ctx, req, newToken())
+}
+
+// acquire is Acquire with the owner token given: a retry of the same call
+// (same token) gets the id the first attempt took.
+func (r *Redis) acquire(ctx context.Context, req Request, token string) (Lease, error) {
 	if err := req.validate(); err != nil {
 		return Lease{}, err
 	}
-	random, err := randomString(r.rand)
-	if err != nil {
-		return Lease{}, err
-	}
-	cands := candidates(sanitizeBase(req.Base), r.cfg.MaxSuffix, random)
-	keys := make([]string, len(cands))
-	for i, id := range cands {
-		keys[i] = r.key(req.Channel, id)
-	}
 	cooldown := r.cfg.cooldown(req.MessageTTL)
-	token := newToken()
+	ttl := millis(r.cfg.LeaseTTL + cooldown)
+	lease := Lease{Channel: req.Channel, Token: token, Cooldown: cooldown}
+	keyPrefix := r.cfg.KeyPrefix + ":cid:{" + req.Channel + "}:"
 
-	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	n, err := acquireScript.Run(callCtx, r.rdb, keys, token, millis(r.cfg.LeaseTTL+cooldown)).Int()
+	base := sanitizeBase(req.Base)
+	random := ""
+	first := ID(base)
+	if base == "" {
+		var err error
+		if random, err = randomString(r.rand); err != nil {
+			return Lease{}, err
+		}
+		first = ID(random)
+	}
+	// The common case: the first candidate is free.
+	ok, err := r.setNX(ctx, keyPrefix+string(first), token, ttl)
+	if err != nil || ok {
+		lease.ID = first
+		if err != nil {
+			return Lease{}, err
+		}
+		return lease, nil
+	}
+	// Contended: every candidate in one script, the first one again
+	// included (it may have been freed meanwhile, or be ours already if
+	// the SET above was applied but its reply lost and the client retried).
+	if random == "" {
+		if random, err = randomString(r.rand); err != nil {
+			return Lease{}, err
+		}
+	}
+	cands := candidates(base, r.cfg.MaxSuffix, random)
+	args := []any{token, ttl}
+	if r.compat {
+		args = append(args, "compat")
+	}
+	id, err := r.take(ctx, keyPrefix, cands, args)
 	switch {
 	case err != nil:
-		return Lease{}, r.callError(ctx, "acquire", err)
-	case n == 0:
-		return Lease{}, fmt.Errorf("%w: channel %s, %d candidates from %q", ErrExhausted, req.Channel, len(cands), cands[0])
-	case n < 0 || n > len(cands):
-		return Lease{}, fmt.Errorf("acquire: script returned %d of %d candidates", n, len(cands))
+		return Lease{}, err
+	case id == "":
+		return Lease{}, fmt.Errorf("%w: channel %s, every candidate from %q busy", ErrExhausted, req.Channel, cands[0])
 	}
-	return Lease{Channel: req.Channel, ID: cands[n-1], Token: token, Cooldown: cooldown}, nil
+	lease.ID = id
+	return lease, nil
+}
+
+// setNX sets key to token for ttl milliseconds if it does not exist, and
+// reports whether it did.
+func (r *Redis) setNX(ctx context.Context, key, token string, ttl int64) (bool, error) {
+	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	ok, err := r.rdb.SetNX(callCtx, key, token, time.Duration(ttl)*time.Millisecond).Result()
+	if err != nil {
+		return false, r.callError(ctx, "acquire", err)
+	}
+	return ok, nil
+}
+
+// take runs the acquire script over cands (keys keyPrefix+id) and returns
+// the id it took, or "" when all were busy.
+func (r *Redis) take(ctx context.Context, keyPrefix string, cands []ID, args []any) (ID, error) {
+	keys := make([]string, len(cands))
+	for i, id := range cands {
+		keys[i] = keyPrefix + string(id)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	n, err := acquireScript.Run(callCtx, r.rdb, keys, args...).Int()
+	switch {
+	case err != nil:
+		return "", r.callError(ctx, "acquire", err)
+	case n < 0 || n > len(cands):
+		return "", fmt.Errorf("acquire: script returned %d of %d candidates", n, len(cands))
+	case n == 0:
+		return "", nil
+	}
+	return cands[n-1], nil
 }
 
 // Renew extends a live lease by LeaseTTL from now. It fails with

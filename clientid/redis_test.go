@@ -113,28 +113,34 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	}
 }
 
-// TestRedisRoundTrips checks that an uncontended Acquire is one command
-// (EVALSHA) on the wire, a contended one too, and that a server that lost
-// its script cache costs one more (EVAL) and no failure.
+// TestRedisRoundTrips counts the commands each Acquire sends: one plain
+// SET NX when the first candidate is free; when it is busy, one EVALSHA more
+// that tries every candidate; and one more (EVAL) on a server that lost its
+// script cache.
 func TestRedisRoundTrips(t *testing.T) {
 	srv := redistest.Start(t) // private: the test flushes its script cache
 	rdb := newRedisClient(t, srv.URL(), 2)
 	cfg := suiteConfig()
 	cfg.KeyPrefix = testPrefix()
 	a := clientid.NewRedis(rdb, cfg)
+	for range 2 { // connect, and cache the script (the second is contended)
+		mustAcquire(t, a, clientid.Request{Channel: chanA, Base: "warm"})
+	}
 	hook := &countHook{}
-	mustAcquire(t, a, clientid.Request{Channel: chanA, Base: "warm"}) // loads the script
 	rdb.AddHook(hook)
 
 	tests := []struct {
-		name  string
-		flush bool
-		base  string
-		want  int64
+		name   string
+		flush  bool
+		base   string
+		wantID string
+		want   int64
 	}{
-		{name: "uncontended", base: "rt", want: 1},
-		{name: "contended", base: "rt", want: 1}, // rt is taken: rt-2 in the same call
-		{name: "no script cache", flush: true, base: "rt", want: 2},
+		{name: "uncontended", base: "rt", wantID: "rt", want: 1},
+		{name: "no base", want: 1},
+		{name: "contended", base: "rt", wantID: "rt-2", want: 2},
+		{name: "contended, no script cache", flush: true, base: "rt", wantID: "rt-3", want: 3},
+		{name: "contended, script cached again", base: "rt", wantID: "", want: 2}, // rt-<random>
 	}
 	for _, tt := range tests {
 		if tt.flush {
@@ -143,9 +149,9 @@ func TestRedisRoundTrips(t *testing.T) {
 			}
 		}
 		before := hook.n.Load()
-		mustAcquire(t, a, clientid.Request{Channel: chanA, Base: tt.base})
-		if got := hook.n.Load() - before; got != tt.want {
-			t.Errorf("%s Acquire sent %d commands; want %d", tt.name, got, tt.want)
+		l := mustAcquire(t, a, clientid.Request{Channel: chanA, Base: tt.base})
+		if got := hook.n.Load() - before; got != tt.want || tt.wantID != "" && string(l.ID) != tt.wantID {
+			t.Errorf("%s: Acquire(base %q) = %q in %d commands; want %q in %d", tt.name, tt.base, l.ID, got, tt.wantID, tt.want)
 		}
 	}
 }
@@ -252,5 +258,44 @@ func TestRedisHung(t *testing.T) {
 	}
 	if took < cfg.Timeout || took > cfg.Timeout+700*time.Millisecond {
 		t.Errorf("Acquire against a silent server took %v; want about Timeout (%v)", took, cfg.Timeout)
+	}
+}
+
+// TestRedisConformanceCompat runs the suite on the acquire script's path
+// for servers older than Redis 7 (SET NX, then GET).
+func TestRedisConformanceCompat(t *testing.T) {
+	h := redisHarness(redistest.URL(t))
+	newAlloc := h.newAlloc
+	h.newAlloc = func(t *testing.T, cfg clientid.Config, opts ...clientid.Option) allocator {
+		a := newAlloc(t, cfg, opts...).(*clientid.Redis)
+		clientid.UseCompatScript(a)
+		return a
+	}
+	runConformance(t, h)
+}
+
+// TestRedisAcquireRetry replays an Acquire with the same owner token, as
+// go-redis does when a reply is lost: the replay gets the id the first
+// attempt took instead of taking a second one.
+func TestRedisAcquireRetry(t *testing.T) {
+	url := redistest.URL(t)
+	for _, compat := range []bool{false, true} {
+		cfg := suiteConfig()
+		cfg.KeyPrefix = testPrefix()
+		a := clientid.NewRedis(newRedisClient(t, url, 2), cfg)
+		if compat {
+			clientid.UseCompatScript(a)
+		}
+		req := clientid.Request{Channel: chanA, Base: "retry"}
+		busy := mustAcquire(t, a, req) // "retry" is taken; the call below gets retry-2
+		first, err1 := clientid.AcquireWithToken(t.Context(), a, req, "TOKENTOKENTOKENTOKENTOKEN2")
+		again, err2 := clientid.AcquireWithToken(t.Context(), a, req, "TOKENTOKENTOKENTOKENTOKEN2")
+		if err1 != nil || err2 != nil || first.ID != "retry-2" || again.ID != first.ID {
+			t.Errorf("compat=%v: Acquire and its replay = %q, %v and %q, %v; want retry-2 twice (busy: %q)",
+				compat, first.ID, err1, again.ID, err2, busy.ID)
+		}
+		if err := a.Release(t.Context(), again); err != nil {
+			t.Errorf("compat=%v: Release(replayed lease) = %v; want nil", compat, err)
+		}
 	}
 }
