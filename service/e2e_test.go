@@ -117,9 +117,14 @@ func ofType(t vspb.EventType) func(*vspb.SessionEvent) bool {
 	return func(e *vspb.SessionEvent) bool { return e.GetType() == t }
 }
 
-// Acceptance 2: the camera never answers.
+// Acceptance 2: the camera never answers (on memory and on Redis).
 func TestE2ECameraNeverAnswers(t *testing.T) {
-	s := newStack(t, stackOptions{})
+	t.Run("memory", func(t *testing.T) { cameraNeverAnswers(t, false) })
+	t.Run("redis", func(t *testing.T) { cameraNeverAnswers(t, true) })
+}
+
+func cameraNeverAnswers(t *testing.T, onRedis bool) {
+	s := newStack(t, stackOptions{redis: onRedis})
 	if err := s.emu.SetCameraFault(s.arn, camera.Fault{NoAnswer: true}); err != nil {
 		t.Fatal(err)
 	}

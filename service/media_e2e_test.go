@@ -120,11 +120,22 @@ func milestones(evs []*vspb.SessionEvent) []string {
 	return out
 }
 
-// Acceptance 1 (and 10): the happy path, in both modes.
+// Acceptance 1 (and 10): the happy path, in both modes, on memory and on
+// Redis (sessions, timelines and clientIds shared through a real Redis).
 func TestE2EHappyPath(t *testing.T) {
+	type variant struct {
+		name  string
+		mode  thinclient.Mode
+		redis bool
+	}
+	var variants []variant
 	for _, m := range modes {
+		variants = append(variants, variant{m.name, m.mode, false})
+	}
+	variants = append(variants, variant{"connect-redis", thinclient.ModeConnect, true})
+	for _, m := range variants {
 		t.Run(m.name, func(t *testing.T) {
-			s := newStack(t, stackOptions{})
+			s := newStack(t, stackOptions{redis: m.redis})
 			cs := s.create(t, "happy-"+m.name, nil)
 			a := startApp(t, s, cs, m.mode, nil)
 			a.wait(t, 20*time.Second, "CONNECTED", connected)

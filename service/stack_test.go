@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/kvs"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
@@ -28,6 +29,9 @@ import (
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/memstore"
+	"github.com/acme/viewersession/sessionmgr/rediscluster"
+	"github.com/acme/viewersession/sessionmgr/redisstore"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -55,6 +59,9 @@ type stackOptions struct {
 	mode     camera.Mode
 	defaults sessionmgr.Options
 	cooldown time.Duration
+	// redis: sessions, timelines and clientIds in a real Redis (redisstore,
+	// rediscluster, clientid.Redis) instead of memory.
+	redis bool
 }
 
 // syncBuffer collects the service's logs for tests that scan them.
@@ -122,7 +129,25 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.defaults != (sessionmgr.Options{}) {
 		mcfg.Defaults = o.defaults
 	}
-	m := sessionmgr.New(mcfg, memstore.New(), bind.NewSignaler(kc), bind.NewClientIDs(clientid.NewMemory(idCfg)), sessionmgr.WithLogger(log))
+	var (
+		store sessionmgr.Store = memstore.New()
+		alloc bind.Allocator   = clientid.NewMemory(idCfg)
+		opts                   = []sessionmgr.Option{sessionmgr.WithLogger(log)}
+	)
+	if o.redis {
+		ropts, err := redis.ParseURL(redistest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ropts.ContextTimeoutEnabled = true
+		rdb := redis.NewClient(ropts)
+		t.Cleanup(func() { rdb.Close() })
+		idCfg.KeyPrefix = "vs:v1:" + randomSuffix() // keys of our own on a shared server
+		store, alloc = redisstore.New(rdb), clientid.NewRedis(rdb, idCfg)
+		mcfg.ReplicaID = "e2e-" + randomSuffix()
+		opts = append(opts, sessionmgr.WithCluster(rediscluster.New(rdb)))
+	}
+	m := sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc), opts...)
 
 	gs := grpc.NewServer()
 	vspb.RegisterViewerSessionServiceServer(gs, service.New(m, service.NewAuth([]string{apiKey}), log))

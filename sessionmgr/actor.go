@@ -408,6 +408,12 @@ func (a *actor) sendOffer() {
 		a.log.Debug("offer not sent", "state", a.s.State.String(), "error", err)
 		return
 	}
+	if a.recovery != recoveryICERestart {
+		// From the moment the offer leaves (the restart timer bounds a
+		// restart's wait instead).
+		a.answerT.start(a.s.Options.AnswerTimeout)
+	}
+	a.offerSentAt = time.Now()
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
 	defer cancel()
 	if err := a.conn.SendOffer(ctx, a.offer); err != nil {
@@ -421,14 +427,9 @@ func (a *actor) sendOffer() {
 		a.emit(Event{Type: EventOfferSent, Message: msg})
 	}
 	a.offerSent = true
-	a.offerSentAt = time.Now()
 	for _, c := range a.appCands {
 		a.sendCandidate(c)
 	}
-	if a.recovery == recoveryICERestart {
-		return // the restart timer bounds the wait
-	}
-	a.answerT.start(a.s.Options.AnswerTimeout)
 }
 
 func (a *actor) sendCandidate(c Candidate) {
@@ -864,13 +865,15 @@ func (a *actor) emit(e Event) {
 	e.ClientID = a.s.ClientID
 	a.s.LastSeq = e.Seq
 	a.dirty = true
+	// Events are written by flush, at the end of the step that emitted
+	// them and before any reply: the step's I/O (an offer to KVS) goes out
+	// first, and readers, who read the store, see every event in order.
 	a.pending = append(a.pending, e)
 	if len(a.pending) > maxPendingEvents {
 		a.log.Error("event buffer full during a store outage; dropping the oldest buffered event",
 			"type", a.pending[0].Type.String(), "seq", a.pending[0].Seq)
 		a.pending = a.pending[1:]
 	}
-	a.flushEvents()
 }
 
 // maxPendingEvents bounds the events a session buffers while the store is
@@ -938,6 +941,18 @@ func (a *actor) flush() {
 			a.flushT.start(flushRetry)
 		}
 	}
+}
+
+// persistAll writes the buffered events and the record, or fails (Create:
+// a session is only handed out once it is stored).
+func (a *actor) persistAll(ctx context.Context) error {
+	for len(a.pending) > 0 {
+		if err := a.m.store.Append(ctx, a.s.ID, a.s.Epoch, a.pending[0]); err != nil {
+			return err
+		}
+		a.pending = a.pending[1:]
+	}
+	return a.persist(ctx)
 }
 
 // persist writes the record.

@@ -256,7 +256,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	a := newActor(m, s, lease)
 	a.emit(Event{Type: EventCreated, Message: fmt.Sprintf("session created for viewer %q on channel %s", p.ViewerID, ch.Name)})
 	a.emit(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt 1)", lease.ClientID)})
-	if err := a.persist(ctx); err != nil {
+	if err := a.persistAll(ctx); err != nil {
 		m.release(ctx, lease)
 		undo()
 		return Session{}, "", fmt.Errorf("store session: %w", err)
