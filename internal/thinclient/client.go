@@ -127,6 +127,10 @@ type Stats struct {
 	// again from an ICE-restart offer or a new peer connection on).
 	LocalAddress       string
 	LocalCandidateType string
+	// LocalRelatedAddress is that candidate's related address: for a relay
+	// or server-reflexive candidate, the client's own socket ("ip:port"),
+	// so it shows which address a relayed pair goes out from.
+	LocalRelatedAddress string
 }
 
 // Client is one thin viewer app for one session. Create it with New, call
@@ -186,7 +190,7 @@ func New(cfg Config) (*Client, error) {
 		log:  log,
 		wake: make(chan struct{}),
 	}
-	api, err := newAPI(sw, log, cfg.ICETimeouts)
+	api, err := newAPI(sw, log, cfg.ICETimeouts, cfg.RelayOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +200,7 @@ func New(cfg Config) (*Client, error) {
 
 // newAPI builds the pion API of a client on n: loopback host candidates on
 // n's current address only, UDP4, no mDNS, and the default codecs.
-func newAPI(n *SwitchNet, log *slog.Logger, t ICETimeouts) (*webrtc.API, error) {
+func newAPI(n *SwitchNet, log *slog.Logger, t ICETimeouts, relayOnly bool) (*webrtc.API, error) {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = pionLogs{log: log}
 	se.SetNet(n)
@@ -204,6 +208,13 @@ func newAPI(n *SwitchNet, log *slog.Logger, t ICETimeouts) (*webrtc.API, error) 
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIPFilter(n.live)
+	if relayOnly {
+		// Nothing better than a relay will come, so nominate at once.
+		// (pion ice v4.4.2 means to, but its options path computes the
+		// relay-only default before the candidate types are set, and waits
+		// 2 s.)
+		se.SetRelayAcceptanceMinWait(0)
+	}
 	if t != (ICETimeouts{}) {
 		d, f, k := t.Disconnected, t.Failed, t.Keepalive
 		if d == 0 {
@@ -356,6 +367,10 @@ func (c *Client) onSelectedPair(pc *webrtc.PeerConnection, pair *webrtc.ICECandi
 	}
 	c.stats.LocalAddress = net.JoinHostPort(pair.Local.Address, strconv.Itoa(int(pair.Local.Port)))
 	c.stats.LocalCandidateType = pair.Local.Typ.String()
+	c.stats.LocalRelatedAddress = ""
+	if pair.Local.RelatedAddress != "" {
+		c.stats.LocalRelatedAddress = net.JoinHostPort(pair.Local.RelatedAddress, strconv.Itoa(int(pair.Local.RelatedPort)))
+	}
 	c.wakeLocked()
 }
 
@@ -365,7 +380,7 @@ func (c *Client) setPC(pc *webrtc.PeerConnection) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pc = pc
-	c.stats.LocalAddress, c.stats.LocalCandidateType = "", ""
+	c.stats.LocalAddress, c.stats.LocalCandidateType, c.stats.LocalRelatedAddress = "", "", ""
 }
 
 // wakeLocked tells waiters that something changed. c.mu must be held.

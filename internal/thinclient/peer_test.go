@@ -3,6 +3,7 @@ package thinclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 )
@@ -30,7 +32,7 @@ func TestSwitchNetICERestartBetweenTwoPeers(t *testing.T) {
 	n := newSwitchNet(t, "127.0.0.2")
 	log := testLogger(t)
 
-	capi, err := newAPI(n, log, fastICE)
+	capi, err := newAPI(n, log, fastICE, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +102,115 @@ func TestSwitchNetICERestartBetweenTwoPeers(t *testing.T) {
 		t.Fatalf("after the ICE restart the selected pair's local address = %s, want 127.0.0.3", got)
 	}
 	waitPackets(ctx, t, &packets, packet, before+5)
+}
+
+// The same over TURN (relay only), on UDP and on TCP to the TURN server:
+// the client's allocation goes out from 127.0.0.2, dies with the switch,
+// and the ICE restart allocates again from 127.0.0.3.
+func TestSwitchNetRelayICERestart(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			n := newSwitchNet(t, "127.0.0.2")
+			turnURL := startTURN(t, transport)
+			capi, err := newAPI(n, testLogger(t), fastICE, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, err := capi.NewPeerConnection(webrtc.Configuration{
+				ICEServers:         []webrtc.ICEServer{{URLs: []string{turnURL}, Username: "user", Credential: "pass"}},
+				ICETransportPolicy: webrtc.ICETransportPolicyRelay,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cam := newTestCamera(t)
+			defer func() {
+				if err := client.GracefulClose(); err != nil {
+					t.Errorf("close client: %v", err)
+				}
+				cam.close(t)
+			}()
+			if _, err := client.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+				webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				t.Fatal(err)
+			}
+			states := make(chan webrtc.ICEConnectionState, 64)
+			client.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+				select {
+				case states <- s:
+				default:
+				}
+			})
+
+			negotiate(t, client, cam.pc, false)
+			waitICE(ctx, t, states, webrtc.ICEConnectionStateConnected)
+			if typ, related := relayed(t, client); typ != webrtc.ICECandidateTypeRelay || related != "127.0.0.2" {
+				t.Fatalf("selected local candidate = %s related to %s, want relay related to 127.0.0.2", typ, related)
+			}
+			if err := n.Switch("127.0.0.3"); err != nil {
+				t.Fatal(err)
+			}
+			waitICE(ctx, t, states, webrtc.ICEConnectionStateFailed)
+			negotiate(t, client, cam.pc, true)
+			waitICE(ctx, t, states, webrtc.ICEConnectionStateConnected)
+			if typ, related := relayed(t, client); typ != webrtc.ICECandidateTypeRelay || related != "127.0.0.3" {
+				t.Fatalf("after the restart the selected local candidate = %s related to %s, want relay related to 127.0.0.3", typ, related)
+			}
+		})
+	}
+}
+
+func relayed(t *testing.T, pc *webrtc.PeerConnection) (webrtc.ICECandidateType, string) {
+	t.Helper()
+	pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatalf("no selected candidate pair: %v", err)
+	}
+	return pair.Local.Typ, pair.Local.RelatedAddress
+}
+
+// startTURN runs a pion TURN server on 127.0.0.1 (user "user", password
+// "pass") for the test and returns its URL for transport.
+func startTURN(t *testing.T, transport string) string {
+	t.Helper()
+	const realm = "test"
+	relay := &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"}
+	cfg := turn.ServerConfig{
+		Realm: realm,
+		AuthHandler: func(username, realm string, _ net.Addr) ([]byte, bool) {
+			return turn.GenerateAuthKey(username, realm, "pass"), username == "user"
+		},
+		LoggerFactory: pionLogs{log: testLogger(t).With("peer", "turn")},
+	}
+	var port int
+	switch transport {
+	case "udp":
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = c.LocalAddr().(*net.UDPAddr).Port
+		cfg.PacketConnConfigs = []turn.PacketConnConfig{{PacketConn: c, RelayAddressGenerator: relay}}
+	case "tcp":
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		cfg.ListenerConfigs = []turn.ListenerConfig{{Listener: l, RelayAddressGenerator: relay}}
+	}
+	srv, err := turn.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close TURN server: %v", err)
+		}
+	})
+	return fmt.Sprintf("turn:127.0.0.1:%d?transport=%s", port, transport)
 }
 
 // negotiate runs one offer/answer between offerer and answerer, without
