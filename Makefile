@@ -12,7 +12,7 @@ MODULE    := $(shell $(GO) list -m)
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 10m
 
-.PHONY: all build test lint proto bench chart tools-protoc tools-buf redis-bin clean
+.PHONY: all build test lint proto bench chart quickstart-test readme-grpcurl tools-protoc tools-buf redis-bin clean
 
 all: build
 
@@ -41,6 +41,15 @@ lint: tools-buf
 # each rendered object decoded strictly into its Kubernetes type.
 chart:
 	scripts/check-chart.sh
+
+# quickstart-test: the README's quickstart on the real binaries (-dev server,
+# viewerctl watch, the no-answer retry, a network change, SIGTERM).
+quickstart-test:
+	scripts/quickstart-test.sh
+
+# readme-grpcurl: every grpcurl line of the README against a -dev server.
+readme-grpcurl:
+	scripts/readme-grpcurl.sh
 
 proto: tools-protoc
 	$(GO) build -o bin/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc

@@ -719,7 +719,11 @@ func (a *actor) onSignal(ev SignalEvent) {
 		a.emit(Event{Type: EventSignalingError, Message: "KVS refused a message: " + ev.Detail,
 			Failure: &Failure{Reason: FailureSignalingRejected, Message: ev.Detail}})
 	case SignalReconnected:
-		a.emit(Event{Type: EventSignalingReconnected, Message: "KVS asked us to reconnect (GO_AWAY); signaling reopened with the same clientId " + a.s.ClientID})
+		why := "the signaling connection dropped"
+		if ev.Err != nil {
+			why = ev.Err.Error()
+		}
+		a.emit(Event{Type: EventSignalingReconnected, Message: fmt.Sprintf("signaling reopened with the same clientId %s after: %s", a.s.ClientID, why)})
 	case SignalIceServers:
 		if ev.IceServers != nil {
 			a.s.IceServers = *ev.IceServers

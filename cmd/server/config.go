@@ -232,6 +232,19 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
 	}
+	if cfg.Dev {
+		// -dev serves an unauthenticated emulator proxy: loopback only,
+		// unless an address was asked for explicitly.
+		def := DefaultConfig()
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if cfg.GRPCAddr == def.GRPCAddr && !set["grpc-addr"] && getenv(envName("grpc-addr")) == "" {
+			cfg.GRPCAddr = "127.0.0.1" + def.GRPCAddr
+		}
+		if cfg.HTTPAddr == def.HTTPAddr && !set["http-addr"] && getenv(envName("http-addr")) == "" {
+			cfg.HTTPAddr = "127.0.0.1" + def.HTTPAddr
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
