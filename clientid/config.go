@@ -27,6 +27,7 @@ type Config struct {
 	KeyPrefix string
 	// Timeout bounds each Redis round trip within the caller's context
 	// (Redis only); a round trip that exceeds it fails with ErrUnavailable.
+	// go-redis honours it only with ContextTimeoutEnabled (see NewRedis).
 	// Default 1s.
 	Timeout time.Duration
 }

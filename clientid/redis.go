@@ -34,6 +34,11 @@ type Redis struct {
 
 // NewRedis returns an allocator on rdb. Zero fields of cfg take their
 // defaults. WithClock does not apply: expiry runs on the Redis server's clock.
+//
+// Build rdb with ContextTimeoutEnabled set: without it go-redis ignores
+// context deadlines on the socket, so neither Config.Timeout nor the
+// caller's deadline bounds a call to a server that does not answer (the
+// client's ReadTimeout, 5 s by default, does).
 func NewRedis(rdb redis.UniversalClient, cfg Config, opts ...Option) *Redis {
 	o := newOptions(opts)
 	return &Redis{rdb: rdb, cfg: cfg.withDefaults(), rand: o.rand}
@@ -92,9 +97,9 @@ redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
 return 1
 `)
 
-// key is the Redis key of id in channel; take builds the same keys.
-func (r *Redis) key(channel string, id ID) string {
-	return r.cfg.KeyPrefix + ":cid:{" + channel + "}:" + string(id)
+// keyPrefix starts the key of every id of channel; the id completes it.
+func (r *Redis) keyPrefix(channel string) string {
+	return r.cfg.KeyPrefix + ":cid:{" + channel + "}:"
 }
 
 // Acquire leases the first free candidate for req: the sanitized base, then
@@ -120,7 +125,7 @@ func (r *Redis) acquire(ctx context.Context, req Request, token string) (Lease, 
 	cooldown := r.cfg.cooldown(req.MessageTTL)
 	ttl := millis(r.cfg.LeaseTTL + cooldown)
 	lease := Lease{Channel: req.Channel, Token: token, Cooldown: cooldown}
-	keyPrefix := r.cfg.KeyPrefix + ":cid:{" + req.Channel + "}:"
+	keyPrefix := r.keyPrefix(req.Channel)
 
 	base := sanitizeBase(req.Base)
 	random := ""
@@ -134,11 +139,11 @@ func (r *Redis) acquire(ctx context.Context, req Request, token string) (Lease, 
 	}
 	// The common case: the first candidate is free.
 	ok, err := r.setNX(ctx, keyPrefix+string(first), token, ttl)
-	if err != nil || ok {
+	switch {
+	case err != nil:
+		return Lease{}, err
+	case ok:
 		lease.ID = first
-		if err != nil {
-			return Lease{}, err
-		}
 		return lease, nil
 	}
 	// Contended: every candidate in one script, the first one again
@@ -225,7 +230,7 @@ func (r *Redis) fenced(ctx context.Context, op string, s *redis.Script, l Lease,
 	}
 	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	n, err := s.Run(callCtx, r.rdb, []string{r.key(l.Channel, l.ID)}, append([]any{l.Token}, args...)...).Int()
+	n, err := s.Run(callCtx, r.rdb, []string{r.keyPrefix(l.Channel) + string(l.ID)}, append([]any{l.Token}, args...)...).Int()
 	switch {
 	case err != nil:
 		return r.callError(ctx, op, err)

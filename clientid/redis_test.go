@@ -276,9 +276,11 @@ func TestRedisConformanceCompat(t *testing.T) {
 
 // TestRedisAcquireRetry replays an Acquire with the same owner token, as
 // go-redis does when a reply is lost: the replay gets the id the first
-// attempt took instead of taking a second one.
+// attempt took instead of taking a second one, whether that first attempt
+// was the plain SET NX (uncontended) or the script (contended).
 func TestRedisAcquireRetry(t *testing.T) {
 	url := redistest.URL(t)
+	const token = "TOKENTOKENTOKENTOKENTOKEN2"
 	for _, compat := range []bool{false, true} {
 		cfg := suiteConfig()
 		cfg.KeyPrefix = testPrefix()
@@ -286,16 +288,22 @@ func TestRedisAcquireRetry(t *testing.T) {
 		if compat {
 			clientid.UseCompatScript(a)
 		}
-		req := clientid.Request{Channel: chanA, Base: "retry"}
-		busy := mustAcquire(t, a, req) // "retry" is taken; the call below gets retry-2
-		first, err1 := clientid.AcquireWithToken(t.Context(), a, req, "TOKENTOKENTOKENTOKENTOKEN2")
-		again, err2 := clientid.AcquireWithToken(t.Context(), a, req, "TOKENTOKENTOKENTOKENTOKEN2")
-		if err1 != nil || err2 != nil || first.ID != "retry-2" || again.ID != first.ID {
-			t.Errorf("compat=%v: Acquire and its replay = %q, %v and %q, %v; want retry-2 twice (busy: %q)",
-				compat, first.ID, err1, again.ID, err2, busy.ID)
+		tests := []struct {
+			name   string
+			base   string
+			wantID clientid.ID
+		}{
+			{name: "uncontended", base: "retry", wantID: "retry"},
+			{name: "contended", base: "retry", wantID: "retry-2"}, // retry is held by the case above
 		}
-		if err := a.Release(t.Context(), again); err != nil {
-			t.Errorf("compat=%v: Release(replayed lease) = %v; want nil", compat, err)
+		for _, tt := range tests {
+			req := clientid.Request{Channel: chanA, Base: tt.base}
+			first, err1 := clientid.AcquireWithToken(t.Context(), a, req, token+tt.name)
+			again, err2 := clientid.AcquireWithToken(t.Context(), a, req, token+tt.name)
+			if err1 != nil || err2 != nil || first.ID != tt.wantID || again.ID != first.ID {
+				t.Errorf("compat=%v, %s: Acquire and its replay = %q, %v and %q, %v; want %q twice",
+					compat, tt.name, first.ID, err1, again.ID, err2, tt.wantID)
+			}
 		}
 	}
 }
