@@ -365,3 +365,26 @@ func TestE2EClientIDCooldown(t *testing.T) {
 		t.Errorf("clientId after the cooldown = %q, want zoe", got)
 	}
 }
+
+// A Connect join on a session that ended while the app was away replays
+// what it missed and ends with the session's own end.
+func TestE2EJoinEndedSession(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	if err := s.emu.SetCameraFault(s.arn, camera.Fault{NoAnswer: true}); err != nil {
+		t.Fatal(err)
+	}
+	cs := s.create(t, "ended", &vspb.SessionOptions{AnswerTimeout: durationpb.New(200 * time.Millisecond), RetryDelay: durationpb.New(50 * time.Millisecond)})
+	rc := connectRaw(t, s, cs.GetSessionToken(), cs.GetSession().GetName(), 0)
+	last := rc.waitEvent(t, 10*time.Second, func(e *vspb.SessionEvent) bool { return e.GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER })
+	rc.send(t, offerMsg(pionOffer(t)))
+	rc.drain(t, 10*time.Second) // FAILED ANSWER_TIMEOUT
+
+	again := connectRaw(t, s, cs.GetSessionToken(), cs.GetSession().GetName(), last.GetSequence())
+	evs, err := again.drain(t, 10*time.Second)
+	if status.Code(err) != codes.DeadlineExceeded || reasonOf(err) != "ANSWER_TIMEOUT" {
+		t.Errorf("join after the end: %v (reason %q), want the failure's DEADLINE_EXCEEDED ANSWER_TIMEOUT", err, reasonOf(err))
+	}
+	if len(evs) == 0 || evs[0].GetSequence() != last.GetSequence()+1 || evs[len(evs)-1].GetType() != vspb.EventType_EVENT_TYPE_FAILED {
+		t.Errorf("replay = %s, want everything after seq %d up to FAILED", summary(evs), last.GetSequence())
+	}
+}

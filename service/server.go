@@ -267,6 +267,12 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 		return err
 	}
 	sess, err := s.m.Attach(ctx, id)
+	if errors.Is(err, sessionmgr.ErrSessionClosed) && sess.ID != "" {
+		// It ended while the app was away: tell it what it missed, ending
+		// with the session's own end (OK after CLOSED, the failure's status
+		// after FAILED).
+		return s.replayEnded(stream, sess, join.GetAfterSequence())
+	}
 	if err != nil {
 		return s.status(ctx, err)
 	}
@@ -357,6 +363,30 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 		}
 		return s.status(ctx, err)
 	}
+}
+
+// replayEnded answers a join on an ended session: joined, the events
+// after `after`, then the session's end status.
+func (s *Server) replayEnded(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vspb.ConnectResponse], sess sessionmgr.Session, after uint64) error {
+	ctx := stream.Context()
+	if err := stream.Send(&vspb.ConnectResponse{Message: &vspb.ConnectResponse_Joined{Joined: &vspb.Joined{Session: sessionToProto(sess)}}}); err != nil {
+		return err
+	}
+	err := s.m.Watch(ctx, sess.ID, after, func(e sessionmgr.Event) error {
+		for _, msg := range connectMessages(e) {
+			if err := stream.Send(msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.status(ctx, err)
+	}
+	if sess.State == sessionmgr.StateFailed {
+		return failureStatus(sess.Failure)
+	}
+	return nil
 }
 
 // errGoingAway ends an app's stream with OK after GOING_AWAY.

@@ -387,9 +387,11 @@ func (a *actor) onOffer(sdp string) error {
 	a.offer = sdp
 	a.offerRequested = a.renegotiating
 	a.renegotiating = false
+	if a.offerSent {
+		a.appCands = nil // they went out with the previous offer
+	} // else: candidates that overtook this offer (Signal calls race) stay
 	a.offerSent = false
 	a.answered = false
-	a.appCands = nil
 	a.heldRemote = nil
 	if a.recovery != recoveryICERestart {
 		a.offerAttempt = 1
@@ -491,7 +493,7 @@ func (a *actor) onStateReport(cs ConnState) {
 
 // recover starts recovery according to the session's policy.
 func (a *actor) recover(why string) {
-	if a.recovery != recoveryNone || a.renegotiating {
+	if a.recovery != recoveryNone {
 		return // already recovering
 	}
 	if _, err := a.transition(input{kind: inRecover}, "recovering: "+why); err != nil {
@@ -505,6 +507,8 @@ func (a *actor) recover(why string) {
 	}
 	a.recovery = recoveryICERestart
 	a.recoveryPath = "ICE restart"
+	// The restart's candidates follow the restart offer.
+	a.appCands, a.offerSent = nil, false
 	a.emit(Event{Type: EventRecoveryStarted, Message: fmt.Sprintf("%s: restarting ICE with the same clientId %s", why, a.s.ClientID)})
 	if a.conn == nil && !a.dialing() {
 		a.dial()

@@ -193,7 +193,12 @@ func next(cur State, in input) (State, error) {
 		case StateAwaitingAnswer, StateRetrying:
 			return cur, ErrOfferInFlight
 		}
-		return cur, ErrOfferNotExpected // CONNECTING, CONNECTED
+		// CONNECTING, CONNECTED: only the offer a renegotiate asked for
+		// (ICE may have healed by itself before the app sent it).
+		if in.requested && in.ready {
+			return StateAwaitingAnswer, nil
+		}
+		return cur, ErrOfferNotExpected
 	case inAnswer:
 		if cur == StateAwaitingAnswer {
 			return StateConnecting, nil

@@ -57,11 +57,11 @@ func TestNextTable(t *testing.T) {
 			ok(StateRetrying), ok(StateFailed), stale, stale, stale, ok(StateRecovering), ok(StateFailed), ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateConnecting: {
-			ok(StateConnecting), stale, no(ErrOfferNotExpected), no(ErrOfferNotExpected), no(ErrOfferNotExpected), stale,
+			ok(StateConnecting), stale, no(ErrOfferNotExpected), no(ErrOfferNotExpected), ok(StateAwaitingAnswer), stale,
 			stale, stale, stale, ok(StateConnected), ok(StateRecovering), stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateConnected: {
-			ok(StateConnected), stale, no(ErrOfferNotExpected), no(ErrOfferNotExpected), no(ErrOfferNotExpected), stale,
+			ok(StateConnected), stale, no(ErrOfferNotExpected), no(ErrOfferNotExpected), ok(StateAwaitingAnswer), stale,
 			stale, stale, stale, ok(StateConnected), ok(StateRecovering), stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateRetrying: {

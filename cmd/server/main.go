@@ -225,17 +225,18 @@ func printDevBanner(w io.Writer, d *deps, grpcAddr, httpAddr string) {
 	}
 	fmt.Fprintf(w, `
 Viewer Session Service (dev mode): everything in memory, on loopback.
-  gRPC            %s
-  metrics/health  http://%s/metrics
-  KVS emulator    %s (channel %q with a simulated camera)
-  dev API key     %s
+  gRPC            %[1]s
+  metrics/health  http://%[2]s/metrics
+  KVS emulator    %[3]s (channel %[4]q with a simulated camera; faults at http://%[2]s/dev/emulator/)
+  dev API key     %[5]s
 
-Try:
-  grpcurl -plaintext %s list
-  grpcurl -plaintext -H 'authorization: Bearer %s' \
-    -d '{"channel":{"name":"%s"},"viewer_id":"alice"}' %s viewersession.v1.ViewerSessionService/CreateSession
+Next, in another terminal:
+  export KEY=%[5]s
+  go run ./cmd/viewerctl watch -addr %[1]s -api-key "$KEY" -channel %[4]s -duration 10s
+  go run ./cmd/viewerctl watch -addr %[1]s -api-key "$KEY" -channel %[4]s -fault no-answer -answer-timeout 5s -retry-delay 2s -duration 20s
+  grpcurl -plaintext %[1]s list
 
-`, grpcAddr, httpAddr, d.emulator.Endpoint(), DemoChannel, d.devKey, grpcAddr, d.devKey, DemoChannel, grpcAddr)
+`, grpcAddr, httpAddr, d.emulator.Endpoint(), DemoChannel, d.devKey)
 }
 
 // emulatorProxy serves the embedded emulator's admin API (faults,
