@@ -1,0 +1,209 @@
+// Command vsload runs the Viewer Session Service's load figures (package
+// bench) at full size and prints them as the Markdown tables of
+// docs/BENCHMARKS.md, each with the machine it ran on.
+//
+//	go run ./bench/cmd/vsload -figures a -sessions 1,100,1000
+//	go run ./bench/cmd/vsload -figures b,c,d,e,f
+//
+// Figures: a offer->answer latency, b CreateSession rate on Redis,
+// c memory per live session, d KVS control-plane calls, e recovery after a
+// network change, f retry-timer accuracy. Everything runs in this process
+// on loopback (figure b also against a redis-server: -redis-url, else
+// $REDIS_URL, else a private one started from REDIS_SERVER_BIN or PATH),
+// and the whole run is bounded by -timeout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "vsload:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	figures string
+	timeout time.Duration
+	cpuProf string
+
+	sessions, channels, rounds string
+	spacing                    time.Duration
+	burst                      bool
+
+	redisURL          string
+	createConcurrency string
+	creates, runs     int
+
+	memSessions string
+	memJoined   bool
+
+	callsSessions, callsSpeedup int
+
+	recoveryRuns int
+
+	timerSessions, timerPerChannel int
+	timerAnswer, timerRetry        time.Duration
+}
+
+func parse(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("vsload", flag.ContinueOnError)
+	fs.StringVar(&o.figures, "figures", "a,b,c,d,e,f", "figures to run: a offer->answer, b create rate, c memory, d control-plane calls, e recovery, f retry timer")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound of the whole run")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the run to this file")
+
+	fs.StringVar(&o.sessions, "sessions", "1,100,1000", "(a) concurrent sessions per level, comma-separated")
+	fs.StringVar(&o.channels, "channels", "0", "(a) channels per level (0: sessions/10, rounded up), comma-separated or one for all")
+	fs.StringVar(&o.rounds, "rounds", "0", "(a) rounds per level (0: max(3, 200/sessions)), comma-separated or one for all")
+	fs.DurationVar(&o.spacing, "spacing", 20*time.Millisecond, "(a) time between two offers of a round")
+	fs.BoolVar(&o.burst, "burst", false, "(a) fire every offer of a round at once")
+
+	fs.StringVar(&o.redisURL, "redis-url", "", "(b) Redis for the store, the clientIds and the SET NX baseline (default $REDIS_URL, else a private redis-server)")
+	fs.StringVar(&o.createConcurrency, "create-concurrency", "1,16,64", "(b) concurrent callers, comma-separated")
+	fs.IntVar(&o.creates, "creates", 2000, "(b) CreateSession calls (and SET NX commands) per run")
+	fs.IntVar(&o.runs, "create-runs", 3, "(b) runs of each, alternating")
+
+	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")
+	fs.BoolVar(&o.memJoined, "mem-joined", false, "(c) join every session (signaling open) instead of leaving it PENDING")
+
+	fs.IntVar(&o.callsSessions, "calls-sessions", 100, "(d) sessions on the channel over the simulated 10 minutes")
+	fs.IntVar(&o.callsSpeedup, "calls-speedup", 10, "(d) time compression (300 must divide by it)")
+
+	fs.IntVar(&o.recoveryRuns, "recovery-runs", 5, "(e) runs per recovery path")
+
+	fs.IntVar(&o.timerSessions, "timer-sessions", 100, "(f) sessions, all at once")
+	fs.IntVar(&o.timerPerChannel, "timer-per-channel", 1, "(f) sessions per channel")
+	fs.DurationVar(&o.timerAnswer, "timer-answer-timeout", 30*time.Second, "(f) answer timeout")
+	fs.DurationVar(&o.timerRetry, "timer-retry-delay", 6*time.Second, "(f) retry delay")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return o, nil
+}
+
+func run(args []string, out io.Writer) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	// The pion and emulator loggers default to discarding; keep the default
+	// logger quiet too.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, o.timeout)
+	defer cancelT()
+
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Fprintf(out, "%s\n\n", machine())
+	for _, fig := range strings.Split(o.figures, ",") {
+		start := time.Now()
+		var err error
+		switch strings.TrimSpace(fig) {
+		case "a":
+			err = figureA(ctx, o, out)
+		case "b":
+			err = figureB(ctx, o, out)
+		case "c":
+			err = figureC(ctx, o, out)
+		case "d":
+			err = figureD(ctx, o, out)
+		case "e":
+			err = figureE(ctx, o, out)
+		case "f":
+			err = figureF(ctx, o, out)
+		case "":
+			continue
+		default:
+			err = fmt.Errorf("unknown figure %q", fig)
+		}
+		if err != nil {
+			return fmt.Errorf("figure %s: %w", fig, err)
+		}
+		fmt.Fprintf(out, "(figure %s took %v)\n\n", fig, time.Since(start).Round(time.Second))
+	}
+	return nil
+}
+
+// machine describes where the run happens.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return fmt.Sprintf("Machine: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s; load average at start %s; %s",
+		model, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		load, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+// ints parses a comma-separated list of integers.
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", f, err)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}
+
+// pick returns list[i], or its only element, or 0.
+func pick(list []int, i int) int {
+	switch {
+	case i < len(list):
+		return list[i]
+	case len(list) == 1:
+		return list[0]
+	}
+	return 0
+}
+
+// msf is d in milliseconds.
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
