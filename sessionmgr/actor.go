@@ -591,7 +591,7 @@ func (a *actor) onAnswerTimeout() {
 // and its signaling opened, so the replayed offer leaves exactly
 // retry_delay after the timeout instead of a dial later.
 func predialLead(retryDelay time.Duration) time.Duration {
-	return min(time.Second, retryDelay/2)
+	return min(time.Second, retryDelay*3/4)
 }
 
 // onPredial prepares the next attempt: a fresh clientId and its signaling

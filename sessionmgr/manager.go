@@ -520,7 +520,7 @@ func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func
 // nextEvents returns the events after `after`, waiting for some when there
 // are none; nil (no error) when the session has ended and there is nothing
 // more. The terminal event is appended before the record turns terminal,
-// so it cannot slip between the two reads.
+// so once the record reads terminal, a second read of the events has it.
 func (m *Manager) nextEvents(ctx context.Context, id SessionID, after uint64) ([]Event, error) {
 	evs, err := m.store.Events(ctx, id, after, 256, false)
 	if err != nil || len(evs) > 0 {
@@ -531,6 +531,10 @@ func (m *Manager) nextEvents(ctx context.Context, id SessionID, after uint64) ([
 		return nil, err
 	}
 	if s.Terminal() {
+		evs, err := m.store.Events(ctx, id, after, 256, false)
+		if err != nil || len(evs) > 0 {
+			return evs, err
+		}
 		return nil, nil
 	}
 	evs, err = m.store.Events(ctx, id, after, 256, true)
