@@ -200,7 +200,23 @@ check "packets flow again from 127.0.0.3 (${last_before:-0} before, ${last_after
   at_least "${last_after:-}" "$((${last_before:-0} + 1))"
 [ "$failed" = "$before" ] || { show network; show sessions; }
 
-# 4. SIGTERM: the server drains and exits 0.
+# 4. After those runs, /metrics shows the service's metrics with non-zero
+# values (issue: operations).
+curl -s --max-time 5 "http://$HTTP/metrics" > "$tmp/metrics.txt" || true
+nonzero() { # nonzero METRIC-REGEX: some series of it has a value > 0
+  grep -E "^($1)(\{[^}]*\})? " "$tmp/metrics.txt" | awk '$NF > 0 { found=1 } END { exit !found }'
+}
+for m in vss_sessions_ended_total vss_session_failures_total vss_signaling_attempts_total \
+  vss_answer_latency_seconds_count vss_answer_timeouts_total vss_retries_total \
+  vss_recoveries_total vss_recovery_duration_seconds_count vss_client_id_acquire_seconds_count \
+  vss_client_id_collisions_total vss_kvs_calls_total grpc_server_handled_total; do
+  check "/metrics has $m > 0" nonzero "$m"
+done
+# vss_sessions is a gauge of live sessions (0 now that all ended);
+# vss_redis_errors_total needs -redis-url, which -dev does not use.
+check "/metrics exposes the vss_sessions gauge" grep -q '^# TYPE vss_sessions gauge' "$tmp/metrics.txt"
+
+# 5. SIGTERM: the server drains and exits 0.
 kill -TERM "$server_pid"
 for _ in $(seq 150); do # 30 s (the drain timeout is 20 s)
   kill -0 "$server_pid" 2>/dev/null || break
