@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/grpc/metadata"
+
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+)
+
+// BUG (sessionmgr, Manager.send): after replica C takes a session over
+// (the app attached there), the old owner A still has the session's actor
+// and, until that actor next writes or runs its owner check (up to
+// OwnerCheck, 2 s), answers the app's requests itself instead of
+// forwarding them to C. A Signal(offer) that a round-robin client sends to
+// A meets A's stale PENDING actor and is refused FAILED_PRECONDITION
+// NOT_JOINED, although the session is joined on C; the app drops the
+// refused offer and the session stays AWAITING_OFFER.
+func TestSignalToOldOwnerAfterTakeover(t *testing.T) {
+	c := newCluster(t)
+	a, cc := c.replicas[0], c.replicas[2]
+	arn := c.channel(t, "stale")
+	cs := create(t, a.api, arn, "stale") // A owns the session (PENDING)
+	name, token := cs.GetSession().GetName(), cs.GetSessionToken()
+
+	// The app attaches on C (WatchSession with its token): C takes over.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	w, err := cc.api.WatchSession(withToken(ctx, token), &vspb.WatchSessionRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := w.Recv()
+		if err != nil {
+			t.Fatalf("WatchSession on C: %v", err)
+		}
+		if e := r.GetEvent(); e.GetType() == vspb.EventType_EVENT_TYPE_STATE_CHANGED && e.GetState() == vspb.SessionState_SESSION_STATE_SIGNALING {
+			break // joined on C
+		}
+	}
+	// Its first Signal goes to A.
+	sctx, scancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer scancel()
+	resp, err := a.api.Signal(withToken(sctx, token), &vspb.SignalRequest{Name: name,
+		Message: &vspb.SignalRequest_Offer{Offer: &vspb.SessionDescription{Sdp: pionOffer(t)}}})
+	if err != nil {
+		t.Fatalf("Signal(offer) on A right after C took the session over = %v (reason %s), want OK: "+
+			"A's stale actor answered instead of forwarding to the owner C", err, reason(err))
+	}
+	t.Logf("Signal(offer) on A: state %v", resp.GetState())
+}
+
+func withToken(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// pionOffer makes a real SDP offer (recvonly video) and closes its peer.
+func pionOffer(t *testing.T) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
+}
