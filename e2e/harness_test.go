@@ -275,6 +275,24 @@ func (r *replica) logContains(s string) bool {
 	return bytes.Contains(b, []byte(s))
 }
 
+// logSessionsSince returns the session_id of every log line stamped at or
+// after since whose message is msg.
+func (r *replica) logSessionsSince(msg string, since time.Time) []string {
+	b, _ := os.ReadFile(r.logPath)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		var l struct {
+			Time      time.Time
+			Msg       string
+			SessionID string `json:"session_id"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg && !l.Time.Before(since) {
+			out = append(out, l.SessionID)
+		}
+	}
+	return out
+}
+
 // streamErrors returns the replica's log lines of Connect and
 // WatchSession streams that ended with a status other than OK or
 // CANCELLED (the interceptor logs every RPC's end with its code).

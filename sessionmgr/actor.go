@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -131,7 +132,8 @@ type actor struct {
 	// order when it is back.
 	pending []Event
 
-	answerT, retryT, predialT, resumeT, restartT, discT, lifeT, renewT, flushT, ownerT timer
+	answerT, retryT, predialT, resumeT, restartT, discT, lifeT, renewT, flushT, ownerT, redialT timer
+	dialRetries                                                                                 int // throttled dials of the current attempt
 }
 
 func newActor(m *Manager, s Session, l Lease) *actor {
@@ -254,6 +256,11 @@ func (a *actor) run() {
 			a.checkOwner()
 		case <-a.flushT.c:
 			a.flushT.stop()
+		case <-a.redialT.c:
+			a.redialT.stop()
+			if a.conn == nil {
+				a.dial()
+			}
 		}
 		a.flush()
 	}
@@ -279,6 +286,15 @@ func (a *actor) run() {
 // handle serves one request.
 func (a *actor) handle(r request) {
 	var err error
+	if a.m.cluster != nil && r.kind != reqDetach && r.kind != reqGoAway {
+		// Another replica may have taken the session over since the last
+		// check: never serve a request on a stale actor.
+		a.checkOwner()
+		if a.fenced {
+			r.reply <- reply{err: errFenced}
+			return
+		}
+	}
 	if a.adopted && (r.kind == reqAttach || r.kind == reqApp) {
 		a.adopted = false // the app is back: recover from the move now
 		a.afterMove()
@@ -648,9 +664,8 @@ func (a *actor) newClientID() bool {
 func (a *actor) dial() {
 	a.dialGen++
 	gen, ch, id := a.dialGen, a.s.Channel, a.s.ClientID
-	pacer := a.m.pacer(ch.ARN)
 	a.bg.Go(func() {
-		if err := pacer.Wait(a.ctx); err != nil {
+		if err := a.m.pace(a.ctx, ch.ARN); err != nil {
 			a.dialC <- dialResult{gen: gen, err: err}
 			return
 		}
@@ -663,6 +678,16 @@ func (a *actor) dial() {
 
 func (a *actor) dialing() bool { return a.dialGen > 0 && a.conn == nil }
 
+// maxDialRetries bounds the redials of one attempt after KVS throttling.
+const maxDialRetries = 8
+
+// dialBackoff is the wait before redial n (n >= 1): 250ms doubling, capped
+// at 4s, with full jitter so replicas do not redial in step.
+func dialBackoff(n int) time.Duration {
+	d := 250 * time.Millisecond << min(n-1, 4)
+	return d/2 + rand.N(d/2)
+}
+
 func (a *actor) onDial(res dialResult) {
 	if res.gen != a.dialGen || a.s.Terminal() {
 		if res.conn != nil {
@@ -671,10 +696,21 @@ func (a *actor) onDial(res dialResult) {
 		return
 	}
 	if res.err != nil {
+		if errors.Is(res.err, ErrThrottled) && a.dialRetries < maxDialRetries {
+			// KVS allows 3 connects per second per channel; several
+			// replicas recovering one channel's sessions can exceed it.
+			a.dialRetries++
+			d := dialBackoff(a.dialRetries)
+			a.emit(Event{Type: EventSignalingError, Message: fmt.Sprintf("KVS throttled the signaling connect; trying again in %v", d.Round(time.Millisecond)),
+				Failure: &Failure{Reason: FailureKVSThrottled, Message: res.err.Error()}})
+			a.redialT.start(d)
+			return
+		}
 		reason, msg := failureOf(res.err)
 		a.fail(reason, "could not open KVS signaling: "+msg)
 		return
 	}
+	a.dialRetries = 0
 	a.conn, a.connEvents = res.conn, res.conn.Events()
 	a.emit(Event{Type: EventSignalingConnected, Message: fmt.Sprintf("KVS signaling open with clientId %s", a.s.ClientID)})
 	if a.s.State == StateRetrying {
@@ -779,7 +815,7 @@ func (a *actor) fail(reason FailureReason, msg string) {
 
 // teardown releases everything a terminal session holds.
 func (a *actor) teardown() {
-	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.restartT, &a.discT, &a.lifeT, &a.renewT, &a.flushT, &a.ownerT} {
+	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.restartT, &a.discT, &a.lifeT, &a.renewT, &a.flushT, &a.ownerT, &a.redialT} {
 		t.stop()
 	}
 	a.closeConn()
@@ -899,6 +935,13 @@ func (a *actor) flushEvents() {
 		case err == nil:
 			a.pending = a.pending[1:]
 		case errors.Is(err, ErrConflict):
+			// Only a new epoch fences. At our own epoch the conflict is
+			// our own earlier write landing after it timed out (an outage):
+			// this replica is the only writer of the epoch.
+			if a.ownEpoch() {
+				a.pending = a.pending[1:]
+				continue
+			}
 			a.fenced = true
 		default:
 			if !a.flushT.running() {
@@ -1038,6 +1081,15 @@ func (a *actor) afterMove() {
 	}
 	a.recoveryStart = a.m.now()
 	a.fullReconnect("the session moved to another server")
+}
+
+// ownEpoch reports whether the stored record still carries this actor's
+// epoch and owner (false on a read error: the conservative answer).
+func (a *actor) ownEpoch() bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.m.cfg.StoreTimeout)
+	defer cancel()
+	s, err := a.m.store.Get(ctx, a.s.ID)
+	return err == nil && s.Epoch == a.s.Epoch && s.Owner == a.s.Owner
 }
 
 // checkOwner detects a takeover by another replica that this actor has not

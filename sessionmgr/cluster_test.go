@@ -21,6 +21,19 @@ type fakeCluster struct {
 	ttl      map[string]time.Duration
 	handlers map[string]func(context.Context, sessionmgr.Forwarded) sessionmgr.ForwardReply
 	silent   map[string]bool // replicas whose heartbeats are lost (dead)
+	down     bool            // the shared store is out: every heartbeat fails
+}
+
+func (c *fakeCluster) setSilent(r string, silent bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.silent[r] = silent
+}
+
+func (c *fakeCluster) setDown(down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = down
 }
 
 func newFakeCluster() *fakeCluster {
@@ -31,6 +44,9 @@ func newFakeCluster() *fakeCluster {
 func (c *fakeCluster) Heartbeat(_ context.Context, r string, ttl time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.down {
+		return sessionmgr.ErrUnavailable
+	}
 	if !c.silent[r] {
 		c.beats[r], c.ttl[r] = time.Now(), ttl
 	}
@@ -64,6 +80,8 @@ func (c *fakeCluster) Serve(ctx context.Context, r string, h func(context.Contex
 	c.mu.Unlock()
 	return ctx.Err()
 }
+
+func (c *fakeCluster) Pace(context.Context, string, float64) (time.Duration, error) { return 0, nil }
 
 func (c *fakeCluster) kill(r string) {
 	c.mu.Lock()
@@ -280,6 +298,35 @@ func TestClusterSweepAdoptsOrphans(t *testing.T) {
 		got, _ = r.b.Get(t.Context(), s.ID)
 		if got.State != sessionmgr.StateClosed || got.Close != sessionmgr.CloseClientGone {
 			t.Errorf("orphan after the grace: %s/%s, want CLOSED/CLIENT_GONE", got.State, got.Close)
+		}
+	})
+}
+
+func TestClusterOutageStealsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newReplicas(t)
+		time.Sleep(10 * time.Second) // both replicas healthy for a while
+		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "dee"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// t=10..18: the store is out, longer than ReplicaTTL, so every
+		// heartbeat lapses. A's heartbeats resume 3s late (its first call
+		// after the outage is slow); B's sweep at t=20 falls in that gap.
+		r.c.setDown(true)
+		r.c.setSilent("replica-a", true)
+		time.Sleep(8 * time.Second)
+		r.c.setDown(false)
+		time.Sleep(3 * time.Second)
+		r.c.setSilent("replica-a", false)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		got, err := r.b.Get(t.Context(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Owner != "replica-a" || got.Epoch != 1 {
+			t.Errorf("after a store outage the session is owned by %s (epoch %d), want replica-a untouched", got.Owner, got.Epoch)
 		}
 	})
 }

@@ -141,6 +141,10 @@ type Cluster interface {
 	// Serve delivers the requests forwarded to replica to handle until ctx
 	// ends; handle's reply goes back to the forwarder.
 	Serve(ctx context.Context, replica string, handle func(context.Context, Forwarded) ForwardReply) error
+	// Pace takes a turn to open a signaling connection on channel, across
+	// every replica: 0 when the turn is ours now, else how long to wait
+	// before asking again. At most perSecond turns are given in any second.
+	Pace(ctx context.Context, channel string, perSecond float64) (time.Duration, error)
 }
 
 // Forwarded is one request forwarded to a session's owner.

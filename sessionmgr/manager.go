@@ -35,7 +35,12 @@ type Manager struct {
 	stopOnce sync.Once
 	bg       sync.WaitGroup // heartbeat and forward-serving loops
 
-	// mu guards the fields below.
+	// healthySince is when this replica's heartbeats started succeeding
+	// without a break (zero while they fail); heartbeat goroutine writes,
+	// others read under mu.
+	healthySince time.Time
+
+	// mu guards the fields below and healthySince.
 	mu       sync.Mutex
 	actors   map[SessionID]*actor
 	pacers   map[string]*rate.Limiter // per channel ARN
@@ -134,10 +139,19 @@ func (m *Manager) heartbeat(ctx context.Context) {
 	defer t.Stop()
 	for {
 		hctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
-		if err := m.cluster.Heartbeat(hctx, m.cfg.ReplicaID, m.cfg.ReplicaTTL); err != nil && ctx.Err() == nil {
+		err := m.cluster.Heartbeat(hctx, m.cfg.ReplicaID, m.cfg.ReplicaTTL)
+		cancel()
+		m.mu.Lock()
+		switch {
+		case err != nil:
+			m.healthySince = time.Time{}
+		case m.healthySince.IsZero():
+			m.healthySince = time.Now()
+		}
+		m.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
 			m.log.Warn("replica heartbeat", "error", err)
 		}
-		cancel()
 		select {
 		case <-ctx.Done():
 			return
@@ -162,18 +176,44 @@ func (m *Manager) serveForwarded(ctx context.Context) {
 }
 
 func (m *Manager) handleForwarded(ctx context.Context, f Forwarded) ForwardReply {
-	a := m.actor(f.Session)
-	if a == nil {
-		code, detail := encodeErr(errNotOwner)
-		return ForwardReply{Err: code, Detail: detail}
-	}
 	r := request{kind: reqApp, msg: f.Msg}
 	if f.Kind == "close" {
 		r = request{kind: reqClose, reason: CloseByBackend}
 	}
-	s, err := a.call(ctx, r)
+	s, err := m.sendLocal(ctx, f.Session, r)
 	code, detail := encodeErr(err)
 	return ForwardReply{Session: s, Err: code, Detail: detail}
+}
+
+// sendLocal serves a request forwarded to this replica without forwarding
+// it again: the local actor, or (when the record names this replica but no
+// actor runs it, e.g. after a store outage) a local takeover; errNotOwner
+// when the session belongs elsewhere now.
+func (m *Manager) sendLocal(ctx context.Context, id SessionID, r request) (Session, error) {
+	for range 2 {
+		if a := m.actor(id); a != nil {
+			s, err := a.call(ctx, r)
+			if !errors.Is(err, errFenced) {
+				return s, err
+			}
+			m.removeActor(id, a)
+			return Session{}, errNotOwner
+		}
+		s, err := m.store.Get(ctx, id)
+		if err != nil {
+			return Session{}, err
+		}
+		if s.Terminal() {
+			return s, ErrSessionClosed
+		}
+		if s.Owner != m.cfg.ReplicaID {
+			return Session{}, errNotOwner
+		}
+		if err := m.takeover(ctx, s, false); err != nil && !errors.Is(err, ErrConflict) {
+			return Session{}, err
+		}
+	}
+	return Session{}, errNotOwner
 }
 
 // CreateParams are the inputs of Create.
@@ -391,6 +431,11 @@ func (m *Manager) Send(ctx context.Context, id SessionID, msg AppMessage) (Sessi
 // takes the session over (the app came back here); other requests take it
 // over only when the owner is gone.
 func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, error) {
+	if r.kind == reqAttach && m.isDraining() && m.cluster != nil {
+		// The app must rejoin on another replica, even over a connection
+		// that still reaches this one.
+		return Session{}, ErrShuttingDown
+	}
 	for range 4 {
 		if a := m.actor(id); a != nil {
 			s, err := a.call(ctx, r)
@@ -427,9 +472,20 @@ func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, e
 	return Session{}, fmt.Errorf("session %s: ownership keeps moving: %w", id, ErrUnavailable)
 }
 
+// alive reports whether replica may be alive. Unknown counts as alive:
+// never steal on an outage. After an outage every heartbeat may have
+// lapsed at once, so a missing heartbeat means dead only once this
+// replica's own heartbeats have been succeeding for a whole ReplicaTTL
+// (by then every live replica has renewed its own).
 func (m *Manager) alive(ctx context.Context, replica string) bool {
+	m.mu.Lock()
+	trusted := !m.healthySince.IsZero() && time.Since(m.healthySince) >= m.cfg.ReplicaTTL
+	m.mu.Unlock()
+	if !trusted {
+		return true
+	}
 	ok, err := m.cluster.Alive(ctx, replica)
-	return err != nil || ok // unknown counts as alive: never steal on an outage
+	return err != nil || ok
 }
 
 // forward hands a request to the owner replica.
@@ -578,6 +634,12 @@ func (m *Manager) Close(ctx context.Context) error {
 	return err
 }
 
+func (m *Manager) isDraining() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.draining
+}
+
 func (m *Manager) isClosing() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -595,6 +657,31 @@ func (m *Manager) removeActor(id SessionID, a *actor) {
 	defer m.mu.Unlock()
 	if m.actors[id] == a {
 		delete(m.actors, id)
+	}
+}
+
+// pace waits for a turn to open a signaling connection on channel: across
+// the cluster when there is one (KVS's 3 connects/s per channel is per
+// channel, not per replica), else on this replica.
+func (m *Manager) pace(ctx context.Context, channel string) error {
+	if m.cluster == nil {
+		return m.pacer(channel).Wait(ctx)
+	}
+	for {
+		wait, err := m.cluster.Pace(ctx, channel, m.cfg.DialsPerSecond)
+		if err != nil {
+			// The store is out: fall back to this replica's own pacing
+			// rather than fail a session; KVS's throttling is retried.
+			return m.pacer(channel).Wait(ctx)
+		}
+		if wait <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 }
 

@@ -154,12 +154,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// 2+3. Tell apps to move (GOING_AWAY ends their streams OK) and wait for
 	// their sessions to be taken over elsewhere, stop accepting, let
 	// in-flight RPCs finish: all within the drain timeout.
+	// GracefulStop starts at once: clients get an HTTP/2 GOAWAY, so an app
+	// told to reconnect cannot land here again over its old connection.
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancelDrain()
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
 	drained := make(chan struct{})
 	go func() {
 		d.manager.Drain(drainCtx)
-		gs.GracefulStop()
+		<-stopped
 		close(drained)
 	}()
 	timer := time.NewTimer(cfg.DrainTimeout)

@@ -7,6 +7,7 @@
 //	vs:v1:{replica:<id>}:alive   "1" with a TTL: the replica's heartbeat
 //	vs:v1:{replica:<id>}:inbox   list of forwarded requests (JSON), newest left
 //	vs:v1:{reply:<random>}       list holding the one reply to a request
+//	vs:v1:{pace:<h(channel)>}    the next time a signaling connect may start
 //
 // A forwarder LPUSHes its request (with a deadline and the reply key) onto
 // the owner's inbox and BLPOPs the reply key; the owner BRPOPs its inbox,
@@ -17,6 +18,8 @@ package rediscluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -159,6 +162,37 @@ func (c *Cluster) Serve(ctx context.Context, replica string, handle func(context
 			_, _ = pipe.Exec(pctx)
 		})
 	}
+}
+
+// paceScript gives turns at least ARGV[1] ms apart per key, on the Redis
+// server's clock (no skew between replicas): 0 when the turn is the
+// caller's, else the milliseconds to wait.
+var paceScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+if now >= nxt then
+  redis.call('SET', KEYS[1], now + tonumber(ARGV[1]), 'PX', tonumber(ARGV[1]) * 4)
+  return 0
+end
+return nxt - now
+`)
+
+// Pace implements sessionmgr.Cluster: turns on channel are spaced
+// 1/perSecond apart across every replica, so at most ceil(perSecond) fall
+// in any second (3 at the default 2.5, KVS's limit).
+func (c *Cluster) Pace(ctx context.Context, channel string, perSecond float64) (time.Duration, error) {
+	if perSecond <= 0 {
+		return 0, nil
+	}
+	interval := max(time.Duration(float64(time.Second)/perSecond), time.Millisecond)
+	sum := sha256.Sum256([]byte(channel))
+	key := c.prefix + ":{pace:" + hex.EncodeToString(sum[:16]) + "}"
+	ms, err := paceScript.Run(ctx, c.rdb, []string{key}, interval.Milliseconds()).Int64()
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // wrap marks Redis failures as sessionmgr.ErrUnavailable.

@@ -116,3 +116,45 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("Heartbeat with Redis down = %v, want ErrUnavailable", err)
 	}
 }
+
+func TestPace(t *testing.T) {
+	c := rediscluster.New(client(t, redistest.URL(t)))
+	ch := "arn:aws:kinesisvideo:us-west-2:1:channel/pace-" + rand.Text() + "/1"
+	// Two "replicas" asking at once share one schedule: 6 turns at 5/s
+	// take at least 5 intervals of 200ms.
+	start := time.Now()
+	turns := make(chan time.Time, 6)
+	done := make(chan struct{})
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 3 {
+				for {
+					wait, err := c.Pace(t.Context(), ch, 5)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if wait == 0 {
+						turns <- time.Now()
+						break
+					}
+					time.Sleep(wait) // the wait Pace asked for
+				}
+			}
+		}()
+	}
+	<-done
+	<-done
+	close(turns)
+	var got []time.Time
+	for tm := range turns {
+		got = append(got, tm)
+	}
+	if len(got) != 6 {
+		t.Fatalf("%d turns, want 6", len(got))
+	}
+	if d := time.Since(start); d < 950*time.Millisecond {
+		t.Errorf("6 turns at 5/s took %v, want at least 5 x 200ms", d)
+	}
+}
