@@ -34,6 +34,7 @@ func reportOA(b *testing.B, r OfferAnswerResult) {
 	b.ReportMetric(msf(r.Service.P99()), "service-p99-ms")
 	b.ReportMetric(msf(r.Service.P50()-r.Direct.P50()), "added-p50-ms")
 	b.ReportMetric(msf(r.Service.P99()-r.Direct.P99()), "added-p99-ms")
+	b.ReportMetric(msf(r.ServiceHops.P50()-r.DirectHops.P50()), "added-outside-camera-p50-ms")
 	b.Logf("direct %v; service %v; direct hops %v; service hops %v", r.Direct, r.Service, r.DirectHops, r.ServiceHops)
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,23 +61,54 @@ type CreateRateResult struct {
 	// commandstats, which counts the commands inside scripts too: exact
 	// only on a server no one else uses).
 	RoundTripsPerCreate, CommandsPerCreate float64
+	// RoundTrips counts the round trips per CreateSession by what they
+	// sent (a pipeline by its commands).
+	RoundTrips map[string]float64
 }
 
-// tripCounter is a go-redis hook that counts round trips.
-type tripCounter struct{ n atomic.Int64 }
+// tripCounter is a go-redis hook that counts round trips, in total and by
+// what they sent.
+type tripCounter struct {
+	n atomic.Int64
+
+	// mu guards byName.
+	mu     sync.Mutex
+	byName map[string]int64
+}
+
+func (t *tripCounter) add(name string) {
+	t.n.Add(1)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byName == nil {
+		t.byName = make(map[string]int64)
+	}
+	t.byName[name]++
+}
+
+// names returns a copy of the counts by name.
+func (t *tripCounter) names() map[string]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.byName)
+}
 
 func (t *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		t.n.Add(1)
+		t.add(cmd.Name())
 		return next(ctx, cmd)
 	}
 }
 
 func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		t.n.Add(1)
+		names := make([]string, len(cmds))
+		for i, c := range cmds {
+			names[i] = c.Name()
+		}
+		t.add("pipeline(" + strings.Join(names, ",") + ")")
 		return next(ctx, cmds)
 	}
 }
@@ -132,11 +165,12 @@ func CreateRate(ctx context.Context, cfg CreateRateConfig) (CreateRateResult, er
 	prefix := "bench:setnx:" + strings.ToLower(rand.Text()[:8])
 	var createWall, setWall time.Duration
 	var commands, roundTrips int64
+	byName := make(map[string]int64)
 	var createLat, setLat []time.Duration
 	for r := range cfg.Runs {
 		runCreate := func() error {
 			names := make([]string, cfg.Count)
-			before, tripsBefore := commandCalls(ctx, base), trips.n.Load()
+			before, tripsBefore, namesBefore := commandCalls(ctx, base), trips.n.Load(), trips.names()
 			wall, lat, err := timed(ctx, cfg.Count, cfg.Concurrency, func(ctx context.Context, i int) error {
 				cs, err := st.Create(ctx, i%len(st.ARNs), fmt.Sprintf("c%d-%d", r, i), nil)
 				if err != nil {
@@ -152,6 +186,9 @@ func CreateRate(ctx context.Context, cfg CreateRateConfig) (CreateRateResult, er
 			createLat = append(createLat, lat...)
 			commands += commandCalls(ctx, base) - before - 1 // this INFO
 			roundTrips += trips.n.Load() - tripsBefore
+			for k, v := range trips.names() {
+				byName[k] += v - namesBefore[k]
+			}
 			return forEach(ctx, len(names), cfg.Concurrency, func(ctx context.Context, i int) error {
 				_, err := st.client().CloseSession(backend(ctx), &vspb.CloseSessionRequest{Name: names[i]})
 				return err
@@ -190,6 +227,12 @@ func CreateRate(ctx context.Context, cfg CreateRateConfig) (CreateRateResult, er
 		res.SetNXLatency = NewDist(setLat)
 		res.CommandsPerCreate = float64(commands) / float64(cfg.Runs*cfg.Count)
 		res.RoundTripsPerCreate = float64(roundTrips) / float64(cfg.Runs*cfg.Count)
+		res.RoundTrips = make(map[string]float64)
+		for k, v := range byName {
+			if v > 0 {
+				res.RoundTrips[k] = float64(v) / float64(cfg.Runs*cfg.Count)
+			}
+		}
 	}
 	return res, nil
 }

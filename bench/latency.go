@@ -77,6 +77,10 @@ type OfferAnswerResult struct {
 	// turnaround seen at the emulator (offer in -> answer in): the time
 	// spent outside the camera, per exchange.
 	DirectHops, ServiceHops Dist
+	// SchedLatency is how long runnable goroutines of this process waited
+	// for a CPU during the rounds, GCPauses the stop-the-world pauses: a
+	// tail that is the machine's, not the service's, shows here.
+	SchedLatency, GCPauses HistQuantiles
 }
 
 // OfferAnswer measures offer->answer latency through the service and
@@ -112,6 +116,7 @@ func OfferAnswer(ctx context.Context, cfg OfferAnswerConfig) (OfferAnswerResult,
 	}
 	directARNs, serviceARNs := st.ARNs[:cfg.Channels], st.ARNs[cfg.Channels:]
 	var direct, service []sample
+	before := readRuntimeHists()
 	for r := range cfg.Rounds {
 		got, err := round(ctx, 2*cfg.Sessions, cfg.Spacing, func(ctx context.Context, k int, life time.Duration) (exchange, error) {
 			i, isDirect := k/2, (k%2 == 0) == (r%2 == 0)
@@ -136,6 +141,8 @@ func OfferAnswer(ctx context.Context, cfg OfferAnswerConfig) (OfferAnswerResult,
 			return res, err
 		}
 	}
+	after := readRuntimeHists()
+	res.SchedLatency, res.GCPauses = since(after.sched, before.sched), since(after.gc, before.gc)
 	turn := turnarounds(st.Emu, st.ARNs)
 	res.Direct, res.DirectHops = split(direct, turn)
 	res.Service, res.ServiceHops = split(service, turn)

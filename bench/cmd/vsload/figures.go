@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/acme/viewersession/bench"
@@ -58,6 +60,15 @@ func figureA(ctx context.Context, o options, out io.Writer) error {
 			msf(r.DirectHops.P99()), msf(r.ServiceHops.P99()), msf(r.ServiceHops.P99()-r.DirectHops.P99()))
 	}
 	fmt.Fprintln(out)
+	fmt.Fprintln(out, "The process meanwhile (runtime/metrics): how long runnable goroutines waited for a CPU, and GC stop-the-world pauses:")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| sessions | scheduling wait p50 | p99 | max | GC pauses | p99 | max |")
+	fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range results {
+		fmt.Fprintf(out, "| %d | %.3f ms | %.2f ms | %.0f ms | %d | %.2f ms | %.2f ms |\n", r.Config.Sessions,
+			msf(r.SchedLatency.P50), msf(r.SchedLatency.P99), msf(r.SchedLatency.Max), r.GCPauses.N, msf(r.GCPauses.P99), msf(r.GCPauses.Max))
+	}
+	fmt.Fprintln(out)
 	return nil
 }
 
@@ -104,6 +115,15 @@ func figureB(ctx context.Context, o options, out io.Writer) error {
 			r.RoundTripsPerCreate, r.CommandsPerCreate)
 	}
 	fmt.Fprintln(out)
+	if len(results) > 0 {
+		last := results[len(results)-1]
+		fmt.Fprintf(out, "Round trips per CreateSession by what they sent (concurrency %d):\n\n", last.Config.Concurrency)
+		names := slices.Sorted(maps.Keys(last.RoundTrips))
+		for _, n := range names {
+			fmt.Fprintf(out, "- %s: %.2f\n", n, last.RoundTrips[n])
+		}
+		fmt.Fprintln(out)
+	}
 	return nil
 }
 
@@ -157,7 +177,7 @@ func figureD(ctx context.Context, o options, out io.Writer) error {
 
 func figureE(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "### (e) recovery after a network change (%d runs per path)\n\n", o.recoveryRuns)
-	fmt.Fprintln(out, "| path | camera | policy | RECOVERY_STARTED -> RECOVERED p50 / max | switch -> app sees RECOVERED p50 | switch -> video again p50 / max |")
+	fmt.Fprintln(out, "| path | camera | policy | RECOVERY_STARTED -> RECOVERED p50 / max | switch -> app sees RECOVERED p50 | switch -> first video packet p50 / max |")
 	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|")
 	for _, p := range bench.RecoveryPaths() {
 		r, err := bench.Recovery(ctx, p, o.recoveryRuns)
