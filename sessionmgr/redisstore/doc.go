@@ -52,8 +52,8 @@
 //
 // A replica that dies between the steps leaves at worst a live-set member
 // without a live record (it holds a slot until its score passes) or an
-// index member without a record (List skips and removes it; each Create
-// also checks a few random listing members).
+// index member without a record (List skips and removes it; one Create in
+// 16 also checks a few random listing members).
 //
 // # Liveness and expiry
 //
