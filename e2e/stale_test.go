@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
+	"github.com/acme/viewersession/internal/stacktest"
 	"testing"
 	"time"
-
-	"github.com/pion/webrtc/v4"
-	"google.golang.org/grpc/metadata"
 
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
@@ -29,7 +27,7 @@ func TestSignalToOldOwnerAfterTakeover(t *testing.T) {
 	// The app attaches on C (WatchSession with its token): C takes over.
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	w, err := cc.api.WatchSession(withToken(ctx, token), &vspb.WatchSessionRequest{Name: name})
+	w, err := cc.api.WatchSession(stacktest.WithToken(ctx, token), &vspb.WatchSessionRequest{Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,33 +43,11 @@ func TestSignalToOldOwnerAfterTakeover(t *testing.T) {
 	// Its first Signal goes to A.
 	sctx, scancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer scancel()
-	resp, err := a.api.Signal(withToken(sctx, token), &vspb.SignalRequest{Name: name,
-		Message: &vspb.SignalRequest_Offer{Offer: &vspb.SessionDescription{Sdp: pionOffer(t)}}})
+	resp, err := a.api.Signal(stacktest.WithToken(sctx, token), &vspb.SignalRequest{Name: name,
+		Message: &vspb.SignalRequest_Offer{Offer: &vspb.SessionDescription{Sdp: stacktest.PionOffer(t)}}})
 	if err != nil {
 		t.Fatalf("Signal(offer) on A right after C took the session over = %v (reason %s), want OK: "+
 			"A's stale actor answered instead of forwarding to the owner C", err, reason(err))
 	}
 	t.Logf("Signal(offer) on A: state %v", resp.GetState())
-}
-
-func withToken(ctx context.Context, token string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-}
-
-// pionOffer makes a real SDP offer (recvonly video) and closes its peer.
-func pionOffer(t *testing.T) string {
-	t.Helper()
-	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return offer.SDP
 }

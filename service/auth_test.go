@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
+	"github.com/acme/viewersession/internal/stacktest"
 	"io"
 	"strings"
 	"testing"
@@ -17,9 +18,9 @@ import (
 // TestE2EAuthTable: every RPC x every kind of credential gives the
 // documented code, and no credential reaches the log at any level.
 func TestE2EAuthTable(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	mine := s.create(t, "auth-mine", nil)
-	theirs := s.create(t, "auth-theirs", nil)
+	s := stacktest.Start(t, stacktest.Options{})
+	mine := s.Create(t, "auth-mine", nil)
+	theirs := s.Create(t, "auth-theirs", nil)
 	name := mine.GetSession().GetName()
 
 	creds := []struct {
@@ -27,10 +28,10 @@ func TestE2EAuthTable(t *testing.T) {
 		ctx  func(context.Context) context.Context
 	}{
 		{"none", func(c context.Context) context.Context { return c }},
-		{"wrong key", func(c context.Context) context.Context { return withToken(c, "wrong-key-000000") }},
-		{"valid key", backend},
-		{"own token", func(c context.Context) context.Context { return withToken(c, mine.GetSessionToken()) }},
-		{"other's token", func(c context.Context) context.Context { return withToken(c, theirs.GetSessionToken()) }},
+		{"wrong key", func(c context.Context) context.Context { return stacktest.WithToken(c, "wrong-key-000000") }},
+		{"valid key", stacktest.Backend},
+		{"own token", func(c context.Context) context.Context { return stacktest.WithToken(c, mine.GetSessionToken()) }},
+		{"other's token", func(c context.Context) context.Context { return stacktest.WithToken(c, theirs.GetSessionToken()) }},
 	}
 	const (
 		unauth = codes.Unauthenticated
@@ -44,21 +45,21 @@ func TestE2EAuthTable(t *testing.T) {
 		want []codes.Code
 	}{
 		{"CreateSession", func(ctx context.Context) error {
-			_, err := s.api.CreateSession(ctx, &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: s.arn}, ViewerId: "auth-new"})
+			_, err := s.API.CreateSession(ctx, &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: s.ARN}, ViewerId: "auth-new"})
 			return err
 		}, []codes.Code{unauth, unauth, ok, denied, denied}},
 		{"GetSession", func(ctx context.Context) error {
-			_, err := s.api.GetSession(ctx, &vspb.GetSessionRequest{Name: name})
+			_, err := s.API.GetSession(ctx, &vspb.GetSessionRequest{Name: name})
 			return err
 		}, []codes.Code{unauth, unauth, ok, denied, denied}},
 		{"ListSessions", func(ctx context.Context) error {
-			_, err := s.api.ListSessions(ctx, &vspb.ListSessionsRequest{})
+			_, err := s.API.ListSessions(ctx, &vspb.ListSessionsRequest{})
 			return err
 		}, []codes.Code{unauth, unauth, ok, denied, denied}},
 		{"WatchSession", func(ctx context.Context) error {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			w, err := s.api.WatchSession(ctx, &vspb.WatchSessionRequest{Name: name})
+			w, err := s.API.WatchSession(ctx, &vspb.WatchSessionRequest{Name: name})
 			if err != nil {
 				return err
 			}
@@ -68,7 +69,7 @@ func TestE2EAuthTable(t *testing.T) {
 		{"Connect", func(ctx context.Context) error {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			st, err := s.api.Connect(ctx)
+			st, err := s.API.Connect(ctx)
 			if err != nil {
 				return err
 			}
@@ -82,13 +83,13 @@ func TestE2EAuthTable(t *testing.T) {
 			return err
 		}, []codes.Code{unauth, unauth, ok, ok, denied}},
 		{"Signal", func(ctx context.Context) error {
-			_, err := s.api.Signal(ctx, &vspb.SignalRequest{Name: name, Message: &vspb.SignalRequest_StateReport{
+			_, err := s.API.Signal(ctx, &vspb.SignalRequest{Name: name, Message: &vspb.SignalRequest_StateReport{
 				StateReport: &vspb.ConnectionStateReport{IceState: vspb.IceConnectionState_ICE_CONNECTION_STATE_NEW},
 			}})
 			return err
 		}, []codes.Code{unauth, unauth, ok, ok, denied}},
 		{"CloseSession", func(ctx context.Context) error {
-			_, err := s.api.CloseSession(ctx, &vspb.CloseSessionRequest{Name: name})
+			_, err := s.API.CloseSession(ctx, &vspb.CloseSessionRequest{Name: name})
 			return err
 		}, []codes.Code{unauth, unauth, ok, denied, denied}},
 	}
@@ -106,7 +107,7 @@ func TestE2EAuthTable(t *testing.T) {
 	}
 
 	// No credential in the log, at debug level.
-	secrets := []string{apiKey, "wrong-key-000000", mine.GetSessionToken(), theirs.GetSessionToken()}
+	secrets := []string{stacktest.APIKey, "wrong-key-000000", mine.GetSessionToken(), theirs.GetSessionToken()}
 	for _, ice := range mine.GetSession().GetIceServers() {
 		if ice.GetCredential() != "" {
 			secrets = append(secrets, ice.GetCredential())
@@ -114,7 +115,7 @@ func TestE2EAuthTable(t *testing.T) {
 	}
 	// The token's secret half alone must not appear either.
 	secrets = append(secrets, mine.GetSessionToken()[strings.IndexByte(mine.GetSessionToken(), '.')+1:])
-	logs := s.logs.String()
+	logs := s.Logs.String()
 	if len(logs) < 1000 {
 		t.Fatalf("captured only %d bytes of log; the scan would prove nothing", len(logs))
 	}
@@ -128,13 +129,13 @@ func TestE2EAuthTable(t *testing.T) {
 // Issue 7 acceptance 4: one request_id, one session, one clientId, and the
 // same token.
 func TestE2EIdempotentCreate(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	req := &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: s.arn}, ViewerId: "idem", RequestId: "req-42"}
-	first, err := s.api.CreateSession(backend(t.Context()), req)
+	s := stacktest.Start(t, stacktest.Options{})
+	req := &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: s.ARN}, ViewerId: "idem", RequestId: "req-42"}
+	first, err := s.API.CreateSession(stacktest.Backend(t.Context()), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := s.api.CreateSession(backend(t.Context()), req)
+	second, err := s.API.CreateSession(stacktest.Backend(t.Context()), req)
 	if err != nil {
 		t.Fatalf("repeat: %v", err)
 	}
@@ -145,7 +146,7 @@ func TestE2EIdempotentCreate(t *testing.T) {
 	if first.GetSessionToken() == "" || second.GetSessionToken() != first.GetSessionToken() {
 		t.Errorf("repeat token differs from the first (or is empty)")
 	}
-	list, err := s.api.ListSessions(backend(t.Context()), &vspb.ListSessionsRequest{Channel: &vspb.Channel{Arn: s.arn}})
+	list, err := s.API.ListSessions(stacktest.Backend(t.Context()), &vspb.ListSessionsRequest{Channel: &vspb.Channel{Arn: s.ARN}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestE2EIdempotentCreate(t *testing.T) {
 	}
 	// The same request_id with another viewer is refused.
 	req.ViewerId = "someone-else"
-	if _, err := s.api.CreateSession(backend(t.Context()), req); status.Code(err) != codes.InvalidArgument {
+	if _, err := s.API.CreateSession(stacktest.Backend(t.Context()), req); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("request_id reused for another viewer = %v, want INVALID_ARGUMENT", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/acme/viewersession/internal/stacktest"
 	"io"
 	"strings"
 	"testing"
@@ -27,9 +28,9 @@ type rawConnect struct {
 	end    chan error // the stream's final status
 }
 
-func connectRaw(t *testing.T, s *stack, token, name string, after uint64) *rawConnect {
+func connectRaw(t *testing.T, s *stacktest.Stack, token, name string, after uint64) *rawConnect {
 	t.Helper()
-	stream, err := s.api.Connect(withToken(t.Context(), token))
+	stream, err := s.API.Connect(stacktest.WithToken(t.Context(), token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,17 +125,17 @@ func TestE2ECameraNeverAnswers(t *testing.T) {
 }
 
 func cameraNeverAnswers(t *testing.T, onRedis bool) {
-	s := newStack(t, stackOptions{redis: onRedis})
-	if err := s.emu.SetCameraFault(s.arn, camera.Fault{NoAnswer: true}); err != nil {
+	s := stacktest.Start(t, stacktest.Options{Redis: onRedis})
+	if err := s.Emu.SetCameraFault(s.ARN, camera.Fault{NoAnswer: true}); err != nil {
 		t.Fatal(err)
 	}
 	const answerTimeout, retryDelay = 1500 * time.Millisecond, 600 * time.Millisecond
-	cs := s.create(t, "noanswer", &vspb.SessionOptions{
+	cs := s.Create(t, "noanswer", &vspb.SessionOptions{
 		AnswerTimeout: durationpb.New(answerTimeout), RetryDelay: durationpb.New(retryDelay),
 	})
 	rc := connectRaw(t, s, cs.GetSessionToken(), cs.GetSession().GetName(), 0)
 	rc.waitEvent(t, 10*time.Second, func(e *vspb.SessionEvent) bool { return e.GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER })
-	rc.send(t, offerMsg(pionOffer(t)))
+	rc.send(t, offerMsg(stacktest.PionOffer(t)))
 	evs, err := rc.drain(t, 30*time.Second)
 
 	if code := status.Code(err); code != codes.DeadlineExceeded || reasonOf(err) != "ANSWER_TIMEOUT" {
@@ -146,7 +147,7 @@ func cameraNeverAnswers(t *testing.T, onRedis bool) {
 	// Exactly two offers reached the emulator, under two clientIds.
 	var offers []time.Time
 	var ids []string
-	for _, m := range s.emu.Messages(s.arn) {
+	for _, m := range s.Emu.Messages(s.ARN) {
 		if m.Type == "SDP_OFFER" && m.From == "viewer" {
 			offers = append(offers, m.Time)
 			ids = append(ids, m.ClientID)
@@ -158,7 +159,7 @@ func cameraNeverAnswers(t *testing.T, onRedis bool) {
 	if ids[0] == ids[1] {
 		t.Errorf("both offers came from clientId %q, want two distinct", ids[0])
 	}
-	if got := s.emu.Counters().Messages["viewer->master:SDP_OFFER"]; got != 2 {
+	if got := s.Emu.Counters().Messages["viewer->master:SDP_OFFER"]; got != 2 {
 		t.Errorf("emulator counter viewer->master:SDP_OFFER = %d, want 2", got)
 	}
 	firstTimeout := offers[0].Add(answerTimeout)
@@ -178,14 +179,14 @@ func cameraNeverAnswers(t *testing.T, onRedis bool) {
 
 // Acceptance 5: a second offer while one is in flight.
 func TestE2ESecondOfferInFlight(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	if err := s.emu.SetCameraFault(s.arn, camera.Fault{NoAnswer: true}); err != nil {
+	s := stacktest.Start(t, stacktest.Options{})
+	if err := s.Emu.SetCameraFault(s.ARN, camera.Fault{NoAnswer: true}); err != nil {
 		t.Fatal(err)
 	}
-	cs := s.create(t, "twice", &vspb.SessionOptions{AnswerTimeout: durationpb.New(20 * time.Second)})
+	cs := s.Create(t, "twice", &vspb.SessionOptions{AnswerTimeout: durationpb.New(20 * time.Second)})
 	rc := connectRaw(t, s, cs.GetSessionToken(), cs.GetSession().GetName(), 0)
 	rc.waitEvent(t, 10*time.Second, func(e *vspb.SessionEvent) bool { return e.GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER })
-	offer := pionOffer(t)
+	offer := stacktest.PionOffer(t)
 	rc.send(t, offerMsg(offer))
 	rc.waitEvent(t, 10*time.Second, ofType(vspb.EventType_EVENT_TYPE_OFFER_SENT))
 	rc.send(t, offerMsg(offer))
@@ -193,7 +194,7 @@ func TestE2ESecondOfferInFlight(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition || reasonOf(err) != "OFFER_IN_FLIGHT" {
 		t.Fatalf("second offer: %v (reason %q), want FAILED_PRECONDITION OFFER_IN_FLIGHT", err, reasonOf(err))
 	}
-	got, err := s.api.GetSession(backend(t.Context()), &vspb.GetSessionRequest{Name: cs.GetSession().GetName()})
+	got, err := s.API.GetSession(stacktest.Backend(t.Context()), &vspb.GetSessionRequest{Name: cs.GetSession().GetName()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,11 +205,11 @@ func TestE2ESecondOfferInFlight(t *testing.T) {
 
 // Acceptance 8: the 11th session on a channel.
 func TestE2EChannelFull(t *testing.T) {
-	s := newStack(t, stackOptions{})
+	s := stacktest.Start(t, stacktest.Options{})
 	for i := range 10 {
-		s.create(t, fmt.Sprintf("viewer%d", i), nil)
+		s.Create(t, fmt.Sprintf("viewer%d", i), nil)
 	}
-	_, err := s.api.CreateSession(backend(t.Context()), &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: s.arn}, ViewerId: "eleventh"})
+	_, err := s.API.CreateSession(stacktest.Backend(t.Context()), &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: s.ARN}, ViewerId: "eleventh"})
 	if status.Code(err) != codes.ResourceExhausted || reasonOf(err) != "CHANNEL_FULL" {
 		t.Fatalf("11th CreateSession = %v (reason %q), want RESOURCE_EXHAUSTED CHANNEL_FULL", err, reasonOf(err))
 	}
@@ -224,16 +225,16 @@ func TestE2EChannelFull(t *testing.T) {
 
 // Acceptance 9: bad input, each with its status, the session unharmed.
 func TestE2EBadInput(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	cs := s.create(t, "badinput", nil)
-	other := s.create(t, "other", nil)
+	s := stacktest.Start(t, stacktest.Options{})
+	cs := s.Create(t, "badinput", nil)
+	other := s.Create(t, "other", nil)
 	name, token := cs.GetSession().GetName(), cs.GetSessionToken()
 	unknown := "sessions/aaaaaaaaaaaaaaaaaaaaaaaaaa"
-	good := pionOffer(t)
+	good := stacktest.PionOffer(t)
 
 	signal := func(ctx context.Context, name string, r *vspb.SignalRequest) error {
 		r.Name = name
-		_, err := s.api.Signal(ctx, r)
+		_, err := s.API.Signal(ctx, r)
 		return err
 	}
 	offer := func(sdp string) *vspb.SignalRequest {
@@ -243,7 +244,7 @@ func TestE2EBadInput(t *testing.T) {
 		mid := "0"
 		return &vspb.SignalRequest{Message: &vspb.SignalRequest_Candidate{Candidate: &vspb.IceCandidate{Candidate: c, SdpMid: mid}}}
 	}
-	own := withToken(t.Context(), token)
+	own := stacktest.WithToken(t.Context(), token)
 
 	// Before joining (nobody watches with the token yet).
 	if err := signal(own, name, offer(good)); status.Code(err) != codes.FailedPrecondition || reasonOf(err) != "NOT_JOINED" {
@@ -268,11 +269,11 @@ func TestE2EBadInput(t *testing.T) {
 		{"oversized candidate", own, name, cand("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host " + strings.Repeat("x", 2000)), codes.InvalidArgument, "INVALID_ARGUMENT"},
 		{"no message", own, name, &vspb.SignalRequest{}, codes.InvalidArgument, "INVALID_ARGUMENT"},
 		{"bad name", own, "sessions/nope", offer(good), codes.InvalidArgument, "INVALID_ARGUMENT"},
-		{"unknown session", backend(t.Context()), unknown, offer(good), codes.NotFound, "SESSION_NOT_FOUND"},
+		{"unknown session", stacktest.Backend(t.Context()), unknown, offer(good), codes.NotFound, "SESSION_NOT_FOUND"},
 		{"missing token", t.Context(), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},
-		{"wrong token", withToken(t.Context(), "not-a-token"), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},
-		{"forged token", withToken(t.Context(), token[:len(token)-4]+"AAAA"), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},
-		{"another session's token", withToken(t.Context(), other.GetSessionToken()), name, offer(good), codes.PermissionDenied, "PERMISSION_DENIED"},
+		{"wrong token", stacktest.WithToken(t.Context(), "not-a-token"), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},
+		{"forged token", stacktest.WithToken(t.Context(), token[:len(token)-4]+"AAAA"), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},
+		{"another session's token", stacktest.WithToken(t.Context(), other.GetSessionToken()), name, offer(good), codes.PermissionDenied, "PERMISSION_DENIED"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,7 +281,7 @@ func TestE2EBadInput(t *testing.T) {
 			if status.Code(err) != tt.wantCode || reasonOf(err) != tt.wantReason {
 				t.Errorf("Signal: %v (reason %q), want %v %s", err, reasonOf(err), tt.wantCode, tt.wantReason)
 			}
-			got, err := s.api.GetSession(backend(t.Context()), &vspb.GetSessionRequest{Name: name})
+			got, err := s.API.GetSession(stacktest.Backend(t.Context()), &vspb.GetSessionRequest{Name: name})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,7 +297,7 @@ func TestE2EBadInput(t *testing.T) {
 		t.Errorf("join twice: %v, want FAILED_PRECONDITION ALREADY_JOINED", err)
 	}
 	// A Connect whose first message is not join.
-	stream, err := s.api.Connect(own)
+	stream, err := s.API.Connect(own)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func TestE2EBadInput(t *testing.T) {
 	if _, err := stream.Recv(); status.Code(err) != codes.FailedPrecondition || reasonOf(err) != "NOT_JOINED" {
 		t.Errorf("Connect starting with an offer: %v, want FAILED_PRECONDITION NOT_JOINED", err)
 	}
-	got, err := s.api.GetSession(backend(t.Context()), &vspb.GetSessionRequest{Name: name})
+	got, err := s.API.GetSession(stacktest.Backend(t.Context()), &vspb.GetSessionRequest{Name: name})
 	if err != nil || got.GetSession().GetState() == vspb.SessionState_SESSION_STATE_CLOSED {
 		t.Errorf("session after the bad-input table: %v, %v; want it alive", got.GetSession().GetState(), err)
 	}
@@ -316,24 +317,24 @@ func TestE2EBadInput(t *testing.T) {
 // CLIENT_GONE release the clientId into cooldown.
 func TestE2EClientIDCooldown(t *testing.T) {
 	const cooldown = time.Second
-	s := newStack(t, stackOptions{cooldown: cooldown})
-	first := s.create(t, "zoe", nil)
+	s := stacktest.Start(t, stacktest.Options{Cooldown: cooldown})
+	first := s.Create(t, "zoe", nil)
 	if got := first.GetSession().GetClientId(); got != "zoe" {
 		t.Fatalf("first clientId = %q, want zoe", got)
 	}
-	closed, err := s.api.CloseSession(backend(t.Context()), &vspb.CloseSessionRequest{Name: first.GetSession().GetName()})
+	closed, err := s.API.CloseSession(stacktest.Backend(t.Context()), &vspb.CloseSessionRequest{Name: first.GetSession().GetName()})
 	if err != nil || closed.GetSession().GetCloseReason() != vspb.CloseReason_CLOSE_REASON_CLOSED_BY_BACKEND {
 		t.Fatalf("CloseSession: %v %v", closed, err)
 	}
 	released := time.Now()
-	second := s.create(t, "zoe", nil)
+	second := s.Create(t, "zoe", nil)
 	if got := second.GetSession().GetClientId(); got != "zoe-2" {
 		t.Errorf("clientId inside the cooldown = %q, want zoe-2", got)
 	}
 
 	// No resume within the grace: CLIENT_GONE, clientId into cooldown.
-	gone := s.create(t, "yan", &vspb.SessionOptions{ResumeGrace: durationpb.New(300 * time.Millisecond)})
-	w, err := s.api.WatchSession(backend(t.Context()), &vspb.WatchSessionRequest{Name: gone.GetSession().GetName()})
+	gone := s.Create(t, "yan", &vspb.SessionOptions{ResumeGrace: durationpb.New(300 * time.Millisecond)})
+	w, err := s.API.WatchSession(stacktest.Backend(t.Context()), &vspb.WatchSessionRequest{Name: gone.GetSession().GetName()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,16 +352,16 @@ func TestE2EClientIDCooldown(t *testing.T) {
 	if last.GetType() != vspb.EventType_EVENT_TYPE_CLOSED || last.GetCloseReason() != vspb.CloseReason_CLOSE_REASON_CLIENT_GONE {
 		t.Fatalf("last event = %v, want CLOSED CLIENT_GONE", last)
 	}
-	if got := s.create(t, "yan", nil).GetSession().GetClientId(); got != "yan-2" {
+	if got := s.Create(t, "yan", nil).GetSession().GetClientId(); got != "yan-2" {
 		t.Errorf("clientId after CLIENT_GONE = %q, want yan-2 (yan cooling down)", got)
 	}
 
 	// After the cooldown the base is free again. The cooldown is the longer
 	// of the configured one and the channel's MessageTtlSeconds (5s here).
-	effective := max(cooldown, channelMessageTTL)
+	effective := max(cooldown, stacktest.ChannelMessageTTL)
 	wait := time.Until(released.Add(effective + 100*time.Millisecond))
 	time.Sleep(wait) // real time: the allocator's cooldown is wall-clock
-	third := s.create(t, "zoe", nil)
+	third := s.Create(t, "zoe", nil)
 	if got := third.GetSession().GetClientId(); got != "zoe" {
 		t.Errorf("clientId after the cooldown = %q, want zoe", got)
 	}
@@ -369,14 +370,14 @@ func TestE2EClientIDCooldown(t *testing.T) {
 // A Connect join on a session that ended while the app was away replays
 // what it missed and ends with the session's own end.
 func TestE2EJoinEndedSession(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	if err := s.emu.SetCameraFault(s.arn, camera.Fault{NoAnswer: true}); err != nil {
+	s := stacktest.Start(t, stacktest.Options{})
+	if err := s.Emu.SetCameraFault(s.ARN, camera.Fault{NoAnswer: true}); err != nil {
 		t.Fatal(err)
 	}
-	cs := s.create(t, "ended", &vspb.SessionOptions{AnswerTimeout: durationpb.New(200 * time.Millisecond), RetryDelay: durationpb.New(50 * time.Millisecond)})
+	cs := s.Create(t, "ended", &vspb.SessionOptions{AnswerTimeout: durationpb.New(200 * time.Millisecond), RetryDelay: durationpb.New(50 * time.Millisecond)})
 	rc := connectRaw(t, s, cs.GetSessionToken(), cs.GetSession().GetName(), 0)
 	last := rc.waitEvent(t, 10*time.Second, func(e *vspb.SessionEvent) bool { return e.GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER })
-	rc.send(t, offerMsg(pionOffer(t)))
+	rc.send(t, offerMsg(stacktest.PionOffer(t)))
 	rc.drain(t, 10*time.Second) // FAILED ANSWER_TIMEOUT
 
 	again := connectRaw(t, s, cs.GetSessionToken(), cs.GetSession().GetName(), last.GetSequence())

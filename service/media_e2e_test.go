@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/acme/viewersession/internal/stacktest"
 	"slices"
 	"testing"
 	"time"
@@ -31,10 +32,10 @@ type app struct {
 	done chan error
 }
 
-func startApp(t *testing.T, s *stack, cs *vspb.CreateSessionResponse, mode thinclient.Mode, net *thinclient.SwitchNet) *app {
+func startApp(t *testing.T, s *stacktest.Stack, cs *vspb.CreateSessionResponse, mode thinclient.Mode, net *thinclient.SwitchNet) *app {
 	t.Helper()
 	c, err := thinclient.New(thinclient.Config{
-		Conn:        s.cc,
+		Conn:        s.Conn,
 		Session:     cs.GetSession().GetName(),
 		Token:       cs.GetSessionToken(),
 		Mode:        mode,
@@ -135,13 +136,13 @@ func TestE2EHappyPath(t *testing.T) {
 	variants = append(variants, variant{"connect-redis", thinclient.ModeConnect, true})
 	for _, m := range variants {
 		t.Run(m.name, func(t *testing.T) {
-			s := newStack(t, stackOptions{redis: m.redis})
-			cs := s.create(t, "happy-"+m.name, nil)
+			s := stacktest.Start(t, stacktest.Options{Redis: m.redis})
+			cs := s.Create(t, "happy-"+m.name, nil)
 			a := startApp(t, s, cs, m.mode, nil)
 			a.wait(t, 20*time.Second, "CONNECTED", connected)
 			a.rtp(t, 30)
 
-			closed, err := s.api.CloseSession(backend(t.Context()), &vspb.CloseSessionRequest{Name: cs.GetSession().GetName()})
+			closed, err := s.API.CloseSession(stacktest.Backend(t.Context()), &vspb.CloseSessionRequest{Name: cs.GetSession().GetName()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,12 +176,12 @@ func TestE2EHappyPath(t *testing.T) {
 func TestE2ENoAnswerThinClient(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			s := newStack(t, stackOptions{})
-			if err := s.emu.SetCameraFault(s.arn, camera.Fault{NoAnswer: true}); err != nil {
+			s := stacktest.Start(t, stacktest.Options{})
+			if err := s.Emu.SetCameraFault(s.ARN, camera.Fault{NoAnswer: true}); err != nil {
 				t.Fatal(err)
 			}
 			const at, rd = time.Second, 400 * time.Millisecond
-			cs := s.create(t, "silent-"+m.name, &vspb.SessionOptions{AnswerTimeout: durationpb.New(at), RetryDelay: durationpb.New(rd)})
+			cs := s.Create(t, "silent-"+m.name, &vspb.SessionOptions{AnswerTimeout: durationpb.New(at), RetryDelay: durationpb.New(rd)})
 			a := startApp(t, s, cs, m.mode, nil)
 			var err error
 			select {
@@ -195,7 +196,7 @@ func TestE2ENoAnswerThinClient(t *testing.T) {
 			}
 			var ids []string
 			var times []time.Time
-			for _, r := range s.emu.Messages(s.arn) {
+			for _, r := range s.Emu.Messages(s.ARN) {
 				if r.Type == "SDP_OFFER" && r.From == "viewer" {
 					ids = append(ids, r.ClientID)
 					times = append(times, r.Time)
@@ -216,11 +217,11 @@ func TestE2ENoAnswerThinClient(t *testing.T) {
 
 // Acceptance 3: the camera answers only from the 2nd offer.
 func TestE2EAnswerFromSecondOffer(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	if err := s.emu.SetCameraFault(s.arn, camera.Fault{AnswerFromOffer: 2}); err != nil {
+	s := stacktest.Start(t, stacktest.Options{})
+	if err := s.Emu.SetCameraFault(s.ARN, camera.Fault{AnswerFromOffer: 2}); err != nil {
 		t.Fatal(err)
 	}
-	cs := s.create(t, "second", &vspb.SessionOptions{AnswerTimeout: durationpb.New(time.Second), RetryDelay: durationpb.New(300 * time.Millisecond)})
+	cs := s.Create(t, "second", &vspb.SessionOptions{AnswerTimeout: durationpb.New(time.Second), RetryDelay: durationpb.New(300 * time.Millisecond)})
 	a := startApp(t, s, cs, thinclient.ModeConnect, nil)
 	e := a.wait(t, 20*time.Second, "CONNECTED", connected)
 	if e.GetAttempt() != 2 || e.GetClientId() == cs.GetSession().GetClientId() {
@@ -235,16 +236,16 @@ func TestE2EAnswerFromSecondOffer(t *testing.T) {
 // Acceptance 4: an answer for attempt 1 arriving after the retry began is
 // dropped, and attempt 2 wins.
 func TestE2ELateAnswerDropped(t *testing.T) {
-	s := newStack(t, stackOptions{})
+	s := stacktest.Start(t, stacktest.Options{})
 	const at = time.Second
-	if err := s.emu.SetCameraFault(s.arn, camera.Fault{AnswerDelay: at + 700*time.Millisecond}); err != nil {
+	if err := s.Emu.SetCameraFault(s.ARN, camera.Fault{AnswerDelay: at + 700*time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	cs := s.create(t, "late", &vspb.SessionOptions{AnswerTimeout: durationpb.New(at), RetryDelay: durationpb.New(200 * time.Millisecond)})
+	cs := s.Create(t, "late", &vspb.SessionOptions{AnswerTimeout: durationpb.New(at), RetryDelay: durationpb.New(200 * time.Millisecond)})
 	first := cs.GetSession().GetClientId()
 	a := startApp(t, s, cs, thinclient.ModeConnect, nil)
 	a.wait(t, 20*time.Second, "RETRY_SCHEDULED", func(e *vspb.SessionEvent) bool { return e.GetType() == vspb.EventType_EVENT_TYPE_RETRY_SCHEDULED })
-	if err := s.emu.SetCameraFault(s.arn, camera.Fault{}); err != nil { // attempt 2 is answered at once
+	if err := s.Emu.SetCameraFault(s.ARN, camera.Fault{}); err != nil { // attempt 2 is answered at once
 		t.Fatal(err)
 	}
 	e := a.wait(t, 20*time.Second, "CONNECTED", connected)
@@ -267,7 +268,7 @@ func TestE2ELateAnswerDropped(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var late []bool
-		for _, r := range s.emu.Messages(s.arn) {
+		for _, r := range s.Emu.Messages(s.ARN) {
 			if r.Type == "SDP_ANSWER" && r.ClientID == first {
 				late = append(late, r.Delivered)
 			}
@@ -300,8 +301,8 @@ func TestE2ENetworkChange(t *testing.T) {
 	for _, m := range modes {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("%s/%s", m.name, tt.camera), func(t *testing.T) {
-				s := newStack(t, stackOptions{mode: tt.camera})
-				cs := s.create(t, "mobile", &vspb.SessionOptions{IceRestartTimeout: durationpb.New(1500 * time.Millisecond)})
+				s := stacktest.Start(t, stacktest.Options{CameraMode: tt.camera})
+				cs := s.Create(t, "mobile", &vspb.SessionOptions{IceRestartTimeout: durationpb.New(1500 * time.Millisecond)})
 				net, err := thinclient.NewSwitchNet("127.0.0.2")
 				if err != nil {
 					t.Fatal(err)
@@ -346,8 +347,8 @@ func TestE2ENetworkChange(t *testing.T) {
 // Acceptance 7 (first half): the stream drops, the app resumes with its last
 // sequence: no event lost, none duplicated.
 func TestE2EResumeLosesNothing(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	cs := s.create(t, "resumer", nil)
+	s := stacktest.Start(t, stacktest.Options{})
+	cs := s.Create(t, "resumer", nil)
 	a := startApp(t, s, cs, thinclient.ModeConnect, nil)
 	a.wait(t, 20*time.Second, "CONNECTED", connected)
 	a.c.DropStream()
@@ -355,13 +356,13 @@ func TestE2EResumeLosesNothing(t *testing.T) {
 		return e.GetType() == vspb.EventType_EVENT_TYPE_APP_ATTACHED && e.GetSequence() > 3
 	})
 	a.rtp(t, 20)
-	if _, err := s.api.CloseSession(backend(t.Context()), &vspb.CloseSessionRequest{Name: cs.GetSession().GetName()}); err != nil {
+	if _, err := s.API.CloseSession(stacktest.Backend(t.Context()), &vspb.CloseSessionRequest{Name: cs.GetSession().GetName()}); err != nil {
 		t.Fatal(err)
 	}
 	a.wait(t, 10*time.Second, "CLOSED", func(e *vspb.SessionEvent) bool { return e.GetType() == vspb.EventType_EVENT_TYPE_CLOSED })
 
 	// The whole timeline, as a backend sees it.
-	w, err := s.api.WatchSession(backend(t.Context()), &vspb.WatchSessionRequest{Name: cs.GetSession().GetName()})
+	w, err := s.API.WatchSession(stacktest.Backend(t.Context()), &vspb.WatchSessionRequest{Name: cs.GetSession().GetName()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"net"
+	"github.com/acme/viewersession/internal/stacktest"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,24 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/acme/viewersession/clientid"
 	"github.com/acme/viewersession/internal/thinclient"
-	"github.com/acme/viewersession/kvs"
 	"github.com/acme/viewersession/kvsemu"
-	"github.com/acme/viewersession/kvsemu/camera"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
-	"github.com/acme/viewersession/service"
-	"github.com/acme/viewersession/sessionmgr"
-	"github.com/acme/viewersession/sessionmgr/bind"
-	"github.com/acme/viewersession/sessionmgr/memstore"
 )
 
-const testAPIKey = "test-api-key-0123456789"
+const testAPIKey = stacktest.APIKey
 
 // stack is what `go run ./cmd/server -dev` serves, in process: the KVS
 // emulator with a simulated camera on channel demo-camera, the service on a
@@ -47,49 +37,8 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	ecfg := kvsemu.DefaultConfig()
-	ecfg.Addr = "127.0.0.1:0"
-	emu, err := kvsemu.Start(t.Context(), ecfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = emu.Close() })
-	arn, err := emu.CreateChannel("demo-camera", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.StartCamera(arn, camera.CSample); err != nil {
-		t.Fatal(err)
-	}
-
-	creds := emu.Credentials()
-	kcfg := kvs.DefaultConfig()
-	kcfg.Region, kcfg.Endpoint, kcfg.CAPool, kcfg.Logger = emu.Region(), emu.Endpoint(), emu.CertPool(), log
-	kc, err := kvs.New(aws.Config{
-		Region:      emu.Region(),
-		Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
-	}, kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idCfg := clientid.DefaultConfig()
-	idCfg.DefaultCooldown = 2 * time.Second
-	mcfg := sessionmgr.DefaultConfig()
-	mcfg.DialsPerSecond = 100
-	m := sessionmgr.New(mcfg, memstore.New(), bind.NewSignaler(kc), bind.NewClientIDs(clientid.NewMemory(idCfg)), sessionmgr.WithLogger(log))
-
-	gs := grpc.NewServer()
-	vspb.RegisterViewerSessionServiceServer(gs, service.New(m, service.NewAuth([]string{testAPIKey}), log))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
+	st := stacktest.Start(t, stacktest.Options{ChannelName: "demo-camera"})
+	emu := st.Emu
 
 	// The dev proxy, as cmd/server -dev serves it.
 	target, err := url.Parse(emu.AdminURL())
@@ -112,15 +61,8 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(func() {
 		hs.Close()
 		tr.(*http.Transport).CloseIdleConnections()
-		gs.Stop()
-		<-served
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := m.Close(ctx); err != nil {
-			t.Errorf("manager close: %v", err)
-		}
 	})
-	return &stack{emu: emu, arn: arn, grpcAddr: lis.Addr().String(), devHTTP: hs.URL}
+	return &stack{emu: emu, arn: st.ARN, grpcAddr: st.GRPCAddr, devHTTP: hs.URL}
 }
 
 func (s *stack) config() watchConfig {
@@ -133,22 +75,7 @@ func (s *stack) config() watchConfig {
 }
 
 // syncBuffer is an output the test reads while watch writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = stacktest.SyncBuffer
 
 // recordingAPI remembers what CreateSession returned, so that the test can
 // check that no secret of it was printed.

@@ -1,0 +1,247 @@
+// Package stacktest runs the whole service in one test process: the KVS
+// emulator with a simulated camera, the real kvs client, the clientId
+// allocator and the session store (memory, or a real Redis), the session
+// manager, and the gRPC service on a loopback port. End-to-end tests of
+// service and cmd/viewerctl build on it.
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/pion/webrtc/v4"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/redistest"
+	"github.com/acme/viewersession/kvs"
+	"github.com/acme/viewersession/kvsemu"
+	"github.com/acme/viewersession/kvsemu/camera"
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/service"
+	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/bind"
+	"github.com/acme/viewersession/sessionmgr/memstore"
+	"github.com/acme/viewersession/sessionmgr/rediscluster"
+	"github.com/acme/viewersession/sessionmgr/redisstore"
+)
+
+// APIKey is the backend API key the stack accepts.
+const APIKey = "test-api-key-0123456789"
+
+// ChannelMessageTTL is the stack channel's MessageTtlSeconds (the KVS
+// minimum); clientId cooldowns are never shorter.
+const ChannelMessageTTL = 5 * time.Second
+
+// Options shape a Stack; zero fields take the defaults.
+type Options struct {
+	// CameraMode is the simulated camera's behaviour. Default c-sample.
+	CameraMode camera.Mode
+	// Defaults are the manager's session option defaults. Default:
+	// sessionmgr.DefaultOptions().
+	Defaults sessionmgr.Options
+	// Cooldown is the clientId reuse cooldown. Default 2s (the channel's
+	// MessageTTL, 5s, wins).
+	Cooldown time.Duration
+	// Redis keeps sessions, timelines and clientIds in a real Redis
+	// (redisstore, rediscluster, clientid Redis) instead of memory.
+	Redis bool
+	// ChannelName names the camera's channel. Default "cam-<random>".
+	ChannelName string
+}
+
+// Stack is the running service. Its resources are released by t.Cleanup.
+type Stack struct {
+	Emu      *kvsemu.Emulator
+	ARN      string
+	Manager  *sessionmgr.Manager
+	Conn     *grpc.ClientConn
+	API      vspb.ViewerSessionServiceClient
+	GRPCAddr string
+	// Logs holds the service's JSON logs, at debug level.
+	Logs *SyncBuffer
+}
+
+// Start runs a Stack for the test.
+func Start(t *testing.T, o Options) *Stack {
+	t.Helper()
+	if o.CameraMode == "" {
+		o.CameraMode = camera.CSample
+	}
+	if o.Cooldown == 0 {
+		o.Cooldown = 2 * time.Second
+	}
+	if o.ChannelName == "" {
+		o.ChannelName = "cam-" + RandomSuffix()
+	}
+	logs := &SyncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	ecfg := kvsemu.DefaultConfig()
+	ecfg.Addr = "127.0.0.1:0"
+	emu, err := kvsemu.Start(t.Context(), ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	arn, err := emu.CreateChannel(o.ChannelName, ChannelMessageTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.StartCamera(arn, o.CameraMode); err != nil {
+		t.Fatal(err)
+	}
+
+	creds := emu.Credentials()
+	kcfg := kvs.DefaultConfig()
+	kcfg.Region = emu.Region()
+	kcfg.Endpoint = emu.Endpoint()
+	kcfg.CAPool = emu.CertPool()
+	kcfg.Logger = log
+	kc, err := kvs.New(aws.Config{
+		Region:      emu.Region(),
+		Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
+	}, kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idCfg := clientid.DefaultConfig()
+	idCfg.DefaultCooldown = o.Cooldown
+	mcfg := sessionmgr.DefaultConfig()
+	mcfg.MinTimer = 10 * time.Millisecond
+	mcfg.DialsPerSecond = 100
+	if o.Defaults != (sessionmgr.Options{}) {
+		mcfg.Defaults = o.Defaults
+	}
+	var (
+		store sessionmgr.Store = memstore.New()
+		alloc bind.Allocator   = clientid.NewMemory(idCfg)
+		opts                   = []sessionmgr.Option{sessionmgr.WithLogger(log)}
+	)
+	if o.Redis {
+		ropts, err := redis.ParseURL(redistest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ropts.ContextTimeoutEnabled = true
+		rdb := redis.NewClient(ropts)
+		t.Cleanup(func() { rdb.Close() })
+		idCfg.KeyPrefix = "vs:v1:" + RandomSuffix() // keys of our own on a shared server
+		store, alloc = redisstore.New(rdb), clientid.NewRedis(rdb, idCfg)
+		mcfg.ReplicaID = "e2e-" + RandomSuffix()
+		opts = append(opts, sessionmgr.WithCluster(rediscluster.New(rdb)))
+	}
+	m := sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc), opts...)
+
+	gs := grpc.NewServer()
+	vspb.RegisterViewerSessionServiceServer(gs, service.New(m, service.NewAuth([]string{APIKey}), log))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cc.Close()
+		gs.Stop()
+		<-served
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.Close(ctx); err != nil {
+			t.Errorf("manager close: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("service log (tail):\n%s", tail(logs.String(), 6000))
+		}
+	})
+	return &Stack{Emu: emu, ARN: arn, Manager: m, Conn: cc, API: vspb.NewViewerSessionServiceClient(cc), GRPCAddr: lis.Addr().String(), Logs: logs}
+}
+
+// Create makes a session on the stack's channel with the API key.
+func (s *Stack) Create(t *testing.T, viewer string, opts *vspb.SessionOptions) *vspb.CreateSessionResponse {
+	t.Helper()
+	resp, err := s.API.CreateSession(Backend(t.Context()), &vspb.CreateSessionRequest{
+		Channel: &vspb.Channel{Arn: s.ARN}, ViewerId: viewer, Options: opts,
+	})
+	if err != nil {
+		t.Fatalf("CreateSession(%q): %v", viewer, err)
+	}
+	return resp
+}
+
+// Backend adds the stack's API key to a call.
+func Backend(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+APIKey)
+}
+
+// WithToken adds a bearer credential (a session token) to a call.
+func WithToken(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// PionOffer makes a real SDP offer (recvonly video) and closes its peer.
+func PionOffer(t testing.TB) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
+}
+
+// RandomSuffix is 8 random lower-case characters, for names of one test.
+func RandomSuffix() string { return strings.ToLower(rand.Text()[:8]) }
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
