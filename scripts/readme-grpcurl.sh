@@ -40,6 +40,8 @@ trap 'exit 143' TERM
 
 say() { echo "readme-grpcurl: $*" >&2; }
 die() { say "FAIL: $*"; exit 1; }
+# shellcheck source=lib/devserver.sh
+. "$(dirname "$0")/lib/devserver.sh"
 # redact hides the dev API key, session tokens and TURN credentials.
 redact() {
   sed -E -e "s/${KEY:-dev-unset}/\$KEY/g" \
@@ -72,23 +74,7 @@ n_grpcurl=$(printf '%s\n' "${cmds[@]}" | grep -c '^grpcurl ' || true)
 # --- the server --------------------------------------------------------------
 say "building the server"
 go build -o "$tmp/server" ./cmd/server
-"$tmp/server" -dev -grpc-addr 127.0.0.1:0 -http-addr 127.0.0.1:0 >"$tmp/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 300); do # 60 s
-  grep -qs '^  dev API key ' "$tmp/server.log" && break
-  kill -0 "$server_pid" 2>/dev/null || die "the server exited before printing its banner"
-  sleep 0.2
-done
-grep -q '^  dev API key ' "$tmp/server.log" || die "no banner within 60s"
-GRPC=$(awk '$1 == "gRPC" { print $2; exit }' "$tmp/server.log")
-HTTP=$(sed -n 's|^  metrics/health  http://\([^/]*\)/metrics$|\1|p' "$tmp/server.log" | head -n 1)
-KEY=$(awk '$1 == "dev" && $2 == "API" && $3 == "key" { print $4; exit }' "$tmp/server.log")
-[ -n "$GRPC" ] && [ -n "$HTTP" ] && [[ "$KEY" == dev-* ]] || die "cannot read gRPC/HTTP address and dev API key from the banner"
-for _ in $(seq 50); do # 10 s
-  [ "$(curl -s --max-time 2 "http://$HTTP/readyz" || true)" = "ready" ] && break
-  sleep 0.2
-done
-[ "$(curl -s --max-time 2 "http://$HTTP/readyz" || true)" = "ready" ] || die "http://$HTTP/readyz not ready within 10s"
+start_dev_server "$tmp/server"
 say "server ready: gRPC $GRPC, HTTP $HTTP; ${#cmds[@]} commands ($n_grpcurl grpcurl)"
 export KEY
 
