@@ -66,8 +66,11 @@ tools-protoc:
 	@command -v $(PROTOC) >/dev/null && [ -f $(PROTO_INC)/google/protobuf/duration.proto ] || \
 	  scripts/install-deps.sh protobuf-compiler libprotobuf-dev
 
+# tools-buf installs buf (pinned in tools/package.json and its lock) from
+# npm. `npm install`, not `npm ci`: this npm writes locks without buf's
+# optional per-platform packages, which `npm ci` then refuses.
 tools-buf:
-	@[ -x $(BUF) ] || (cd tools && npm ci --no-audit --no-fund)
+	@[ -x $(BUF) ] || (cd tools && npm install --no-audit --no-fund && git diff --exit-code package-lock.json)
 
 clean:
 	rm -rf bin
