@@ -182,16 +182,19 @@ func (e *Emulator) serveSignaling(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// Counted before the 101 goes out: a client that sees its connection
+	// accepted must find it in the counters.
+	e.counters.connect(connectKey(role))
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		e.log.Debug("kvsemu: websocket accept", "err", err)
+		e.counters.add(func(s *Counters) { s.Connects[connectKey(role)]-- })
 		e.unregister(c)
 		close(c.exited)
 		return
 	}
 	ws.SetReadLimit(maxInboundFrameBytes)
 	c.ws = ws
-	e.counters.connect(connectKey(role))
 	e.log.Debug("kvsemu: connected", "channel", ch.name, "role", role, "client_id", clientID)
 	e.runConn(r.Context(), c)
 }
