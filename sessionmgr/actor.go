@@ -97,7 +97,8 @@ type actor struct {
 
 	conn       SignalingConn
 	connEvents <-chan SignalEvent
-	dialGen    int // generation of the dial in flight or of conn
+	dialGen    int  // generation of the dial in flight or of conn
+	dialing    bool // a dial of generation dialGen is in flight
 	dialC      chan dialResult
 
 	offer          string // the app's current offer, replayed on retry
@@ -334,7 +335,7 @@ func (a *actor) attach() error {
 	if err != nil {
 		return err
 	}
-	if to == StateSignaling && a.conn == nil && a.dialGen == 0 {
+	if to == StateSignaling && a.conn == nil && !a.dialing {
 		a.dial()
 	}
 	return nil
@@ -526,7 +527,7 @@ func (a *actor) recover(why string) {
 	// The restart's candidates follow the restart offer.
 	a.appCands, a.offerSent = nil, false
 	a.emit(Event{Type: EventRecoveryStarted, Message: fmt.Sprintf("%s: restarting ICE with the same clientId %s", why, a.s.ClientID)})
-	if a.conn == nil && !a.dialing() {
+	if a.conn == nil && !a.dialing {
 		a.dial()
 	}
 	rn := &Renegotiate{Action: RenegotiateICERestart, Reason: why + ": restart ICE on your peer connection and send the new offer"}
@@ -663,6 +664,7 @@ func (a *actor) newClientID() bool {
 // per channel.
 func (a *actor) dial() {
 	a.dialGen++
+	a.dialing = true
 	gen, ch, id := a.dialGen, a.s.Channel, a.s.ClientID
 	a.bg.Go(func() {
 		if err := a.m.pace(a.ctx, ch.ARN); err != nil {
@@ -675,8 +677,6 @@ func (a *actor) dial() {
 		a.dialC <- dialResult{gen: gen, conn: conn, err: err}
 	})
 }
-
-func (a *actor) dialing() bool { return a.dialGen > 0 && a.conn == nil }
 
 // maxDialRetries bounds the redials of one attempt after KVS throttling.
 const maxDialRetries = 8
@@ -695,6 +695,7 @@ func (a *actor) onDial(res dialResult) {
 		}
 		return
 	}
+	a.dialing = false
 	if res.err != nil {
 		if errors.Is(res.err, ErrThrottled) && a.dialRetries < maxDialRetries {
 			// KVS allows 3 connects per second per channel; several
@@ -772,6 +773,9 @@ func (a *actor) onSignal(ev SignalEvent) {
 			a.emit(Event{Type: EventICEServersRefreshed, IceServers: &ice, Message: "KVS rotated its TURN servers (RECONNECT_ICE_SERVER); fresh ICE servers attached"})
 		}
 	case SignalClosed:
+		if a.conn != nil {
+			_ = a.conn.Close() // ended for good; release what it holds
+		}
 		a.conn, a.connEvents = nil, nil
 		msg := "signaling connection lost"
 		if ev.Err != nil {
@@ -828,6 +832,7 @@ func (a *actor) closeConn() {
 	}
 	a.conn, a.connEvents = nil, nil
 	a.dialGen++ // results of dials in flight are stale now
+	a.dialing = false
 	a.offerSent = false
 }
 

@@ -557,3 +557,63 @@ func TestWatchAfterTheEndReturns(t *testing.T) {
 		}
 	})
 }
+
+// A signaling connection lost while CONNECTED is dialled again for an ICE
+// restart (same clientId), not replaced by a full reconnect.
+func TestICERestartAfterSignalingLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cam := &fakeCamera{answerFrom: 1, answerICE: true}
+		h := newHarness(t, cam)
+		s := h.create(t, "gil")
+		if _, err := h.m.Attach(t.Context(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		send := func(msg sessionmgr.AppMessage) sessionmgr.Session {
+			t.Helper()
+			got, err := h.m.Send(t.Context(), s.ID, msg)
+			if err != nil {
+				t.Fatalf("Send(%+v): %v", msg, err)
+			}
+			synctest.Wait()
+			return got
+		}
+		send(sessionmgr.AppMessage{Offer: offer})
+		send(sessionmgr.AppMessage{StateReport: &sessionmgr.ConnState{Peer: sessionmgr.PeerConnected}})
+		cam.mu.Lock()
+		first := cam.conns[0]
+		cam.mu.Unlock()
+		_ = first.Close() // KVS drops the socket for good
+		synctest.Wait()
+		desc := "wifi->lte"
+		send(sessionmgr.AppMessage{NetworkChanged: &desc})
+		time.Sleep(10 * time.Millisecond) // fake time: the dial pacer's turn comes
+		synctest.Wait()
+		send(sessionmgr.AppMessage{Offer: "v=0 restart"})
+		got, err := h.m.Get(t.Context(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != sessionmgr.StateConnecting {
+			t.Errorf("after the restart offer: %s, want CONNECTING (the camera answered it on the redialled connection)", got.State)
+		}
+		got = send(sessionmgr.AppMessage{StateReport: &sessionmgr.ConnState{Peer: sessionmgr.PeerConnected}})
+		if got.State != sessionmgr.StateConnected || got.ClientID != "gil" {
+			t.Errorf("after recovery: %s with %s, want CONNECTED with the same clientId gil (an ICE restart)", got.State, got.ClientID)
+		}
+		cam.mu.Lock()
+		dials := append([]string(nil), cam.dials...)
+		cam.mu.Unlock()
+		if len(dials) != 2 || dials[1] != "gil" {
+			var kinds []string
+			_ = h.m.Watch(t.Context(), s.ID, 0, func(e sessionmgr.Event) error {
+				kinds = append(kinds, e.Type.String()+"/"+e.State.String()+":"+e.Message)
+				if e.Seq == got.LastSeq {
+					return io.EOF
+				}
+				return nil
+			})
+			t.Errorf("dials = %v, want the lost connection dialled again with gil; timeline:\n%s", dials, strings.Join(kinds, "\n"))
+		}
+	})
+}
