@@ -126,6 +126,9 @@ type actor struct {
 	// fenced: another replica took the session over; this actor lets go
 	// without writing.
 	fenced bool
+	// letGo: this replica stops (drain, close) and leaves the live session
+	// to be taken over elsewhere.
+	letGo bool
 	// draining: the replica drains; ownership is checked often so a
 	// takeover elsewhere frees this actor quickly.
 	draining bool
@@ -210,22 +213,21 @@ func (a *actor) run() {
 		a.flush()
 	}
 
-	for !a.s.Terminal() && !a.fenced {
+	for !a.s.Terminal() && !a.fenced && !a.letGo {
 		select {
 		case r := <-a.inbox:
 			a.handle(r)
 		case reason := <-a.quit:
 			if reason == closeLetGo {
-				a.fenced = true // leave the record for a takeover
-				continue
+				a.letGo = true // leave the record for a takeover elsewhere
+			} else {
+				a.close(reason, "the server is shutting down")
 			}
-			a.close(reason, "the server is shutting down")
 		case res := <-a.dialC:
 			a.onDial(res)
 		case ev, ok := <-a.connEvents:
 			if !ok {
-				a.onSignal(SignalEvent{Kind: SignalClosed, Err: errors.New("signaling connection ended")})
-				continue
+				ev = SignalEvent{Kind: SignalClosed, Err: errors.New("signaling connection ended")}
 			}
 			a.onSignal(ev)
 		case <-a.answerT.c:
@@ -265,13 +267,20 @@ func (a *actor) run() {
 		}
 		a.flush()
 	}
-	if a.fenced {
+	switch {
+	case a.fenced:
 		a.log.Info("session taken over by another replica; letting go")
 		a.teardown()
-	} else {
+	case a.letGo:
+		// Its events reach the store first (briefly: the drain has a
+		// deadline): the next owner continues them.
+		a.drainPending(2 * time.Second)
+		a.log.Info("replica stopping; letting go of the session for a takeover elsewhere")
+		a.teardown()
+	default:
 		a.teardown()
 		a.flush()
-		a.drainPending()
+		a.drainPending(30 * time.Second)
 	}
 	a.cancel()
 	a.bg.Wait()
@@ -962,10 +971,10 @@ func (a *actor) flushEvents() {
 // store outage.
 const flushRetry = 250 * time.Millisecond
 
-// drainPending keeps flushing an ended session's buffered events for a
-// while so that its last events reach the store.
-func (a *actor) drainPending() {
-	deadline := time.Now().Add(30 * time.Second)
+// drainPending keeps flushing an ended session's buffered events for up to
+// max so that its last events reach the store.
+func (a *actor) drainPending(max time.Duration) {
+	deadline := time.Now().Add(max)
 	for (len(a.pending) > 0 || a.dirty) && !a.fenced && time.Now().Before(deadline) {
 		select {
 		case <-time.After(flushRetry):
