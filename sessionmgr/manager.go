@@ -460,9 +460,6 @@ func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, e
 			}
 			continue // to the new local actor, or to whoever won the race
 		}
-		if r.kind == reqDetach {
-			return s, nil // the stream was attached to another replica's actor
-		}
 		out, err := m.forward(ctx, s.Owner, id, r)
 		if errors.Is(err, errNotOwner) || errors.Is(err, errFenced) {
 			continue // ownership moved meanwhile
