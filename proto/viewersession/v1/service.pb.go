@@ -585,7 +585,15 @@ type ConnectRequest struct {
 	//	*ConnectRequest_StateReport
 	//	*ConnectRequest_NetworkChanged
 	//	*ConnectRequest_Leave
-	Message       isConnectRequest_Message `protobuf_oneof:"message"`
+	//	*ConnectRequest_MediaReport
+	Message isConnectRequest_Message `protobuf_oneof:"message"`
+	// The app's sequence number for this message (not for `join`): 1 for the
+	// app's first message of the session and one more for each next one,
+	// across streams. The service handles each number once and acknowledges
+	// it (`ack`); a message resent after a resume with a number already
+	// handled is acknowledged again and not applied twice. 0: unsequenced
+	// (applied every time it arrives, never acknowledged).
+	AppSequence   uint64 `protobuf:"varint,7,opt,name=app_sequence,json=appSequence,proto3" json:"app_sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -681,6 +689,22 @@ func (x *ConnectRequest) GetLeave() *Leave {
 	return nil
 }
 
+func (x *ConnectRequest) GetMediaReport() *MediaReport {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectRequest_MediaReport); ok {
+			return x.MediaReport
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetAppSequence() uint64 {
+	if x != nil {
+		return x.AppSequence
+	}
+	return 0
+}
+
 type isConnectRequest_Message interface {
 	isConnectRequest_Message()
 }
@@ -717,6 +741,12 @@ type ConnectRequest_Leave struct {
 	Leave *Leave `protobuf:"bytes,6,opt,name=leave,proto3,oneof"`
 }
 
+type ConnectRequest_MediaReport struct {
+	// The app's inbound video progress, about once a second; also the
+	// app's heartbeat (the service answers with an ack).
+	MediaReport *MediaReport `protobuf:"bytes,8,opt,name=media_report,json=mediaReport,proto3,oneof"`
+}
+
 func (*ConnectRequest_Join) isConnectRequest_Message() {}
 
 func (*ConnectRequest_Offer) isConnectRequest_Message() {}
@@ -728,6 +758,8 @@ func (*ConnectRequest_StateReport) isConnectRequest_Message() {}
 func (*ConnectRequest_NetworkChanged) isConnectRequest_Message() {}
 
 func (*ConnectRequest_Leave) isConnectRequest_Message() {}
+
+func (*ConnectRequest_MediaReport) isConnectRequest_Message() {}
 
 // Join attaches a Connect stream to a session.
 type Join struct {
@@ -790,9 +822,12 @@ type Joined struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The session as it is now. `ice_servers` is fresh (more than 30 s of TURN
 	// credential lifetime left).
-	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The highest app_sequence the service has handled (see Ack): the app
+	// resends its messages above it, in order.
+	AckedAppSequence uint64 `protobuf:"varint,2,opt,name=acked_app_sequence,json=ackedAppSequence,proto3" json:"acked_app_sequence,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Joined) Reset() {
@@ -832,6 +867,13 @@ func (x *Joined) GetSession() *Session {
 	return nil
 }
 
+func (x *Joined) GetAckedAppSequence() uint64 {
+	if x != nil {
+		return x.AckedAppSequence
+	}
+	return 0
+}
+
 // ConnectResponse is one service -> app message on Connect.
 type ConnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -845,6 +887,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Event
 	//	*ConnectResponse_Renegotiate
 	//	*ConnectResponse_GoingAway
+	//	*ConnectResponse_Ack
 	Message       isConnectResponse_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -941,6 +984,15 @@ func (x *ConnectResponse) GetGoingAway() *GoingAway {
 	return nil
 }
 
+func (x *ConnectResponse) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectResponse_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Message interface {
 	isConnectResponse_Message()
 }
@@ -977,6 +1029,13 @@ type ConnectResponse_GoingAway struct {
 	GoingAway *GoingAway `protobuf:"bytes,6,opt,name=going_away,json=goingAway,proto3,oneof"`
 }
 
+type ConnectResponse_Ack struct {
+	// The service handled the app's messages up to this app_sequence. Sent
+	// after every sequenced message, including repeats; an app that sees no
+	// ack for a few seconds treats the stream as dead and re-dials.
+	Ack *Ack `protobuf:"bytes,7,opt,name=ack,proto3,oneof"`
+}
+
 func (*ConnectResponse_Joined) isConnectResponse_Message() {}
 
 func (*ConnectResponse_Answer) isConnectResponse_Message() {}
@@ -988,6 +1047,8 @@ func (*ConnectResponse_Event) isConnectResponse_Message() {}
 func (*ConnectResponse_Renegotiate) isConnectResponse_Message() {}
 
 func (*ConnectResponse_GoingAway) isConnectResponse_Message() {}
+
+func (*ConnectResponse_Ack) isConnectResponse_Message() {}
 
 // SignalRequest carries one app -> service message without a stream.
 type SignalRequest struct {
@@ -1003,7 +1064,12 @@ type SignalRequest struct {
 	//	*SignalRequest_StateReport
 	//	*SignalRequest_NetworkChanged
 	//	*SignalRequest_Leave
-	Message       isSignalRequest_Message `protobuf_oneof:"message"`
+	//	*SignalRequest_MediaReport
+	Message isSignalRequest_Message `protobuf_oneof:"message"`
+	// The app's sequence number for this message, as on Connect. Signal calls
+	// may overlap and arrive out of order: the service handles each number
+	// once, whatever the order.
+	AppSequence   uint64 `protobuf:"varint,7,opt,name=app_sequence,json=appSequence,proto3" json:"app_sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1097,6 +1163,22 @@ func (x *SignalRequest) GetLeave() *Leave {
 	return nil
 }
 
+func (x *SignalRequest) GetMediaReport() *MediaReport {
+	if x != nil {
+		if x, ok := x.Message.(*SignalRequest_MediaReport); ok {
+			return x.MediaReport
+		}
+	}
+	return nil
+}
+
+func (x *SignalRequest) GetAppSequence() uint64 {
+	if x != nil {
+		return x.AppSequence
+	}
+	return 0
+}
+
 type isSignalRequest_Message interface {
 	isSignalRequest_Message()
 }
@@ -1126,6 +1208,11 @@ type SignalRequest_Leave struct {
 	Leave *Leave `protobuf:"bytes,6,opt,name=leave,proto3,oneof"`
 }
 
+type SignalRequest_MediaReport struct {
+	// The app's inbound video progress and heartbeat.
+	MediaReport *MediaReport `protobuf:"bytes,8,opt,name=media_report,json=mediaReport,proto3,oneof"`
+}
+
 func (*SignalRequest_Offer) isSignalRequest_Message() {}
 
 func (*SignalRequest_Candidate) isSignalRequest_Message() {}
@@ -1136,6 +1223,8 @@ func (*SignalRequest_NetworkChanged) isSignalRequest_Message() {}
 
 func (*SignalRequest_Leave) isSignalRequest_Message() {}
 
+func (*SignalRequest_MediaReport) isSignalRequest_Message() {}
+
 // SignalResponse is the response of Signal.
 type SignalResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1143,9 +1232,11 @@ type SignalResponse struct {
 	State SessionState `protobuf:"varint,1,opt,name=state,proto3,enum=viewersession.v1.SessionState" json:"state,omitempty"`
 	// The newest event sequence once the message was taken; watch after an
 	// earlier one to see the reply.
-	LastSequence  uint64 `protobuf:"varint,2,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastSequence uint64 `protobuf:"varint,2,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	// The highest app_sequence handled (see Ack).
+	AckedAppSequence uint64 `protobuf:"varint,3,opt,name=acked_app_sequence,json=ackedAppSequence,proto3" json:"acked_app_sequence,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SignalResponse) Reset() {
@@ -1192,6 +1283,13 @@ func (x *SignalResponse) GetLastSequence() uint64 {
 	return 0
 }
 
+func (x *SignalResponse) GetAckedAppSequence() uint64 {
+	if x != nil {
+		return x.AckedAppSequence
+	}
+	return 0
+}
+
 var File_viewersession_v1_service_proto protoreflect.FileDescriptor
 
 const file_viewersession_v1_service_proto_rawDesc = "" +
@@ -1227,20 +1325,23 @@ const file_viewersession_v1_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\"L\n" +
 	"\x14WatchSessionResponse\x124\n" +
-	"\x05event\x18\x01 \x01(\v2\x1e.viewersession.v1.SessionEventR\x05event\"\x93\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x1e.viewersession.v1.SessionEventR\x05event\"\xfa\x03\n" +
 	"\x0eConnectRequest\x12,\n" +
 	"\x04join\x18\x01 \x01(\v2\x16.viewersession.v1.JoinH\x00R\x04join\x12<\n" +
 	"\x05offer\x18\x02 \x01(\v2$.viewersession.v1.SessionDescriptionH\x00R\x05offer\x12>\n" +
 	"\tcandidate\x18\x03 \x01(\v2\x1e.viewersession.v1.IceCandidateH\x00R\tcandidate\x12L\n" +
 	"\fstate_report\x18\x04 \x01(\v2'.viewersession.v1.ConnectionStateReportH\x00R\vstateReport\x12K\n" +
 	"\x0fnetwork_changed\x18\x05 \x01(\v2 .viewersession.v1.NetworkChangedH\x00R\x0enetworkChanged\x12/\n" +
-	"\x05leave\x18\x06 \x01(\v2\x17.viewersession.v1.LeaveH\x00R\x05leaveB\t\n" +
+	"\x05leave\x18\x06 \x01(\v2\x17.viewersession.v1.LeaveH\x00R\x05leave\x12B\n" +
+	"\fmedia_report\x18\b \x01(\v2\x1d.viewersession.v1.MediaReportH\x00R\vmediaReport\x12!\n" +
+	"\fapp_sequence\x18\a \x01(\x04R\vappSequenceB\t\n" +
 	"\amessage\"A\n" +
 	"\x04Join\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
-	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\"=\n" +
+	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\"k\n" +
 	"\x06Joined\x123\n" +
-	"\asession\x18\x01 \x01(\v2\x19.viewersession.v1.SessionR\asession\"\x89\x03\n" +
+	"\asession\x18\x01 \x01(\v2\x19.viewersession.v1.SessionR\asession\x12,\n" +
+	"\x12acked_app_sequence\x18\x02 \x01(\x04R\x10ackedAppSequence\"\xb4\x03\n" +
 	"\x0fConnectResponse\x122\n" +
 	"\x06joined\x18\x01 \x01(\v2\x18.viewersession.v1.JoinedH\x00R\x06joined\x12>\n" +
 	"\x06answer\x18\x02 \x01(\v2$.viewersession.v1.SessionDescriptionH\x00R\x06answer\x12>\n" +
@@ -1248,19 +1349,23 @@ const file_viewersession_v1_service_proto_rawDesc = "" +
 	"\x05event\x18\x04 \x01(\v2\x1e.viewersession.v1.SessionEventH\x00R\x05event\x12A\n" +
 	"\vrenegotiate\x18\x05 \x01(\v2\x1d.viewersession.v1.RenegotiateH\x00R\vrenegotiate\x12<\n" +
 	"\n" +
-	"going_away\x18\x06 \x01(\v2\x1b.viewersession.v1.GoingAwayH\x00R\tgoingAwayB\t\n" +
-	"\amessage\"\xf8\x02\n" +
+	"going_away\x18\x06 \x01(\v2\x1b.viewersession.v1.GoingAwayH\x00R\tgoingAway\x12)\n" +
+	"\x03ack\x18\a \x01(\v2\x15.viewersession.v1.AckH\x00R\x03ackB\t\n" +
+	"\amessage\"\xdf\x03\n" +
 	"\rSignalRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
 	"\x05offer\x18\x02 \x01(\v2$.viewersession.v1.SessionDescriptionH\x00R\x05offer\x12>\n" +
 	"\tcandidate\x18\x03 \x01(\v2\x1e.viewersession.v1.IceCandidateH\x00R\tcandidate\x12L\n" +
 	"\fstate_report\x18\x04 \x01(\v2'.viewersession.v1.ConnectionStateReportH\x00R\vstateReport\x12K\n" +
 	"\x0fnetwork_changed\x18\x05 \x01(\v2 .viewersession.v1.NetworkChangedH\x00R\x0enetworkChanged\x12/\n" +
-	"\x05leave\x18\x06 \x01(\v2\x17.viewersession.v1.LeaveH\x00R\x05leaveB\t\n" +
-	"\amessage\"k\n" +
+	"\x05leave\x18\x06 \x01(\v2\x17.viewersession.v1.LeaveH\x00R\x05leave\x12B\n" +
+	"\fmedia_report\x18\b \x01(\v2\x1d.viewersession.v1.MediaReportH\x00R\vmediaReport\x12!\n" +
+	"\fapp_sequence\x18\a \x01(\x04R\vappSequenceB\t\n" +
+	"\amessage\"\x99\x01\n" +
 	"\x0eSignalResponse\x124\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1e.viewersession.v1.SessionStateR\x05state\x12#\n" +
-	"\rlast_sequence\x18\x02 \x01(\x04R\flastSequence2\x91\x05\n" +
+	"\rlast_sequence\x18\x02 \x01(\x04R\flastSequence\x12,\n" +
+	"\x12acked_app_sequence\x18\x03 \x01(\x04R\x10ackedAppSequence2\x91\x05\n" +
 	"\x14ViewerSessionService\x12`\n" +
 	"\rCreateSession\x12&.viewersession.v1.CreateSessionRequest\x1a'.viewersession.v1.CreateSessionResponse\x12W\n" +
 	"\n" +
@@ -1311,8 +1416,10 @@ var file_viewersession_v1_service_proto_goTypes = []any{
 	(*ConnectionStateReport)(nil), // 23: viewersession.v1.ConnectionStateReport
 	(*NetworkChanged)(nil),        // 24: viewersession.v1.NetworkChanged
 	(*Leave)(nil),                 // 25: viewersession.v1.Leave
-	(*Renegotiate)(nil),           // 26: viewersession.v1.Renegotiate
-	(*GoingAway)(nil),             // 27: viewersession.v1.GoingAway
+	(*MediaReport)(nil),           // 26: viewersession.v1.MediaReport
+	(*Renegotiate)(nil),           // 27: viewersession.v1.Renegotiate
+	(*GoingAway)(nil),             // 28: viewersession.v1.GoingAway
+	(*Ack)(nil),                   // 29: viewersession.v1.Ack
 }
 var file_viewersession_v1_service_proto_depIdxs = []int32{
 	16, // 0: viewersession.v1.CreateSessionRequest.channel:type_name -> viewersession.v1.Channel
@@ -1330,38 +1437,41 @@ var file_viewersession_v1_service_proto_depIdxs = []int32{
 	23, // 12: viewersession.v1.ConnectRequest.state_report:type_name -> viewersession.v1.ConnectionStateReport
 	24, // 13: viewersession.v1.ConnectRequest.network_changed:type_name -> viewersession.v1.NetworkChanged
 	25, // 14: viewersession.v1.ConnectRequest.leave:type_name -> viewersession.v1.Leave
-	18, // 15: viewersession.v1.Joined.session:type_name -> viewersession.v1.Session
-	12, // 16: viewersession.v1.ConnectResponse.joined:type_name -> viewersession.v1.Joined
-	21, // 17: viewersession.v1.ConnectResponse.answer:type_name -> viewersession.v1.SessionDescription
-	22, // 18: viewersession.v1.ConnectResponse.candidate:type_name -> viewersession.v1.IceCandidate
-	20, // 19: viewersession.v1.ConnectResponse.event:type_name -> viewersession.v1.SessionEvent
-	26, // 20: viewersession.v1.ConnectResponse.renegotiate:type_name -> viewersession.v1.Renegotiate
-	27, // 21: viewersession.v1.ConnectResponse.going_away:type_name -> viewersession.v1.GoingAway
-	21, // 22: viewersession.v1.SignalRequest.offer:type_name -> viewersession.v1.SessionDescription
-	22, // 23: viewersession.v1.SignalRequest.candidate:type_name -> viewersession.v1.IceCandidate
-	23, // 24: viewersession.v1.SignalRequest.state_report:type_name -> viewersession.v1.ConnectionStateReport
-	24, // 25: viewersession.v1.SignalRequest.network_changed:type_name -> viewersession.v1.NetworkChanged
-	25, // 26: viewersession.v1.SignalRequest.leave:type_name -> viewersession.v1.Leave
-	19, // 27: viewersession.v1.SignalResponse.state:type_name -> viewersession.v1.SessionState
-	0,  // 28: viewersession.v1.ViewerSessionService.CreateSession:input_type -> viewersession.v1.CreateSessionRequest
-	2,  // 29: viewersession.v1.ViewerSessionService.GetSession:input_type -> viewersession.v1.GetSessionRequest
-	4,  // 30: viewersession.v1.ViewerSessionService.ListSessions:input_type -> viewersession.v1.ListSessionsRequest
-	6,  // 31: viewersession.v1.ViewerSessionService.CloseSession:input_type -> viewersession.v1.CloseSessionRequest
-	8,  // 32: viewersession.v1.ViewerSessionService.WatchSession:input_type -> viewersession.v1.WatchSessionRequest
-	10, // 33: viewersession.v1.ViewerSessionService.Connect:input_type -> viewersession.v1.ConnectRequest
-	14, // 34: viewersession.v1.ViewerSessionService.Signal:input_type -> viewersession.v1.SignalRequest
-	1,  // 35: viewersession.v1.ViewerSessionService.CreateSession:output_type -> viewersession.v1.CreateSessionResponse
-	3,  // 36: viewersession.v1.ViewerSessionService.GetSession:output_type -> viewersession.v1.GetSessionResponse
-	5,  // 37: viewersession.v1.ViewerSessionService.ListSessions:output_type -> viewersession.v1.ListSessionsResponse
-	7,  // 38: viewersession.v1.ViewerSessionService.CloseSession:output_type -> viewersession.v1.CloseSessionResponse
-	9,  // 39: viewersession.v1.ViewerSessionService.WatchSession:output_type -> viewersession.v1.WatchSessionResponse
-	13, // 40: viewersession.v1.ViewerSessionService.Connect:output_type -> viewersession.v1.ConnectResponse
-	15, // 41: viewersession.v1.ViewerSessionService.Signal:output_type -> viewersession.v1.SignalResponse
-	35, // [35:42] is the sub-list for method output_type
-	28, // [28:35] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	26, // 15: viewersession.v1.ConnectRequest.media_report:type_name -> viewersession.v1.MediaReport
+	18, // 16: viewersession.v1.Joined.session:type_name -> viewersession.v1.Session
+	12, // 17: viewersession.v1.ConnectResponse.joined:type_name -> viewersession.v1.Joined
+	21, // 18: viewersession.v1.ConnectResponse.answer:type_name -> viewersession.v1.SessionDescription
+	22, // 19: viewersession.v1.ConnectResponse.candidate:type_name -> viewersession.v1.IceCandidate
+	20, // 20: viewersession.v1.ConnectResponse.event:type_name -> viewersession.v1.SessionEvent
+	27, // 21: viewersession.v1.ConnectResponse.renegotiate:type_name -> viewersession.v1.Renegotiate
+	28, // 22: viewersession.v1.ConnectResponse.going_away:type_name -> viewersession.v1.GoingAway
+	29, // 23: viewersession.v1.ConnectResponse.ack:type_name -> viewersession.v1.Ack
+	21, // 24: viewersession.v1.SignalRequest.offer:type_name -> viewersession.v1.SessionDescription
+	22, // 25: viewersession.v1.SignalRequest.candidate:type_name -> viewersession.v1.IceCandidate
+	23, // 26: viewersession.v1.SignalRequest.state_report:type_name -> viewersession.v1.ConnectionStateReport
+	24, // 27: viewersession.v1.SignalRequest.network_changed:type_name -> viewersession.v1.NetworkChanged
+	25, // 28: viewersession.v1.SignalRequest.leave:type_name -> viewersession.v1.Leave
+	26, // 29: viewersession.v1.SignalRequest.media_report:type_name -> viewersession.v1.MediaReport
+	19, // 30: viewersession.v1.SignalResponse.state:type_name -> viewersession.v1.SessionState
+	0,  // 31: viewersession.v1.ViewerSessionService.CreateSession:input_type -> viewersession.v1.CreateSessionRequest
+	2,  // 32: viewersession.v1.ViewerSessionService.GetSession:input_type -> viewersession.v1.GetSessionRequest
+	4,  // 33: viewersession.v1.ViewerSessionService.ListSessions:input_type -> viewersession.v1.ListSessionsRequest
+	6,  // 34: viewersession.v1.ViewerSessionService.CloseSession:input_type -> viewersession.v1.CloseSessionRequest
+	8,  // 35: viewersession.v1.ViewerSessionService.WatchSession:input_type -> viewersession.v1.WatchSessionRequest
+	10, // 36: viewersession.v1.ViewerSessionService.Connect:input_type -> viewersession.v1.ConnectRequest
+	14, // 37: viewersession.v1.ViewerSessionService.Signal:input_type -> viewersession.v1.SignalRequest
+	1,  // 38: viewersession.v1.ViewerSessionService.CreateSession:output_type -> viewersession.v1.CreateSessionResponse
+	3,  // 39: viewersession.v1.ViewerSessionService.GetSession:output_type -> viewersession.v1.GetSessionResponse
+	5,  // 40: viewersession.v1.ViewerSessionService.ListSessions:output_type -> viewersession.v1.ListSessionsResponse
+	7,  // 41: viewersession.v1.ViewerSessionService.CloseSession:output_type -> viewersession.v1.CloseSessionResponse
+	9,  // 42: viewersession.v1.ViewerSessionService.WatchSession:output_type -> viewersession.v1.WatchSessionResponse
+	13, // 43: viewersession.v1.ViewerSessionService.Connect:output_type -> viewersession.v1.ConnectResponse
+	15, // 44: viewersession.v1.ViewerSessionService.Signal:output_type -> viewersession.v1.SignalResponse
+	38, // [38:45] is the sub-list for method output_type
+	31, // [31:38] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_viewersession_v1_service_proto_init() }
@@ -1378,6 +1488,7 @@ func file_viewersession_v1_service_proto_init() {
 		(*ConnectRequest_StateReport)(nil),
 		(*ConnectRequest_NetworkChanged)(nil),
 		(*ConnectRequest_Leave)(nil),
+		(*ConnectRequest_MediaReport)(nil),
 	}
 	file_viewersession_v1_service_proto_msgTypes[13].OneofWrappers = []any{
 		(*ConnectResponse_Joined)(nil),
@@ -1386,6 +1497,7 @@ func file_viewersession_v1_service_proto_init() {
 		(*ConnectResponse_Event)(nil),
 		(*ConnectResponse_Renegotiate)(nil),
 		(*ConnectResponse_GoingAway)(nil),
+		(*ConnectResponse_Ack)(nil),
 	}
 	file_viewersession_v1_service_proto_msgTypes[14].OneofWrappers = []any{
 		(*SignalRequest_Offer)(nil),
@@ -1393,6 +1505,7 @@ func file_viewersession_v1_service_proto_init() {
 		(*SignalRequest_StateReport)(nil),
 		(*SignalRequest_NetworkChanged)(nil),
 		(*SignalRequest_Leave)(nil),
+		(*SignalRequest_MediaReport)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -118,11 +118,13 @@ type RecoveryPolicy int32
 const (
 	// The server default (AUTO unless configured otherwise).
 	RecoveryPolicy_RECOVERY_POLICY_UNSPECIFIED RecoveryPolicy = 0
-	// ICE restart with the same clientId first; if the restart offer gets no
-	// answer within `ice_restart_timeout`, a full reconnect.
+	// The recovery ladder: ICE restart, then a new peer connection with the
+	// same clientId, then a new clientId (see RecoveryStep), each bounded by
+	// its timeout; the next recovery on the channel starts at the step that
+	// worked for its master last time.
 	RecoveryPolicy_RECOVERY_POLICY_AUTO RecoveryPolicy = 1
-	// ICE restart only; if it gets no answer the session FAILS with
-	// RECOVERY_FAILED.
+	// ICE restart only; if video does not flow again within
+	// `ice_restart_timeout` the session FAILS with RECOVERY_FAILED.
 	RecoveryPolicy_RECOVERY_POLICY_ICE_RESTART_ONLY RecoveryPolicy = 2
 	// Always a full reconnect: new clientId, new signaling connection, new
 	// peer connection on the app.
@@ -375,7 +377,11 @@ type Session struct {
 	Failure *Failure `protobuf:"bytes,14,opt,name=failure,proto3" json:"failure,omitempty"`
 	// Sequence number of the newest event on the session's timeline (0 when
 	// there is none). Output only. WatchSession and Connect resume after it.
-	LastSequence  uint64 `protobuf:"varint,15,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	LastSequence uint64 `protobuf:"varint,15,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	// The highest app_sequence the service has handled (see Ack). Output only.
+	AckedAppSequence uint64 `protobuf:"varint,16,opt,name=acked_app_sequence,json=ackedAppSequence,proto3" json:"acked_app_sequence,omitempty"`
+	// Whether the app's last media report showed video flowing. Output only.
+	MediaFlowing  bool `protobuf:"varint,17,opt,name=media_flowing,json=mediaFlowing,proto3" json:"media_flowing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -515,6 +521,20 @@ func (x *Session) GetLastSequence() uint64 {
 	return 0
 }
 
+func (x *Session) GetAckedAppSequence() uint64 {
+	if x != nil {
+		return x.AckedAppSequence
+	}
+	return 0
+}
+
+func (x *Session) GetMediaFlowing() bool {
+	if x != nil {
+		return x.MediaFlowing
+	}
+	return false
+}
+
 // Channel identifies a KVS signaling channel: by ARN, or by name and region.
 type Channel struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -605,17 +625,29 @@ type SessionOptions struct {
 	// clients, the last call) before it is CLOSED with reason CLIENT_GONE.
 	// Default 30 s; limit 1 s..600 s.
 	ResumeGrace *durationpb.Duration `protobuf:"bytes,5,opt,name=resume_grace,json=resumeGrace,proto3" json:"resume_grace,omitempty"`
-	// How long an ICE-restart offer waits for its answer before AUTO falls back
-	// to a full reconnect. Default 5 s; limit 1 s..60 s.
+	// Recovery ladder, step ICE restart: how long from the renegotiate until
+	// video flows again before AUTO moves to the next step. An answer from a
+	// replaced connection (a new DTLS fingerprint) moves on at once; no answer
+	// at all skips the new-peer-connection step (the master ignores this
+	// clientId) and goes to a new clientId. Default 1.5 s; limit 500 ms..60 s.
 	IceRestartTimeout *durationpb.Duration `protobuf:"bytes,6,opt,name=ice_restart_timeout,json=iceRestartTimeout,proto3" json:"ice_restart_timeout,omitempty"`
 	// How long an ICE `disconnected` report may last before recovery starts.
 	// Default 5 s; limit 1 s..60 s.
 	DisconnectedGrace *durationpb.Duration `protobuf:"bytes,7,opt,name=disconnected_grace,json=disconnectedGrace,proto3" json:"disconnected_grace,omitempty"`
 	// Maximum lifetime of the session, after which it is CLOSED with reason
 	// MAX_LIFETIME. Default 12 h; limit 1 m..24 h.
-	MaxLifetime   *durationpb.Duration `protobuf:"bytes,8,opt,name=max_lifetime,json=maxLifetime,proto3" json:"max_lifetime,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxLifetime *durationpb.Duration `protobuf:"bytes,8,opt,name=max_lifetime,json=maxLifetime,proto3" json:"max_lifetime,omitempty"`
+	// Recovery ladder, step new peer connection (same clientId): how long from
+	// the renegotiate until video flows again before AUTO moves on to a new
+	// clientId. Default 2 s; limit 500 ms..60 s.
+	NewPeerConnectionTimeout *durationpb.Duration `protobuf:"bytes,9,opt,name=new_peer_connection_timeout,json=newPeerConnectionTimeout,proto3" json:"new_peer_connection_timeout,omitempty"`
+	// How long the app's media counters may stand still on a connected peer
+	// connection before it counts as an outage (MEDIA_STALLED, recovery
+	// starts). Longer than a short Wi-Fi fade, which heals by itself. Default
+	// 4 s; limit 1 s..60 s.
+	MediaStallTimeout *durationpb.Duration `protobuf:"bytes,10,opt,name=media_stall_timeout,json=mediaStallTimeout,proto3" json:"media_stall_timeout,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SessionOptions) Reset() {
@@ -700,6 +732,20 @@ func (x *SessionOptions) GetDisconnectedGrace() *durationpb.Duration {
 func (x *SessionOptions) GetMaxLifetime() *durationpb.Duration {
 	if x != nil {
 		return x.MaxLifetime
+	}
+	return nil
+}
+
+func (x *SessionOptions) GetNewPeerConnectionTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.NewPeerConnectionTimeout
+	}
+	return nil
+}
+
+func (x *SessionOptions) GetMediaStallTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.MediaStallTimeout
 	}
 	return nil
 }
@@ -832,7 +878,7 @@ var File_viewersession_v1_session_proto protoreflect.FileDescriptor
 
 const file_viewersession_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x1eviewersession/v1/session.proto\x12\x10viewersession.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x05\n" +
+	"\x1eviewersession/v1/session.proto\x12\x10viewersession.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x06\n" +
 	"\aSession\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\achannel\x18\x02 \x01(\v2\x19.viewersession.v1.ChannelR\achannel\x12\x1b\n" +
@@ -853,11 +899,13 @@ const file_viewersession_v1_session_proto_rawDesc = "" +
 	"expireTime\x12@\n" +
 	"\fclose_reason\x18\r \x01(\x0e2\x1d.viewersession.v1.CloseReasonR\vcloseReason\x123\n" +
 	"\afailure\x18\x0e \x01(\v2\x19.viewersession.v1.FailureR\afailure\x12#\n" +
-	"\rlast_sequence\x18\x0f \x01(\x04R\flastSequence\"G\n" +
+	"\rlast_sequence\x18\x0f \x01(\x04R\flastSequence\x12,\n" +
+	"\x12acked_app_sequence\x18\x10 \x01(\x04R\x10ackedAppSequence\x12#\n" +
+	"\rmedia_flowing\x18\x11 \x01(\bR\fmediaFlowing\"G\n" +
 	"\aChannel\x12\x10\n" +
 	"\x03arn\x18\x01 \x01(\tR\x03arn\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
-	"\x06region\x18\x03 \x01(\tR\x06region\"\x8d\x04\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\"\xb2\x05\n" +
 	"\x0eSessionOptions\x12@\n" +
 	"\x0eanswer_timeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\ranswerTimeout\x12:\n" +
 	"\vretry_delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
@@ -867,7 +915,10 @@ const file_viewersession_v1_session_proto_rawDesc = "" +
 	"\fresume_grace\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vresumeGrace\x12I\n" +
 	"\x13ice_restart_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x11iceRestartTimeout\x12H\n" +
 	"\x12disconnected_grace\x18\a \x01(\v2\x19.google.protobuf.DurationR\x11disconnectedGrace\x12<\n" +
-	"\fmax_lifetime\x18\b \x01(\v2\x19.google.protobuf.DurationR\vmaxLifetime\"[\n" +
+	"\fmax_lifetime\x18\b \x01(\v2\x19.google.protobuf.DurationR\vmaxLifetime\x12X\n" +
+	"\x1bnew_peer_connection_timeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\x18newPeerConnectionTimeout\x12I\n" +
+	"\x13media_stall_timeout\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\x11mediaStallTimeout\"[\n" +
 	"\tIceServer\x12\x12\n" +
 	"\x04urls\x18\x01 \x03(\tR\x04urls\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1e\n" +
@@ -960,12 +1011,14 @@ var file_viewersession_v1_session_proto_depIdxs = []int32{
 	10, // 14: viewersession.v1.SessionOptions.ice_restart_timeout:type_name -> google.protobuf.Duration
 	10, // 15: viewersession.v1.SessionOptions.disconnected_grace:type_name -> google.protobuf.Duration
 	10, // 16: viewersession.v1.SessionOptions.max_lifetime:type_name -> google.protobuf.Duration
-	3,  // 17: viewersession.v1.Failure.reason:type_name -> viewersession.v1.FailureReason
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	10, // 17: viewersession.v1.SessionOptions.new_peer_connection_timeout:type_name -> google.protobuf.Duration
+	10, // 18: viewersession.v1.SessionOptions.media_stall_timeout:type_name -> google.protobuf.Duration
+	3,  // 19: viewersession.v1.Failure.reason:type_name -> viewersession.v1.FailureReason
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_viewersession_v1_session_proto_init() }

@@ -9,6 +9,7 @@ package viewersessionpb
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -202,9 +203,12 @@ const (
 	EventType_EVENT_TYPE_CONNECTION_STATE EventType = 14
 	// The app reported a network change.
 	EventType_EVENT_TYPE_NETWORK_CHANGED EventType = 15
-	// Recovery started; `message` says which path.
+	// A recovery step started; `recovery` says which (one event per step:
+	// a recovery that climbs the ladder has several).
 	EventType_EVENT_TYPE_RECOVERY_STARTED EventType = 16
-	// Recovery succeeded (the app reported connected again).
+	// Video flows again after an outage (media counters grew after recovery);
+	// `recovery` holds the outage duration and the step that worked. Never
+	// emitted on ICE state alone.
 	EventType_EVENT_TYPE_RECOVERED EventType = 17
 	// The app must renegotiate; `renegotiate` holds what to do.
 	EventType_EVENT_TYPE_RENEGOTIATE EventType = 18
@@ -220,6 +224,12 @@ const (
 	EventType_EVENT_TYPE_FAILED EventType = 23
 	// Terminal: the session closed; `close_reason` says why.
 	EventType_EVENT_TYPE_CLOSED EventType = 24
+	// Video flows: the app's media counters grew on a connected peer
+	// connection, for the first time on it (`media` holds the report).
+	EventType_EVENT_TYPE_MEDIA_FLOWING EventType = 25
+	// Video stopped while connected: the counters did not grow for
+	// `media_stall_timeout`. An outage like ICE failed: recovery starts.
+	EventType_EVENT_TYPE_MEDIA_STALLED EventType = 26
 )
 
 // Enum value maps for EventType.
@@ -250,6 +260,8 @@ var (
 		22: "EVENT_TYPE_OWNER_CHANGED",
 		23: "EVENT_TYPE_FAILED",
 		24: "EVENT_TYPE_CLOSED",
+		25: "EVENT_TYPE_MEDIA_FLOWING",
+		26: "EVENT_TYPE_MEDIA_STALLED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -277,6 +289,8 @@ var (
 		"EVENT_TYPE_OWNER_CHANGED":         22,
 		"EVENT_TYPE_FAILED":                23,
 		"EVENT_TYPE_CLOSED":                24,
+		"EVENT_TYPE_MEDIA_FLOWING":         25,
+		"EVENT_TYPE_MEDIA_STALLED":         26,
 	}
 )
 
@@ -305,6 +319,66 @@ func (x EventType) Number() protoreflect.EnumNumber {
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{2}
+}
+
+// RecoveryStep is one rung of the recovery ladder, cheapest first.
+type RecoveryStep int32
+
+const (
+	// Not used.
+	RecoveryStep_RECOVERY_STEP_UNSPECIFIED RecoveryStep = 0
+	// ICE restart on the same peer connection and clientId: works only with
+	// masters that renegotiate on the same connection.
+	RecoveryStep_RECOVERY_STEP_ICE_RESTART RecoveryStep = 1
+	// A new peer connection with the same clientId: works with masters that
+	// replace their connection on any offer (the KVS JS sample).
+	RecoveryStep_RECOVERY_STEP_NEW_PEER_CONNECTION RecoveryStep = 2
+	// A new peer connection and a new clientId (a full reconnect): works with
+	// every master.
+	RecoveryStep_RECOVERY_STEP_NEW_CLIENT_ID RecoveryStep = 3
+)
+
+// Enum value maps for RecoveryStep.
+var (
+	RecoveryStep_name = map[int32]string{
+		0: "RECOVERY_STEP_UNSPECIFIED",
+		1: "RECOVERY_STEP_ICE_RESTART",
+		2: "RECOVERY_STEP_NEW_PEER_CONNECTION",
+		3: "RECOVERY_STEP_NEW_CLIENT_ID",
+	}
+	RecoveryStep_value = map[string]int32{
+		"RECOVERY_STEP_UNSPECIFIED":         0,
+		"RECOVERY_STEP_ICE_RESTART":         1,
+		"RECOVERY_STEP_NEW_PEER_CONNECTION": 2,
+		"RECOVERY_STEP_NEW_CLIENT_ID":       3,
+	}
+)
+
+func (x RecoveryStep) Enum() *RecoveryStep {
+	p := new(RecoveryStep)
+	*p = x
+	return p
+}
+
+func (x RecoveryStep) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RecoveryStep) Descriptor() protoreflect.EnumDescriptor {
+	return file_viewersession_v1_signaling_proto_enumTypes[3].Descriptor()
+}
+
+func (RecoveryStep) Type() protoreflect.EnumType {
+	return &file_viewersession_v1_signaling_proto_enumTypes[3]
+}
+
+func (x RecoveryStep) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RecoveryStep.Descriptor instead.
+func (RecoveryStep) EnumDescriptor() ([]byte, []int) {
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{3}
 }
 
 // Action is what the app must do before it offers again.
@@ -346,11 +420,11 @@ func (x Renegotiate_Action) String() string {
 }
 
 func (Renegotiate_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_viewersession_v1_signaling_proto_enumTypes[3].Descriptor()
+	return file_viewersession_v1_signaling_proto_enumTypes[4].Descriptor()
 }
 
 func (Renegotiate_Action) Type() protoreflect.EnumType {
-	return &file_viewersession_v1_signaling_proto_enumTypes[3]
+	return &file_viewersession_v1_signaling_proto_enumTypes[4]
 }
 
 func (x Renegotiate_Action) Number() protoreflect.EnumNumber {
@@ -359,7 +433,7 @@ func (x Renegotiate_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Renegotiate_Action.Descriptor instead.
 func (Renegotiate_Action) EnumDescriptor() ([]byte, []int) {
-	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{5, 0}
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{7, 0}
 }
 
 // SessionDescription is an SDP offer or answer
@@ -593,6 +667,137 @@ func (x *NetworkChanged) GetDescription() string {
 	return ""
 }
 
+// MediaReport is the app's inbound video progress: the cumulative counters of
+// its receiving video track (RTCInboundRtpStreamStats), about once a second
+// while the control stream is open. It is the service's only proof that the
+// user sees video: MEDIA_FLOWING and RECOVERED need counters that grow.
+// Reports are also the app's heartbeat, answered by acks; send one (all
+// counters zero) even without a peer connection. Reports never add timeline
+// events of their own: only the milestones they cause (MEDIA_FLOWING,
+// MEDIA_STALLED, RECOVERED) are recorded.
+type MediaReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifies the peer connection the counters belong to, chosen by the app
+	// and changed for every new peer connection (counters restart with it).
+	// 0 means no peer connection.
+	PeerConnectionId uint32 `protobuf:"varint,1,opt,name=peer_connection_id,json=peerConnectionId,proto3" json:"peer_connection_id,omitempty"`
+	// RTP video packets received on this peer connection.
+	PacketsReceived uint64 `protobuf:"varint,2,opt,name=packets_received,json=packetsReceived,proto3" json:"packets_received,omitempty"`
+	// Video payload bytes received on this peer connection.
+	BytesReceived uint64 `protobuf:"varint,3,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	// Video frames decoded on this peer connection (0 where the app cannot
+	// tell, e.g. a client that does not decode).
+	FramesDecoded uint64 `protobuf:"varint,4,opt,name=frames_decoded,json=framesDecoded,proto3" json:"frames_decoded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MediaReport) Reset() {
+	*x = MediaReport{}
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MediaReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MediaReport) ProtoMessage() {}
+
+func (x *MediaReport) ProtoReflect() protoreflect.Message {
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MediaReport.ProtoReflect.Descriptor instead.
+func (*MediaReport) Descriptor() ([]byte, []int) {
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MediaReport) GetPeerConnectionId() uint32 {
+	if x != nil {
+		return x.PeerConnectionId
+	}
+	return 0
+}
+
+func (x *MediaReport) GetPacketsReceived() uint64 {
+	if x != nil {
+		return x.PacketsReceived
+	}
+	return 0
+}
+
+func (x *MediaReport) GetBytesReceived() uint64 {
+	if x != nil {
+		return x.BytesReceived
+	}
+	return 0
+}
+
+func (x *MediaReport) GetFramesDecoded() uint64 {
+	if x != nil {
+		return x.FramesDecoded
+	}
+	return 0
+}
+
+// Ack tells the app which of its messages the service has handled.
+type Ack struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The highest app_sequence such that it and every lower one were handled
+	// (applied, or refused with an error the app was sent). The app resends
+	// what is above it after it resumes; the service ignores repeats.
+	AppSequence   uint64 `protobuf:"varint,1,opt,name=app_sequence,json=appSequence,proto3" json:"app_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Ack) GetAppSequence() uint64 {
+	if x != nil {
+		return x.AppSequence
+	}
+	return 0
+}
+
 // Leave ends the session from the app: it is CLOSED with reason CLIENT_LEFT
 // and its clientId goes into cooldown.
 type Leave struct {
@@ -603,7 +808,7 @@ type Leave struct {
 
 func (x *Leave) Reset() {
 	*x = Leave{}
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[4]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +820,7 @@ func (x *Leave) String() string {
 func (*Leave) ProtoMessage() {}
 
 func (x *Leave) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[4]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +833,7 @@ func (x *Leave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leave.ProtoReflect.Descriptor instead.
 func (*Leave) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{4}
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{6}
 }
 
 // Renegotiate tells the app to make a new offer.
@@ -648,7 +853,7 @@ type Renegotiate struct {
 
 func (x *Renegotiate) Reset() {
 	*x = Renegotiate{}
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[5]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +865,7 @@ func (x *Renegotiate) String() string {
 func (*Renegotiate) ProtoMessage() {}
 
 func (x *Renegotiate) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[5]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +878,7 @@ func (x *Renegotiate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Renegotiate.ProtoReflect.Descriptor instead.
 func (*Renegotiate) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{5}
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Renegotiate) GetAction() Renegotiate_Action {
@@ -710,7 +915,7 @@ type GoingAway struct {
 
 func (x *GoingAway) Reset() {
 	*x = GoingAway{}
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[6]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +927,7 @@ func (x *GoingAway) String() string {
 func (*GoingAway) ProtoMessage() {}
 
 func (x *GoingAway) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[6]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +940,7 @@ func (x *GoingAway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoingAway.ProtoReflect.Descriptor instead.
 func (*GoingAway) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{6}
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GoingAway) GetReason() string {
@@ -777,14 +982,19 @@ type SessionEvent struct {
 	//	*SessionEvent_GoingAway
 	//	*SessionEvent_ConnectionState
 	//	*SessionEvent_IceServers
-	Detail        isSessionEvent_Detail `protobuf_oneof:"detail"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	//	*SessionEvent_Recovery
+	//	*SessionEvent_Media
+	Detail isSessionEvent_Detail `protobuf_oneof:"detail"`
+	// The highest app message sequence the service had handled when it
+	// recorded this event (see Ack); 0 before the first.
+	AckedAppSequence uint64 `protobuf:"varint,18,opt,name=acked_app_sequence,json=ackedAppSequence,proto3" json:"acked_app_sequence,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SessionEvent) Reset() {
 	*x = SessionEvent{}
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[7]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +1006,7 @@ func (x *SessionEvent) String() string {
 func (*SessionEvent) ProtoMessage() {}
 
 func (x *SessionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[7]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +1019,7 @@ func (x *SessionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEvent.ProtoReflect.Descriptor instead.
 func (*SessionEvent) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{7}
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SessionEvent) GetSequence() uint64 {
@@ -936,6 +1146,31 @@ func (x *SessionEvent) GetIceServers() *IceServerUpdate {
 	return nil
 }
 
+func (x *SessionEvent) GetRecovery() *Recovery {
+	if x != nil {
+		if x, ok := x.Detail.(*SessionEvent_Recovery); ok {
+			return x.Recovery
+		}
+	}
+	return nil
+}
+
+func (x *SessionEvent) GetMedia() *MediaReport {
+	if x != nil {
+		if x, ok := x.Detail.(*SessionEvent_Media); ok {
+			return x.Media
+		}
+	}
+	return nil
+}
+
+func (x *SessionEvent) GetAckedAppSequence() uint64 {
+	if x != nil {
+		return x.AckedAppSequence
+	}
+	return 0
+}
+
 type isSessionEvent_Detail interface {
 	isSessionEvent_Detail()
 }
@@ -972,6 +1207,17 @@ type SessionEvent_IceServers struct {
 	IceServers *IceServerUpdate `protobuf:"bytes,15,opt,name=ice_servers,json=iceServers,proto3,oneof"`
 }
 
+type SessionEvent_Recovery struct {
+	// The recovery step and outage (RECOVERY_STARTED, RECOVERED).
+	Recovery *Recovery `protobuf:"bytes,16,opt,name=recovery,proto3,oneof"`
+}
+
+type SessionEvent_Media struct {
+	// The report that showed video flowing (MEDIA_FLOWING) or the last one
+	// that showed progress (MEDIA_STALLED).
+	Media *MediaReport `protobuf:"bytes,17,opt,name=media,proto3,oneof"`
+}
+
 func (*SessionEvent_Answer) isSessionEvent_Detail() {}
 
 func (*SessionEvent_Candidate) isSessionEvent_Detail() {}
@@ -983,6 +1229,78 @@ func (*SessionEvent_GoingAway) isSessionEvent_Detail() {}
 func (*SessionEvent_ConnectionState) isSessionEvent_Detail() {}
 
 func (*SessionEvent_IceServers) isSessionEvent_Detail() {}
+
+func (*SessionEvent_Recovery) isSessionEvent_Detail() {}
+
+func (*SessionEvent_Media) isSessionEvent_Detail() {}
+
+// Recovery describes a recovery step or its outcome.
+type Recovery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The step that started (RECOVERY_STARTED) or that brought video back
+	// (RECOVERED).
+	Step RecoveryStep `protobuf:"varint,1,opt,name=step,proto3,enum=viewersession.v1.RecoveryStep" json:"step,omitempty"`
+	// RECOVERED: from the outage's first sign (the last media progress before
+	// it, a disconnected or failed report, or network-changed, whichever came
+	// first) to media flowing again: the black video the user saw.
+	Outage *durationpb.Duration `protobuf:"bytes,2,opt,name=outage,proto3" json:"outage,omitempty"`
+	// RECOVERY_STARTED: true when this step was chosen because the channel's
+	// master needed it last time (learned), false when the ladder climbed to it.
+	Learned       bool `protobuf:"varint,3,opt,name=learned,proto3" json:"learned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Recovery) Reset() {
+	*x = Recovery{}
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Recovery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Recovery) ProtoMessage() {}
+
+func (x *Recovery) ProtoReflect() protoreflect.Message {
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Recovery.ProtoReflect.Descriptor instead.
+func (*Recovery) Descriptor() ([]byte, []int) {
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Recovery) GetStep() RecoveryStep {
+	if x != nil {
+		return x.Step
+	}
+	return RecoveryStep_RECOVERY_STEP_UNSPECIFIED
+}
+
+func (x *Recovery) GetOutage() *durationpb.Duration {
+	if x != nil {
+		return x.Outage
+	}
+	return nil
+}
+
+func (x *Recovery) GetLearned() bool {
+	if x != nil {
+		return x.Learned
+	}
+	return false
+}
 
 // IceServerUpdate is a fresh set of ICE servers.
 type IceServerUpdate struct {
@@ -997,7 +1315,7 @@ type IceServerUpdate struct {
 
 func (x *IceServerUpdate) Reset() {
 	*x = IceServerUpdate{}
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[8]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1327,7 @@ func (x *IceServerUpdate) String() string {
 func (*IceServerUpdate) ProtoMessage() {}
 
 func (x *IceServerUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_signaling_proto_msgTypes[8]
+	mi := &file_viewersession_v1_signaling_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1340,7 @@ func (x *IceServerUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IceServerUpdate.ProtoReflect.Descriptor instead.
 func (*IceServerUpdate) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{8}
+	return file_viewersession_v1_signaling_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IceServerUpdate) GetIceServers() []*IceServer {
@@ -1043,7 +1361,7 @@ var File_viewersession_v1_signaling_proto protoreflect.FileDescriptor
 
 const file_viewersession_v1_signaling_proto_rawDesc = "" +
 	"\n" +
-	" viewersession/v1/signaling.proto\x12\x10viewersession.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eviewersession/v1/session.proto\"&\n" +
+	" viewersession/v1/signaling.proto\x12\x10viewersession.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eviewersession/v1/session.proto\"&\n" +
 	"\x12SessionDescription\x12\x10\n" +
 	"\x03sdp\x18\x01 \x01(\tR\x03sdp\"\xb3\x01\n" +
 	"\fIceCandidate\x12\x1c\n" +
@@ -1057,7 +1375,14 @@ const file_viewersession_v1_signaling_proto_rawDesc = "" +
 	"\n" +
 	"peer_state\x18\x02 \x01(\x0e2%.viewersession.v1.PeerConnectionStateR\tpeerState\"2\n" +
 	"\x0eNetworkChanged\x12 \n" +
-	"\vdescription\x18\x01 \x01(\tR\vdescription\"\a\n" +
+	"\vdescription\x18\x01 \x01(\tR\vdescription\"\xb4\x01\n" +
+	"\vMediaReport\x12,\n" +
+	"\x12peer_connection_id\x18\x01 \x01(\rR\x10peerConnectionId\x12)\n" +
+	"\x10packets_received\x18\x02 \x01(\x04R\x0fpacketsReceived\x12%\n" +
+	"\x0ebytes_received\x18\x03 \x01(\x04R\rbytesReceived\x12%\n" +
+	"\x0eframes_decoded\x18\x04 \x01(\x04R\rframesDecoded\"(\n" +
+	"\x03Ack\x12!\n" +
+	"\fapp_sequence\x18\x01 \x01(\x04R\vappSequence\"\a\n" +
 	"\x05Leave\"\xfb\x01\n" +
 	"\vRenegotiate\x12<\n" +
 	"\x06action\x18\x01 \x01(\x0e2$.viewersession.v1.Renegotiate.ActionR\x06action\x12<\n" +
@@ -1069,7 +1394,7 @@ const file_viewersession_v1_signaling_proto_rawDesc = "" +
 	"\x12ACTION_ICE_RESTART\x10\x01\x12\x1e\n" +
 	"\x1aACTION_NEW_PEER_CONNECTION\x10\x02\"#\n" +
 	"\tGoingAway\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xb0\x06\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xcf\a\n" +
 	"\fSessionEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12/\n" +
@@ -1088,8 +1413,15 @@ const file_viewersession_v1_signaling_proto_rawDesc = "" +
 	"going_away\x18\r \x01(\v2\x1b.viewersession.v1.GoingAwayH\x00R\tgoingAway\x12T\n" +
 	"\x10connection_state\x18\x0e \x01(\v2'.viewersession.v1.ConnectionStateReportH\x00R\x0fconnectionState\x12D\n" +
 	"\vice_servers\x18\x0f \x01(\v2!.viewersession.v1.IceServerUpdateH\x00R\n" +
-	"iceServersB\b\n" +
-	"\x06detail\"\x8c\x01\n" +
+	"iceServers\x128\n" +
+	"\brecovery\x18\x10 \x01(\v2\x1a.viewersession.v1.RecoveryH\x00R\brecovery\x125\n" +
+	"\x05media\x18\x11 \x01(\v2\x1d.viewersession.v1.MediaReportH\x00R\x05media\x12,\n" +
+	"\x12acked_app_sequence\x18\x12 \x01(\x04R\x10ackedAppSequenceB\b\n" +
+	"\x06detail\"\x8b\x01\n" +
+	"\bRecovery\x122\n" +
+	"\x04step\x18\x01 \x01(\x0e2\x1e.viewersession.v1.RecoveryStepR\x04step\x121\n" +
+	"\x06outage\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06outage\x12\x18\n" +
+	"\alearned\x18\x03 \x01(\bR\alearned\"\x8c\x01\n" +
 	"\x0fIceServerUpdate\x12<\n" +
 	"\vice_servers\x18\x01 \x03(\v2\x1b.viewersession.v1.IceServerR\n" +
 	"iceServers\x12;\n" +
@@ -1111,7 +1443,7 @@ const file_viewersession_v1_signaling_proto_rawDesc = "" +
 	"\x1fPEER_CONNECTION_STATE_CONNECTED\x10\x03\x12&\n" +
 	"\"PEER_CONNECTION_STATE_DISCONNECTED\x10\x04\x12 \n" +
 	"\x1cPEER_CONNECTION_STATE_FAILED\x10\x05\x12 \n" +
-	"\x1cPEER_CONNECTION_STATE_CLOSED\x10\x06*\x81\x06\n" +
+	"\x1cPEER_CONNECTION_STATE_CLOSED\x10\x06*\xbd\x06\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x1c\n" +
@@ -1138,7 +1470,14 @@ const file_viewersession_v1_signaling_proto_rawDesc = "" +
 	"\x15EVENT_TYPE_GOING_AWAY\x10\x15\x12\x1c\n" +
 	"\x18EVENT_TYPE_OWNER_CHANGED\x10\x16\x12\x15\n" +
 	"\x11EVENT_TYPE_FAILED\x10\x17\x12\x15\n" +
-	"\x11EVENT_TYPE_CLOSED\x10\x18BFZDgithub.com/acme/viewersession/proto/viewersession/v1;viewersessionpbb\x06proto3"
+	"\x11EVENT_TYPE_CLOSED\x10\x18\x12\x1c\n" +
+	"\x18EVENT_TYPE_MEDIA_FLOWING\x10\x19\x12\x1c\n" +
+	"\x18EVENT_TYPE_MEDIA_STALLED\x10\x1a*\x94\x01\n" +
+	"\fRecoveryStep\x12\x1d\n" +
+	"\x19RECOVERY_STEP_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19RECOVERY_STEP_ICE_RESTART\x10\x01\x12%\n" +
+	"!RECOVERY_STEP_NEW_PEER_CONNECTION\x10\x02\x12\x1f\n" +
+	"\x1bRECOVERY_STEP_NEW_CLIENT_ID\x10\x03BFZDgithub.com/acme/viewersession/proto/viewersession/v1;viewersessionpbb\x06proto3"
 
 var (
 	file_viewersession_v1_signaling_proto_rawDescOnce sync.Once
@@ -1152,51 +1491,60 @@ func file_viewersession_v1_signaling_proto_rawDescGZIP() []byte {
 	return file_viewersession_v1_signaling_proto_rawDescData
 }
 
-var file_viewersession_v1_signaling_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_viewersession_v1_signaling_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_viewersession_v1_signaling_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_viewersession_v1_signaling_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_viewersession_v1_signaling_proto_goTypes = []any{
 	(IceConnectionState)(0),       // 0: viewersession.v1.IceConnectionState
 	(PeerConnectionState)(0),      // 1: viewersession.v1.PeerConnectionState
 	(EventType)(0),                // 2: viewersession.v1.EventType
-	(Renegotiate_Action)(0),       // 3: viewersession.v1.Renegotiate.Action
-	(*SessionDescription)(nil),    // 4: viewersession.v1.SessionDescription
-	(*IceCandidate)(nil),          // 5: viewersession.v1.IceCandidate
-	(*ConnectionStateReport)(nil), // 6: viewersession.v1.ConnectionStateReport
-	(*NetworkChanged)(nil),        // 7: viewersession.v1.NetworkChanged
-	(*Leave)(nil),                 // 8: viewersession.v1.Leave
-	(*Renegotiate)(nil),           // 9: viewersession.v1.Renegotiate
-	(*GoingAway)(nil),             // 10: viewersession.v1.GoingAway
-	(*SessionEvent)(nil),          // 11: viewersession.v1.SessionEvent
-	(*IceServerUpdate)(nil),       // 12: viewersession.v1.IceServerUpdate
-	(*IceServer)(nil),             // 13: viewersession.v1.IceServer
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(SessionState)(0),             // 15: viewersession.v1.SessionState
-	(*Failure)(nil),               // 16: viewersession.v1.Failure
-	(CloseReason)(0),              // 17: viewersession.v1.CloseReason
+	(RecoveryStep)(0),             // 3: viewersession.v1.RecoveryStep
+	(Renegotiate_Action)(0),       // 4: viewersession.v1.Renegotiate.Action
+	(*SessionDescription)(nil),    // 5: viewersession.v1.SessionDescription
+	(*IceCandidate)(nil),          // 6: viewersession.v1.IceCandidate
+	(*ConnectionStateReport)(nil), // 7: viewersession.v1.ConnectionStateReport
+	(*NetworkChanged)(nil),        // 8: viewersession.v1.NetworkChanged
+	(*MediaReport)(nil),           // 9: viewersession.v1.MediaReport
+	(*Ack)(nil),                   // 10: viewersession.v1.Ack
+	(*Leave)(nil),                 // 11: viewersession.v1.Leave
+	(*Renegotiate)(nil),           // 12: viewersession.v1.Renegotiate
+	(*GoingAway)(nil),             // 13: viewersession.v1.GoingAway
+	(*SessionEvent)(nil),          // 14: viewersession.v1.SessionEvent
+	(*Recovery)(nil),              // 15: viewersession.v1.Recovery
+	(*IceServerUpdate)(nil),       // 16: viewersession.v1.IceServerUpdate
+	(*IceServer)(nil),             // 17: viewersession.v1.IceServer
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(SessionState)(0),             // 19: viewersession.v1.SessionState
+	(*Failure)(nil),               // 20: viewersession.v1.Failure
+	(CloseReason)(0),              // 21: viewersession.v1.CloseReason
+	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
 }
 var file_viewersession_v1_signaling_proto_depIdxs = []int32{
 	0,  // 0: viewersession.v1.ConnectionStateReport.ice_state:type_name -> viewersession.v1.IceConnectionState
 	1,  // 1: viewersession.v1.ConnectionStateReport.peer_state:type_name -> viewersession.v1.PeerConnectionState
-	3,  // 2: viewersession.v1.Renegotiate.action:type_name -> viewersession.v1.Renegotiate.Action
-	13, // 3: viewersession.v1.Renegotiate.ice_servers:type_name -> viewersession.v1.IceServer
-	14, // 4: viewersession.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
+	4,  // 2: viewersession.v1.Renegotiate.action:type_name -> viewersession.v1.Renegotiate.Action
+	17, // 3: viewersession.v1.Renegotiate.ice_servers:type_name -> viewersession.v1.IceServer
+	18, // 4: viewersession.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
 	2,  // 5: viewersession.v1.SessionEvent.type:type_name -> viewersession.v1.EventType
-	15, // 6: viewersession.v1.SessionEvent.state:type_name -> viewersession.v1.SessionState
-	16, // 7: viewersession.v1.SessionEvent.failure:type_name -> viewersession.v1.Failure
-	17, // 8: viewersession.v1.SessionEvent.close_reason:type_name -> viewersession.v1.CloseReason
-	4,  // 9: viewersession.v1.SessionEvent.answer:type_name -> viewersession.v1.SessionDescription
-	5,  // 10: viewersession.v1.SessionEvent.candidate:type_name -> viewersession.v1.IceCandidate
-	9,  // 11: viewersession.v1.SessionEvent.renegotiate:type_name -> viewersession.v1.Renegotiate
-	10, // 12: viewersession.v1.SessionEvent.going_away:type_name -> viewersession.v1.GoingAway
-	6,  // 13: viewersession.v1.SessionEvent.connection_state:type_name -> viewersession.v1.ConnectionStateReport
-	12, // 14: viewersession.v1.SessionEvent.ice_servers:type_name -> viewersession.v1.IceServerUpdate
-	13, // 15: viewersession.v1.IceServerUpdate.ice_servers:type_name -> viewersession.v1.IceServer
-	14, // 16: viewersession.v1.IceServerUpdate.expire_time:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	19, // 6: viewersession.v1.SessionEvent.state:type_name -> viewersession.v1.SessionState
+	20, // 7: viewersession.v1.SessionEvent.failure:type_name -> viewersession.v1.Failure
+	21, // 8: viewersession.v1.SessionEvent.close_reason:type_name -> viewersession.v1.CloseReason
+	5,  // 9: viewersession.v1.SessionEvent.answer:type_name -> viewersession.v1.SessionDescription
+	6,  // 10: viewersession.v1.SessionEvent.candidate:type_name -> viewersession.v1.IceCandidate
+	12, // 11: viewersession.v1.SessionEvent.renegotiate:type_name -> viewersession.v1.Renegotiate
+	13, // 12: viewersession.v1.SessionEvent.going_away:type_name -> viewersession.v1.GoingAway
+	7,  // 13: viewersession.v1.SessionEvent.connection_state:type_name -> viewersession.v1.ConnectionStateReport
+	16, // 14: viewersession.v1.SessionEvent.ice_servers:type_name -> viewersession.v1.IceServerUpdate
+	15, // 15: viewersession.v1.SessionEvent.recovery:type_name -> viewersession.v1.Recovery
+	9,  // 16: viewersession.v1.SessionEvent.media:type_name -> viewersession.v1.MediaReport
+	3,  // 17: viewersession.v1.Recovery.step:type_name -> viewersession.v1.RecoveryStep
+	22, // 18: viewersession.v1.Recovery.outage:type_name -> google.protobuf.Duration
+	17, // 19: viewersession.v1.IceServerUpdate.ice_servers:type_name -> viewersession.v1.IceServer
+	18, // 20: viewersession.v1.IceServerUpdate.expire_time:type_name -> google.protobuf.Timestamp
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_viewersession_v1_signaling_proto_init() }
@@ -1206,21 +1554,23 @@ func file_viewersession_v1_signaling_proto_init() {
 	}
 	file_viewersession_v1_session_proto_init()
 	file_viewersession_v1_signaling_proto_msgTypes[1].OneofWrappers = []any{}
-	file_viewersession_v1_signaling_proto_msgTypes[7].OneofWrappers = []any{
+	file_viewersession_v1_signaling_proto_msgTypes[9].OneofWrappers = []any{
 		(*SessionEvent_Answer)(nil),
 		(*SessionEvent_Candidate)(nil),
 		(*SessionEvent_Renegotiate)(nil),
 		(*SessionEvent_GoingAway)(nil),
 		(*SessionEvent_ConnectionState)(nil),
 		(*SessionEvent_IceServers)(nil),
+		(*SessionEvent_Recovery)(nil),
+		(*SessionEvent_Media)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_viewersession_v1_signaling_proto_rawDesc), len(file_viewersession_v1_signaling_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   9,
+			NumEnums:      5,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
