@@ -47,6 +47,9 @@ type Config struct {
 	LogLevel string
 	// LogFormat is json or text. Default "json".
 	LogFormat string
+	// PrintVersion prints the version and exits (-version; its environment
+	// variable is ignored). Default false.
+	PrintVersion bool
 
 	// AWSRegion is the region of channels given by name without one.
 	// Default "us-west-2".
@@ -151,6 +154,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound after SIGTERM")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
+	fs.BoolVar(&c.PrintVersion, "version", c.PrintVersion, "print the version and exit")
 	fs.StringVar(&c.APIKeysFile, "api-keys-file", c.APIKeysFile, "file of backend API keys, one per line")
 	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "backend API keys, comma-separated (prefer VS_API_KEYS)")
 	fs.StringVar(&c.AWSRegion, "aws-region", c.AWSRegion, "region of channels given by name without one")
@@ -184,15 +188,27 @@ type recordingValue struct {
 	errs *[]error
 }
 
-func (v recordingValue) Set(s string) error {
+func (v *recordingValue) Set(s string) error {
 	if err := v.Value.Set(s); err != nil {
 		*v.errs = append(*v.errs, fmt.Errorf("-%s %q: %v", v.name, s, unwrapFlagErr(err)))
 	}
 	return nil
 }
 
+// String is nil-safe: the flag package calls it on a zero value it makes
+// itself to tell whether a default is worth printing.
+func (v *recordingValue) String() string {
+	if v == nil || v.Value == nil {
+		return ""
+	}
+	return v.Value.String()
+}
+
 // IsBoolFlag keeps `-dev` (without a value) working through the wrapper.
-func (v recordingValue) IsBoolFlag() bool {
+func (v *recordingValue) IsBoolFlag() bool {
+	if v == nil || v.Value == nil {
+		return false
+	}
 	b, ok := v.Value.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()
 }
@@ -212,9 +228,19 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	fs := cfg.flagSet(out)
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		f.Value = recordingValue{Value: f.Value, name: f.Name, errs: &errs}
+		f.Value = &recordingValue{Value: f.Value, name: f.Name, errs: &errs}
 	})
+	// -h prints the flags of an unwrapped set, so each shows its type
+	// ("duration", "int") and its default.
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage of server:")
+		plain := DefaultConfig()
+		plain.flagSet(out).PrintDefaults()
+	}
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" {
+			return // a command, not a setting
+		}
 		if v := getenv(envName(f.Name)); v != "" {
 			before := len(errs)
 			_ = f.Value.Set(v)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -147,4 +148,52 @@ func sameDefault(readme, def string) bool {
 		return err == nil && a == b
 	}
 	return readme == def
+}
+
+// TestHelpPrintsEveryFlag is defect 11 of the hardening issue: `server -h`
+// printed "panic calling String method on zero main.recordingValue" for
+// every flag. Each flag must show its type and default, and no panic.
+func TestHelpPrintsEveryFlag(t *testing.T) {
+	var out strings.Builder
+	_, err := LoadConfig([]string{"-h"}, func(string) string { return "" }, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("LoadConfig(-h) error = %v, want flag.ErrHelp", err)
+	}
+	help := out.String()
+	if strings.Contains(help, "panic") {
+		t.Fatalf("-h output contains a panic:\n%s", help)
+	}
+	for _, want := range []string{"-answer-timeout duration", "(default 30s)", "-max-attempts int", `-aws-region string`, "-version"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("-h output lacks %q:\n%s", want, help)
+		}
+	}
+	DefaultConfig().flagSetNames(t, func(name string) {
+		if !strings.Contains(help, "  -"+name) {
+			t.Errorf("-h output lacks -%s", name)
+		}
+	})
+}
+
+// TestVersionIgnoresEnvironment: -version is a command, VS_VERSION is not.
+func TestVersionIgnoresEnvironment(t *testing.T) {
+	cfg, err := LoadConfig(nil, func(k string) string {
+		if k == "VS_VERSION" {
+			return "true"
+		}
+		return ""
+	}, io.Discard)
+	if err != nil || cfg.PrintVersion {
+		t.Errorf("LoadConfig with VS_VERSION=true: PrintVersion %v, error %v; want false, nil", cfg.PrintVersion, err)
+	}
+	cfg, err = LoadConfig([]string{"-version"}, func(string) string { return "" }, io.Discard)
+	if err != nil || !cfg.PrintVersion {
+		t.Errorf("LoadConfig(-version): PrintVersion %v, error %v; want true, nil", cfg.PrintVersion, err)
+	}
+}
+
+// flagSetNames calls f with the name of every flag.
+func (c Config) flagSetNames(t *testing.T, f func(string)) {
+	t.Helper()
+	c.flagSet(io.Discard).VisitAll(func(fl *flag.Flag) { f(fl.Name) })
 }

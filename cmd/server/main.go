@@ -65,6 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	if cfg.PrintVersion {
+		fmt.Fprintln(os.Stdout, "server", version)
+		return nil
+	}
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
 
