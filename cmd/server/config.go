@@ -70,6 +70,24 @@ type Config struct {
 	// Default "".
 	APIKeys string
 
+	// TLSCert and TLSKey are PEM files of the gRPC port's certificate and
+	// key; both or neither. The pair is reloaded when either file changes,
+	// without dropping open streams. Default "" (plaintext).
+	TLSCert, TLSKey string
+	// TLSClientCA is a PEM file of CAs whose client certificates the gRPC
+	// port requires (mTLS). Needs TLSCert. Default "".
+	TLSClientCA string
+	// HTTPTLS serves the HTTP port (/metrics, /healthz, /readyz) with the
+	// same certificate (no client certificate asked). Needs TLSCert.
+	// Default false.
+	HTTPTLS bool
+	// HTTPIdleTimeout closes HTTP keep-alive connections idle this long.
+	// Default 60s.
+	HTTPIdleTimeout time.Duration
+	// MaxConcurrentStreams bounds the gRPC streams (and in-flight unary
+	// calls) of one client connection. Default 100.
+	MaxConcurrentStreams uint
+
 	// Session holds the server-wide defaults of per-session options.
 	Session SessionDefaults
 
@@ -115,16 +133,18 @@ type SessionDefaults struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:         ":50051",
-		RedisMode:        "standalone",
-		HTTPAddr:         ":8080",
-		DrainTimeout:     20 * time.Second,
-		LogLevel:         "info",
-		LogFormat:        "json",
-		AWSRegion:        "us-west-2",
-		KeepaliveMinTime: 10 * time.Second,
-		KeepaliveTime:    30 * time.Second,
-		KeepaliveTimeout: 10 * time.Second,
+		GRPCAddr:             ":50051",
+		RedisMode:            "standalone",
+		HTTPAddr:             ":8080",
+		DrainTimeout:         20 * time.Second,
+		LogLevel:             "info",
+		LogFormat:            "json",
+		AWSRegion:            "us-west-2",
+		KeepaliveMinTime:     10 * time.Second,
+		KeepaliveTime:        30 * time.Second,
+		KeepaliveTimeout:     10 * time.Second,
+		HTTPIdleTimeout:      60 * time.Second,
+		MaxConcurrentStreams: 100,
 		Session: SessionDefaults{
 			AnswerTimeout:     30 * time.Second,
 			RetryDelay:        6 * time.Second,
@@ -172,6 +192,12 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", c.KeepaliveMinTime, "minimum client keepalive ping interval tolerated")
 	fs.DurationVar(&c.KeepaliveTime, "keepalive-time", c.KeepaliveTime, "server ping interval on idle connections")
 	fs.DurationVar(&c.KeepaliveTimeout, "keepalive-timeout", c.KeepaliveTimeout, "wait for a keepalive ack")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate of the gRPC port (reloaded when it changes); empty = plaintext")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of -tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CAs of the client certificates the gRPC port requires (mTLS)")
+	fs.BoolVar(&c.HTTPTLS, "http-tls", c.HTTPTLS, "serve the HTTP port with -tls-cert too")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close HTTP keep-alive connections idle this long")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "gRPC streams allowed per client connection")
 	return fs
 }
 
@@ -314,6 +340,7 @@ func (c Config) Validate() error {
 		{"keepalive-min-time", c.KeepaliveMinTime},
 		{"keepalive-time", c.KeepaliveTime},
 		{"keepalive-timeout", c.KeepaliveTimeout},
+		{"http-idle-timeout", c.HTTPIdleTimeout},
 	}
 	for _, p := range positive {
 		check(p.d > 0, "-%s %v: must be positive", p.name, p.d)
@@ -321,6 +348,10 @@ func (c Config) Validate() error {
 	check(c.Session.RetryDelay >= 0, "-retry-delay %v: must not be negative", c.Session.RetryDelay)
 	check(c.Session.MaxAttempts >= 1 && c.Session.MaxAttempts <= 5, "-max-attempts %d: must be 1..5", c.Session.MaxAttempts)
 	check(c.Session.MaxPerChannel >= 1, "-max-sessions-per-channel %d: must be at least 1", c.Session.MaxPerChannel)
+	check((c.TLSCert == "") == (c.TLSKey == ""), "-tls-cert and -tls-key: give both or neither")
+	check(c.TLSClientCA == "" || c.TLSCert != "", "-tls-client-ca needs -tls-cert and -tls-key")
+	check(!c.HTTPTLS || c.TLSCert != "", "-http-tls needs -tls-cert and -tls-key")
+	check(c.MaxConcurrentStreams >= 1, "-max-concurrent-streams %d: must be at least 1", c.MaxConcurrentStreams)
 	_, levelErr := parseLevel(c.LogLevel)
 	check(levelErr == nil, "-log-level %q: want debug, info, warn or error", c.LogLevel)
 	check(c.LogFormat == "json" || c.LogFormat == "text", "-log-format %q: want json or text", c.LogFormat)

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -95,8 +97,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Warn("no API keys configured (-api-keys-file, VS_API_KEYS): backend RPCs will be refused")
 	}
 
+	tlsCfg, err := serverTLS(cfg, log)
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		d.close(context.WithoutCancel(ctx), log)
+		return err
+	}
 	mw := service.NewInterceptors(log, reg)
-	gs := grpc.NewServer(
+	gopts := []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxConcurrentStreams, 1<<31))),
 		grpc.ChainUnaryInterceptor(mw.Unary()...),
 		grpc.ChainStreamInterceptor(mw.Stream()...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
@@ -107,7 +117,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Time:    cfg.KeepaliveTime,
 			Timeout: cfg.KeepaliveTimeout,
 		}),
-	)
+	}
+	if tlsCfg != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	gs := grpc.NewServer(gopts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	vspb.RegisterViewerSessionServiceServer(gs, service.New(d.manager, auth, log))
@@ -124,6 +138,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	hsrv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+	}
+	if cfg.HTTPTLS {
+		// The HTTP port asks for no client certificate: probes and
+		// Prometheus present none.
+		htc := tlsCfg.Clone()
+		htc.ClientAuth, htc.ClientCAs = tls.NoClientCert, nil
+		httpLis = tls.NewListener(httpLis, htc)
 	}
 
 	var wg sync.WaitGroup
@@ -139,7 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	})
 	log.Info("serving", "version", version, "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(),
-		"store", storeKind(cfg), "dev", cfg.Dev)
+		"store", storeKind(cfg), "dev", cfg.Dev, "tls", tlsCfg != nil, "mtls", cfg.TLSClientCA != "")
 	if cfg.Dev {
 		printDevBanner(stderr, d, grpcLis.Addr().String(), httpLis.Addr().String())
 	}
