@@ -1,0 +1,132 @@
+package netns
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// needNamespaces skips the test where namespaces cannot be created (not
+// root, no ip): the only reason this package's tests may skip.
+func needNamespaces(t *testing.T) {
+	t.Helper()
+	if err := Check(t.Context()); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+}
+
+func TestSetVethAndClose(t *testing.T) {
+	needNamespaces(t)
+	ctx := t.Context()
+	s, err := NewSet("nstest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	a, err := s.New(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.New(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Veth(ctx, a, "left", b, "right"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Batch(ctx, "addr add 10.213.250.1/30 dev left", "link set left up"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.Exec(ctx, "ip", "-o", "-4", "addr", "show", "dev", "left")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "10.213.250.1/30") {
+		t.Fatalf("ip addr inside %s = %q, want 10.213.250.1/30 on left", a.Name, out)
+	}
+	if out, err := b.Exec(ctx, "ip", "-o", "link", "show", "right"); err != nil || !strings.Contains(string(out), "right") {
+		t.Fatalf("the veth's other end is not in %s: %q, %v", b.Name, out, err)
+	}
+
+	// A process left running inside is killed by Close, and the namespaces go.
+	cmd := a.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	names := s.Names()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-waited; err == nil {
+		t.Fatal("the process inside the namespace exited cleanly; want it killed by Close")
+	}
+	for _, name := range names {
+		left, err := List(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("after Close, ip netns list still has %v", left)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestSweepDeletesOnlyDeadRuns(t *testing.T) {
+	needNamespaces(t)
+	ctx := t.Context()
+	// A pid that is surely gone: a process that has exited and been reaped.
+	done := exec.Command("true")
+	if err := done.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprintf("nssweep%d-%s-x", done.Process.Pid, randomTag())
+	if _, err := run(ctx, "ip", "netns", "add", dead); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = remove(context.Background(), dead) })
+	s, err := NewSet("nssweep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	live, err := s.New(ctx, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	deleted, err := Sweep(ctx, "nssweep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 1 || deleted[0] != dead {
+		t.Errorf("Sweep deleted %v, want only %s (its creator %d is gone)", deleted, dead, done.Process.Pid)
+	}
+	left, err := List(ctx, "nssweep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != live.Name {
+		t.Errorf("after Sweep, namespaces %v, want only this run's %s", left, live.Name)
+	}
+}
+
+func TestNewSetRejectsBadPrefix(t *testing.T) {
+	for _, give := range []string{"", "Vs", "vs-1", "v s"} {
+		if _, err := NewSet(give); err == nil {
+			t.Errorf("NewSet(%q) = nil error, want an error", give)
+		}
+	}
+}
