@@ -131,7 +131,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	var ready atomic.Bool
 	ready.Store(true)
-	mux := httpMux(reg, &ready)
+	startupChecks(ctx, d.checks, log)
+	mux := httpMux(reg, &ready, d.checks)
 	if d.emulator != nil {
 		mux.Handle("/dev/emulator/", emulatorProxy(d.emulator))
 	}
@@ -225,20 +226,15 @@ func storeKind(cfg Config) string {
 }
 
 // httpMux serves /metrics (Prometheus text), /healthz (liveness: the process
-// runs) and /readyz (readiness: 503 once shutdown has begun).
-func httpMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {
+// runs) and /readyz (readiness: 503 with the reasons once shutdown has begun
+// or while a dependency in checks fails).
+func httpMux(reg *prometheus.Registry, ready *atomic.Bool, checks []readinessCheck) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
+	mux.HandleFunc("GET /readyz", readyHandler(ready, checks))
 	return mux
 }
 

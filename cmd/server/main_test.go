@@ -69,10 +69,17 @@ func freeAddr(t *testing.T) string {
 
 func startServer(t *testing.T, args ...string) *serverProcess {
 	t.Helper()
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv is startServer with extra environment variables (later
+// ones win).
+func startServerEnv(t *testing.T, env []string, args ...string) *serverProcess {
+	t.Helper()
 	p := &serverProcess{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan struct{})}
 	args = append([]string{"-grpc-addr", p.grpcAddr, "-http-addr", p.httpAddr}, args...)
 	p.cmd = exec.Command(os.Args[0], args...)
-	p.cmd.Env = append(os.Environ(), "VS_TEST_RUN_SERVER=1")
+	p.cmd.Env = append(append(os.Environ(), "VS_TEST_RUN_SERVER=1"), env...)
 	p.cmd.Stderr = p
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start server: %v", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go/logging"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/viewersession/clientid"
@@ -39,6 +40,8 @@ type deps struct {
 	devKey   string // -dev's generated API key, printed once
 	emulator *kvsemu.Emulator
 	closers  []func(context.Context) error
+	// checks are the dependencies readiness depends on.
+	checks []readinessCheck
 }
 
 func (d *deps) close(ctx context.Context, log *slog.Logger) {
@@ -84,6 +87,11 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 			return nil, err
 		}
 		rdb.AddHook(mx.RedisHook())
+		d.checks = append(d.checks, readinessCheck{
+			name:  "redis",
+			what:  "sessions cannot be created, joined or listed",
+			check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		})
 		d.closers = append(d.closers, func(context.Context) error { return rdb.Close() })
 		alloc = clientid.NewRedis(rdb, idCfg)
 		store = redisstore.New(rdb)
@@ -125,10 +133,32 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 		kcfg.Endpoint = emu.Endpoint()
 		kcfg.CAPool = emu.CertPool()
 	} else {
-		awsCfg, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion))
+		sdkLog, logCtx := log.With("component", "aws-sdk"), context.WithoutCancel(ctx)
+		awsCfg, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion),
+			awsconfig.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+				// The SDK's own lines go through slog, never as plain text
+				// into the JSON log.
+				level := slog.LevelWarn
+				if c == logging.Debug {
+					level = slog.LevelDebug
+				}
+				sdkLog.Log(logCtx, level, fmt.Sprintf(format, v...))
+			})))
 		if err != nil {
 			return nil, fmt.Errorf("load AWS config: %w", err)
 		}
+		creds := awsCfg.Credentials
+		d.checks = append(d.checks, readinessCheck{
+			name: "aws credentials",
+			what: "KVS cannot be called: CreateSession fails",
+			check: func(ctx context.Context) error {
+				if creds == nil {
+					return errors.New("no credential provider in the default chain")
+				}
+				_, err := creds.Retrieve(ctx)
+				return err
+			},
+		})
 		kcfg.Endpoint = cfg.KVSEndpoint
 		if cfg.KVSCAFile != "" {
 			pem, err := os.ReadFile(cfg.KVSCAFile)
