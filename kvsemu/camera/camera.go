@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // Camera is a simulated KVS master. Create it with New and run it with Run.
@@ -32,8 +34,11 @@ type Camera struct {
 type hooks struct {
 	// offerDone is called by the event loop after it decided an offer.
 	offerDone func(clientID string, o outcome)
-	// sessionDropped is called by the event loop after it removed a session.
-	sessionDropped func(clientID string)
+	// sessionDropped is called by the event loop after it removed and
+	// closed a session, with its peer connection's state.
+	sessionDropped func(clientID string, st webrtc.PeerConnectionState)
+	// cleanupDone is called by the event loop after each cleanup pass.
+	cleanupDone func()
 }
 
 // Stats is a snapshot of a Camera's counters. Counters accumulate over the
@@ -45,6 +50,8 @@ type Stats struct {
 	AnswersSent uint64
 	// IgnoredOffers counts offers the camera did not answer: a live session
 	// in c-sample mode, the session cap, a fault, or an offer pion rejected.
+	// An offer answered from a new peer connection (js-sample, or a
+	// replaced session in restart-capable) counts as answered.
 	// Frames too malformed to be offers (no sender, bad payload) are counted
 	// nowhere.
 	IgnoredOffers uint64

@@ -2,10 +2,12 @@ package camera
 
 import (
 	"errors"
+	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 )
 
@@ -22,7 +24,7 @@ const quiet = 500 * time.Millisecond
 
 func TestStreamsVideo(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []Mode{CSample, JSSample} {
+	for _, mode := range Modes() {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			rl := newRelay(t)
@@ -45,6 +47,8 @@ func TestStreamsVideo(t *testing.T) {
 	}
 }
 
+// TestReofferSameClientID: a new peer connection that offers with the
+// client id of a live session (a reconnect, not an ICE restart).
 func TestReofferSameClientID(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -53,6 +57,7 @@ func TestReofferSameClientID(t *testing.T) {
 	}{
 		{give: CSample, want: outcomeLiveSession},
 		{give: JSSample, want: outcomeReplaced},
+		{give: RestartCapable, want: outcomeReplaced},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.give), func(t *testing.T) {
@@ -61,20 +66,25 @@ func TestReofferSameClientID(t *testing.T) {
 			cam := startCamera(t, rl, Config{Mode: tt.give})
 			v1 := newViewer(t, rl, "viewer-1")
 			v1.offer(false)
-			v1.waitAnswer()
+			first := v1.waitAnswer()
 			cam.waitDecision(t, "viewer-1", outcomeAnswered)
 			v1.waitPackets(minPackets)
 
 			// A new peer connection reconnecting with the same client id.
 			v2 := newViewer(t, rl, "viewer-1")
 			v2.offer(false)
-			cam.waitDecision(t, "viewer-1", tt.want)
 			if tt.want == outcomeLiveSession {
+				cam.waitDecision(t, "viewer-1", tt.want)
 				v2.noAnswer(quiet)
 				n := v1.packets.Load()
 				v1.waitPackets(n + minPackets) // the old session lives on
 			} else {
-				v2.waitAnswer()
+				cam.waitDropped(t, "viewer-1")
+				cam.waitDecision(t, "viewer-1", tt.want)
+				second := v2.waitAnswer()
+				if got, old := sdpAttr(second.SDP, "fingerprint"), sdpAttr(first.SDP, "fingerprint"); got == old {
+					t.Errorf("replacing answer has the old fingerprint %q, want a new certificate", got)
+				}
 				v2.waitPackets(minPackets)
 			}
 			if got := cam.Stats().Sessions; got != 1 {
@@ -84,6 +94,11 @@ func TestReofferSameClientID(t *testing.T) {
 	}
 }
 
+// TestICERestart: the viewer restarts ICE on its live peer connection
+// (same client id, same DTLS fingerprint, new ice-ufrag). Only the
+// restart-capable camera keeps its peer connection; the js-sample camera
+// closes it and answers from a new one, as the real JS sample does
+// (KVS-PROTOCOL.md 4.1), so the answer carries a new fingerprint.
 func TestICERestart(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -91,7 +106,8 @@ func TestICERestart(t *testing.T) {
 		want outcome
 	}{
 		{give: CSample, want: outcomeLiveSession},
-		{give: JSSample, want: outcomeRestarted},
+		{give: JSSample, want: outcomeReplaced},
+		{give: RestartCapable, want: outcomeRestarted},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.give), func(t *testing.T) {
@@ -108,23 +124,40 @@ func TestICERestart(t *testing.T) {
 			if !isICERestart(firstOffer.SDP, restart.SDP) {
 				t.Fatal("test setup: the viewer's restart offer does not keep its fingerprint with a new ice-ufrag")
 			}
-			cam.waitDecision(t, "viewer-1", tt.want)
-			if tt.want == outcomeLiveSession {
+			switch tt.want {
+			case outcomeLiveSession:
+				// No answer; the viewer's ICE agent already moved to its new
+				// credentials, so its connection is left to die.
+				cam.waitDecision(t, "viewer-1", tt.want)
 				v.noAnswer(quiet)
 				return
+			case outcomeReplaced:
+				cam.waitDropped(t, "viewer-1") // the old peer connection is closed first
 			}
+			cam.waitDecision(t, "viewer-1", tt.want)
 			second := v.waitAnswer()
-			if got, want := sdpAttr(second.SDP, "fingerprint"), sdpAttr(first.SDP, "fingerprint"); got != want {
-				t.Errorf("restart answer fingerprint = %q, want the live session's %q", got, want)
+			fp1, fp2 := sdpAttr(first.SDP, "fingerprint"), sdpAttr(second.SDP, "fingerprint")
+			uf1, uf2 := sdpAttr(first.SDP, "ice-ufrag"), sdpAttr(second.SDP, "ice-ufrag")
+			if fp1 == "" || uf1 == "" {
+				t.Fatalf("first answer lacks a fingerprint or ice-ufrag:\n%s", first.SDP)
 			}
-			if got, old := sdpAttr(second.SDP, "ice-ufrag"), sdpAttr(first.SDP, "ice-ufrag"); got == old {
-				t.Errorf("restart answer ice-ufrag = %q, want a new one", got)
+			if uf2 == uf1 {
+				t.Errorf("restart answer ice-ufrag = %q, want a new one", uf2)
+			}
+			if got := cam.Stats(); got.Sessions != 1 || got.AnswersSent != 2 || got.IgnoredOffers != 0 {
+				t.Errorf("Stats() = %+v, want 1 session, 2 answers, 0 ignored", got)
+			}
+			if tt.want == outcomeReplaced {
+				if fp2 == fp1 {
+					t.Errorf("js-sample restart answer fingerprint = %q, the old connection's; want a new certificate", fp2)
+				}
+				return
+			}
+			if fp2 != fp1 {
+				t.Errorf("restart answer fingerprint = %q, want the live session's %q", fp2, fp1)
 			}
 			n := v.packets.Load()
 			v.waitPackets(n + minPackets)
-			if got := cam.Stats(); got.Sessions != 1 || got.AnswersSent != 2 {
-				t.Errorf("Stats() = %+v, want 1 session and 2 answers", got)
-			}
 		})
 	}
 }
@@ -253,40 +286,32 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
+// TestCSampleCleanup: with the default 5 s cleanup period, a c-sample
+// camera drops the session of a viewer that left as soon as its peer
+// connection reports closed (the state change wakes the cleanup pass), and
+// then answers the same client id from a new peer connection.
 func TestCSampleCleanup(t *testing.T) {
 	t.Parallel()
 	rl := newRelay(t)
-	cam := startCamera(t, rl, Config{
-		Mode:          CSample,
-		CleanupPeriod: 50 * time.Millisecond,
-		SettingEngine: func(se *webrtc.SettingEngine) {
-			se.SetICETimeouts(300*time.Millisecond, 5*time.Second, 100*time.Millisecond)
-		},
-	})
+	cam := startCamera(t, rl, Config{Mode: CSample})
 	v1 := newViewer(t, rl, "viewer-1")
 	v1.offer(false)
-	v1.waitAnswer()
+	first := v1.waitAnswer()
 	cam.waitDecision(t, "viewer-1", outcomeAnswered)
 	v1.waitPackets(minPackets)
-	v1.close()
+	v1.close() // its DTLS close_notify closes the camera's peer connection
 
-	// Once the camera's peer connection notices and the cleanup runs, the
-	// same client id is answered again.
-	select {
-	case id := <-cam.dropped:
-		if id != "viewer-1" {
-			t.Fatalf("dropped session %q, want viewer-1", id)
-		}
-	case <-time.After(waitFor):
-		t.Fatalf("session not cleaned up within %v of the viewer leaving", waitFor)
-	}
+	cam.waitDropped(t, "viewer-1")
 	if got := cam.Stats().Sessions; got != 0 {
 		t.Errorf("Stats().Sessions = %d after cleanup, want 0", got)
 	}
 	v2 := newViewer(t, rl, "viewer-1")
 	v2.offer(false)
-	v2.waitAnswer()
+	second := v2.waitAnswer()
 	cam.waitDecision(t, "viewer-1", outcomeAnswered)
+	if got, old := sdpAttr(second.SDP, "fingerprint"), sdpAttr(first.SDP, "fingerprint"); got == old {
+		t.Errorf("answer after cleanup has the old fingerprint %q, want a new peer connection's", got)
+	}
 	v2.waitPackets(minPackets)
 }
 
@@ -312,4 +337,90 @@ func TestRunTwice(t *testing.T) {
 	if err := cam.Run(t.Context()); !errors.Is(err, ErrRunning) {
 		t.Errorf("second Run = %v, want ErrRunning", err)
 	}
+}
+
+// TestHostIP: the camera's ICE candidates, in its answer and trickled, are
+// on Config.HostIP only, even when the host has other addresses, and video
+// flows over a pair whose camera side is that address.
+func TestHostIP(t *testing.T) {
+	t.Parallel()
+	type hostCase struct {
+		name string
+		give netip.Addr // the camera's HostIP; zero for the default
+		want netip.Addr
+	}
+	tests := []hostCase{{name: "default", want: netip.MustParseAddr("127.0.0.1")}}
+	for _, v6 := range []bool{false, true} {
+		if ip, ok := otherHostIP(v6); ok {
+			tests = append(tests, hostCase{name: "interface " + ip.String(), give: ip, want: ip})
+		} else {
+			t.Logf("no up non-loopback interface with a global IPv6=%v address: that case is skipped", v6)
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rl := newRelay(t)
+			cam := startCamera(t, rl, Config{HostIP: tt.give})
+			v := newViewerOn(t, rl, "viewer-1", tt.want)
+			v.offer(false)
+			answer := v.waitAnswer()
+			cam.waitDecision(t, "viewer-1", outcomeAnswered)
+			v.waitPackets(minPackets)
+
+			pair, err := v.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+			if err != nil || pair == nil {
+				t.Fatalf("selected pair = %v, %v", pair, err)
+			}
+			if pair.Remote.Address != tt.want.String() {
+				t.Errorf("media flows from the camera's %s, want %s", pair.Remote.Address, tt.want)
+			}
+			v.mu.Lock()
+			cands := append([]string(nil), v.cameraCands...)
+			v.mu.Unlock()
+			for _, line := range strings.Split(answer.SDP, "\n") {
+				if c, ok := strings.CutPrefix(strings.TrimSpace(line), "a="); ok && strings.HasPrefix(c, "candidate:") {
+					cands = append(cands, c)
+				}
+			}
+			if len(cands) == 0 {
+				t.Fatal("the camera sent no candidate")
+			}
+			for _, c := range cands {
+				f := strings.Fields(c)
+				if len(f) < 8 || f[4] != tt.want.String() || f[7] != "host" {
+					t.Errorf("camera candidate %q, want a host candidate on %s", c, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// otherHostIP returns an IPv4 (or, if v6, a global IPv6) address of an up,
+// non-loopback interface.
+func otherHostIP(v6 bool) (netip.Addr, bool) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			n, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if ip = ip.Unmap(); ok && ip.Is6() == v6 && ip.IsGlobalUnicast() {
+				return ip, true
+			}
+		}
+	}
+	return netip.Addr{}, false
 }

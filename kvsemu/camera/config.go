@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/coder/websocket"
@@ -17,19 +19,29 @@ type Mode string
 
 const (
 	// CSample mimics the KVS C SDK sample master: a new offer from a client id
-	// with a live session is ignored until the dead session is cleaned up.
+	// with a live session is ignored, ICE restarts included, until the
+	// cleanup pass has removed the dead session; the next offer is answered
+	// from a new peer connection.
 	CSample Mode = "c-sample"
-	// JSSample mimics the KVS JS SDK sample master: a new offer replaces the
-	// live session, except an ICE restart of the same viewer peer, which is
-	// applied to the existing peer connection.
+	// JSSample mimics the KVS JS SDK sample master: any offer from a client id
+	// with a session, ICE restarts included, closes that peer connection and
+	// is answered from a new one (new ICE credentials, new DTLS certificate).
 	JSSample Mode = "js-sample"
+	// RestartCapable is a custom-firmware master: an ICE-restart offer from a
+	// client id with a session is applied to the same peer connection (same
+	// DTLS certificate, new ICE credentials); any other offer from it
+	// replaces the connection as in JSSample.
+	RestartCapable Mode = "restart-capable"
 )
 
-// ParseMode parses "c-sample" or "js-sample". Any other string yields an
-// error wrapping ErrInvalidMode.
+// Modes lists every Mode, in documentation order.
+func Modes() []Mode { return []Mode{CSample, JSSample, RestartCapable} }
+
+// ParseMode parses "c-sample", "js-sample" or "restart-capable". Any other
+// string yields an error wrapping ErrInvalidMode.
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(s); m {
-	case CSample, JSSample:
+	case CSample, JSSample, RestartCapable:
 		return m, nil
 	default:
 		return "", fmt.Errorf("%w: %q", ErrInvalidMode, s)
@@ -47,9 +59,10 @@ type Config struct {
 	Dial func(ctx context.Context) (*websocket.Conn, error)
 	// Logger receives the camera's logs. Default: discard.
 	Logger *slog.Logger
-	// CleanupPeriod is how often the c-sample mode removes sessions whose
-	// peer connection failed, closed or disconnected (the C sample's
-	// SAMPLE_SESSION_CLEANUP_WAIT_PERIOD). Default 5s.
+	// CleanupPeriod is the longest wait between two cleanup passes, which
+	// remove dead sessions (the C sample's SAMPLE_SESSION_CLEANUP_WAIT_PERIOD);
+	// a pass also runs right after any peer connection changes state, as
+	// the C sample's state callback wakes its cleanup loop. Default 5s.
 	CleanupPeriod time.Duration
 	// MaxSessions caps concurrent viewer sessions; offers beyond it are
 	// ignored (the C sample's DEFAULT_MAX_CONCURRENT_STREAMING_SESSION).
@@ -65,10 +78,16 @@ type Config struct {
 	ReconnectDelay time.Duration
 	// MaxReconnectDelay caps the pause between failed Dials. Default 2s.
 	MaxReconnectDelay time.Duration
+	// HostIP is the only address the camera gathers ICE host candidates on
+	// (over UDP, mDNS off): an IP of one of this host's interfaces, such as
+	// the camera's own address on a test network. It may not be unspecified,
+	// nor ::1 or an IPv6 link-local address, which ICE does not use.
+	// Default 127.0.0.1.
+	HostIP netip.Addr
 	// SettingEngine, if set, may adjust the pion settings after the camera's
-	// own (loopback 127.0.0.1 host candidates over UDP4, mDNS off); tests use
-	// it to shorten ICE timeouts. Default nil (pion's ICE timeouts: 5s
-	// disconnected, 25s failed).
+	// own (host candidates on HostIP only, mDNS off); tests use it to shorten
+	// ICE timeouts. Default nil (pion's ICE timeouts: 5s disconnected, 25s
+	// failed).
 	SettingEngine func(se *webrtc.SettingEngine)
 }
 
@@ -112,9 +131,43 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxReconnectDelay == 0 {
 		cfg.MaxReconnectDelay = defaultMaxReconnectDelay
 	}
+	if !cfg.HostIP.IsValid() {
+		cfg.HostIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	cfg.HostIP = cfg.HostIP.Unmap()
+	if err := checkHostIP(cfg.HostIP); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.CleanupPeriod < 0 || cfg.MaxSessions < 0 || cfg.PendingCandidateTTL < 0 ||
 		cfg.ReconnectDelay < 0 || cfg.MaxReconnectDelay < 0 {
 		errs = append(errs, fmt.Errorf("%w: negative duration or count", ErrInvalidConfig))
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// checkHostIP reports an error wrapping ErrInvalidConfig unless ip is a
+// specific address of one of this host's interfaces: pion would otherwise
+// gather no host candidate and the camera would answer with none.
+func checkHostIP(ip netip.Addr) error {
+	ip = ip.Unmap()
+	switch {
+	case ip.IsUnspecified():
+		return fmt.Errorf("%w: HostIP %s is unspecified; give one address", ErrInvalidConfig, ip)
+	case ip.Is6() && (ip.IsLoopback() || ip.IsLinkLocalUnicast()):
+		// RFC 8445 5.1.1.1 (::1 is IPv4-compatible) and pion's gatherer
+		// (link-local only with mDNS) leave these without a candidate.
+		return fmt.Errorf("%w: HostIP %s cannot carry ICE host candidates", ErrInvalidConfig, ip)
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("%w: list interface addresses: %w", ErrInvalidConfig, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if got, ok := netip.AddrFromSlice(n.IP); ok && got.Unmap() == ip {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%w: HostIP %s is not an address of any interface", ErrInvalidConfig, ip)
 }

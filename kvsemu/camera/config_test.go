@@ -3,6 +3,7 @@ package camera
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ func TestParseMode(t *testing.T) {
 	}{
 		{give: "c-sample", want: CSample},
 		{give: "js-sample", want: JSSample},
+		{give: "restart-capable", want: RestartCapable},
 		{give: "", wantErr: ErrInvalidMode},
 		{give: "C-SAMPLE", wantErr: ErrInvalidMode},
 		{give: "browser", wantErr: ErrInvalidMode},
@@ -44,6 +46,10 @@ func TestNewValidates(t *testing.T) {
 		{name: "bad mode", give: Config{Dial: dialNothing, Mode: "x"}, want: []error{ErrInvalidMode}},
 		{name: "negative", give: Config{Dial: dialNothing, CleanupPeriod: -time.Second}, want: []error{ErrInvalidConfig}},
 		{name: "every problem", give: Config{Mode: "x", MaxSessions: -1}, want: []error{ErrInvalidMode, ErrInvalidConfig}},
+		{name: "IPv6 loopback host", give: Config{Dial: dialNothing, HostIP: netip.IPv6Loopback()}, want: []error{ErrInvalidConfig}},
+		{name: "unspecified host", give: Config{Dial: dialNothing, HostIP: netip.IPv4Unspecified()}, want: []error{ErrInvalidConfig}},
+		// 198.51.100.0/24 is TEST-NET-2: on no interface here.
+		{name: "foreign host", give: Config{Dial: dialNothing, HostIP: netip.MustParseAddr("198.51.100.7")}, want: []error{ErrInvalidConfig}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,7 +76,8 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if got.Mode != CSample || got.CleanupPeriod != 5*time.Second || got.MaxSessions != 10 ||
 		got.PendingCandidateTTL != 20*time.Second || got.ReconnectDelay != 100*time.Millisecond ||
-		got.MaxReconnectDelay != 2*time.Second || got.Logger == nil {
-		t.Errorf("withDefaults() = %+v, want c-sample, 5s, 10, 20s, 100ms, 2s, a logger", got)
+		got.MaxReconnectDelay != 2*time.Second || got.Logger == nil ||
+		got.HostIP != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("withDefaults() = %+v, want c-sample, 5s, 10, 20s, 100ms, 2s, a logger, 127.0.0.1", got)
 	}
 }

@@ -31,37 +31,50 @@
 // lives. Peer connections are not tied to the socket and survive the
 // reconnect; frames queued while disconnected go out on the next socket.
 //
-// # Re-offers from a live client id
+// # Re-offers from a known client id
 //
 // Mode selects what happens to an offer from a client id that still has a
-// session:
+// session. The two sample modes do what the official samples do, measured
+// and read in /work/shared/design/KVS-PROTOCOL.md section 4:
 //
-//   - CSample, like the KVS C SDK sample master (samples/Common.c), ignores it
-//     and logs "session still active, ignore new offer that has the same
-//     client id". A session is removed only when the periodic cleanup
-//     (Config.CleanupPeriod, 5 s like the C sample) finds its peer connection
-//     failed, closed or disconnected. So a viewer that reconnects quickly with
-//     the same client id, or restarts ICE, gets no answer.
-//   - JSSample, like the KVS JS SDK sample master (examples/master.js), closes
-//     the old peer connection and answers with a new one. One exception,
-//     which the JS sample does not make: an ICE restart of the same viewer
-//     peer connection (same DTLS fingerprint as the live session's remote
-//     description, different ice-ufrag) is applied to the existing peer
-//     connection (SetRemoteDescription, CreateAnswer). A browser cannot
-//     renegotiate DTLS within one peer connection, so a master that is to
-//     survive a viewer's ICE restart with the same client id must keep its
-//     peer connection; this mode is that master.
+//   - CSample, like the KVS C SDK sample master (samples/Common.c), ignores it,
+//     an ICE restart included, and logs "session still active, ignore new
+//     offer that has the same client id". The session's peer connection state
+//     callback marks it dead on failed, closed or disconnected (the mark
+//     sticks, even if the connection recovers) and wakes the cleanup loop; a
+//     cleanup pass runs on that wake-up or Config.CleanupPeriod (5 s, the C
+//     sample's SAMPLE_SESSION_CLEANUP_WAIT_PERIOD) after the previous pass,
+//     and only a pass removes a dead session. The next offer from that
+//     client id is answered from a new peer connection.
+//   - JSSample, like the KVS JS SDK sample master (examples/master.js),
+//     closes the client's peer connection on any offer, an ICE restart
+//     included, and answers from a new one: new ICE credentials and a new
+//     DTLS certificate, so the answer's a=fingerprint differs from the one
+//     the viewer holds. A viewer that applies that answer as an ICE restart
+//     stays ICE-connected while DTLS never completes: black video. It must
+//     answer with a new peer connection of its own.
+//   - RestartCapable is a custom-firmware master that renegotiates: an ICE
+//     restart (the same DTLS fingerprint as the session's remote
+//     description, a different ice-ufrag) is applied to the existing peer
+//     connection (SetRemoteDescription, CreateAnswer), which keeps its
+//     certificate; any other offer from the client id is answered from a new
+//     peer connection, as in JSSample.
 //
-// The dead-session cleanup runs in both modes. At most Config.MaxSessions
-// (10, like the C sample) sessions live at once; offers beyond that are
-// ignored.
+// Every peer connection gets a certificate of its own. In every mode a
+// cleanup pass also drops sessions whose peer connection failed or closed.
+// At most Config.MaxSessions (10, like the C sample) sessions live at once;
+// offers beyond that are ignored. The log line "offer handled" records each
+// decision (outcome, and whether the offer was an ICE restart of the live
+// session); Stats counts it.
 //
 // # Faults and ICE
 //
 // Camera.SetFault injects answer faults (see Fault) at any time. Taking the
 // camera offline is cancelling Run's ctx.
 //
-// The camera gathers host candidates on 127.0.0.1 over UDP4 only, with mDNS
-// off; viewers may still relay through TURN. Config.SettingEngine can adjust
-// the pion settings (tests shorten the ICE timeouts with it).
+// The camera gathers host candidates on Config.HostIP only (127.0.0.1 by
+// default; a test can give the camera an address of its own on a test
+// network), over UDP, with mDNS off; viewers may still relay through TURN.
+// Config.SettingEngine can adjust the pion settings (tests shorten the ICE
+// timeouts with it).
 package camera

@@ -3,7 +3,8 @@ package camera
 import "errors"
 
 var (
-	// ErrInvalidMode reports a Mode other than CSample or JSSample.
+	// ErrInvalidMode reports a Mode other than CSample, JSSample or
+	// RestartCapable.
 	ErrInvalidMode = errors.New("invalid camera mode")
 	// ErrInvalidConfig reports a Config that New cannot use.
 	ErrInvalidConfig = errors.New("invalid camera config")

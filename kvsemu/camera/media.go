@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -79,8 +80,13 @@ func (r *run) stream(ctx context.Context) {
 }
 
 // newAPI builds the pion API the camera's peer connections share: default
-// codecs, a packet-counting interceptor, and host candidates on 127.0.0.1
-// over UDP4 with mDNS off.
+// codecs, a packet-counting interceptor, and host candidates on HostIP only
+// over UDP, with mDNS off.
+//
+// HostIP is enforced with pion's IP filter rather than a UDP mux bound to
+// it: each peer connection still binds its own ephemeral port on HostIP, as
+// the KVS SDK masters do, so one viewer's ICE restart or replaced
+// connection never shares a socket with another's.
 func (c *Camera) newAPI() (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -90,10 +96,18 @@ func (c *Camera) newAPI() (*webrtc.API, error) {
 	reg.Add(counterFactory{n: &c.packets})
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log: c.cfg.Logger.With("component", "pion")}}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) })
+	host := c.cfg.HostIP
+	network := webrtc.NetworkTypeUDP4
+	if host.Is6() {
+		network = webrtc.NetworkTypeUDP6
+	}
+	se.SetIncludeLoopbackCandidate(host.IsLoopback())
+	se.SetIPFilter(func(ip net.IP) bool {
+		a, ok := netip.AddrFromSlice(ip)
+		return ok && a.Unmap() == host
+	})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetNetworkTypes([]webrtc.NetworkType{network})
 	if c.cfg.SettingEngine != nil {
 		c.cfg.SettingEngine(&se)
 	}

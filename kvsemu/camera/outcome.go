@@ -9,10 +9,11 @@ const (
 	outcomeUnknown outcome = iota
 	// outcomeAnswered: a new session answered the offer.
 	outcomeAnswered
-	// outcomeReplaced: js-sample closed the client's live session and a new
-	// one answered.
+	// outcomeReplaced: js-sample (or restart-capable, for an offer that is
+	// not an ICE restart) closed the client's session and a new peer
+	// connection answered.
 	outcomeReplaced
-	// outcomeRestarted: js-sample applied an ICE-restart offer to the live
+	// outcomeRestarted: restart-capable applied an ICE-restart offer to the
 	// session's peer connection and answered from it.
 	outcomeRestarted
 	// outcomeLiveSession: c-sample ignored the offer because the client id

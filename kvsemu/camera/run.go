@@ -2,6 +2,9 @@ package camera
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -65,6 +68,10 @@ type run struct {
 	// sessWG tracks per-session RTCP readers; they end when their peer
 	// connection closes.
 	sessWG sync.WaitGroup
+	// wake asks the loop for a cleanup pass now (buffered 1; a pending wake
+	// stands for any number). Peer connection state callbacks send to it,
+	// as the C sample's broadcast its cleanup loop's condition variable.
+	wake chan struct{}
 
 	sessions map[string]*session
 	pending  map[string]*pendingQueue
@@ -87,6 +94,7 @@ func newRun(c *Camera) (*run, error) {
 		api:      api,
 		track:    track,
 		events:   make(chan event, 64),
+		wake:     make(chan struct{}, 1),
 		out:      make(chan []byte, outQueue),
 		sessions: make(map[string]*session),
 		pending:  make(map[string]*pendingQueue),
@@ -94,9 +102,12 @@ func newRun(c *Camera) (*run, error) {
 }
 
 // loop is the event loop: it owns the sessions and handles offers,
-// candidates and the periodic cleanup until ctx ends.
+// candidates and the cleanup passes until ctx ends. A pass runs
+// CleanupPeriod after the previous one, or sooner when woken: the C
+// sample's sessionCleanupWait waits on a condition variable with that
+// timeout, and every peer connection state change signals it.
 func (r *run) loop(ctx context.Context) {
-	t := time.NewTicker(r.c.cfg.CleanupPeriod)
+	t := time.NewTimer(r.c.cfg.CleanupPeriod)
 	defer t.Stop()
 	for {
 		select {
@@ -104,9 +115,21 @@ func (r *run) loop(ctx context.Context) {
 			return
 		case ev := <-r.events:
 			r.handle(ctx, ev)
+			continue
 		case <-t.C:
-			r.cleanup()
+		case <-r.wake:
 		}
+		r.cleanup()
+		t.Reset(r.c.cfg.CleanupPeriod)
+	}
+}
+
+// wakeCleanup asks the loop for a cleanup pass without blocking. It is safe
+// to call from any goroutine, also after Run returned.
+func (r *run) wakeCleanup() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -116,7 +139,7 @@ func (r *run) handle(ctx context.Context, ev event) {
 	case evOffer:
 		ok, delay, o := r.c.admitOffer()
 		if !ok {
-			r.decided(ev.clientID, o)
+			r.decided(ev.clientID, o, false)
 			return
 		}
 		if wait := ev.received.Add(delay).Sub(r.c.now()); wait > 0 {
@@ -149,50 +172,68 @@ func (r *run) delay(ctx context.Context, ev event, wait time.Duration) {
 }
 
 // offer applies the mode's re-offer rule and the session cap, then answers.
+// An offer from a client id with a session (ICE restart or not) is:
+//   - CSample: ignored while the session exists; only a cleanup pass
+//     removes a dead one.
+//   - JSSample: answered from a new peer connection after the old one is
+//     closed.
+//   - RestartCapable: an ICE restart is applied to the existing peer
+//     connection; anything else is answered as in JSSample.
 func (r *run) offer(ev event) {
 	id := ev.clientID
 	log := r.log.With("client_id", id)
 	s := r.sessions[id]
+	restart := s != nil && isICERestart(remoteSDP(s.pc), ev.offer.SDP)
 	switch {
 	case s != nil && r.c.cfg.Mode == CSample:
-		log.Info("session still active, ignore new offer that has the same client id")
-		r.decided(id, outcomeLiveSession)
+		log.Info("session still active, ignore new offer that has the same client id", "ice_restart", restart)
+		r.decided(id, outcomeLiveSession, restart)
 		return
-	case s != nil && isICERestart(remoteSDP(s.pc), ev.offer.SDP):
+	case restart && r.c.cfg.Mode == RestartCapable:
 		err := r.answer(s, ev.offer)
 		if err == nil {
-			r.decided(id, outcomeRestarted)
+			r.decided(id, outcomeRestarted, restart)
 			return
 		}
 		log.Warn("ICE restart on the live peer connection failed, replacing it", "err", err)
 	case s == nil && len(r.sessions) >= r.c.cfg.MaxSessions:
 		log.Warn("too many sessions, ignoring offer", "max_sessions", r.c.cfg.MaxSessions)
-		r.decided(id, outcomeTooManySessions)
+		r.decided(id, outcomeTooManySessions, restart)
 		return
 	}
 	o := outcomeAnswered
 	if s != nil {
 		o = outcomeReplaced
+		log.Info("closing the client's peer connection, answering from a new one", "ice_restart", restart)
 		r.dropSession(s)
 	}
 	if err := r.startSession(id, ev.offer, log); err != nil {
 		log.Warn("cannot answer offer", "err", err)
 		o = outcomeFailed
 	}
-	r.decided(id, o)
+	r.decided(id, o, restart)
 }
 
-// startSession creates a peer connection for client id, answers offer with
-// it and registers it.
+// startSession creates a peer connection for client id, with a DTLS
+// certificate of its own, answers offer with it and registers it.
 func (r *run) startSession(id string, offer webrtc.SessionDescription, log *slog.Logger) error {
-	pc, err := r.api.NewPeerConnection(webrtc.Configuration{})
+	cert, err := newCertificate()
+	if err != nil {
+		return err
+	}
+	pc, err := r.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert}})
 	if err != nil {
 		return fmt.Errorf("new peer connection: %w", err)
 	}
 	s := &session{id: id, pc: pc, log: log, send: r.send}
 	pc.OnICECandidate(s.onCandidate)
+	mode := r.c.cfg.Mode
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		log.Info("peer connection state", "state", st.String())
+		if isDead(mode, st) {
+			s.terminated.Store(true)
+		}
+		r.wakeCleanup()
 	})
 	sender, err := pc.AddTrack(r.track)
 	if err != nil {
@@ -207,6 +248,36 @@ func (r *run) startSession(id string, offer webrtc.SessionDescription, log *slog
 	r.sessions[id] = s
 	r.c.count(func(st *Stats) { st.Sessions = len(r.sessions) })
 	return nil
+}
+
+// isDead reports whether a peer connection that reached st is a dead
+// session for mode. The C sample marks its session for removal on failed,
+// closed or disconnected, and the mark sticks even if the connection
+// recovers; the other modes drop a connection once it failed or closed.
+func isDead(mode Mode, st webrtc.PeerConnectionState) bool {
+	switch st {
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		return true
+	case webrtc.PeerConnectionStateDisconnected:
+		return mode == CSample
+	default:
+		return false
+	}
+}
+
+// newCertificate makes a fresh DTLS certificate (ECDSA P-256), so that
+// every peer connection, a replacing one included, has a fingerprint of
+// its own, as a browser's and the KVS C SDK's do.
+func newCertificate() (webrtc.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return webrtc.Certificate{}, fmt.Errorf("certificate key: %w", err)
+	}
+	cert, err := webrtc.GenerateCertificate(key)
+	if err != nil {
+		return webrtc.Certificate{}, fmt.Errorf("certificate: %w", err)
+	}
+	return *cert, nil
 }
 
 // answer applies offer to s's peer connection (a first offer or an ICE
@@ -262,14 +333,13 @@ func (r *run) candidate(ev event) {
 	}
 }
 
-// cleanup drops sessions whose peer connection failed, closed or
-// disconnected, and early candidates older than PendingCandidateTTL.
+// cleanup is one cleanup pass: it drops dead sessions (see isDead) and
+// early candidates older than PendingCandidateTTL. It is the only place a
+// dead session is removed.
 func (r *run) cleanup() {
 	for _, s := range r.sessions {
-		switch st := s.pc.ConnectionState(); st {
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed,
-			webrtc.PeerConnectionStateDisconnected:
-			s.log.Info("cleaning up dead session", "state", st.String())
+		if s.terminated.Load() {
+			s.log.Info("cleaning up dead session", "state", s.pc.ConnectionState().String())
 			r.dropSession(s)
 		}
 	}
@@ -280,6 +350,9 @@ func (r *run) cleanup() {
 			delete(r.pending, id)
 		}
 	}
+	if h := r.c.hooks.cleanupDone; h != nil {
+		h()
+	}
 }
 
 // dropSession closes s and forgets it.
@@ -288,7 +361,7 @@ func (r *run) dropSession(s *session) {
 	r.c.count(func(st *Stats) { st.Sessions = len(r.sessions) })
 	s.close()
 	if h := r.c.hooks.sessionDropped; h != nil {
-		h(s.id)
+		h(s.id, s.pc.ConnectionState())
 	}
 }
 
@@ -311,12 +384,13 @@ func (r *run) send(frame []byte) bool {
 	}
 }
 
-// decided records what became of an offer.
-func (r *run) decided(id string, o outcome) {
+// decided records what became of an offer; iceRestart says whether it was
+// an ICE restart of the client's live session.
+func (r *run) decided(id string, o outcome, iceRestart bool) {
 	if !o.answered() {
 		r.c.count(func(st *Stats) { st.IgnoredOffers++ })
 	}
-	r.log.Info("offer handled", "client_id", id, "outcome", o.String())
+	r.log.Info("offer handled", "client_id", id, "outcome", o.String(), "ice_restart", iceRestart)
 	if h := r.c.hooks.offerDone; h != nil {
 		h(id, o)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -15,6 +16,9 @@ type session struct {
 	pc   *webrtc.PeerConnection
 	log  *slog.Logger
 	send func(frame []byte) bool
+	// terminated is set by pion's state callback once the connection is
+	// dead for the mode (see isDead); the next cleanup pass drops s.
+	terminated atomic.Bool
 
 	// mu guards the trickle gate below.
 	mu sync.Mutex
