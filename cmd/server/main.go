@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
+	redis.SetLogger(redisLogger{log: log.With("component", "go-redis")})
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -240,11 +242,28 @@ func httpMux(reg *prometheus.Registry, ready *atomic.Bool, checks []readinessChe
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel) // validated
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsText}
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationsAsText logs durations as Go duration strings ("20s"), not as
+// raw nanoseconds (20000000000), in both formats.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}
+
+// redisLogger sends go-redis's own log lines (pool and dial errors during
+// an outage) through slog, so the JSON log stays JSON.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 // printDevBanner tells a new user what runs and what to try next.
@@ -262,7 +281,7 @@ Viewer Session Service (dev mode): everything in memory, on loopback.
 Next, in another terminal:
   export KEY=%[5]s
   go run ./cmd/viewerctl watch -addr %[1]s -api-key "$KEY" -channel %[4]s -duration 10s
-  go run ./cmd/viewerctl watch -addr %[1]s -api-key "$KEY" -channel %[4]s -fault no-answer -answer-timeout 5s -retry-delay 2s -duration 20s
+  go run ./cmd/viewerctl watch -addr %[1]s -dev-http http://%[2]s -api-key "$KEY" -channel %[4]s -fault no-answer -answer-timeout 5s -retry-delay 2s -duration 20s
   grpcurl -plaintext %[1]s list
 
 `, grpcAddr, httpAddr, d.emulator.Endpoint(), DemoChannel, d.devKey)
