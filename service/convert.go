@@ -117,6 +117,7 @@ func sessionToProto(s sessionmgr.Session) *vspb.Session {
 		ExpireTime:           timeToProto(s.Expires),
 		CloseReason:          vspb.CloseReason(s.Close),
 		LastSequence:         s.LastSeq,
+		AckedAppSequence:     s.AckedAppSeq,
 	}
 	if s.Failure != nil {
 		p.Failure = failureToProto(s.Failure)
@@ -186,6 +187,8 @@ func eventToProto(e sessionmgr.Event) *vspb.SessionEvent {
 		Message:     e.Message,
 		Failure:     failureToProto(e.Failure),
 		CloseReason: vspb.CloseReason(e.Close),
+
+		AckedAppSequence: e.AckedAppSeq,
 	}
 	switch {
 	case e.Answer != "":
@@ -211,6 +214,7 @@ func eventToProto(e sessionmgr.Event) *vspb.SessionEvent {
 // appMessage converts one app message (Connect or Signal); field is the
 // oneof's path for errors.
 type appOneof interface {
+	GetAppSequence() uint64
 	GetOffer() *vspb.SessionDescription
 	GetCandidate() *vspb.IceCandidate
 	GetStateReport() *vspb.ConnectionStateReport
@@ -219,6 +223,12 @@ type appOneof interface {
 }
 
 func appMessage(m appOneof) (sessionmgr.AppMessage, error) {
+	msg, err := appPayload(m)
+	msg.AppSeq = m.GetAppSequence()
+	return msg, err
+}
+
+func appPayload(m appOneof) (sessionmgr.AppMessage, error) {
 	switch {
 	case m.GetOffer() != nil:
 		if m.GetOffer().GetSdp() == "" {

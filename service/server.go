@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -243,9 +244,12 @@ func (s *Server) Signal(ctx context.Context, req *vspb.SignalRequest) (*vspb.Sig
 	}
 	sess, err := s.m.Send(ctx, id, msg)
 	if err != nil {
+		// Handled or not, the app learns which from the acknowledgement
+		// of its next call (or Joined): a repeat is acknowledged, not
+		// applied again.
 		return nil, s.status(ctx, err)
 	}
-	return &vspb.SignalResponse{State: vspb.SessionState(sess.State), LastSequence: sess.LastSeq}, nil
+	return &vspb.SignalResponse{State: vspb.SessionState(sess.State), LastSequence: sess.LastSeq, AckedAppSequence: sess.AckedAppSeq}, nil
 }
 
 // Connect implements the RPC: join, then app messages in, timeline out.
@@ -262,6 +266,9 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 	id, err := parseName("join.name", join.GetName())
 	if err != nil {
 		return err
+	}
+	if first.GetAppSequence() != 0 {
+		return invalidField("app_sequence", "join is not sequenced: send it with app_sequence 0")
 	}
 	if _, err := s.auth.session(ctx, s.m, id); err != nil {
 		return err
@@ -284,7 +291,8 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 		}
 	}
 	defer detach()
-	if err := stream.Send(&vspb.ConnectResponse{Message: &vspb.ConnectResponse_Joined{Joined: &vspb.Joined{Session: sessionToProto(sess)}}}); err != nil {
+	out := &connectSender{stream: stream}
+	if err := out.send(joinedMessage(sess)); err != nil {
 		return err
 	}
 
@@ -294,10 +302,8 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 	sendDone := make(chan error, 1)
 	go func() {
 		sendDone <- s.m.Watch(ctx, id, join.GetAfterSequence(), func(e sessionmgr.Event) error {
-			for _, msg := range connectMessages(e) {
-				if err := stream.Send(msg); err != nil {
-					return err
-				}
+			if err := out.send(connectMessages(e)...); err != nil {
+				return err
 			}
 			switch e.Type {
 			case sessionmgr.EventFailed:
@@ -310,6 +316,10 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 	}()
 
 	// The receiver: app messages until the stream or the session ends.
+	// Each sequenced message the session took is acknowledged, a refused
+	// one too before the stream ends with its status, so that the resumed
+	// app does not send it again; one that never reached the session (bad
+	// input, routing, a store outage) is not.
 	recvDone := make(chan error, 1)
 	go func() {
 		for {
@@ -327,7 +337,15 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 				recvDone <- err
 				return
 			}
-			if _, err := s.m.Send(ctx, id, msg); err != nil {
+			sess, err := s.m.Send(ctx, id, msg)
+			if msg.AppSeq != 0 && sess.ID != "" {
+				ack := &vspb.ConnectResponse{Message: &vspb.ConnectResponse_Ack{Ack: &vspb.Ack{AppSequence: sess.AckedAppSeq}}}
+				if serr := out.send(ack); serr != nil {
+					recvDone <- serr
+					return
+				}
+			}
+			if err != nil {
 				recvDone <- s.status(ctx, err)
 				return
 			}
@@ -369,7 +387,7 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 // after `after`, then the session's end status.
 func (s *Server) replayEnded(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vspb.ConnectResponse], sess sessionmgr.Session, after uint64) error {
 	ctx := stream.Context()
-	if err := stream.Send(&vspb.ConnectResponse{Message: &vspb.ConnectResponse_Joined{Joined: &vspb.Joined{Session: sessionToProto(sess)}}}); err != nil {
+	if err := stream.Send(joinedMessage(sess)); err != nil {
 		return err
 	}
 	err := s.m.Watch(ctx, sess.ID, after, func(e sessionmgr.Event) error {
@@ -385,6 +403,33 @@ func (s *Server) replayEnded(stream grpc.BidiStreamingServer[vspb.ConnectRequest
 	}
 	if sess.State == sessionmgr.StateFailed {
 		return failureStatus(sess.Failure)
+	}
+	return nil
+}
+
+// joinedMessage answers a join.
+func joinedMessage(sess sessionmgr.Session) *vspb.ConnectResponse {
+	return &vspb.ConnectResponse{Message: &vspb.ConnectResponse_Joined{Joined: &vspb.Joined{
+		Session: sessionToProto(sess), AckedAppSequence: sess.AckedAppSeq,
+	}}}
+}
+
+// connectSender serializes the sends of a Connect stream: the timeline and
+// the acknowledgements go out from two goroutines, and a gRPC stream takes
+// one sender at a time.
+type connectSender struct {
+	stream grpc.BidiStreamingServer[vspb.ConnectRequest, vspb.ConnectResponse]
+	// mu serializes send; the messages of one call go out together.
+	mu sync.Mutex
+}
+
+func (c *connectSender) send(msgs ...*vspb.ConnectResponse) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range msgs {
+		if err := c.stream.Send(m); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -321,7 +321,7 @@ func (a *actor) handle(r request) {
 			a.close(r.reason, "closed by the backend")
 		}
 	case reqApp:
-		err = a.onApp(r.msg)
+		err = a.onSequenced(r.msg)
 	case reqGoAway:
 		a.draining = true
 		a.ownerT.start(a.ownerCheckEvery())
@@ -360,18 +360,50 @@ func (a *actor) detach() {
 	}
 }
 
+// onSequenced handles an app message at most once by its app sequence
+// (unsequenced ones every time). A message counts as handled once the actor
+// took it, applied or refused: its number is marked before it is applied, so
+// the events it causes carry the acknowledgement and reach the store with it
+// (a takeover elsewhere then knows it was handled). A message that causes no
+// event advances the acknowledgement in the record too, except a media
+// report: those come every second and must not each write the store; a
+// media report repeated after a takeover is harmless (its counters are
+// cumulative).
+func (a *actor) onSequenced(msg AppMessage) error {
+	n := msg.AppSeq
+	if n == 0 {
+		return a.onApp(msg)
+	}
+	switch checkAppSeq(&a.s, n) {
+	case appSeqRepeat:
+		a.keepAlive()
+		a.log.Debug("repeated app message acknowledged again, not applied", "app_sequence", n)
+		return nil
+	case appSeqTooFar:
+		return invalid("app_sequence", "%d is more than %d above the acknowledged %d: resend the unacknowledged messages first, in order",
+			n, maxAppSeqAhead, a.s.AckedAppSeq)
+	}
+	markAppSeq(&a.s, n)
+	if !msg.mediaOnly() {
+		a.dirty = true
+	}
+	return a.onApp(msg)
+}
+
+// keepAlive restarts the resume grace of a session whose app talks without
+// a stream attached (a Signal client between WatchSession streams).
+func (a *actor) keepAlive() {
+	if a.attached == 0 && a.resumeT.running() {
+		a.resumeT.start(a.s.Options.ResumeGrace)
+	}
+}
+
 // onApp handles one app message.
 func (a *actor) onApp(msg AppMessage) error {
 	if a.s.Terminal() {
 		return ErrSessionClosed
 	}
-	if a.attached == 0 {
-		// A Signal client between WatchSession streams: keep the session
-		// alive while it talks.
-		if a.resumeT.running() {
-			a.resumeT.start(a.s.Options.ResumeGrace)
-		}
-	}
+	a.keepAlive()
 	switch {
 	case msg.Offer != "":
 		return a.onOffer(msg.Offer)
@@ -921,6 +953,7 @@ func (a *actor) emit(e Event) {
 	e.State = a.s.State
 	e.Attempt = a.s.Attempt
 	e.ClientID = a.s.ClientID
+	e.AckedAppSeq = a.s.AckedAppSeq
 	a.s.LastSeq = e.Seq
 	a.dirty = true
 	// Events are written by flush, at the end of the step that emitted

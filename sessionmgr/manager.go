@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -514,9 +515,14 @@ func (m *Manager) takeover(ctx context.Context, s Session, adopt bool) error {
 	if err != nil {
 		return err
 	}
-	// Events the old owner appended but did not record in LastSeq.
+	// Events the old owner appended but did not record in LastSeq, and
+	// the app messages they acknowledge.
 	if evs, err := m.store.Events(ctx, s.ID, s.LastSeq, 0, false); err == nil && len(evs) > 0 {
 		s.LastSeq = evs[len(evs)-1].Seq
+		for _, e := range evs {
+			s.AckedAppSeq = max(s.AckedAppSeq, e.AckedAppSeq)
+		}
+		normalizeAppSeqs(&s)
 	}
 	a := newActor(m, s, Lease{})
 	a.haveLease = false
@@ -761,6 +767,7 @@ func (s Session) clone() Session {
 		c.Failure = &f
 	}
 	c.TokenHash = append([]byte(nil), s.TokenHash...)
+	c.AppSeqsAbove = slices.Clone(s.AppSeqsAbove)
 	return c
 }
 

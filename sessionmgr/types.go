@@ -103,6 +103,12 @@ type Session struct {
 	// connection; Epoch fences its writes (a takeover increments it).
 	Owner string
 	Epoch uint64
+	// AckedAppSeq is the highest app sequence such that it and every lower
+	// one were handled; AppSeqsAbove the handled ones above it, sorted (at
+	// most maxAppSeqAhead). Together they make app messages at-most-once
+	// across resumes and replicas.
+	AckedAppSeq  uint64
+	AppSeqsAbove []uint64
 }
 
 // Terminal reports whether the session has ended.
@@ -226,17 +232,27 @@ type Event struct {
 	GoingAway   string
 	ConnState   *ConnState
 	IceServers  *IceServers
+
+	// AckedAppSeq is the session's AckedAppSeq when the event was emitted.
+	AckedAppSeq uint64
 }
 
 // Terminal reports whether the event ends the timeline.
 func (e Event) Terminal() bool { return e.Type == EventFailed || e.Type == EventClosed }
 
 // AppMessage is one app -> service message (Connect or Signal). Exactly
-// one field is set.
+// one of the fields after AppSeq is set.
 type AppMessage struct {
+	// AppSeq is the app's sequence number of the message; 0: unsequenced
+	// (applied every time, never acknowledged).
+	AppSeq         uint64
 	Offer          string
 	Candidate      *Candidate
 	StateReport    *ConnState
 	NetworkChanged *string
 	Leave          bool
 }
+
+// mediaOnly reports whether the message is a media report (see
+// actor.onSequenced).
+func (m AppMessage) mediaOnly() bool { return false }

@@ -15,6 +15,7 @@ func cloneSession(s sessionmgr.Session) sessionmgr.Session {
 	s.IceServers = cloneIceServers(s.IceServers)
 	s.Failure = clonePtr(s.Failure)
 	s.TokenHash = bytes.Clone(s.TokenHash)
+	s.AppSeqsAbove = slices.Clone(s.AppSeqsAbove)
 	return s
 }
 
