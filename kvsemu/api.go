@@ -70,9 +70,11 @@ func controlOps() []controlOp {
 }
 
 // controlPlane wraps an operation: count, read, verify SigV4, apply an
-// injected throttle, decode, answer.
+// injected throttle, decode, answer. Every response, errors included,
+// carries the CORS headers a browser needs to read it.
 func (e *Emulator) controlPlane(op controlOp) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		allowOrigin(w.Header(), r)
 		e.counters.call(op.name)
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
 		if err != nil {

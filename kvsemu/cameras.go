@@ -51,6 +51,7 @@ func (e *Emulator) StartCamera(channelARN string, mode camera.Mode) error {
 		Mode:   mode,
 		Dial:   e.cameraDial(channelARN),
 		Logger: e.log.With("component", "camera", "channel", ch.name),
+		HostIP: e.cfg.CameraIP,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)

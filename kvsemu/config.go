@@ -1,7 +1,10 @@
 package kvsemu
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/acme/viewersession/kvsemu/camera"
@@ -30,6 +33,17 @@ type Config struct {
 	// CameraMode is the mode of cameras started without an explicit mode
 	// (admin API, cmd/kvs-emulator -demo). Default camera.CSample.
 	CameraMode camera.Mode
+	// CameraIP is the address every simulated camera gathers its ICE host
+	// candidates on (camera.Config.HostIP): give the cameras a host of their
+	// own on a test network. It must be an address of one of this host's
+	// interfaces. Default 127.0.0.1.
+	CameraIP netip.Addr
+	// TURNAddr is where the TURN server listens, UDP and TCP, and the address
+	// its relays use and GetIceServerConfig advertises: "ip:port", with a
+	// specific IPv4 address (TURN relays IPv4). Port 0 picks a free port for
+	// each of UDP and TCP; another port is used by both. Default
+	// "127.0.0.1:0".
+	TURNAddr string
 	// Logger receives the emulator's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the emulator's clock for SigV4 verification, rate limits, TURN
@@ -71,6 +85,7 @@ type Limits struct {
 // KVS defaults (KVS-PROTOCOL.md section 3).
 const (
 	defaultAddr            = "127.0.0.1:4567"
+	defaultTURNAddr        = "127.0.0.1:0"
 	defaultRegion          = "us-west-2"
 	defaultAccountID       = "111122223333"
 	defaultAccessKeyID     = "AKIDEMULATOR"
@@ -98,7 +113,8 @@ func DefaultLimits() Limits {
 
 // DefaultConfig returns the defaults: 127.0.0.1:4567, us-west-2, account
 // 111122223333, credentials AKIDEMULATOR / emulator-secret, KVS limits, 5m
-// TURN credentials, c-sample cameras, no logging.
+// TURN credentials, TURN on 127.0.0.1, c-sample cameras on 127.0.0.1, no
+// logging.
 func DefaultConfig() Config {
 	return Config{
 		Addr:            defaultAddr,
@@ -109,6 +125,8 @@ func DefaultConfig() Config {
 		Limits:          DefaultLimits(),
 		TURNTTL:         defaultTURNTTL,
 		CameraMode:      camera.CSample,
+		CameraIP:        netip.AddrFrom4([4]byte{127, 0, 0, 1}),
+		TURNAddr:        defaultTURNAddr,
 	}
 }
 
@@ -135,6 +153,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CameraMode == "" {
 		c.CameraMode = d.CameraMode
+	}
+	if !c.CameraIP.IsValid() {
+		c.CameraIP = d.CameraIP
+	}
+	if c.TURNAddr == "" {
+		c.TURNAddr = d.TURNAddr
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -175,4 +199,32 @@ func (l Limits) withDefaults() Limits {
 	fillRate(&l.DescribePerSecond, d.DescribePerSecond)
 	fillRate(&l.IceConfigPerSecond, d.IceConfigPerSecond)
 	return l
+}
+
+// validate reports every problem of a Config with defaults filled, each
+// wrapping ErrInvalidArgument.
+func (c Config) validate() error {
+	var errs []error
+	if _, err := camera.ParseMode(string(c.CameraMode)); err != nil {
+		errs = append(errs, fmt.Errorf("%w: CameraMode: %w", ErrInvalidArgument, err))
+	}
+	if err := camera.CheckHostIP(c.CameraIP); err != nil {
+		errs = append(errs, fmt.Errorf("%w: CameraIP: %w", ErrInvalidArgument, err))
+	}
+	if _, err := parseTURNAddr(c.TURNAddr); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// parseTURNAddr parses Config.TURNAddr; errors wrap ErrInvalidArgument.
+func parseTURNAddr(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	switch {
+	case err != nil:
+		return netip.AddrPort{}, fmt.Errorf("%w: TURNAddr %q: want ip:port", ErrInvalidArgument, s)
+	case !ap.Addr().Unmap().Is4() || ap.Addr().IsUnspecified():
+		return netip.AddrPort{}, fmt.Errorf("%w: TURNAddr %q: want a specific IPv4 address", ErrInvalidArgument, s)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }

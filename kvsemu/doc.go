@@ -19,7 +19,9 @@
 //     InvalidArgumentException, ClientLimitExceededException and
 //     ResourceInUseException 400, AccessDeniedException (control plane) or
 //     NotAuthorizedException (GetIceServerConfig) 401,
-//     ResourceNotFoundException 404.
+//     ResourceNotFoundException 404. Each path also answers an unsigned
+//     OPTIONS CORS preflight, and every response carries
+//     Access-Control-Allow-Origin, so browser SDKs work against it.
 //   - Signaling WebSocket at "/" with X-Amz-ChannelARN (and X-Amz-ClientId
 //     for a viewer), SigV4 query auth (403 AccessDeniedException when the
 //     signature is bad or expired). Viewer messages go to the master with
@@ -28,7 +30,8 @@
 //     case-insensitively; unknown keys, foreign frames, binary and empty
 //     frames are ignored. A STATUS_RESPONSE is sent only on error and only
 //     when the frame had a correlationId.
-//   - TURN (pion/turn) on 127.0.0.1 UDP and TCP ephemeral ports with
+//   - TURN (pion/turn) on Config.TURNAddr (default 127.0.0.1, ephemeral UDP
+//     and TCP ports), relaying on that address, with
 //     REST-style credentials "<expiry>:<base64("v1:"+channelARN)>", valid
 //     Config.TURNTTL (5 min); expired credentials are refused. Clients add
 //     the STUN URL themselves, as with KVS.
@@ -56,7 +59,12 @@
 // # Simulated cameras and faults
 //
 // StartCamera connects a package camera master (a pion peer sending a looped
-// VP8 clip) over the emulator's own WSS. Faults, from Go or the admin API:
+// VP8 clip) over the emulator's own WSS, in a camera.Mode: c-sample and
+// js-sample behave like the official KVS samples on a re-offer (ignore it
+// until cleanup; replace the peer connection), restart-capable applies ICE
+// restarts on the same peer connection. Cameras gather ICE candidates on
+// Config.CameraIP only (default 127.0.0.1), so a test can give them a host
+// of their own. Faults, from Go or the admin API:
 // camera answer faults (SetCameraFault: no answer, late answer, answer from
 // the Nth offer), camera offline (StopCamera), DropViewer, SendGoAway,
 // SendReconnectICEServer, Throttle. Counters and Messages show what
@@ -68,7 +76,7 @@
 //
 //	GET  /_emulator/counters                  Counters
 //	GET  /_emulator/channels                  {"channels":[ChannelState...]}
-//	POST /_emulator/channels                  {"name","messageTtlSeconds","camera":"c-sample"|"js-sample"|""} -> {"channelArn"}
+//	POST /_emulator/channels                  {"name","messageTtlSeconds","camera":"c-sample"|"js-sample"|"restart-capable"|""} -> {"channelArn"}
 //	GET  /_emulator/messages?channelArn=ARN   {"messages":[MessageRecord...]}
 //	POST /_emulator/faults                    FaultRequest -> {"ok":true}
 //	GET  /_emulator/ca.pem                    the CA certificate

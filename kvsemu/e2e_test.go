@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,7 +227,7 @@ func iceServers(t *testing.T, emu *Emulator, arn string) []webrtc.ICEServer {
 
 // TestCameraVideo is acceptance 3: a pion viewer connected with a presigned
 // URL exchanges offer, answer and candidates with the simulated camera and
-// receives video RTP, in both camera modes, directly and through TURN.
+// receives video RTP, in every camera mode, directly and through TURN.
 func TestCameraVideo(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -232,6 +236,7 @@ func TestCameraVideo(t *testing.T) {
 	}{
 		{"c-sample", camera.CSample, false},
 		{"js-sample", camera.JSSample, false},
+		{"restart-capable", camera.RestartCapable, false},
 		{"c-sample through TURN", camera.CSample, true},
 	}
 	for _, tt := range tests {
@@ -280,4 +285,104 @@ func selectedPair(pc *webrtc.PeerConnection) (*webrtc.ICECandidatePair, error) {
 		}
 	}
 	return nil, nil
+}
+
+// TestCameraOwnHost: with CameraIP and TURNAddr on an interface address
+// other than loopback, the camera's candidates and TURN's relays are on
+// that address, and a viewer on 127.0.0.1 gets video from it, directly and
+// through TURN.
+func TestCameraOwnHost(t *testing.T) {
+	ip, ok := hostIPv4()
+	if !ok {
+		t.Skip("no up non-loopback IPv4 interface address to give the camera")
+	}
+	emu := startEmu(t, func(c *Config) {
+		c.CameraIP = ip
+		c.TURNAddr = netip.AddrPortFrom(ip, 0).String()
+	})
+	arn := mustChannel(t, emu, "cam", 0)
+	if err := emu.StartCamera(arn, camera.JSSample); err != nil {
+		t.Fatalf("StartCamera() = %v", err)
+	}
+	if got := emu.CameraIP(); got != ip {
+		t.Errorf("CameraIP() = %s, want %s", got, ip)
+	}
+	udp, tcp := emu.TURNAddrs()
+	for _, a := range []string{udp, tcp} {
+		if ap, err := netip.ParseAddrPort(a); err != nil || ap.Addr() != ip || ap.Port() == 0 {
+			t.Errorf("TURNAddrs() has %q, want %s:<port>", a, ip)
+		}
+	}
+	servers := iceServers(t, emu, arn)
+	for _, u := range servers[0].URLs {
+		if !strings.HasPrefix(u, "turn:"+ip.String()+":") {
+			t.Errorf("GetIceServerConfig URI %q, want turn:%s:<port>", u, ip)
+		}
+	}
+
+	for _, relay := range []bool{false, true} {
+		t.Run(fmt.Sprintf("relay=%v", relay), func(t *testing.T) {
+			var s []webrtc.ICEServer
+			if relay {
+				s = servers
+			}
+			v := newPionViewer(t, emu, arn, fmt.Sprintf("viewer-relay-%v", relay), s, relay)
+			v.offer()
+			v.waitAnswer()
+			v.waitPackets(20)
+			pair, err := selectedPair(v.pc)
+			if err != nil || pair == nil {
+				t.Fatalf("selected pair = %v, %v", pair, err)
+			}
+			if relay && (pair.Local.Typ != webrtc.ICECandidateTypeRelay || pair.Local.Address != ip.String()) {
+				t.Errorf("viewer's side of the pair = %s, want a relay on %s", pair.Local, ip)
+			}
+			if pair.Remote.Address != ip.String() {
+				t.Errorf("camera's side of the pair = %s, want %s", pair.Remote, ip)
+			}
+		})
+	}
+}
+
+// TestStartValidates: a bad address in the Config fails Start and names
+// every problem.
+func TestStartValidates(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.CameraIP = netip.MustParseAddr("198.51.100.7") // TEST-NET-2: on no interface
+	cfg.TURNAddr = "0.0.0.0:3478"
+	emu, err := Start(t.Context(), cfg)
+	if err == nil {
+		emu.Close()
+		t.Fatal("Start() = nil error, want one")
+	}
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "CameraIP") ||
+		!strings.Contains(err.Error(), "TURNAddr") {
+		t.Errorf("Start() = %v, want ErrInvalidArgument naming CameraIP and TURNAddr", err)
+	}
+}
+
+// hostIPv4 returns an IPv4 address of an up, non-loopback interface.
+func hostIPv4() (netip.Addr, bool) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+					return ip.Unmap(), true
+				}
+			}
+		}
+	}
+	return netip.Addr{}, false
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync"
@@ -59,12 +60,17 @@ type Emulator struct {
 
 // Start creates the emulator's CA, starts TURN and listens on cfg.Addr. The
 // emulator is serving when Start returns and runs until Close; ctx only
-// bounds the start.
+// bounds the start. A bad cfg yields an error wrapping ErrInvalidArgument
+// that names every problem.
 func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	turnAddr, _ := parseTURNAddr(cfg.TURNAddr) // validated
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
@@ -80,7 +86,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		ln.Close()
 		return nil, err
 	}
-	turnSrv, err := startTURN(cfg.Now, cfg.Logger)
+	turnSrv, err := startTURN(turnAddr, cfg.Now, cfg.Logger)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -131,8 +137,9 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 			e.log.Error("kvsemu: serve", "err", err)
 		}
 	}()
+	turnUDP, turnTCP := turnSrv.addrs()
 	e.log.Info("kvsemu: listening", "endpoint", e.Endpoint(),
-		"turn_udp", turnSrv.udpPort, "turn_tcp", turnSrv.tcpPort)
+		"turn_udp", turnUDP, "turn_tcp", turnTCP, "camera_ip", cfg.CameraIP.String())
 	return e, nil
 }
 
@@ -220,10 +227,10 @@ func (e *Emulator) Credentials() sigv4.Credentials {
 }
 
 // TURNAddrs returns the TURN server's UDP and TCP addresses.
-func (e *Emulator) TURNAddrs() (udp, tcp string) {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(e.turn.udpPort)),
-		net.JoinHostPort("127.0.0.1", strconv.Itoa(e.turn.tcpPort))
-}
+func (e *Emulator) TURNAddrs() (udp, tcp string) { return e.turn.addrs() }
+
+// CameraIP is the address the simulated cameras gather ICE candidates on.
+func (e *Emulator) CameraIP() netip.Addr { return e.cfg.CameraIP }
 
 // PresignViewerURL returns a signaling URL for a viewer with clientID on
 // channelARN, presigned with the emulator's credentials (for tests and
@@ -244,6 +251,7 @@ func (e *Emulator) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, op := range controlOps() {
 		mux.HandleFunc("POST "+op.path, e.controlPlane(op))
+		mux.HandleFunc("OPTIONS "+op.path, preflight)
 	}
 	mux.HandleFunc("GET /{$}", e.serveSignaling)
 	mux.HandleFunc("/", unknownOperation)

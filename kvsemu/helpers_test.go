@@ -89,6 +89,13 @@ func awsClient(emu *Emulator, secret string) *kinesisvideo.Client {
 // signedPost sends a SigV4-signed (aws-sdk-go-v2 signer) JSON POST.
 func signedPost(t *testing.T, emu *Emulator, path string, body any, secret string, at time.Time) (*http.Response, []byte) {
 	t.Helper()
+	return signedPostWith(t, emu, path, body, secret, at, nil)
+}
+
+// signedPostWith is signedPost with extra request headers.
+func signedPostWith(t *testing.T, emu *Emulator, path string, body any, secret string, at time.Time,
+	header http.Header) (*http.Response, []byte) {
+	t.Helper()
 	b, err := json.Marshal(body)
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +105,9 @@ func signedPost(t *testing.T, emu *Emulator, path string, body any, secret strin
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	sum := sha256Hex(b)
 	err = awsv4.NewSigner().SignHTTP(t.Context(), aws.Credentials{AccessKeyID: emu.cfg.AccessKeyID, SecretAccessKey: secret},
 		req, sum, signingService, emu.Region(), at)

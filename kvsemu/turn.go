@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -18,38 +19,42 @@ import (
 // turnRealm is the realm of the embedded TURN server.
 const turnRealm = "kinesisvideo.amazonaws.com"
 
-// turnServer is the embedded pion TURN server: UDP and TCP on 127.0.0.1,
-// relays on 127.0.0.1, time-limited REST-style credentials.
+// turnServer is the embedded pion TURN server: UDP and TCP on one IPv4
+// address (Config.TURNAddr), relays on that address, time-limited
+// REST-style credentials.
 type turnServer struct {
 	srv     *turn.Server
+	ip      netip.Addr
 	udpPort int
 	tcpPort int
 	secret  []byte
 }
 
-// startTURN listens on ephemeral UDP and TCP ports of 127.0.0.1. now is the
-// clock that decides whether a credential has expired.
-func startTURN(now func() time.Time, log *slog.Logger) (*turnServer, error) {
+// startTURN listens on addr's IP, UDP and TCP; port 0 picks a free port
+// for each. now is the clock that decides whether a credential has
+// expired.
+func startTURN(addr netip.AddrPort, now func() time.Time, log *slog.Logger) (*turnServer, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("turn secret: %w", err)
 	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	udp, err := net.ListenPacket("udp4", addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("turn udp: %w", err)
 	}
-	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
+	tcp, err := net.Listen("tcp4", addr.String())
 	if err != nil {
 		udp.Close()
 		return nil, fmt.Errorf("turn tcp: %w", err)
 	}
 	t := &turnServer{
+		ip:      addr.Addr(),
 		udpPort: udp.LocalAddr().(*net.UDPAddr).Port,
 		tcpPort: tcp.Addr().(*net.TCPAddr).Port,
 		secret:  secret,
 	}
 	relay := func() turn.RelayAddressGenerator {
-		return &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"}
+		return &turn.RelayAddressGeneratorStatic{RelayAddress: net.IP(t.ip.AsSlice()), Address: t.ip.String()}
 	}
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:             turnRealm,
@@ -84,9 +89,14 @@ func (t *turnServer) password(username string) string {
 // uris are the TURN URIs GetIceServerConfig returns (no turns: variants).
 func (t *turnServer) uris() []string {
 	return []string{
-		fmt.Sprintf("turn:127.0.0.1:%d?transport=udp", t.udpPort),
-		fmt.Sprintf("turn:127.0.0.1:%d?transport=tcp", t.tcpPort),
+		fmt.Sprintf("turn:%s:%d?transport=udp", t.ip, t.udpPort),
+		fmt.Sprintf("turn:%s:%d?transport=tcp", t.ip, t.tcpPort),
 	}
+}
+
+// addrs returns the UDP and TCP listen addresses.
+func (t *turnServer) addrs() (udp, tcp string) {
+	return netip.AddrPortFrom(t.ip, uint16(t.udpPort)).String(), netip.AddrPortFrom(t.ip, uint16(t.tcpPort)).String()
 }
 
 // authHandler refuses malformed and expired usernames.

@@ -5,21 +5,30 @@
 //
 // It serves the control plane, /v1/get-ice-server-config, the signaling
 // WebSocket and the admin API (/_emulator/, development only, no
-// authentication) on one TLS listener, plus a TURN server on loopback, and
-// prints the endpoint, the credentials' access key id, the TURN ports and
-// the demo channel's ARN.
+// authentication) on one TLS listener, plus a TURN server, and prints the
+// endpoint, the credentials' access key id, the TURN addresses, the
+// cameras' ICE address and the demo channel's ARN.
 //
 // Flags and defaults:
 //
-//	-addr 127.0.0.1:4567               listener address
+//	-addr 127.0.0.1:4567               control plane, signaling and admin listener address
 //	-region us-west-2                  the only region accepted in signatures
 //	-access-key-id AKIDEMULATOR        the only access key accepted
 //	-secret-access-key emulator-secret its secret
 //	-demo=true                         create channel "demo-camera" with a camera connected
 //	-demo-channel demo-camera          the demo channel's name
-//	-camera-mode c-sample              c-sample or js-sample
+//	-camera-mode c-sample              c-sample, js-sample or restart-capable
+//	-camera-ip 127.0.0.1               the address cameras gather ICE candidates on
+//	-turn-addr 127.0.0.1:0             TURN listen address, UDP and TCP (port 0: a free port each)
 //	-ca-out FILE                       write the emulator CA's PEM to FILE
 //	-log-level info                    debug, info, warn or error
+//
+// To give the camera a host of its own on a test network, pass an address of
+// one of this machine's interfaces (say a veth end) as -camera-ip and the
+// same as -turn-addr's IP; viewers elsewhere on that network then reach the
+// camera and TURN at that address. -addr may be 0.0.0.0:PORT so that they
+// reach signaling too (endpoints are still advertised on 127.0.0.1 then;
+// give a specific IP to advertise that).
 //
 // Clients must trust the CA (write it with -ca-out, or fetch
 // /_emulator/ca.pem) and sign with the credentials above, for example:
@@ -37,6 +46,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -60,13 +70,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	def := kvsemu.DefaultConfig()
 	fs := flag.NewFlagSet("kvs-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", def.Addr, "listener address")
+	addr := fs.String("addr", def.Addr, "listener address (host:port) of the control plane, signaling and admin API")
 	region := fs.String("region", def.Region, "region")
 	akid := fs.String("access-key-id", def.AccessKeyID, "the access key id accepted")
 	secret := fs.String("secret-access-key", def.SecretAccessKey, "the secret access key accepted")
 	demo := fs.Bool("demo", true, "create the demo channel with a simulated camera")
 	demoName := fs.String("demo-channel", "demo-camera", "demo channel name")
-	mode := fs.String("camera-mode", string(def.CameraMode), "camera mode: c-sample or js-sample")
+	mode := fs.String("camera-mode", string(def.CameraMode), "camera mode: c-sample, js-sample or restart-capable")
+	cameraIP := fs.String("camera-ip", def.CameraIP.String(), "the address cameras gather ICE host candidates on (an address of one of this host's interfaces)")
+	turnAddr := fs.String("turn-addr", def.TURNAddr, "TURN listen address ip:port, UDP and TCP (IPv4; port 0: a free port each)")
 	caOut := fs.String("ca-out", "", "write the CA certificate (PEM) to this file")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -80,10 +92,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-camera-mode: %w", err)
 	}
+	camIP, err := netip.ParseAddr(*cameraIP)
+	if err != nil {
+		return fmt.Errorf("-camera-ip: %w", err)
+	}
 
 	cfg := def
 	cfg.Addr, cfg.Region, cfg.AccessKeyID, cfg.SecretAccessKey = *addr, *region, *akid, *secret
-	cfg.CameraMode = camMode
+	cfg.CameraMode, cfg.CameraIP, cfg.TURNAddr = camMode, camIP, *turnAddr
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	emu, err := kvsemu.Start(ctx, cfg)
 	if err != nil {
@@ -98,7 +114,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	udp, tcp := emu.TURNAddrs()
 	fmt.Fprintf(stdout, "kvs-emulator listening on %s (region %s, access key id %s)\n", emu.Endpoint(), emu.Region(), cfg.AccessKeyID)
-	fmt.Fprintf(stdout, "signaling %s, admin %s, TURN udp %s tcp %s\n", emu.WSSEndpoint(), emu.AdminURL(), udp, tcp)
+	fmt.Fprintf(stdout, "signaling %s, admin %s, TURN udp %s tcp %s, camera ICE on %s\n",
+		emu.WSSEndpoint(), emu.AdminURL(), udp, tcp, emu.CameraIP())
 	if *caOut != "" {
 		fmt.Fprintf(stdout, "CA certificate written to %s\n", *caOut)
 	}

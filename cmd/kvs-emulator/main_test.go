@@ -6,11 +6,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,8 +109,66 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunBadFlag(t *testing.T) {
-	err := run(t.Context(), []string{"-camera-mode", "nope"}, io.Discard, io.Discard)
-	if err == nil {
-		t.Error("run(-camera-mode nope) = nil, want an error")
+	tests := []struct {
+		give []string
+		want string // in the error
+	}{
+		{give: []string{"-camera-mode", "nope"}, want: "-camera-mode"},
+		{give: []string{"-camera-ip", "not-an-ip"}, want: "-camera-ip"},
+		{give: []string{"-addr", "127.0.0.1:0", "-camera-ip", "198.51.100.7"}, want: "CameraIP"},
+		{give: []string{"-addr", "127.0.0.1:0", "-turn-addr", "0.0.0.0:3478"}, want: "TURNAddr"},
+		{give: []string{"-addr", "127.0.0.1:0", "-turn-addr", "127.0.0.1"}, want: "TURNAddr"},
 	}
+	for _, tt := range tests {
+		err := run(t.Context(), tt.give, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("run(%q) = %v, want an error naming %s", tt.give, err, tt.want)
+		}
+	}
+}
+
+// TestREADMEListsEveryFlag keeps kvsemu/README.md's flag table and this
+// command's doc comment true: each lists every flag, and no other.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	var usage strings.Builder
+	if err := run(t.Context(), []string{"-h"}, io.Discard, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run(-h) = %v, want flag.ErrHelp", err)
+	}
+	flags := names(regexp.MustCompile(`(?m)^  -([a-z-]+)`), usage.String())
+	if len(flags) < 10 {
+		t.Fatalf("parsed %d flags from the usage, want them all:\n%s", len(flags), usage.String())
+	}
+	readme, err := os.ReadFile("../../kvsemu/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]map[string]bool{
+		"kvsemu/README.md table": names(regexp.MustCompile("(?m)^\\| `-([a-z-]+)`"), string(readme)),
+		"main.go doc comment":    names(regexp.MustCompile(`(?m)^//\t-([a-z-]+)`), string(src)),
+	}
+	for doc, listed := range docs {
+		for f := range flags {
+			if !listed[f] {
+				t.Errorf("%s lacks -%s", doc, f)
+			}
+		}
+		for f := range listed {
+			if !flags[f] {
+				t.Errorf("%s lists -%s, which is no flag", doc, f)
+			}
+		}
+	}
+}
+
+// names returns the first submatch of every match of re in s.
+func names(re *regexp.Regexp, s string) map[string]bool {
+	out := make(map[string]bool)
+	for _, m := range re.FindAllStringSubmatch(s, -1) {
+		out[m[1]] = true
+	}
+	return out
 }

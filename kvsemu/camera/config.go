@@ -135,7 +135,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.HostIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
 	cfg.HostIP = cfg.HostIP.Unmap()
-	if err := checkHostIP(cfg.HostIP); err != nil {
+	if err := CheckHostIP(cfg.HostIP); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.CleanupPeriod < 0 || cfg.MaxSessions < 0 || cfg.PendingCandidateTTL < 0 ||
@@ -145,10 +145,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
-// checkHostIP reports an error wrapping ErrInvalidConfig unless ip is a
-// specific address of one of this host's interfaces: pion would otherwise
-// gather no host candidate and the camera would answer with none.
-func checkHostIP(ip netip.Addr) error {
+// CheckHostIP reports an error wrapping ErrInvalidConfig unless ip can be a
+// Config.HostIP: a specific address of one of this host's interfaces that
+// ICE uses (pion would otherwise gather no host candidate, and the camera
+// would answer with none).
+func CheckHostIP(ip netip.Addr) error {
 	ip = ip.Unmap()
 	switch {
 	case ip.IsUnspecified():
