@@ -12,7 +12,7 @@ MODULE    := $(shell $(GO) list -m)
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 10m
 
-.PHONY: all build test lint proto bench chart quickstart-test readme-grpcurl tools-protoc tools-buf redis-bin clean
+.PHONY: all build test lint proto bench chart quickstart-test readme-grpcurl test-net tools-protoc tools-buf redis-bin clean
 
 all: build
 
@@ -50,6 +50,13 @@ quickstart-test:
 # readme-grpcurl: every grpcurl line of the README against a -dev server.
 readme-grpcurl:
 	scripts/readme-grpcurl.sh
+
+# test-net: the real-network suite (e2e/realnet): the service and viewerctl in
+# network namespaces, Wi-Fi lost, sockets killed, a Wi-Fi fade, against each
+# camera mode; prints figure (e). Root (installs iproute2, nftables, procps
+# when missing); skips with the reason where namespaces cannot be created.
+test-net:
+	scripts/test-net.sh
 
 proto: tools-protoc
 	$(GO) build -o bin/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
