@@ -22,11 +22,15 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrUnavailable means network namespaces cannot be created here: not root,
@@ -182,7 +186,9 @@ func remove(ctx context.Context, name string) error {
 	n := &NS{Name: name}
 	if pids, err := n.Pids(ctx); err == nil {
 		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			if pid != os.Getpid() { // a thread of ours inside (Do) is not a leftover
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	}
 	if _, err := run(ctx, "ip", "netns", "del", name); err != nil {
@@ -260,6 +266,50 @@ func (n *NS) Command(name string, args ...string) *exec.Cmd {
 func (n *NS) Sysctl(ctx context.Context, key, value string) error {
 	_, err := n.Exec(ctx, "sysctl", "-q", "-w", key+"="+value)
 	return err
+}
+
+// Do runs fn on an OS thread that has entered the namespace, so that the
+// sockets fn opens (listeners, dials) belong to it; they keep working from
+// any goroutine afterwards. Goroutines fn starts run in this process's own
+// namespace (only sockets carry the namespace). The thread returns to its
+// own namespace when fn returns; if it cannot, it is never used again.
+func (n *NS) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("netns: %w", err)
+			return
+		}
+		defer home.Close()
+		if err := setns(filepath.Join("/run/netns", n.Name)); err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = fn()
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			// Only a thread back home may run other goroutines; otherwise
+			// it stays locked and ends with this goroutine.
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+func setns(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("netns: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("netns: setns %s: %w", path, err)
+	}
+	return nil
 }
 
 // Pids returns the processes running inside the namespace.

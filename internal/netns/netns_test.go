@@ -3,9 +3,11 @@ package netns
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -128,5 +130,64 @@ func TestNewSetRejectsBadPrefix(t *testing.T) {
 		if _, err := NewSet(give); err == nil {
 			t.Errorf("NewSet(%q) = nil error, want an error", give)
 		}
+	}
+}
+
+func TestDoOpensSocketsInTheNamespace(t *testing.T) {
+	needNamespaces(t)
+	ctx := t.Context()
+	s, err := NewSet("nstest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	a, err := s.New(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.New(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Veth(ctx, a, "left", b, "right"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Batch(ctx, "addr add 10.213.251.1/30 dev left", "link set left up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Batch(ctx, "addr add 10.213.251.2/30 dev right", "link set right up"); err != nil {
+		t.Fatal(err)
+	}
+	// 10.213.251.1 exists only in a: listening there works only inside it.
+	if ln, err := net.Listen("tcp4", "10.213.251.1:0"); err == nil {
+		ln.Close()
+		t.Fatal("listening on a's address worked outside a")
+	}
+	var ln net.Listener
+	if err := a.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", "10.213.251.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	var conn net.Conn
+	if err := b.Do(func() (err error) {
+		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dial from b to a over the veth: %v", err)
+	}
+	conn.Close()
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
 	}
 }
