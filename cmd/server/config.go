@@ -84,6 +84,15 @@ type Config struct {
 	// HTTPIdleTimeout closes HTTP keep-alive connections idle this long.
 	// Default 60s.
 	HTTPIdleTimeout time.Duration
+	// WebAddr serves browsers: Connect and gRPC-Web on HTTP/1.1, h2c and
+	// (with WebTLS) HTTP/2 over TLS. Default "" (off); -dev alone serves
+	// 127.0.0.1:8081 with the demo page.
+	WebAddr string
+	// WebOrigins are the origins allowed to call the web port from another
+	// origin (CORS), comma-separated, or "*". Default "" (same origin only).
+	WebOrigins string
+	// WebTLS serves the web port with -tls-cert. Default false.
+	WebTLS bool
 	// MaxConcurrentStreams bounds the gRPC streams (and in-flight unary
 	// calls) of one client connection. Default 100.
 	MaxConcurrentStreams uint
@@ -129,6 +138,9 @@ type SessionDefaults struct {
 	// Default 60s.
 	ClientIDCooldown time.Duration
 }
+
+// devWebAddr is the web port -dev serves unless told otherwise.
+const devWebAddr = "127.0.0.1:8081"
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
@@ -197,6 +209,9 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CAs of the client certificates the gRPC port requires (mTLS)")
 	fs.BoolVar(&c.HTTPTLS, "http-tls", c.HTTPTLS, "serve the HTTP port with -tls-cert too")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close HTTP keep-alive connections idle this long")
+	fs.StringVar(&c.WebAddr, "web-addr", c.WebAddr, "browsers' listen address (Connect, gRPC-Web); empty = off")
+	fs.StringVar(&c.WebOrigins, "web-origins", c.WebOrigins, "origins allowed to call the web port cross-origin (CORS), comma-separated, or *")
+	fs.BoolVar(&c.WebTLS, "web-tls", c.WebTLS, "serve the web port with -tls-cert (HTTP/2 over TLS)")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "gRPC streams allowed per client connection")
 	return fs
 }
@@ -296,6 +311,9 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 		if cfg.HTTPAddr == def.HTTPAddr && !set["http-addr"] && getenv(envName("http-addr")) == "" {
 			cfg.HTTPAddr = "127.0.0.1" + def.HTTPAddr
 		}
+		if cfg.WebAddr == "" && !set["web-addr"] && getenv(envName("web-addr")) == "" {
+			cfg.WebAddr = devWebAddr
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
@@ -314,7 +332,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
-	for _, a := range []struct{ name, addr string }{{"grpc-addr", c.GRPCAddr}, {"http-addr", c.HTTPAddr}} {
+	addrs := []struct{ name, addr string }{{"grpc-addr", c.GRPCAddr}, {"http-addr", c.HTTPAddr}}
+	if c.WebAddr != "" {
+		addrs = append(addrs, struct{ name, addr string }{"web-addr", c.WebAddr})
+	}
+	for _, a := range addrs {
 		if err := validateAddr(a.addr); err != nil {
 			errs = append(errs, fmt.Errorf("-%s %q: %v", a.name, a.addr, err))
 		}
@@ -351,6 +373,12 @@ func (c Config) Validate() error {
 	check((c.TLSCert == "") == (c.TLSKey == ""), "-tls-cert and -tls-key: give both or neither")
 	check(c.TLSClientCA == "" || c.TLSCert != "", "-tls-client-ca needs -tls-cert and -tls-key")
 	check(!c.HTTPTLS || c.TLSCert != "", "-http-tls needs -tls-cert and -tls-key")
+	check(!c.WebTLS || c.TLSCert != "", "-web-tls needs -tls-cert and -tls-key")
+	for _, o := range parseOrigins(c.WebOrigins) {
+		u, err := url.Parse(o)
+		check(o == "*" || (err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Path == ""),
+			"-web-origins %q: want scheme://host[:port] (or *)", o)
+	}
 	check(c.MaxConcurrentStreams >= 1, "-max-concurrent-streams %d: must be at least 1", c.MaxConcurrentStreams)
 	_, levelErr := parseLevel(c.LogLevel)
 	check(levelErr == nil, "-log-level %q: want debug, info, warn or error", c.LogLevel)

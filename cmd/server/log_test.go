@@ -49,7 +49,7 @@ func TestDevBannerFaultCommandNamesHTTPPort(t *testing.T) {
 	}
 	defer emu.Close()
 	var out strings.Builder
-	printDevBanner(&out, &deps{emulator: emu, devKey: "dev-k"}, "127.0.0.1:6001", "127.0.0.1:6002")
+	printDevBanner(&out, &deps{emulator: emu, devKey: "dev-k"}, "127.0.0.1:6001", "127.0.0.1:6002", "127.0.0.1:6003")
 	for _, line := range strings.Split(out.String(), "\n") {
 		if strings.Contains(line, "-fault") && !strings.Contains(line, "-dev-http http://127.0.0.1:6002") {
 			t.Errorf("banner fault command %q lacks -dev-http http://127.0.0.1:6002", line)

@@ -61,8 +61,9 @@ func main() {
 }
 
 // run serves until ctx ends (SIGTERM/SIGINT), then shuts down in order:
-// health NOT_SERVING, stop accepting, GracefulStop bounded by the drain
-// timeout (then Stop), close dependencies, stop the HTTP server.
+// health NOT_SERVING, stop accepting, GracefulStop and the sessions' drain
+// (GOING_AWAY to every app) bounded by the drain timeout (then Stop), the
+// web port, close dependencies, stop the HTTP server.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := LoadConfig(args, getenv, stderr)
 	if err != nil {
@@ -85,13 +86,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		grpcLis.Close()
 		return fmt.Errorf("listen http: %w", err)
 	}
+	var webLis net.Listener
+	if cfg.WebAddr != "" {
+		if webLis, err = net.Listen("tcp", cfg.WebAddr); err != nil {
+			grpcLis.Close()
+			httpLis.Close()
+			return fmt.Errorf("listen web: %w", err)
+		}
+	}
+	closeListeners := func() {
+		grpcLis.Close()
+		httpLis.Close()
+		if webLis != nil {
+			webLis.Close()
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d, err := build(ctx, cfg, log, metrics.New(reg))
 	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
+		closeListeners()
 		return err
 	}
 	auth := service.NewAuth(d.apiKeys)
@@ -101,8 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	tlsCfg, err := serverTLS(cfg, log)
 	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
+		closeListeners()
 		d.close(context.WithoutCancel(ctx), log)
 		return err
 	}
@@ -125,9 +139,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	gs := grpc.NewServer(gopts...)
 	hs := health.NewServer()
+	svc := service.New(d.manager, auth, log)
 	healthpb.RegisterHealthServer(gs, hs)
-	vspb.RegisterViewerSessionServiceServer(gs, service.New(d.manager, auth, log))
+	vspb.RegisterViewerSessionServiceServer(gs, svc)
 	reflection.Register(gs)
+
+	// The web port has a grpc.Server of its own (vanguard serves it through
+	// ServeHTTP), with the same service, interceptors, health and
+	// reflection: the native port keeps grpc-go's transport untouched.
+	var web *webServer
+	if webLis != nil {
+		wgs := grpc.NewServer(grpc.ChainUnaryInterceptor(mw.Unary()...), grpc.ChainStreamInterceptor(mw.Stream()...))
+		healthpb.RegisterHealthServer(wgs, hs)
+		vspb.RegisterViewerSessionServiceServer(wgs, svc)
+		reflection.Register(wgs)
+		var extra http.Handler
+		if d.emulator != nil && d.devKey != "" {
+			extra = devWebMux(demoAssets(), devSessionHandler(svc, d.devKey))
+		}
+		if web, err = newWebServer(cfg, webLis, wgs, tlsCfg, extra); err != nil {
+			closeListeners()
+			d.close(context.WithoutCancel(ctx), log)
+			return err
+		}
+	}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(vspb.ViewerSessionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
@@ -152,7 +187,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var wg sync.WaitGroup
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	wg.Go(func() {
 		if err := gs.Serve(grpcLis); err != nil {
 			serveErr <- fmt.Errorf("serve grpc: %w", err)
@@ -163,10 +198,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			serveErr <- fmt.Errorf("serve http: %w", err)
 		}
 	})
-	log.Info("serving", "version", version, "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(),
+	webAddr := ""
+	if web != nil {
+		webAddr = webLis.Addr().String()
+		wg.Go(func() {
+			if err := web.serve(); err != nil {
+				serveErr <- err
+			}
+		})
+	}
+	log.Info("serving", "version", version, "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "web_addr", webAddr,
 		"store", storeKind(cfg), "dev", cfg.Dev, "tls", tlsCfg != nil, "mtls", cfg.TLSClientCA != "")
 	if cfg.Dev {
-		printDevBanner(stderr, d, grpcLis.Addr().String(), httpLis.Addr().String())
+		printDevBanner(stderr, d, grpcLis.Addr().String(), httpLis.Addr().String(), webAddr)
 	}
 
 	var runErr error
@@ -206,6 +250,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Warn("drain timeout reached; cutting remaining streams")
 		gs.Stop()
 		<-drained
+	}
+	// The web port stops after the sessions drained: its streams are served
+	// through ServeHTTP, which GracefulStop would cut at once, before
+	// browsers see GOING_AWAY.
+	if web != nil {
+		web.shutdown(drainCtx, log)
 	}
 	// 4. Close dependencies (sessions end, clientIds go into cooldown), then
 	// the HTTP server (metrics stay scrapable until the end).
@@ -267,13 +317,18 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 }
 
 // printDevBanner tells a new user what runs and what to try next.
-func printDevBanner(w io.Writer, d *deps, grpcAddr, httpAddr string) {
+func printDevBanner(w io.Writer, d *deps, grpcAddr, httpAddr, webAddr string) {
 	if d.emulator == nil || d.devKey == "" {
 		return // -kvs-endpoint or configured keys: nothing generated to show
+	}
+	web := "off (-web-addr)"
+	if webAddr != "" {
+		web = "http://" + webAddr + "/ (the demo viewer page; Connect and gRPC-Web for browsers)"
 	}
 	fmt.Fprintf(w, `
 Viewer Session Service (dev mode): everything in memory, on loopback.
   gRPC            %[1]s
+  browsers        %[6]s
   metrics/health  http://%[2]s/metrics
   KVS emulator    %[3]s (channel %[4]q with a simulated camera; faults at http://%[2]s/dev/emulator/)
   dev API key     %[5]s
@@ -284,7 +339,7 @@ Next, in another terminal:
   go run ./cmd/viewerctl watch -addr %[1]s -dev-http http://%[2]s -api-key "$KEY" -channel %[4]s -fault no-answer -answer-timeout 5s -retry-delay 2s -duration 20s
   grpcurl -plaintext %[1]s list
 
-`, grpcAddr, httpAddr, d.emulator.Endpoint(), DemoChannel, d.devKey)
+`, grpcAddr, httpAddr, d.emulator.Endpoint(), DemoChannel, d.devKey, web)
 }
 
 // emulatorProxy serves the embedded emulator's admin API (faults,
