@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme/viewersession/kvsemu/camera"
 )
 
 // Config is the whole server configuration. Every field has a flag and a
@@ -40,6 +43,20 @@ type Config struct {
 	// Dev runs everything embedded: in-memory state and a local KVS emulator
 	// with a simulated camera on channel demo-camera. Default false.
 	Dev bool
+	// DevCameraMode is how -dev's simulated camera treats a new offer from a
+	// known clientId: c-sample, js-sample or restart-capable (see kvsemu).
+	// Default "c-sample".
+	DevCameraMode string
+	// DevCameraIP is the address -dev's camera gathers its ICE candidates
+	// on: an address of this host (a network test gives the camera a host
+	// of its own). Default "127.0.0.1".
+	DevCameraIP string
+	// DevTURNAddr is where -dev's TURN server listens and relays ("ip:port",
+	// port 0 = free ports). Default "127.0.0.1:0".
+	DevTURNAddr string
+	// DevKVSAddr is where -dev's KVS emulator (control plane and signaling)
+	// listens. Default "127.0.0.1:0".
+	DevKVSAddr string
 	// DrainTimeout bounds the graceful shutdown after SIGTERM/SIGINT: open
 	// streams get this long to finish before they are cut. Default 20s.
 	DrainTimeout time.Duration
@@ -149,6 +166,10 @@ func DefaultConfig() Config {
 		RedisMode:            "standalone",
 		HTTPAddr:             ":8080",
 		DrainTimeout:         20 * time.Second,
+		DevCameraMode:        string(camera.CSample),
+		DevCameraIP:          "127.0.0.1",
+		DevTURNAddr:          "127.0.0.1:0",
+		DevKVSAddr:           "127.0.0.1:0",
 		LogLevel:             "info",
 		LogFormat:            "json",
 		AWSRegion:            "us-west-2",
@@ -183,6 +204,10 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.ReplicaID, "replica-id", c.ReplicaID, "this replica's name as a session owner; empty = <hostname>-<pid>")
 	fs.StringVar(&c.TokenSecretFile, "token-secret-file", c.TokenSecretFile, "file with the key session tokens are derived with (share it across replicas)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "run everything embedded: in-memory state, local KVS emulator, simulated camera")
+	fs.StringVar(&c.DevCameraMode, "dev-camera-mode", c.DevCameraMode, "-dev camera: c-sample, js-sample or restart-capable")
+	fs.StringVar(&c.DevCameraIP, "dev-camera-ip", c.DevCameraIP, "-dev camera: the IP it gathers ICE candidates on")
+	fs.StringVar(&c.DevTURNAddr, "dev-turn-addr", c.DevTURNAddr, "-dev TURN server: listen and relay address ip:port")
+	fs.StringVar(&c.DevKVSAddr, "dev-kvs-addr", c.DevKVSAddr, "-dev KVS emulator: listen address ip:port")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound after SIGTERM")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
@@ -380,6 +405,17 @@ func (c Config) Validate() error {
 			"-web-origins %q: want scheme://host[:port] (or *)", o)
 	}
 	check(c.MaxConcurrentStreams >= 1, "-max-concurrent-streams %d: must be at least 1", c.MaxConcurrentStreams)
+	if _, err := camera.ParseMode(c.DevCameraMode); err != nil {
+		errs = append(errs, fmt.Errorf("-dev-camera-mode %q: want c-sample, js-sample or restart-capable", c.DevCameraMode))
+	}
+	if _, err := netip.ParseAddr(c.DevCameraIP); err != nil {
+		errs = append(errs, fmt.Errorf("-dev-camera-ip %q: want an IP address", c.DevCameraIP))
+	}
+	for _, a := range []struct{ name, addr string }{{"dev-turn-addr", c.DevTURNAddr}, {"dev-kvs-addr", c.DevKVSAddr}} {
+		if ap, err := netip.ParseAddrPort(a.addr); err != nil || !ap.Addr().Is4() {
+			errs = append(errs, fmt.Errorf("-%s %q: want an IPv4 ip:port", a.name, a.addr))
+		}
+	}
 	_, levelErr := parseLevel(c.LogLevel)
 	check(levelErr == nil, "-log-level %q: want debug, info, warn or error", c.LogLevel)
 	check(c.LogFormat == "json" || c.LogFormat == "text", "-log-format %q: want json or text", c.LogFormat)

@@ -197,3 +197,16 @@ func (c Config) flagSetNames(t *testing.T, f func(string)) {
 	t.Helper()
 	c.flagSet(io.Discard).VisitAll(func(fl *flag.Flag) { f(fl.Name) })
 }
+
+func TestLoadConfigDevCamera(t *testing.T) {
+	cfg, err := LoadConfig([]string{"-dev", "-dev-camera-mode", "js-sample", "-dev-camera-ip", "10.213.3.1", "-dev-turn-addr", "10.213.0.1:3478"}, func(string) string { return "" }, io.Discard)
+	if err != nil || cfg.DevCameraMode != "js-sample" || cfg.DevCameraIP != "10.213.3.1" || cfg.DevTURNAddr != "10.213.0.1:3478" {
+		t.Fatalf("LoadConfig(dev camera flags) = %+v, %v", cfg, err)
+	}
+	_, err = LoadConfig([]string{"-dev-camera-mode", "firmware", "-dev-camera-ip", "camera", "-dev-turn-addr", "[::1]:3478", "-dev-kvs-addr", "x"}, func(string) string { return "" }, io.Discard)
+	for _, want := range []string{`-dev-camera-mode "firmware"`, `-dev-camera-ip "camera"`, `-dev-turn-addr "[::1]:3478"`, `-dev-kvs-addr "x"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig(bad dev flags) error = %v, want it to name %s", err, want)
+		}
+	}
+}

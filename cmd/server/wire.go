@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -109,7 +110,9 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 	kcfg.Observe = mx.KVSCall
 	if cfg.Dev && cfg.KVSEndpoint == "" {
 		ecfg := kvsemu.DefaultConfig()
-		ecfg.Addr = "127.0.0.1:0"
+		ecfg.Addr = cfg.DevKVSAddr
+		ecfg.CameraIP = netip.MustParseAddr(cfg.DevCameraIP) // validated
+		ecfg.TURNAddr = cfg.DevTURNAddr
 		ecfg.Region = cfg.AWSRegion
 		ecfg.Logger = log.With("component", "kvsemu")
 		emu, err := kvsemu.Start(ctx, ecfg)
@@ -122,7 +125,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 		if err != nil {
 			return nil, fmt.Errorf("create demo channel: %w", err)
 		}
-		if err := emu.StartCamera(arn, camera.CSample); err != nil {
+		if err := emu.StartCamera(arn, camera.Mode(cfg.DevCameraMode)); err != nil {
 			return nil, fmt.Errorf("start demo camera: %w", err)
 		}
 		creds := emu.Credentials()
