@@ -102,9 +102,12 @@ type CreateSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new session.
 	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
-	// The session's token: 256 random bits, base64url. Give it to the app; it
-	// authenticates Connect, Signal and WatchSession for this session only.
-	// Secret: the service stores only its hash and never logs it.
+	// The session's token, opaque to callers: `<session id>.<tag>`, where the
+	// tag is a 256-bit HMAC-SHA256 of the id under the server's token secret,
+	// base64url. Give it to the app; it authenticates Connect, Signal and
+	// WatchSession for this session only. Secret: the service stores only its
+	// SHA-256 and never logs it. An idempotent repeat of CreateSession returns
+	// the same token (replicas that share -token-secret-file derive it alike).
 	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
