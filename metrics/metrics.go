@@ -20,20 +20,22 @@ import (
 // Metrics holds the collectors. Create it with New; it is safe for
 // concurrent use.
 type Metrics struct {
-	sessions         *prometheus.GaugeVec
-	ended            *prometheus.CounterVec
-	attempts         prometheus.Counter
-	answerLatency    prometheus.Histogram
-	answerTimeouts   *prometheus.CounterVec
-	retries          prometheus.Counter
-	recoveries       *prometheus.CounterVec
-	recoveryDuration *prometheus.HistogramVec
-	idAcquire        prometheus.Histogram
-	idCollisions     prometheus.Counter
-	idErrors         prometheus.Counter
-	failures         *prometheus.CounterVec
-	kvsCalls         *prometheus.CounterVec
-	redisErrors      *prometheus.CounterVec
+	sessions       *prometheus.GaugeVec
+	ended          *prometheus.CounterVec
+	attempts       prometheus.Counter
+	answerLatency  prometheus.Histogram
+	answerTimeouts *prometheus.CounterVec
+	retries        prometheus.Counter
+	recoverySteps  *prometheus.CounterVec
+	outage         *prometheus.HistogramVec
+	mediaStalls    prometheus.Counter
+	firstVideo     prometheus.Histogram
+	idAcquire      prometheus.Histogram
+	idCollisions   prometheus.Counter
+	idErrors       prometheus.Counter
+	failures       *prometheus.CounterVec
+	kvsCalls       *prometheus.CounterVec
+	redisErrors    *prometheus.CounterVec
 }
 
 var _ sessionmgr.Observer = (*Metrics)(nil)
@@ -66,15 +68,24 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "vss_retries_total",
 			Help: "Answer-timeout retries scheduled (a fresh clientId after retry_delay).",
 		}),
-		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vss_recoveries_total",
-			Help: "Recoveries after a network change or ICE failure, by path and result.",
-		}, []string{"path", "result"}),
-		recoveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vss_recovery_duration_seconds",
-			Help:    "Time from the start of a recovery to the app reporting connected again.",
-			Buckets: []float64{.05, .1, .25, .5, 1, 1.5, 2, 3, 5, 10, 30},
-		}, []string{"path"}),
+		recoverySteps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_recovery_steps_total",
+			Help: "Recovery ladder steps that ended, by step (ice_restart, new_peer_connection, new_client_id) and outcome (recovered, fingerprint_changed, timeout, no_answer, failed).",
+		}, []string{"step", "outcome"}),
+		outage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vss_outage_seconds",
+			Help:    "Video outages that recovered: from the first sign (last video progress, a disconnected or failed report, a network change) to video flowing again, by the step that brought it back.",
+			Buckets: []float64{.25, .5, 1, 1.5, 2, 3, 5, 8, 13, 21, 30, 60},
+		}, []string{"step"}),
+		mediaStalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vss_media_stalls_total",
+			Help: "Times video stood still on a connected peer connection for media_stall_timeout (each starts a recovery).",
+		}),
+		firstVideo: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vss_first_video_seconds",
+			Help:    "Time from the app's join to the session's first video flowing (MEDIA_FLOWING).",
+			Buckets: []float64{.25, .5, .75, 1, 1.5, 2, 3, 5, 10, 30, 60},
+		}),
 		idAcquire: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vss_client_id_acquire_seconds",
 			Help:    "Latency of clientId lease acquisition.",
@@ -102,7 +113,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"command"}),
 	}
 	reg.MustRegister(m.sessions, m.ended, m.attempts, m.answerLatency, m.answerTimeouts, m.retries,
-		m.recoveries, m.recoveryDuration, m.idAcquire, m.idCollisions, m.idErrors, m.failures, m.kvsCalls, m.redisErrors)
+		m.recoverySteps, m.outage, m.mediaStalls, m.firstVideo, m.idAcquire, m.idCollisions, m.idErrors, m.failures, m.kvsCalls, m.redisErrors)
 	return m
 }
 
@@ -132,17 +143,25 @@ func (m *Metrics) AnswerTimeout(retry bool) {
 	}
 }
 
-// Recovery implements sessionmgr.Observer.
-func (m *Metrics) Recovery(path string, ok bool, d time.Duration) {
-	result := "recovered"
-	if !ok {
-		result = "failed"
-	}
-	m.recoveries.WithLabelValues(path, result).Inc()
-	if ok {
-		m.recoveryDuration.WithLabelValues(path).Observe(d.Seconds())
-	}
+// RecoveryStep implements sessionmgr.Observer.
+func (m *Metrics) RecoveryStep(step sessionmgr.RecoveryStep, outcome sessionmgr.StepOutcome) {
+	m.recoverySteps.WithLabelValues(stepLabel(step), outcome.String()).Inc()
 }
+
+// Outage implements sessionmgr.Observer.
+func (m *Metrics) Outage(step sessionmgr.RecoveryStep, d time.Duration) {
+	m.outage.WithLabelValues(stepLabel(step)).Observe(d.Seconds())
+}
+
+// MediaStall implements sessionmgr.Observer.
+func (m *Metrics) MediaStall() { m.mediaStalls.Inc() }
+
+// FirstVideo implements sessionmgr.Observer.
+func (m *Metrics) FirstVideo(d time.Duration) { m.firstVideo.Observe(d.Seconds()) }
+
+// stepLabel is a step's label value: ice_restart, new_peer_connection,
+// new_client_id.
+func stepLabel(s sessionmgr.RecoveryStep) string { return strings.ToLower(s.String()) }
 
 // ClientID implements sessionmgr.Observer.
 func (m *Metrics) ClientID(d time.Duration, collided bool, err error) {

@@ -56,6 +56,8 @@ func optionsFromProto(o *vspb.SessionOptions) (sessionmgr.Options, error) {
 		{"options.ice_restart_timeout", o.GetIceRestartTimeout(), &out.ICERestartTimeout},
 		{"options.disconnected_grace", o.GetDisconnectedGrace(), &out.DisconnectedGrace},
 		{"options.max_lifetime", o.GetMaxLifetime(), &out.MaxLifetime},
+		{"options.new_peer_connection_timeout", o.GetNewPeerConnectionTimeout(), &out.NewPeerConnectionTimeout},
+		{"options.media_stall_timeout", o.GetMediaStallTimeout(), &out.MediaStallTimeout},
 	}
 	for _, d := range durs {
 		if d.d == nil {
@@ -98,6 +100,9 @@ func optionsToProto(o sessionmgr.Options) *vspb.SessionOptions {
 		IceRestartTimeout: durationpb.New(o.ICERestartTimeout),
 		DisconnectedGrace: durationpb.New(o.DisconnectedGrace),
 		MaxLifetime:       durationpb.New(o.MaxLifetime),
+
+		NewPeerConnectionTimeout: durationpb.New(o.NewPeerConnectionTimeout),
+		MediaStallTimeout:        durationpb.New(o.MediaStallTimeout),
 	}
 }
 
@@ -118,6 +123,7 @@ func sessionToProto(s sessionmgr.Session) *vspb.Session {
 		CloseReason:          vspb.CloseReason(s.Close),
 		LastSequence:         s.LastSeq,
 		AckedAppSequence:     s.AckedAppSeq,
+		MediaFlowing:         s.MediaFlowing,
 	}
 	if s.Failure != nil {
 		p.Failure = failureToProto(s.Failure)
@@ -207,8 +213,20 @@ func eventToProto(e sessionmgr.Event) *vspb.SessionEvent {
 		p.Detail = &vspb.SessionEvent_IceServers{IceServers: &vspb.IceServerUpdate{
 			IceServers: iceServersToProto(e.IceServers.Servers), ExpireTime: timeToProto(e.IceServers.Expires),
 		}}
+	case e.Recovery != nil:
+		r := &vspb.Recovery{Step: vspb.RecoveryStep(e.Recovery.Step), Learned: e.Recovery.Learned}
+		if e.Type == sessionmgr.EventRecovered {
+			r.Outage = durationpb.New(e.Recovery.Outage)
+		}
+		p.Detail = &vspb.SessionEvent_Recovery{Recovery: r}
+	case e.Media != nil:
+		p.Detail = &vspb.SessionEvent_Media{Media: mediaToProto(e.Media)}
 	}
 	return p
+}
+
+func mediaToProto(m *sessionmgr.MediaReport) *vspb.MediaReport {
+	return &vspb.MediaReport{PeerConnectionId: m.PeerConnection, PacketsReceived: m.Packets, BytesReceived: m.Bytes, FramesDecoded: m.Frames}
 }
 
 // appMessage converts one app message (Connect or Signal); field is the
@@ -220,6 +238,7 @@ type appOneof interface {
 	GetStateReport() *vspb.ConnectionStateReport
 	GetNetworkChanged() *vspb.NetworkChanged
 	GetLeave() *vspb.Leave
+	GetMediaReport() *vspb.MediaReport
 }
 
 func appMessage(m appOneof) (sessionmgr.AppMessage, error) {
@@ -250,6 +269,14 @@ func appPayload(m appOneof) (sessionmgr.AppMessage, error) {
 		return sessionmgr.AppMessage{NetworkChanged: &d}, nil
 	case m.GetLeave() != nil:
 		return sessionmgr.AppMessage{Leave: true}, nil
+	case m.GetMediaReport() != nil:
+		r := m.GetMediaReport()
+		if r.GetPeerConnectionId() == 0 && (r.GetPacketsReceived() != 0 || r.GetBytesReceived() != 0 || r.GetFramesDecoded() != 0) {
+			return sessionmgr.AppMessage{}, invalidField("media_report.peer_connection_id", "0 means no peer connection, but the counters are not zero")
+		}
+		return sessionmgr.AppMessage{Media: &sessionmgr.MediaReport{
+			PeerConnection: r.GetPeerConnectionId(), Packets: r.GetPacketsReceived(), Bytes: r.GetBytesReceived(), Frames: r.GetFramesDecoded(),
+		}}, nil
 	}
-	return sessionmgr.AppMessage{}, invalidField("message", "one of offer, candidate, state_report, network_changed, leave is required")
+	return sessionmgr.AppMessage{}, invalidField("message", "one of offer, candidate, state_report, network_changed, leave, media_report is required")
 }

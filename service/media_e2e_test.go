@@ -141,6 +141,7 @@ func TestE2EHappyPath(t *testing.T) {
 			a := startApp(t, s, cs, m.mode, nil)
 			a.wait(t, 20*time.Second, "CONNECTED", connected)
 			a.rtp(t, 30)
+			a.wait(t, 10*time.Second, "MEDIA_FLOWING", func(e *vspb.SessionEvent) bool { return e.GetType() == vspb.EventType_EVENT_TYPE_MEDIA_FLOWING })
 
 			closed, err := s.API.CloseSession(stacktest.Backend(t.Context()), &vspb.CloseSessionRequest{Name: cs.GetSession().GetName()})
 			if err != nil {
@@ -157,7 +158,7 @@ func TestE2EHappyPath(t *testing.T) {
 			}
 			want := []string{
 				"CREATED", "CLIENT_ID_ALLOCATED", "APP_ATTACHED", "->SIGNALING", "SIGNALING_CONNECTED", "->AWAITING_OFFER",
-				"->AWAITING_ANSWER", "OFFER_SENT", "->CONNECTING", "ANSWER", "->CONNECTED", "CLOSED",
+				"->AWAITING_ANSWER", "OFFER_SENT", "->CONNECTING", "ANSWER", "->CONNECTED", "MEDIA_FLOWING", "CLOSED",
 			}
 			got := milestones(a.c.Events())
 			if !slices.Equal(got, want) {
@@ -287,16 +288,19 @@ func TestE2ELateAnswerDropped(t *testing.T) {
 	a.rtp(t, 20)
 }
 
-// Acceptance 6 (and 10): a network change, with both camera behaviours.
+// Acceptance 6 (and 10): a network change, with each master's behaviour:
+// the ladder step that brings video back, and RECOVERED only with video.
 func TestE2ENetworkChange(t *testing.T) {
 	tests := []struct {
 		camera       camera.Mode
 		wantSameID   bool
 		wantRestarts int
 		wantNewPCs   int
+		wantStep     vspb.RecoveryStep
 	}{
-		{camera.JSSample, true, 1, 0},
-		{camera.CSample, false, 1, 1},
+		{camera.RestartCapable, true, 1, 0, vspb.RecoveryStep_RECOVERY_STEP_ICE_RESTART},
+		{camera.JSSample, true, 1, 1, vspb.RecoveryStep_RECOVERY_STEP_NEW_PEER_CONNECTION},
+		{camera.CSample, false, 1, 1, vspb.RecoveryStep_RECOVERY_STEP_NEW_CLIENT_ID},
 	}
 	for _, m := range modes {
 		for _, tt := range tests {
@@ -325,6 +329,12 @@ func TestE2ENetworkChange(t *testing.T) {
 					}
 				}
 				st := a.c.Stats()
+				if got := rec.GetRecovery().GetStep(); got != tt.wantStep {
+					t.Errorf("RECOVERED by %v, want %v", got, tt.wantStep)
+				}
+				if rec.GetRecovery().GetOutage().AsDuration() <= 0 {
+					t.Errorf("RECOVERED outage %v, want > 0", rec.GetRecovery().GetOutage().AsDuration())
+				}
 				if (rec.GetClientId() == cs.GetSession().GetClientId()) != tt.wantSameID {
 					t.Errorf("recovered with clientId %s (first %s), want same=%v", rec.GetClientId(), cs.GetSession().GetClientId(), tt.wantSameID)
 				}

@@ -38,15 +38,6 @@ type reply struct {
 // draining or closing replica of a cluster).
 const closeLetGo CloseReason = -1
 
-// recoveryPhase is where a recovery stands.
-type recoveryPhase int
-
-const (
-	recoveryNone recoveryPhase = iota
-	recoveryICERestart
-	recoveryFullReconnect
-)
-
 // dialResult is the outcome of an asynchronous signaling dial.
 type dialResult struct {
 	gen  int
@@ -111,9 +102,27 @@ type actor struct {
 	offerAttempt   int         // signaling attempts for the current offer
 
 	renegotiating bool // a renegotiate awaits its offer
-	recovery      recoveryPhase
-	recoveryStart time.Time
-	recoveryPath  string
+	// dropRemote: the camera's answer to the current offer was refused
+	// (it came from a replaced connection), and so are its candidates,
+	// until the next offer goes out.
+	dropRemote bool
+	// remoteFP and appFP are the DTLS fingerprints (sdpFingerprint) of the
+	// last answer applied and of the app's current offer.
+	remoteFP, appFP string
+
+	// rec is the recovery ladder's state; rec.step is StepUnknown while no
+	// recovery runs.
+	rec ladder
+	// outageSign is the first sign of the current outage (a disconnected
+	// or failed report, a network change, the last video progress before a
+	// stall); zero while there is none.
+	outageSign time.Time
+	// media is what the app's media reports showed.
+	media mediaState
+	// joinedAt is the app's first join (zero after a takeover), and
+	// sawVideo whether the session's first video was observed.
+	joinedAt time.Time
+	sawVideo bool
 
 	attached int // app streams attached
 
@@ -136,8 +145,8 @@ type actor struct {
 	// order when it is back.
 	pending []Event
 
-	answerT, retryT, predialT, resumeT, restartT, discT, lifeT, renewT, flushT, ownerT, redialT timer
-	dialRetries                                                                                 int // throttled dials of the current attempt
+	answerT, retryT, predialT, resumeT, stepT, stallT, discT, lifeT, renewT, flushT, ownerT, redialT timer
+	dialRetries                                                                                      int // throttled dials of the current attempt
 }
 
 func newActor(m *Manager, s Session, l Lease) *actor {
@@ -154,6 +163,7 @@ func newActor(m *Manager, s Session, l Lease) *actor {
 		lease:     l,
 		haveLease: true,
 		dialC:     make(chan dialResult, 4),
+		media:     mediaState{pc: s.MediaPC, known: s.MediaPC == 0},
 	}
 }
 
@@ -242,9 +252,12 @@ func (a *actor) run() {
 		case <-a.resumeT.c:
 			a.resumeT.stop()
 			a.close(CloseClientGone, fmt.Sprintf("the app did not come back within %v", o.ResumeGrace))
-		case <-a.restartT.c:
-			a.restartT.stop()
-			a.onRestartTimeout()
+		case <-a.stepT.c:
+			a.stepT.stop()
+			a.onStepTimeout()
+		case <-a.stallT.c:
+			a.stallT.stop()
+			a.onStall()
 		case <-a.discT.c:
 			a.discT.stop()
 			a.recover(fmt.Sprintf("ICE stayed disconnected for %v", o.DisconnectedGrace))
@@ -296,9 +309,11 @@ func (a *actor) run() {
 // handle serves one request.
 func (a *actor) handle(r request) {
 	var err error
-	if a.m.cluster != nil && r.kind != reqDetach && r.kind != reqGoAway {
+	if a.m.cluster != nil && r.kind != reqDetach && r.kind != reqGoAway && !(r.kind == reqApp && r.msg.mediaOnly()) {
 		// Another replica may have taken the session over since the last
-		// check: never serve a request on a stale actor.
+		// check: never serve a request on a stale actor. Media reports,
+		// every second, skip the read: one a stale actor takes is lost
+		// harmlessly (the next carries the same cumulative counters).
 		a.checkOwner()
 		if a.fenced {
 			r.reply <- reply{err: errFenced}
@@ -340,9 +355,13 @@ func (a *actor) attach() error {
 	a.resumeT.stop()
 	a.emit(Event{Type: EventAppAttached, Message: "the app attached"})
 	a.refreshICEIfStale()
+	from := a.s.State
 	to, err := a.transition(input{kind: inJoin}, "the app joined; opening KVS signaling")
 	if err != nil {
 		return err
+	}
+	if from == StatePending && to == StateSignaling {
+		a.joinedAt = a.m.now()
 	}
 	if to == StateSignaling && a.conn == nil && !a.dialing {
 		a.dial()
@@ -415,7 +434,11 @@ func (a *actor) onApp(msg AppMessage) error {
 	case msg.NetworkChanged != nil:
 		desc := *msg.NetworkChanged
 		a.emit(Event{Type: EventNetworkChanged, Message: "the app reported a network change " + quoteIf(desc)})
+		a.noteSign(a.m.now())
 		a.recover("network changed")
+		return nil
+	case msg.Media != nil:
+		a.onMedia(*msg.Media)
 		return nil
 	case msg.Leave:
 		a.close(CloseClientLeft, "the app left")
@@ -442,7 +465,11 @@ func (a *actor) onOffer(sdp string) error {
 	if _, err := next(a.s.State, input{kind: inOffer, ready: ready, requested: a.renegotiating}); err != nil {
 		return err
 	}
-	a.offer = sdp
+	fp := sdpFingerprint(sdp)
+	if err := a.checkStepOffer(fp); err != nil {
+		return err
+	}
+	a.offer, a.appFP = sdp, fp
 	a.offerRequested = a.renegotiating
 	a.renegotiating = false
 	if a.offerSent {
@@ -451,7 +478,7 @@ func (a *actor) onOffer(sdp string) error {
 	a.offerSent = false
 	a.answered = false
 	a.heldRemote = nil
-	if a.recovery != recoveryICERestart {
+	if a.rec.step.answerTimed() {
 		a.offerAttempt = 1
 	}
 	if ready {
@@ -468,11 +495,13 @@ func (a *actor) sendOffer() {
 		a.log.Debug("offer not sent", "state", a.s.State.String(), "error", err)
 		return
 	}
-	if a.recovery != recoveryICERestart {
-		// From the moment the offer leaves (the restart timer bounds a
-		// restart's wait instead).
+	if a.rec.step.answerTimed() {
+		// From the moment the offer leaves (the step timer bounds the
+		// ladder's cheaper steps instead).
 		a.answerT.start(a.s.Options.AnswerTimeout)
 	}
+	// Camera candidates held so far cannot belong to this offer's answer.
+	a.heldRemote, a.dropRemote = nil, false
 	a.offerSentAt = time.Now()
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
 	defer cancel()
@@ -481,8 +510,11 @@ func (a *actor) sendOffer() {
 			Failure: &Failure{Reason: FailureKVSUnavailable, Message: err.Error()}})
 	} else {
 		msg := fmt.Sprintf("offer sent to the camera with clientId %s (attempt %d)", a.s.ClientID, a.s.Attempt)
-		if a.recovery == recoveryICERestart {
+		switch a.rec.step {
+		case StepICERestart:
 			msg = fmt.Sprintf("ICE-restart offer sent to the camera with clientId %s", a.s.ClientID)
+		case StepNewPeerConnection:
+			msg = fmt.Sprintf("the app's new peer connection's offer sent to the camera with the same clientId %s", a.s.ClientID)
 		}
 		a.emit(Event{Type: EventOfferSent, Message: msg})
 	}
@@ -522,105 +554,6 @@ func (a *actor) onAppCandidate(c Candidate) error {
 	return nil
 }
 
-func (a *actor) onStateReport(cs ConnState) {
-	a.emit(Event{Type: EventConnectionState, ConnState: &cs,
-		Message: fmt.Sprintf("the app reports ICE %s, peer connection %s", iceName(cs.ICE), peerName(cs.Peer))})
-	switch {
-	case cs.Peer == PeerConnected || (cs.Peer == PeerUnknown && (cs.ICE == ICEConnected || cs.ICE == ICECompleted)):
-		a.discT.stop()
-		from := a.s.State
-		if _, err := a.transition(input{kind: inConnected}, "the app's peer connection is connected"); err != nil {
-			return
-		}
-		if a.recovery != recoveryNone && from != StateConnected {
-			d := a.m.now().Sub(a.recoveryStart)
-			a.emit(Event{Type: EventRecovered, Message: fmt.Sprintf("recovered by %s in %v", a.recoveryPath, d.Round(time.Millisecond))})
-			a.m.obs.Recovery(metricPath(a.recovery), true, d)
-			a.recovery = recoveryNone
-			a.restartT.stop()
-		}
-	case cs.ICE == ICEFailed || cs.Peer == PeerFailed:
-		a.discT.stop()
-		a.recover("ICE failed")
-	case cs.ICE == ICEDisconnected || cs.Peer == PeerDisconnected:
-		if (a.s.State == StateConnected || a.s.State == StateConnecting) && !a.discT.running() {
-			a.discT.start(a.s.Options.DisconnectedGrace)
-		}
-	}
-}
-
-// recover starts recovery according to the session's policy.
-func (a *actor) recover(why string) {
-	if a.recovery != recoveryNone {
-		return // already recovering
-	}
-	if _, err := a.transition(input{kind: inRecover}, "recovering: "+why); err != nil {
-		return // nothing to recover yet (no answer delivered)
-	}
-	a.recoveryStart = a.m.now()
-	a.answerT.stop()
-	if a.s.Options.Recovery == RecoveryFullReconnect {
-		a.fullReconnect(why)
-		return
-	}
-	a.recovery = recoveryICERestart
-	a.recoveryPath = "ICE restart"
-	// The restart's candidates follow the restart offer.
-	a.appCands, a.offerSent = nil, false
-	a.emit(Event{Type: EventRecoveryStarted, Message: fmt.Sprintf("%s: restarting ICE with the same clientId %s", why, a.s.ClientID)})
-	if a.conn == nil && !a.dialing {
-		a.dial()
-	}
-	rn := &Renegotiate{Action: RenegotiateICERestart, Reason: why + ": restart ICE on your peer connection and send the new offer"}
-	if a.refreshICEIfStale() {
-		ice := a.s.IceServers
-		rn.IceServers = &ice
-	}
-	a.renegotiating = true
-	a.emit(Event{Type: EventRenegotiate, Renegotiate: rn, Message: rn.Reason})
-	a.restartT.start(a.s.Options.ICERestartTimeout)
-}
-
-func (a *actor) onRestartTimeout() {
-	in := input{kind: inRestartTimeout, policy: a.s.Options.Recovery}
-	why := fmt.Sprintf("the ICE restart got no answer within %v", a.s.Options.ICERestartTimeout)
-	if to, err := next(a.s.State, in); err != nil {
-		return
-	} else if to == StateFailed {
-		a.fail(FailureRecoveryFailed, why+" and the recovery policy allows ICE restart only; create a new session")
-		return
-	}
-	if _, err := a.transition(in, why+": falling back to a full reconnect"); err != nil {
-		return
-	}
-	a.fullReconnect(why)
-}
-
-// fullReconnect drops the clientId and the signaling connection, leases a
-// new clientId, and asks the app for a new peer connection.
-func (a *actor) fullReconnect(why string) {
-	a.recovery = recoveryFullReconnect
-	a.recoveryPath = "full reconnect"
-	a.restartT.stop()
-	a.answerT.stop()
-	a.emit(Event{Type: EventRecoveryStarted, Message: why + ": reconnecting with a new clientId and a new peer connection"})
-	a.closeConn()
-	a.releaseLease()
-	if !a.newClientID() {
-		return
-	}
-	a.offerAttempt = 0
-	a.offer, a.offerSent, a.answered = "", false, false
-	a.appCands, a.heldRemote = nil, nil
-	a.dial()
-	a.refreshICE(true)
-	ice := a.s.IceServers
-	rn := &Renegotiate{Action: RenegotiateNewPeerConnection, IceServers: &ice,
-		Reason: why + ": close your peer connection, build a new one with these ICE servers and send its offer"}
-	a.renegotiating = true
-	a.emit(Event{Type: EventRenegotiate, Renegotiate: rn, Message: rn.Reason})
-}
-
 func (a *actor) onAnswerTimeout() {
 	o := a.s.Options
 	left := a.offerAttempt < o.MaxAttempts
@@ -632,6 +565,7 @@ func (a *actor) onAnswerTimeout() {
 	if to, err := next(a.s.State, in); err != nil {
 		return
 	} else if to == StateFailed {
+		a.endStep(OutcomeNoAnswer) // a new clientId's offer, in a recovery
 		a.fail(FailureAnswerTimeout, fmt.Sprintf("the camera did not answer after %d attempts of %v each; check that it is online", a.offerAttempt, o.AnswerTimeout))
 		return
 	}
@@ -672,7 +606,8 @@ func (a *actor) onRetryDue() {
 	if a.s.Terminal() {
 		return
 	}
-	if _, err := a.transition(input{kind: inRetryDue}, "retrying: KVS signaling with a fresh clientId"); err != nil {
+	in := input{kind: inRetryDue, recovering: a.rec.step != StepUnknown}
+	if _, err := a.transition(in, "retrying: KVS signaling with a fresh clientId"); err != nil {
 		return
 	}
 	if a.conn != nil {
@@ -776,20 +711,11 @@ func (a *actor) signalingUp() {
 func (a *actor) onSignal(ev SignalEvent) {
 	switch ev.Kind {
 	case SignalAnswer:
-		if _, err := a.transition(input{kind: inAnswer}, "answer delivered; ICE is checking"); err != nil {
-			a.emit(Event{Type: EventStaleAnswerDropped, Message: fmt.Sprintf("an answer arrived in state %s and was dropped", a.s.State)})
+		a.onAnswer(ev.SDP)
+	case SignalCandidate:
+		if a.dropRemote {
 			return
 		}
-		a.answerT.stop()
-		a.restartT.stop()
-		a.answered = true
-		a.m.obs.Answer(time.Since(a.offerSentAt))
-		a.emit(Event{Type: EventAnswer, Answer: ev.SDP, Message: "the camera answered"})
-		for _, c := range a.heldRemote {
-			a.emitRemoteCandidate(c)
-		}
-		a.heldRemote = nil
-	case SignalCandidate:
 		if !a.answered {
 			if len(a.heldRemote) < a.m.cfg.MaxCandidates {
 				a.heldRemote = append(a.heldRemote, ev.Candidate)
@@ -840,6 +766,8 @@ func (a *actor) close(reason CloseReason, why string) {
 		return
 	}
 	a.s.Close = reason
+	a.s.MediaFlowing = false
+	a.abandonStep()
 	a.emit(Event{Type: EventClosed, Close: reason, Message: "session closed: " + why})
 }
 
@@ -850,17 +778,16 @@ func (a *actor) fail(reason FailureReason, msg string) {
 	}
 	a.s.Close = CloseFailed
 	a.s.Failure = &Failure{Reason: reason, Message: msg}
+	a.s.MediaFlowing = false
 	a.m.obs.Failure(reason)
-	if a.recovery != recoveryNone {
-		a.m.obs.Recovery(metricPath(a.recovery), false, a.m.now().Sub(a.recoveryStart))
-	}
+	a.abandonStep()
 	a.emit(Event{Type: EventFailed, Close: CloseFailed, Failure: a.s.Failure, Message: msg})
 	a.log.Warn("session failed", "reason", reason.String(), "message", msg)
 }
 
 // teardown releases everything a terminal session holds.
 func (a *actor) teardown() {
-	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.restartT, &a.discT, &a.lifeT, &a.renewT, &a.flushT, &a.ownerT, &a.redialT} {
+	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.stepT, &a.stallT, &a.discT, &a.lifeT, &a.renewT, &a.flushT, &a.ownerT, &a.redialT} {
 		t.stop()
 	}
 	a.closeConn()
@@ -1094,14 +1021,6 @@ func clampIdx(i, n int) int {
 	return i
 }
 
-// metricPath names a recovery path for metrics.
-func metricPath(p recoveryPhase) string {
-	if p == recoveryFullReconnect {
-		return "full_reconnect"
-	}
-	return "ice_restart"
-}
-
 // onTakeover starts a session this replica just took over: the old
 // owner's signaling and the app's offer are gone, so a session that had
 // started signaling recovers with a full reconnect and a new clientId.
@@ -1126,8 +1045,9 @@ func (a *actor) afterMove() {
 		a.newClientID() // signaling opens on join
 		return
 	}
-	a.recoveryStart = a.m.now()
-	a.fullReconnect("the session moved to another server")
+	// The old owner's connection and clientId are gone: a new clientId,
+	// forced (nothing learned about the camera from it).
+	a.startRecovery("the session moved to another server", StepNewClientID, false, true)
 }
 
 // ownEpoch reports whether the stored record still carries this actor's

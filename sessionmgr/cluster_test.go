@@ -182,8 +182,12 @@ func TestClusterForwardAndTakeover(t *testing.T) {
 		}
 		synctest.Wait()
 		got, _ = r.a.Send(t.Context(), s.ID, sessionmgr.AppMessage{StateReport: &sessionmgr.ConnState{Peer: sessionmgr.PeerConnected}})
+		if got.State != sessionmgr.StateRecovering {
+			t.Errorf("after a connected report (through A): %s, want RECOVERING until video flows", got.State)
+		}
+		got, _ = r.a.Send(t.Context(), s.ID, sessionmgr.AppMessage{Media: &sessionmgr.MediaReport{PeerConnection: 2, Packets: 30}})
 		if got.State != sessionmgr.StateConnected || got.Owner != "replica-b" {
-			t.Errorf("after the recovery (reported through A): %s owned by %s, want CONNECTED on replica-b", got.State, got.Owner)
+			t.Errorf("after video on the new peer connection (reported through A): %s owned by %s, want CONNECTED on replica-b", got.State, got.Owner)
 		}
 		ev := kinds(t, r.b, s.ID, got.LastSeq)
 		var owner, renegotiate bool

@@ -63,9 +63,12 @@ func DefaultOptions() Options {
 		MaxAttempts:       2,
 		Recovery:          RecoveryAuto,
 		ResumeGrace:       30 * time.Second,
-		ICERestartTimeout: 5 * time.Second,
+		ICERestartTimeout: 1500 * time.Millisecond,
 		DisconnectedGrace: 5 * time.Second,
 		MaxLifetime:       12 * time.Hour,
+
+		NewPeerConnectionTimeout: 2 * time.Second,
+		MediaStallTimeout:        4 * time.Second,
 	}
 }
 
@@ -92,7 +95,39 @@ func DefaultConfig() Config {
 // options fills o's zero fields from the defaults and checks every bound;
 // the error is a FieldError naming the first bad field.
 func (c Config) options(o Options) (Options, error) {
-	d := c.Defaults
+	o = fillOptions(o, c.Defaults)
+	// The ladder's steps are short: they may go below MinTimer, to 500ms.
+	minStep := minDur(500*time.Millisecond, c.MinTimer)
+	bounds := []struct {
+		field    string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"options.answer_timeout", o.AnswerTimeout, c.MinTimer, 300 * time.Second},
+		{"options.retry_delay", o.RetryDelay, 0, 300 * time.Second},
+		{"options.resume_grace", o.ResumeGrace, c.MinTimer, 600 * time.Second},
+		{"options.ice_restart_timeout", o.ICERestartTimeout, minStep, 60 * time.Second},
+		{"options.new_peer_connection_timeout", o.NewPeerConnectionTimeout, minStep, 60 * time.Second},
+		{"options.media_stall_timeout", o.MediaStallTimeout, c.MinTimer, 60 * time.Second},
+		{"options.disconnected_grace", o.DisconnectedGrace, c.MinTimer, 60 * time.Second},
+		{"options.max_lifetime", o.MaxLifetime, minDur(time.Minute, c.MinTimer*60), 24 * time.Hour},
+	}
+	for _, b := range bounds {
+		if b.v < b.min || b.v > b.max {
+			return o, invalid(b.field, "%v is outside %v..%v", b.v, b.min, b.max)
+		}
+	}
+	if o.MaxAttempts < 1 || o.MaxAttempts > 5 {
+		return o, invalid("options.max_attempts", "%d is outside 1..5", o.MaxAttempts)
+	}
+	if o.Recovery < RecoveryAuto || o.Recovery > RecoveryFullReconnect {
+		return o, invalid("options.recovery_policy", "unknown policy %d", o.Recovery)
+	}
+	return o, nil
+}
+
+// fillOptions fills o's zero fields from d.
+func fillOptions(o, d Options) Options {
 	if o.AnswerTimeout == 0 {
 		o.AnswerTimeout = d.AnswerTimeout
 	}
@@ -117,30 +152,13 @@ func (c Config) options(o Options) (Options, error) {
 	if o.MaxLifetime == 0 {
 		o.MaxLifetime = d.MaxLifetime
 	}
-	bounds := []struct {
-		field    string
-		v        time.Duration
-		min, max time.Duration
-	}{
-		{"options.answer_timeout", o.AnswerTimeout, c.MinTimer, 300 * time.Second},
-		{"options.retry_delay", o.RetryDelay, 0, 300 * time.Second},
-		{"options.resume_grace", o.ResumeGrace, c.MinTimer, 600 * time.Second},
-		{"options.ice_restart_timeout", o.ICERestartTimeout, c.MinTimer, 60 * time.Second},
-		{"options.disconnected_grace", o.DisconnectedGrace, c.MinTimer, 60 * time.Second},
-		{"options.max_lifetime", o.MaxLifetime, minDur(time.Minute, c.MinTimer*60), 24 * time.Hour},
+	if o.NewPeerConnectionTimeout == 0 {
+		o.NewPeerConnectionTimeout = d.NewPeerConnectionTimeout
 	}
-	for _, b := range bounds {
-		if b.v < b.min || b.v > b.max {
-			return o, invalid(b.field, "%v is outside %v..%v", b.v, b.min, b.max)
-		}
+	if o.MediaStallTimeout == 0 {
+		o.MediaStallTimeout = d.MediaStallTimeout
 	}
-	if o.MaxAttempts < 1 || o.MaxAttempts > 5 {
-		return o, invalid("options.max_attempts", "%d is outside 1..5", o.MaxAttempts)
-	}
-	if o.Recovery < RecoveryAuto || o.Recovery > RecoveryFullReconnect {
-		return o, invalid("options.recovery_policy", "unknown policy %d", o.Recovery)
-	}
-	return o, nil
+	return o
 }
 
 func minDur(a, b time.Duration) time.Duration {
@@ -223,9 +241,9 @@ func validARN(s string) bool {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Defaults == (Options{}) {
-		c.Defaults = d.Defaults
-	}
+	// Each zero default takes the documented one (a caller that predates
+	// an option leaves it zero).
+	c.Defaults = fillOptions(c.Defaults, d.Defaults)
 	if c.MaxPerChannel == 0 {
 		c.MaxPerChannel = d.MaxPerChannel
 	}

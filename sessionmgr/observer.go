@@ -16,9 +16,15 @@ type Observer interface {
 	// AnswerTimeout: an attempt got no answer in time; retry tells whether
 	// another attempt follows.
 	AnswerTimeout(retry bool)
-	// Recovery: a recovery ended; path is "ice_restart" or "full_reconnect",
-	// ok whether the connection came back, d how long it took.
-	Recovery(path string, ok bool, d time.Duration)
+	// RecoveryStep: a recovery step ended with outcome.
+	RecoveryStep(step RecoveryStep, outcome StepOutcome)
+	// Outage: video flows again after an outage of d (its first sign to
+	// video flowing); step brought it back.
+	Outage(step RecoveryStep, d time.Duration)
+	// MediaStall: video stood still on a connected peer connection.
+	MediaStall()
+	// FirstVideo: a session's first video flowed, d after its app joined.
+	FirstVideo(d time.Duration)
 	// ClientID: a clientId lease was requested; d is how long it took,
 	// collided whether the preferred id was taken.
 	ClientID(d time.Duration, collided bool, err error)
@@ -31,10 +37,13 @@ func WithObserver(o Observer) Option { return func(m *Manager) { m.obs = o } }
 
 type nopObserver struct{}
 
-func (nopObserver) SessionState(State, State)            {}
-func (nopObserver) Attempt()                             {}
-func (nopObserver) Answer(time.Duration)                 {}
-func (nopObserver) AnswerTimeout(bool)                   {}
-func (nopObserver) Recovery(string, bool, time.Duration) {}
-func (nopObserver) ClientID(time.Duration, bool, error)  {}
-func (nopObserver) Failure(FailureReason)                {}
+func (nopObserver) SessionState(State, State)              {}
+func (nopObserver) Attempt()                               {}
+func (nopObserver) Answer(time.Duration)                   {}
+func (nopObserver) AnswerTimeout(bool)                     {}
+func (nopObserver) RecoveryStep(RecoveryStep, StepOutcome) {}
+func (nopObserver) Outage(RecoveryStep, time.Duration)     {}
+func (nopObserver) MediaStall()                            {}
+func (nopObserver) FirstVideo(time.Duration)               {}
+func (nopObserver) ClientID(time.Duration, bool, error)    {}
+func (nopObserver) Failure(FailureReason)                  {}

@@ -96,24 +96,25 @@ func (f FailureReason) String() string {
 type inputKind int
 
 const (
-	inJoin           inputKind = iota + 1 // the app attached (first join or resume)
-	inSignalingUp                         // the KVS WebSocket of the current attempt is open
-	inOffer                               // the app sent an SDP offer
-	inAnswer                              // the camera's answer arrived on the current attempt
-	inAnswerTimeout                       // the answer timer of the current attempt fired
-	inRetryDue                            // the retry delay is over
-	inConnected                           // the app reported its peer connection connected
-	inRecover                             // network changed, ICE failed, or disconnected past the grace
-	inRestartTimeout                      // an ICE restart got no answer in time
-	inClose                               // leave, CloseSession, max lifetime, client gone, shutdown
-	inFail                                // an unrecoverable error
-	inTakeover                            // this replica took the session over from another
+	inJoin          inputKind = iota + 1 // the app attached (first join or resume)
+	inSignalingUp                        // the KVS WebSocket of the current attempt is open
+	inOffer                              // the app sent an SDP offer
+	inAnswer                             // the camera's answer arrived on the current attempt
+	inAnswerTimeout                      // the answer timer of the current attempt fired
+	inRetryDue                           // the retry delay is over
+	inConnected                          // the app reported its peer connection connected
+	inMediaFlowing                       // the app's video counters grew on its answered peer connection
+	inRecover                            // network changed, ICE failed, disconnected past the grace, media stalled
+	inStepTimeout                        // a recovery step did not bring video back in time
+	inClose                              // leave, CloseSession, max lifetime, client gone, shutdown
+	inFail                               // an unrecoverable error
+	inTakeover                           // this replica took the session over from another
 )
 
 var inputNames = map[inputKind]string{
 	inJoin: "join", inSignalingUp: "signaling-up", inOffer: "offer", inAnswer: "answer",
 	inAnswerTimeout: "answer-timeout", inRetryDue: "retry-due", inConnected: "connected",
-	inRecover: "recover", inRestartTimeout: "restart-timeout", inClose: "close", inFail: "fail",
+	inMediaFlowing: "media-flowing", inRecover: "recover", inStepTimeout: "step-timeout", inClose: "close", inFail: "fail",
 	inTakeover: "takeover",
 }
 
@@ -135,13 +136,23 @@ type input struct {
 	ready bool
 	// requested (inOffer): a renegotiate asked for this offer.
 	requested bool
-	// policy (inRestartTimeout): the session's recovery policy.
-	policy RecoveryPolicy
+	// recovering (inRetryDue): the retry belongs to a recovery, which it
+	// continues.
+	recovering bool
+	// last (inStepTimeout): no recovery step is left to try.
+	last bool
 }
 
 // next is the session state machine: the state after in, or an error that
 // says why in is refused (state unchanged) or is stale (to be dropped).
 // It is pure: every side effect is the actor's, keyed on (from, to, in).
+//
+// A recovery holds the session in RECOVERING from its start until video
+// flows again (inMediaFlowing): its offers, answers and the app's
+// "connected" report keep it there, because a connected peer connection is
+// not yet video (a master that replaced its connection leaves the app
+// ICE-connected over a dead DTLS path). Only a retry after an answer
+// timeout passes through RETRYING.
 func next(cur State, in input) (State, error) {
 	if cur.Terminal() {
 		return cur, ErrSessionClosed
@@ -186,10 +197,7 @@ func next(cur State, in input) (State, error) {
 			if !in.requested {
 				return cur, ErrOfferInFlight
 			}
-			if in.ready {
-				return StateAwaitingAnswer, nil
-			}
-			return cur, nil // buffered until the new signaling is up
+			return cur, nil // sent now, or buffered until the new signaling is up
 		case StateAwaitingAnswer, StateRetrying:
 			return cur, ErrOfferInFlight
 		}
@@ -200,12 +208,15 @@ func next(cur State, in input) (State, error) {
 		}
 		return cur, ErrOfferNotExpected
 	case inAnswer:
-		if cur == StateAwaitingAnswer {
+		switch cur {
+		case StateAwaitingAnswer:
 			return StateConnecting, nil
+		case StateRecovering:
+			return cur, nil
 		}
 		return cur, errStale
 	case inAnswerTimeout:
-		if cur != StateAwaitingAnswer {
+		if cur != StateAwaitingAnswer && cur != StateRecovering {
 			return cur, errStale
 		}
 		if in.attemptsLeft {
@@ -213,13 +224,26 @@ func next(cur State, in input) (State, error) {
 		}
 		return StateFailed, nil
 	case inRetryDue:
-		if cur == StateRetrying {
-			return StateSignaling, nil
+		switch {
+		case cur != StateRetrying:
+			return cur, errStale
+		case in.recovering:
+			return StateRecovering, nil
 		}
-		return cur, errStale
+		return StateSignaling, nil
 	case inConnected:
 		switch cur {
+		case StateConnecting, StateConnected:
+			return StateConnected, nil
+		case StateRecovering:
+			return cur, nil // video decides
+		}
+		return cur, errStale
+	case inMediaFlowing:
+		switch cur {
 		case StateConnecting, StateConnected, StateRecovering:
+			// Video flows: the peer connection is connected, whether or
+			// not its report came first.
 			return StateConnected, nil
 		}
 		return cur, errStale
@@ -231,11 +255,11 @@ func next(cur State, in input) (State, error) {
 			return cur, nil
 		}
 		return cur, errStale
-	case inRestartTimeout:
-		if cur != StateRecovering && cur != StateAwaitingAnswer {
+	case inStepTimeout:
+		if cur != StateRecovering {
 			return cur, errStale
 		}
-		if in.policy == RecoveryICERestartOnly {
+		if in.last {
 			return StateFailed, nil
 		}
 		return StateRecovering, nil

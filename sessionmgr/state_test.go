@@ -30,10 +30,12 @@ func TestNextTable(t *testing.T) {
 		{kind: inAnswerTimeout, attemptsLeft: true},
 		{kind: inAnswerTimeout},
 		{kind: inRetryDue},
+		{kind: inRetryDue, recovering: true},
 		{kind: inConnected},
+		{kind: inMediaFlowing},
 		{kind: inRecover},
-		{kind: inRestartTimeout, policy: RecoveryAuto},
-		{kind: inRestartTimeout, policy: RecoveryICERestartOnly},
+		{kind: inStepTimeout},
+		{kind: inStepTimeout, last: true},
 		{kind: inClose},
 		{kind: inFail},
 		{kind: inTakeover},
@@ -42,35 +44,45 @@ func TestNextTable(t *testing.T) {
 	want := map[State][]cell{
 		StatePending: {
 			ok(StateSignaling), stale, no(ErrNotJoined), no(ErrNotJoined), no(ErrNotJoined), stale,
-			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed), ok(StatePending),
+			stale, stale, stale, stale, stale, stale, stale, stale, stale,
+			ok(StateClosed), ok(StateFailed), ok(StatePending),
 		},
 		StateSignaling: {
 			ok(StateSignaling), ok(StateAwaitingOffer), ok(StateSignaling), ok(StateSignaling), ok(StateSignaling), stale,
-			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
+			stale, stale, stale, stale, stale, stale, stale, stale, stale,
+			ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateAwaitingOffer: {
 			ok(StateAwaitingOffer), stale, ok(StateAwaitingAnswer), ok(StateAwaitingAnswer), ok(StateAwaitingAnswer), stale,
-			stale, stale, stale, stale, stale, stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
+			stale, stale, stale, stale, stale, stale, stale, stale, stale,
+			ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateAwaitingAnswer: {
 			ok(StateAwaitingAnswer), stale, no(ErrOfferInFlight), no(ErrOfferInFlight), no(ErrOfferInFlight), ok(StateConnecting),
-			ok(StateRetrying), ok(StateFailed), stale, stale, stale, ok(StateRecovering), ok(StateFailed), ok(StateClosed), ok(StateFailed), ok(StateRecovering),
+			ok(StateRetrying), ok(StateFailed), stale, stale, stale, stale, stale, stale, stale,
+			ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateConnecting: {
 			ok(StateConnecting), stale, no(ErrOfferNotExpected), no(ErrOfferNotExpected), ok(StateAwaitingAnswer), stale,
-			stale, stale, stale, ok(StateConnected), ok(StateRecovering), stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
+			stale, stale, stale, stale, ok(StateConnected), ok(StateConnected), ok(StateRecovering), stale, stale,
+			ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateConnected: {
 			ok(StateConnected), stale, no(ErrOfferNotExpected), no(ErrOfferNotExpected), ok(StateAwaitingAnswer), stale,
-			stale, stale, stale, ok(StateConnected), ok(StateRecovering), stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
+			stale, stale, stale, stale, ok(StateConnected), ok(StateConnected), ok(StateRecovering), stale, stale,
+			ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 		StateRetrying: {
 			ok(StateRetrying), stale, no(ErrOfferInFlight), no(ErrOfferInFlight), no(ErrOfferInFlight), stale,
-			stale, stale, ok(StateSignaling), stale, stale, stale, stale, ok(StateClosed), ok(StateFailed), ok(StateRecovering),
+			stale, stale, ok(StateSignaling), ok(StateRecovering), stale, stale, stale, stale, stale,
+			ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
+		// A recovery stays RECOVERING through its offers, answers and
+		// connected reports; only video (or a retry) takes it out.
 		StateRecovering: {
-			ok(StateRecovering), ok(StateRecovering), no(ErrOfferInFlight), ok(StateRecovering), ok(StateAwaitingAnswer), stale,
-			stale, stale, stale, ok(StateConnected), ok(StateRecovering), ok(StateRecovering), ok(StateFailed), ok(StateClosed), ok(StateFailed), ok(StateRecovering),
+			ok(StateRecovering), ok(StateRecovering), no(ErrOfferInFlight), ok(StateRecovering), ok(StateRecovering), ok(StateRecovering),
+			ok(StateRetrying), ok(StateFailed), stale, stale, ok(StateRecovering), ok(StateConnected), ok(StateRecovering), ok(StateRecovering), ok(StateFailed),
+			ok(StateClosed), ok(StateFailed), ok(StateRecovering),
 		},
 	}
 	for _, term := range []State{StateFailed, StateClosed} {
@@ -124,7 +136,9 @@ func TestStateStrings(t *testing.T) {
 		{CloseClientGone, "CLIENT_GONE"},
 		{FailureAnswerTimeout, "ANSWER_TIMEOUT"},
 		{EventStaleAnswerDropped, "STALE_ANSWER_DROPPED"},
-		{inRestartTimeout, "restart-timeout"},
+		{inStepTimeout, "step-timeout"},
+		{StepNewPeerConnection, "NEW_PEER_CONNECTION"},
+		{EventMediaStalled, "MEDIA_STALLED"},
 	}
 	for _, tt := range tests {
 		if got := tt.give.String(); got != tt.want {

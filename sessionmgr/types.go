@@ -45,6 +45,12 @@ type Options struct {
 	ICERestartTimeout time.Duration
 	DisconnectedGrace time.Duration
 	MaxLifetime       time.Duration
+	// NewPeerConnectionTimeout bounds the ladder's new-peer-connection
+	// step, and the media wait after a new clientId's answer.
+	NewPeerConnectionTimeout time.Duration
+	// MediaStallTimeout is how long video may stand still on a connected
+	// peer connection before it counts as an outage.
+	MediaStallTimeout time.Duration
 }
 
 // IceServer is one RTCIceServer. Credential is a secret: String hides it.
@@ -109,6 +115,14 @@ type Session struct {
 	// across resumes and replicas.
 	AckedAppSeq  uint64
 	AppSeqsAbove []uint64
+	// MediaFlowing: video flows (from MEDIA_FLOWING or RECOVERED until
+	// MEDIA_STALLED or an outage starts a recovery). It changes with those
+	// milestones only, so the stored record shows it without a write per
+	// media report.
+	MediaFlowing bool
+	// MediaPC is the app's peer connection id of the last MEDIA_FLOWING (0:
+	// none yet).
+	MediaPC uint32
 }
 
 // Terminal reports whether the session has ended.
@@ -144,6 +158,8 @@ const (
 	EventOwnerChanged
 	EventFailed
 	EventClosed
+	EventMediaFlowing
+	EventMediaStalled
 )
 
 var eventTypeNames = [...]string{
@@ -151,7 +167,7 @@ var eventTypeNames = [...]string{
 	"SIGNALING_CONNECTED", "SIGNALING_RECONNECTED", "OFFER_SENT", "ANSWER", "REMOTE_CANDIDATE",
 	"ANSWER_TIMEOUT", "RETRY_SCHEDULED", "STALE_ANSWER_DROPPED", "CONNECTION_STATE", "NETWORK_CHANGED",
 	"RECOVERY_STARTED", "RECOVERED", "RENEGOTIATE", "ICE_SERVERS_REFRESHED", "SIGNALING_ERROR",
-	"GOING_AWAY", "OWNER_CHANGED", "FAILED", "CLOSED",
+	"GOING_AWAY", "OWNER_CHANGED", "FAILED", "CLOSED", "MEDIA_FLOWING", "MEDIA_STALLED",
 }
 
 func (t EventType) String() string {
@@ -232,6 +248,8 @@ type Event struct {
 	GoingAway   string
 	ConnState   *ConnState
 	IceServers  *IceServers
+	Recovery    *Recovery
+	Media       *MediaReport
 
 	// AckedAppSeq is the session's AckedAppSeq when the event was emitted.
 	AckedAppSeq uint64
@@ -251,8 +269,65 @@ type AppMessage struct {
 	StateReport    *ConnState
 	NetworkChanged *string
 	Leave          bool
+	Media          *MediaReport
+}
+
+// MediaReport is the app's inbound video progress on one of its peer
+// connections: cumulative counters that restart with each new peer
+// connection (see the proto's MediaReport).
+type MediaReport struct {
+	// PeerConnection identifies the app's peer connection; 0: none.
+	PeerConnection uint32
+	Packets        uint64
+	Bytes          uint64
+	Frames         uint64
+}
+
+// RecoveryStep is one rung of the recovery ladder, cheapest first; the
+// order is the proto's.
+type RecoveryStep int
+
+// The recovery steps.
+const (
+	StepUnknown           RecoveryStep = iota
+	StepICERestart                     // ICE restart: same peer connection, same clientId
+	StepNewPeerConnection              // a new peer connection, same clientId and WSS
+	StepNewClientID                    // a new peer connection, a new clientId and WSS
+)
+
+var stepNames = [...]string{"UNKNOWN", "ICE_RESTART", "NEW_PEER_CONNECTION", "NEW_CLIENT_ID"}
+
+// String is the step's name (the proto's without its prefix); stored
+// learned steps use it.
+func (s RecoveryStep) String() string {
+	if s < 0 || int(s) >= len(stepNames) {
+		return "RecoveryStep(" + strconv.Itoa(int(s)) + ")"
+	}
+	return stepNames[s]
+}
+
+// ParseRecoveryStep is String's inverse; StepUnknown for anything else.
+func ParseRecoveryStep(name string) RecoveryStep {
+	for i, n := range stepNames {
+		if i > 0 && n == name {
+			return RecoveryStep(i)
+		}
+	}
+	return StepUnknown
+}
+
+// Recovery describes a recovery step (RECOVERY_STARTED) or its outcome
+// (RECOVERED).
+type Recovery struct {
+	Step RecoveryStep
+	// Outage (RECOVERED): from the outage's first sign to video flowing
+	// again.
+	Outage time.Duration
+	// Learned (RECOVERY_STARTED): the step was chosen because it worked
+	// for the channel's master last time.
+	Learned bool
 }
 
 // mediaOnly reports whether the message is a media report (see
 // actor.onSequenced).
-func (m AppMessage) mediaOnly() bool { return false }
+func (m AppMessage) mediaOnly() bool { return m.Media != nil }

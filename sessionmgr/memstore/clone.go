@@ -31,6 +31,8 @@ func cloneEvent(e sessionmgr.Event) sessionmgr.Event {
 		e.Renegotiate = &r
 	}
 	e.ConnState = clonePtr(e.ConnState)
+	e.Recovery = clonePtr(e.Recovery)
+	e.Media = clonePtr(e.Media)
 	e.IceServers = cloneIceServersPtr(e.IceServers)
 	return e
 }
