@@ -349,6 +349,31 @@ func TestE2ENetworkChange(t *testing.T) {
 				}
 				took := rec.GetTime().AsTime().Sub(started.GetTime().AsTime())
 				t.Logf("%s camera, %s client: %s recovered in %v (%s)", tt.camera, m.name, rec.GetMessage(), took, rec.GetClientId())
+
+				// The next outage on the channel starts at the step that
+				// worked for its master.
+				before = a.c.Stats().PacketsReceived
+				net.Switch("127.0.0.4")
+				if err := a.c.NetworkChanged(t.Context(), "lte->wifi"); err != nil {
+					t.Fatal(err)
+				}
+				rec2 := a.wait(t, 30*time.Second, "a second RECOVERED", func(e *vspb.SessionEvent) bool {
+					return e.GetType() == vspb.EventType_EVENT_TYPE_RECOVERED && e.GetSequence() > rec.GetSequence()
+				})
+				a.rtp(t, int(before)+20)
+				var steps []string
+				for _, e := range a.c.Events() {
+					if e.GetType() == vspb.EventType_EVENT_TYPE_RECOVERY_STARTED && e.GetSequence() > rec.GetSequence() && e.GetSequence() < rec2.GetSequence() {
+						steps = append(steps, fmt.Sprintf("%v learned=%v", e.GetRecovery().GetStep(), e.GetRecovery().GetLearned()))
+					}
+				}
+				if want := fmt.Sprintf("%v learned=true", tt.wantStep); len(steps) != 1 || steps[0] != want {
+					t.Errorf("second recovery's steps %v, want [%s]", steps, want)
+				}
+				if got := rec2.GetRecovery().GetStep(); got != tt.wantStep {
+					t.Errorf("second RECOVERED by %v, want %v", got, tt.wantStep)
+				}
+				t.Logf("%s camera, %s client, second outage: %s", tt.camera, m.name, rec2.GetMessage())
 			})
 		}
 	}

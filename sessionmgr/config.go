@@ -53,6 +53,14 @@ type Config struct {
 	// KVSTimeout bounds each KVS call of a session actor (resolve, ICE
 	// servers, send). Default 15s.
 	KVSTimeout time.Duration
+	// RecoveryHintTTL is how long the recovery step that worked for a
+	// channel's master is remembered (each recovery that works renews it).
+	// Default 24h.
+	RecoveryHintTTL time.Duration
+	// HintTimeout bounds the read of a channel's remembered step when a
+	// recovery starts; past it the ladder starts at the ICE restart.
+	// Default 250ms.
+	HintTimeout time.Duration
 }
 
 // DefaultOptions are the documented per-session defaults.
@@ -89,6 +97,8 @@ func DefaultConfig() Config {
 		ReplicaTTL:       6 * time.Second,
 		ForwardTimeout:   5 * time.Second,
 		SweepEvery:       5 * time.Second,
+		RecoveryHintTTL:  24 * time.Hour,
+		HintTimeout:      250 * time.Millisecond,
 	}
 }
 
@@ -282,6 +292,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepEvery == 0 {
 		c.SweepEvery = d.SweepEvery
+	}
+	if c.RecoveryHintTTL == 0 {
+		c.RecoveryHintTTL = d.RecoveryHintTTL
+	}
+	if c.HintTimeout == 0 {
+		c.HintTimeout = d.HintTimeout
 	}
 	return c
 }

@@ -44,6 +44,13 @@ type Store interface {
 	// With wait and none available, it blocks until one is appended or ctx
 	// ends (then it returns ctx.Err()).
 	Events(ctx context.Context, id SessionID, after uint64, limit int, wait bool) ([]Event, error)
+	// RecoveryHint returns the recovery step remembered for the master of
+	// the channel with ARN channelARN, or StepUnknown when none is (it
+	// expired, or was never set).
+	RecoveryHint(ctx context.Context, channelARN string) (RecoveryStep, error)
+	// SetRecoveryHint remembers step (not StepUnknown) for the channel for
+	// ttl (> 0), replacing what was remembered; every replica reads it.
+	SetRecoveryHint(ctx context.Context, channelARN string, step RecoveryStep, ttl time.Duration) error
 }
 
 // ListFilter selects sessions; zero fields match all.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -31,6 +32,9 @@ type Manager struct {
 	obs   Observer
 	// cluster shares sessions with other replicas; nil: a single replica.
 	cluster Cluster
+	// hintFailing is set while reading remembered recovery steps fails,
+	// so that the failure is logged once, not per recovery.
+	hintFailing atomic.Bool
 	// stopping is closed by Close: background loops and final flushes end.
 	stopping chan struct{}
 	stopOnce sync.Once

@@ -216,18 +216,24 @@ func (f *fakeIDs) liveIDs() int {
 }
 
 type harness struct {
-	m   *sessionmgr.Manager
-	cam *fakeCamera
-	ids *fakeIDs
+	m     *sessionmgr.Manager
+	cam   *fakeCamera
+	ids   *fakeIDs
+	store sessionmgr.Store
 }
 
 func newHarness(t *testing.T, cam *fakeCamera, opts ...sessionmgr.Option) *harness {
 	t.Helper()
+	return newHarnessStore(t, cam, memstore.New(), opts...)
+}
+
+func newHarnessStore(t *testing.T, cam *fakeCamera, store sessionmgr.Store, opts ...sessionmgr.Option) *harness {
+	t.Helper()
 	cfg := sessionmgr.DefaultConfig()
 	cfg.DialsPerSecond = 1000
-	h := &harness{cam: cam, ids: &fakeIDs{}}
+	h := &harness{cam: cam, ids: &fakeIDs{}, store: store}
 	opts = append([]sessionmgr.Option{sessionmgr.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
-	h.m = sessionmgr.New(cfg, memstore.New(), cam, h.ids, opts...)
+	h.m = sessionmgr.New(cfg, store, cam, h.ids, opts...)
 	t.Cleanup(func() {
 		if err := h.m.Close(context.Background()); err != nil {
 			t.Errorf("Close: %v", err)

@@ -101,6 +101,9 @@ func (a *actor) recover(why string) {
 	if a.rec.step != StepUnknown {
 		return
 	}
+	if _, err := next(a.s.State, input{kind: inRecover}); err != nil {
+		return // nothing to recover yet: do not read the hint for nothing
+	}
 	step, learned := a.firstStep()
 	a.startRecovery(why, step, learned, false)
 }

@@ -67,6 +67,15 @@ type Store struct {
 	// which is the order they expire in. An item whose record is gone or
 	// ended at another time is stale and skipped.
 	ending []ended
+	// hints holds the recovery step remembered per channel ARN; an
+	// expired one is dropped when it is read or replaced.
+	hints map[string]hint
+}
+
+// hint is a remembered recovery step and when it expires.
+type hint struct {
+	step    sessionmgr.RecoveryStep
+	expires time.Time
 }
 
 var _ sessionmgr.Store = (*Store)(nil)
@@ -105,6 +114,7 @@ func New(opts ...Option) *Store {
 		sessions:  make(map[sessionmgr.SessionID]*entry),
 		live:      make(map[string]map[sessionmgr.SessionID]struct{}),
 		requests:  make(map[request]sessionmgr.SessionID),
+		hints:     make(map[string]hint),
 	}
 	for _, o := range opts {
 		o(s)
@@ -343,6 +353,47 @@ func (s *Store) Events(ctx context.Context, id sessionmgr.SessionID, after uint6
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// RecoveryHint returns the step remembered for the channel, or
+// sessionmgr.StepUnknown when none is or it expired.
+func (s *Store) RecoveryHint(_ context.Context, channelARN string) (sessionmgr.RecoveryStep, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.hints[channelARN]
+	if !ok {
+		return sessionmgr.StepUnknown, nil
+	}
+	if !s.now().Before(h.expires) {
+		delete(s.hints, channelARN)
+		return sessionmgr.StepUnknown, nil
+	}
+	return h.step, nil
+}
+
+// SetRecoveryHint remembers step for the channel for ttl. An unknown step
+// or a ttl that is not positive is an error wrapping
+// sessionmgr.ErrInvalidArgument.
+func (s *Store) SetRecoveryHint(_ context.Context, channelARN string, step sessionmgr.RecoveryStep, ttl time.Duration) error {
+	if err := validHint(channelARN, step, ttl); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hints[channelARN] = hint{step: step, expires: s.now().Add(ttl)}
+	return nil
+}
+
+func validHint(channelARN string, step sessionmgr.RecoveryStep, ttl time.Duration) error {
+	switch {
+	case channelARN == "":
+		return fmt.Errorf("%w: recovery hint without a channel", sessionmgr.ErrInvalidArgument)
+	case sessionmgr.ParseRecoveryStep(step.String()) != step || step == sessionmgr.StepUnknown:
+		return fmt.Errorf("%w: recovery hint with step %v", sessionmgr.ErrInvalidArgument, step)
+	case ttl <= 0:
+		return fmt.Errorf("%w: recovery hint with ttl %v", sessionmgr.ErrInvalidArgument, ttl)
+	}
+	return nil
 }
 
 // eventsAfterLocked returns copies of the events with Seq > after, at most

@@ -16,6 +16,9 @@
 //	vs:v1:{ch:<h(ARN)>}:live    zset: the channel's live sessions, scored
 //	                            by the time (ms) they stop counting
 //	vs:v1:{ch:<h(ARN)>}:list    zset: the channel's sessions, for List
+//	vs:v1:{ch:<h(ARN)>}:hint    string: the recovery step that worked for
+//	                            the channel's master, by name, with its
+//	                            TTL (PX)
 //	vs:v1:{sessions}:list       zset: every session, for List without a
 //	                            channel
 //	vs:v1:{idem:<h(caller, request id)>}

@@ -49,6 +49,11 @@ func liveKey(arn string) string { return prefix + "{ch:" + digest(arn) + "}:live
 // shares the live set's slot.
 func channelListKey(arn string) string { return prefix + "{ch:" + digest(arn) + "}:list" }
 
+// hintKey is the recovery step remembered for the channel's master, a
+// string holding the step's name (sessionmgr.RecoveryStep.String), with
+// the hint's TTL; it shares the live set's slot.
+func hintKey(arn string) string { return prefix + "{ch:" + digest(arn) + "}:hint" }
+
 // listKey is every session's listing, a zset of listMembers.
 func listKey() string { return prefix + "{sessions}:list" }
 

@@ -30,7 +30,7 @@ func TestKeysShareSlots(t *testing.T) {
 		wantTag string
 	}{
 		{name: "record and timeline", give: []string{recordKey(id), eventsKey(id)}, wantTag: string(id)},
-		{name: "live set and channel listing", give: []string{liveKey(arn), channelListKey(arn)}, wantTag: "ch:" + digest(arn)},
+		{name: "live set, channel listing and recovery hint", give: []string{liveKey(arn), channelListKey(arn), hintKey(arn)}, wantTag: "ch:" + digest(arn)},
 		{name: "listing", give: []string{listKey()}, wantTag: "sessions"},
 		{name: "idempotency key", give: []string{idemKey("caller", "request")}, wantTag: "idem:" + digest("6:callerrequest")},
 	}

@@ -100,6 +100,8 @@ func (h Harness) Run(t *testing.T) {
 	t.Run("EventsFollow", h.testEventsFollow)
 	t.Run("EventsWaitDone", h.testEventsWaitDone)
 	t.Run("TerminalRetention", h.testTerminalRetention)
+	t.Run("RecoveryHint", h.testRecoveryHint)
+	t.Run("RecoveryHintExpiry", h.testRecoveryHintExpiry)
 }
 
 // store returns a new store and its clock.
@@ -1164,6 +1166,83 @@ func (h Harness) testTerminalRetention(t *testing.T) {
 	// A live session never expires.
 	clk.Advance(h.long())
 	diff(t, "Get(live, long after)", get(t, st, live.ID), live)
+}
+
+// testRecoveryHint: a channel's remembered step is read back, replaced,
+// kept apart from other channels', and bad hints are refused.
+func (h Harness) testRecoveryHint(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	a, b := newChannel().ARN, newChannel().ARN
+	hintOf := func(arn string) sessionmgr.RecoveryStep {
+		t.Helper()
+		step, err := st.RecoveryHint(ctx, arn)
+		if err != nil {
+			t.Fatalf("RecoveryHint(%s) = %v", arn, err)
+		}
+		return step
+	}
+	if got := hintOf(a); got != sessionmgr.StepUnknown {
+		t.Errorf("RecoveryHint(never set) = %v, want UNKNOWN", got)
+	}
+	for _, step := range []sessionmgr.RecoveryStep{sessionmgr.StepNewPeerConnection, sessionmgr.StepNewClientID, sessionmgr.StepICERestart} {
+		if err := st.SetRecoveryHint(ctx, a, step, time.Hour); err != nil {
+			t.Fatalf("SetRecoveryHint(%v) = %v", step, err)
+		}
+		if got := hintOf(a); got != step {
+			t.Errorf("RecoveryHint after SetRecoveryHint(%v) = %v", step, got)
+		}
+	}
+	if got := hintOf(b); got != sessionmgr.StepUnknown {
+		t.Errorf("RecoveryHint(another channel) = %v, want UNKNOWN", got)
+	}
+	tests := []struct {
+		name string
+		arn  string
+		step sessionmgr.RecoveryStep
+		ttl  time.Duration
+	}{
+		{"unknown step", b, sessionmgr.StepUnknown, time.Hour},
+		{"out of range step", b, sessionmgr.RecoveryStep(42), time.Hour},
+		{"zero ttl", b, sessionmgr.StepICERestart, 0},
+		{"no channel", "", sessionmgr.StepICERestart, time.Hour},
+	}
+	for _, tt := range tests {
+		if err := st.SetRecoveryHint(ctx, tt.arn, tt.step, tt.ttl); !errors.Is(err, sessionmgr.ErrInvalidArgument) {
+			t.Errorf("SetRecoveryHint(%s) = %v, want ErrInvalidArgument", tt.name, err)
+		}
+	}
+	if got := hintOf(b); got != sessionmgr.StepUnknown {
+		t.Errorf("RecoveryHint after refused hints = %v, want UNKNOWN", got)
+	}
+}
+
+// testRecoveryHintExpiry: a hint lives for its ttl; setting it again
+// renews it.
+func (h Harness) testRecoveryHintExpiry(t *testing.T) {
+	h.needTime(t)
+	st, clk := h.store(t)
+	ctx := t.Context()
+	arn := newChannel().ARN
+	const ttl = 3 * time.Second
+	if err := st.SetRecoveryHint(ctx, arn, sessionmgr.StepNewClientID, ttl); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(ttl - time.Second)
+	if got, err := st.RecoveryHint(ctx, arn); err != nil || got != sessionmgr.StepNewClientID {
+		t.Errorf("RecoveryHint just before the ttl = %v, %v; want NEW_CLIENT_ID", got, err)
+	}
+	if err := st.SetRecoveryHint(ctx, arn, sessionmgr.StepNewClientID, ttl); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(ttl - time.Second)
+	if got, err := st.RecoveryHint(ctx, arn); err != nil || got != sessionmgr.StepNewClientID {
+		t.Errorf("RecoveryHint just before the renewed ttl = %v, %v; want NEW_CLIENT_ID", got, err)
+	}
+	clk.Advance(2 * time.Second)
+	if got, err := st.RecoveryHint(ctx, arn); err != nil || got != sessionmgr.StepUnknown {
+		t.Errorf("RecoveryHint after the ttl = %v, %v; want UNKNOWN", got, err)
+	}
 }
 
 // Helpers. Each fails the test on an unexpected error.
