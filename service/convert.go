@@ -241,6 +241,17 @@ type appOneof interface {
 	GetMediaReport() *vspb.MediaReport
 }
 
+// checkJoinSequence refuses a join with an app sequence: join opens the
+// stream, it is not one of the app's numbered messages.
+func checkJoinSequence(r *vspb.ConnectRequest) error {
+	if r.GetAppSequence() != 0 {
+		return invalidField("app_sequence", "join is not sequenced: send it with app_sequence 0")
+	}
+	return nil
+}
+
+// appMessage converts an app message and its app sequence (any number:
+// how far ahead of the acknowledged one it may be is the session's rule).
 func appMessage(m appOneof) (sessionmgr.AppMessage, error) {
 	msg, err := appPayload(m)
 	msg.AppSeq = m.GetAppSequence()

@@ -268,6 +268,8 @@ func TestE2EBadInput(t *testing.T) {
 		{"bad candidate", own, name, cand("nonsense"), codes.InvalidArgument, "INVALID_ARGUMENT"},
 		{"oversized candidate", own, name, cand("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host " + strings.Repeat("x", 2000)), codes.InvalidArgument, "INVALID_ARGUMENT"},
 		{"no message", own, name, &vspb.SignalRequest{}, codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"media report counting without a peer connection", own, name, &vspb.SignalRequest{Message: &vspb.SignalRequest_MediaReport{MediaReport: &vspb.MediaReport{PacketsReceived: 5}}}, codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"app sequence far ahead", own, name, &vspb.SignalRequest{AppSequence: 1000, Message: &vspb.SignalRequest_MediaReport{MediaReport: &vspb.MediaReport{}}}, codes.InvalidArgument, "INVALID_ARGUMENT"},
 		{"bad name", own, "sessions/nope", offer(good), codes.InvalidArgument, "INVALID_ARGUMENT"},
 		{"unknown session", stacktest.Backend(t.Context()), unknown, offer(good), codes.NotFound, "SESSION_NOT_FOUND"},
 		{"missing token", t.Context(), name, offer(good), codes.Unauthenticated, "UNAUTHENTICATED"},

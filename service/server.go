@@ -267,8 +267,8 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 	if err != nil {
 		return err
 	}
-	if first.GetAppSequence() != 0 {
-		return invalidField("app_sequence", "join is not sequenced: send it with app_sequence 0")
+	if err := checkJoinSequence(first); err != nil {
+		return err
 	}
 	if _, err := s.auth.session(ctx, s.m, id); err != nil {
 		return err

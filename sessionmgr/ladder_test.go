@@ -1,6 +1,7 @@
 package sessionmgr_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/memstore"
 )
 
 // app is a scripted viewer app for the ladder tests: it follows the
@@ -476,6 +478,64 @@ func TestLadderObserved(t *testing.T) {
 		// reports every second from the change: video again at 5.0s.
 		if got, want := fmt.Sprint(obs.outages), "[NEW_CLIENT_ID/2s]"; got != want {
 			t.Errorf("outages %s, want %s; timeline:%s", got, want, evSummary(a.evs))
+		}
+	})
+}
+
+// writeCounter is a memstore that counts the writes a session makes.
+type writeCounter struct {
+	*memstore.Store
+	mu     sync.Mutex
+	writes int
+}
+
+func (w *writeCounter) Put(ctx context.Context, s sessionmgr.Session) error {
+	w.count()
+	return w.Store.Put(ctx, s)
+}
+
+func (w *writeCounter) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint64, e sessionmgr.Event) error {
+	w.count()
+	return w.Store.Append(ctx, id, epoch, e)
+}
+
+func (w *writeCounter) count() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+}
+
+func (w *writeCounter) n() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes
+}
+
+// TestMediaReportsWriteNothing: reports that cause no milestone add no
+// event and write nothing, sequenced or not; they are acknowledged in
+// memory.
+func TestMediaReportsWriteNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &writeCounter{Store: memstore.New()}
+		h := newHarnessStore(t, &fakeCamera{mode: camRestartCapable}, st)
+		a := newApp(t, h, "mw", sessionmgr.Options{})
+		a.connect()
+		before, last := st.n(), a.seen
+		for range 30 {
+			time.Sleep(time.Second)
+			a.report(true)
+		}
+		got, err := h.m.Get(t.Context(), a.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := st.n() - before; n != 0 || got.LastSeq != last {
+			t.Errorf("30 media reports: %d store writes, events %d..%d; want none", n, last, got.LastSeq)
+		}
+		// The acknowledgement moved on in memory (the next reply shows it).
+		s, err := a.send(sessionmgr.AppMessage{Media: &sessionmgr.MediaReport{PeerConnection: a.pc, Packets: a.packets}})
+		if err != nil || s.AckedAppSeq != a.seq {
+			t.Errorf("ack after the reports %d, %v; want %d", s.AckedAppSeq, err, a.seq)
 		}
 	})
 }
