@@ -6,6 +6,7 @@ export {
   REDIAL_ACK_TIMEOUT,
   REDIAL_NETWORK_CHANGE,
   REDIAL_STREAM_ERROR,
+  REDIAL_WATCH_BEHIND,
   type IceServerInit,
   type Protocol,
   type TimelineEntry,

@@ -43,6 +43,8 @@ export interface ViewerSessionOptions {
   ackTimeoutMs?: number;
   /** How often the library reports media progress (its heartbeat). Default 1000 ms. */
   mediaIntervalMs?: number;
+  /** How long decoded frames may stand still before the library reports an outage. Default 1000 ms. */
+  stallMs?: number;
   /** Send leave when the page is hidden for good (pagehide). Default true. */
   leaveOnPageHide?: boolean;
   /** Watch online/offline and navigator.connection. Default true. */
@@ -75,6 +77,8 @@ export interface TimelineEntry {
   message: string;
   /** Failure reason name (FAILED, ANSWER_TIMEOUT, SIGNALING_ERROR), else "". */
   reason: string;
+  /** CLOSED and FAILED: the CloseReason name ("CLIENT_LEFT", ...), else "". */
+  closeReason: string;
   /** RECOVERY_STARTED / RECOVERED: the ladder's step ("ICE_RESTART", ...), else "". */
   step: string;
   /** RECOVERED: the outage the user saw, ms; else 0. */
@@ -115,14 +119,18 @@ type Listener<K extends keyof ViewerSessionEvents> = (ev: ViewerSessionEvents[K]
 export const REDIAL_ACK_TIMEOUT = "ack timeout";
 export const REDIAL_NETWORK_CHANGE = "network change";
 export const REDIAL_STREAM_ERROR = "stream error";
+/** The service has events the watch did not deliver (a stream stuck on a dead path). */
+export const REDIAL_WATCH_BEHIND = "watch behind";
 
-const defaults = { ackTimeoutMs: 2500, mediaIntervalMs: 1000 };
+const defaults = { ackTimeoutMs: 2500, mediaIntervalMs: 1000, stallMs: 1000 };
 const firstBackoffMs = 25;
 const maxBackoffMs = 2000;
 /** Streams in a row that may fail before the library gives up (about 35 s with the backoff). */
 const maxStreamFailures = 20;
 /** Until the first frame, media is read this often so that the first frame is timed closely. */
 const firstFramePollMs = 40;
+/** After it, this often: stalls are seen within a few hundred ms. */
+const mediaPollMs = 250;
 /** A broken stream and an ICE disconnect this close together are one network change. */
 const networkHintWindowMs = 5000;
 
@@ -142,7 +150,7 @@ const networkHintWindowMs = 5000;
  *     await s.start(); // resolves when the session closes, rejects when it fails
  */
 export class ViewerSession {
-  private readonly opts: Required<Pick<ViewerSessionOptions, "ackTimeoutMs" | "mediaIntervalMs">> & ViewerSessionOptions;
+  private readonly opts: Required<Pick<ViewerSessionOptions, "ackTimeoutMs" | "mediaIntervalMs" | "stallMs">> & ViewerSessionOptions;
   private readonly client: Client<typeof ViewerSessionService>;
   private readonly leaveClient: Client<typeof ViewerSessionService>;
   private readonly headers: Record<string, string>;
@@ -169,7 +177,13 @@ export class ViewerSession {
   private joined = false;
   private watchAfter = 0n;
   private lastState = "";
+  // The outage the user sees: decoded frames that stopped growing.
   private inOutage = false;
+  private lastProgressAt = 0;
+  private lastFrames = 0;
+  private recoveryStep = "";
+  // The watch is behind the service since (a Signal answer showed a newer event).
+  private behindSince = -Infinity;
   private lastStreamError = -Infinity;
   private lastIceTrouble = -Infinity;
   private networkHinted = false;
@@ -417,6 +431,11 @@ export class ViewerSession {
         attempts = 0;
         this.outbox.ack(Number(res.ackedAppSequence));
         this.outbox.settle(m);
+        if (res.lastSequence > this.timeline.last) {
+          if (this.behindSince === -Infinity) this.behindSince = this.now();
+        } else {
+          this.behindSince = -Infinity;
+        }
       } catch (err) {
         if (this.ended) {
           return;
@@ -552,17 +571,14 @@ export class ViewerSession {
         }
         break;
       case EventType.MEDIA_STALLED:
+        this.startOutage(entry.message);
+        break;
       case EventType.RECOVERY_STARTED:
-      case EventType.NETWORK_CHANGED:
-        if (!this.inOutage) {
-          this.inOutage = true;
-          this.emit("outage", { cause: entry.message });
-        }
+        this.recoveryStep = entry.step;
         break;
       case EventType.RECOVERED:
-        this.inOutage = false;
         this.networkHinted = false;
-        this.emit("recovered", { outageMs: entry.outageMs, step: entry.step });
+        this.recoveryStep = entry.step;
         break;
       case EventType.FAILED: {
         const reason = e.failure ? FailureReason[e.failure.reason] : "INTERNAL";
@@ -770,9 +786,10 @@ export class ViewerSession {
         // A closed peer connection: its counters are final.
       }
     }
-    if (!this.firstFrame && this.media.framesDecoded > 0) {
-      this.firstFrame = true;
-      this.emit("firstframe", { sincePageLoadMs: now, sinceStartMs: now - this.startedAt });
+    this.checkProgress(now);
+    if (this.behindSince !== -Infinity && now - this.behindSince > this.opts.ackTimeoutMs) {
+      this.behindSince = -Infinity;
+      this.redial(REDIAL_WATCH_BEHIND);
     }
     if (now - this.lastReportAt >= this.opts.mediaIntervalMs - firstFramePollMs / 2) {
       this.lastReportAt = now;
@@ -793,7 +810,42 @@ export class ViewerSession {
         this.wakeSender?.();
       }
     }
-    this.scheduleMedia(this.firstFrame ? this.opts.mediaIntervalMs : firstFramePollMs);
+    this.scheduleMedia(this.firstFrame ? mediaPollMs : firstFramePollMs);
+  }
+
+  /**
+   * checkProgress follows the decoded frames: the first frame, a stall
+   * (no new frame for stallMs after video played: an outage), and video
+   * back after one (recovered, with the black video the user saw).
+   */
+  private checkProgress(now: number): void {
+    const frames = this.media.framesDecoded;
+    const progressed = frames > 0 && (this.media.peerConnectionId !== this.lastFramesPc || frames > this.lastFrames);
+    this.lastFramesPc = this.media.peerConnectionId;
+    this.lastFrames = frames;
+    if (progressed) {
+      if (!this.firstFrame) {
+        this.firstFrame = true;
+        this.emit("firstframe", { sincePageLoadMs: now, sinceStartMs: now - this.startedAt });
+      } else if (this.inOutage) {
+        this.inOutage = false;
+        this.emit("recovered", { outageMs: Math.round(now - this.lastProgressAt), step: this.recoveryStep });
+      }
+      this.lastProgressAt = now;
+      this.recoveryStep = "";
+      return;
+    }
+    if (this.firstFrame && now - this.lastProgressAt > this.opts.stallMs) {
+      this.startOutage("the video stopped");
+    }
+  }
+  private lastFramesPc = 0;
+
+  private startOutage(cause: string): void {
+    if (!this.inOutage && this.firstFrame) {
+      this.inOutage = true;
+      this.emit("outage", { cause });
+    }
   }
 
   // ---- the end ----
@@ -872,6 +924,7 @@ export function timelineEntry(e: SessionEvent): TimelineEntry {
     clientId: e.clientId,
     message: e.message,
     reason: e.failure && e.failure.reason !== FailureReason.UNSPECIFIED ? (FailureReason[e.failure.reason] ?? "") : "",
+    closeReason: e.closeReason !== CloseReason.UNSPECIFIED ? (CloseReason[e.closeReason] ?? "") : "",
     step,
     outageMs,
     raw: e,
