@@ -12,7 +12,7 @@ MODULE    := $(shell $(GO) list -m)
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 10m
 
-.PHONY: all build test lint proto bench chart quickstart-test readme-grpcurl test-net tools-protoc tools-buf redis-bin web-deps test-web clean
+.PHONY: all build test lint proto bench chart alerts image quickstart-test readme-grpcurl test-net tools-protoc tools-buf redis-bin web-deps test-web clean
 
 all: build
 
@@ -37,10 +37,21 @@ lint: tools-buf
 
 # proto regenerates the Go code next to the .proto files; the generators are
 # the versions pinned by go.mod's tool directives.
-# chart: helm lint --strict and helm template for every example values file,
-# each rendered object decoded strictly into its Kubernetes type.
+# chart: helm lint --strict and helm template for every example values file
+# and for one that sets every value, each rendered object decoded strictly
+# into its Kubernetes (or CRD) type; then the alerts (make alerts).
 chart:
 	scripts/check-chart.sh
+
+# alerts: promtool check rules and promtool test rules for every alert of the
+# chart's PrometheusRule (promtool from Debian's prometheus package).
+alerts:
+	scripts/check-alerts.sh
+
+# image: the server's OCI image, bin/viewer-session.oci.tar, built without a
+# container engine (deploy/image), then its contents checked.
+image:
+	scripts/build-image.sh
 
 # quickstart-test: the README's quickstart on the real binaries (-dev server,
 # viewerctl watch, the no-answer retry, a network change, SIGTERM).

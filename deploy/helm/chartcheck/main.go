@@ -8,7 +8,14 @@
 // It reads multi-document YAML on stdin, prints one line per object and
 // exits 1 on the first document that does not decode. Field matching is
 // case-sensitive, as in the API server (sigs.k8s.io/json). Kinds it does not
-// know fail: the chart may only render what this program checks.
+// know fail: the chart may only render what this program checks. The CRDs'
+// kinds decode into their projects' own Go types (Gateway API's Gateway,
+// HTTPRoute and GRPCRoute; the Prometheus Operator's PrometheusRule), plus
+// the schema rules of theirs the chart could break (crds.go); the
+// ServiceMonitor into a minimal struct of the fields the chart uses.
+//
+// With -prometheus-rules FILE it also writes the rendered PrometheusRule's
+// spec as a Prometheus rule file, for `promtool check rules`.
 package main
 
 import (
@@ -16,11 +23,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -28,12 +37,20 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
 func main() {
-	objs, err := check(os.Stdin)
+	rulesOut := flag.String("prometheus-rules", "", "also write the rendered PrometheusRule's spec to this file, as a Prometheus rule file (for promtool)")
+	flag.Parse()
+	in, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chartcheck:", err)
+		os.Exit(1)
+	}
+	objs, err := check(bytes.NewReader(in))
 	for _, o := range objs {
 		fmt.Println("ok", o)
 	}
@@ -42,6 +59,49 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("chartcheck: %d objects decoded strictly\n", len(objs))
+	if *rulesOut != "" {
+		rules, err := ruleFile(bytes.NewReader(in))
+		if err == nil {
+			err = os.WriteFile(*rulesOut, rules, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chartcheck:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// ruleFile returns the spec of the one PrometheusRule in r as a Prometheus
+// rule file ({groups: [...]}), which is what the operator hands Prometheus.
+func ruleFile(r io.Reader) ([]byte, error) {
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	var found []monitoringv1.PrometheusRule
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		j, err := yaml.YAMLToJSONStrict(doc)
+		if err != nil {
+			return nil, err
+		}
+		var tm metav1.TypeMeta
+		if err := json.Unmarshal(j, &tm); err != nil || tm.Kind != "PrometheusRule" {
+			continue
+		}
+		var pr monitoringv1.PrometheusRule
+		if err := json.Unmarshal(j, &pr); err != nil {
+			return nil, err
+		}
+		found = append(found, pr)
+	}
+	if len(found) != 1 {
+		return nil, fmt.Errorf("%d PrometheusRules rendered, want 1", len(found))
+	}
+	return yaml.Marshal(found[0].Spec)
 }
 
 // newObject returns an empty typed object for apiVersion and kind, or nil
@@ -64,8 +124,18 @@ func newObject(apiVersion, kind string) object {
 		return &policyv1.PodDisruptionBudget{}
 	case "networking.k8s.io/v1 NetworkPolicy":
 		return &networkingv1.NetworkPolicy{}
+	case "networking.k8s.io/v1 Ingress":
+		return &networkingv1.Ingress{}
 	case "monitoring.coreos.com/v1 ServiceMonitor":
 		return &ServiceMonitor{}
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		return &monitoringv1.PrometheusRule{}
+	case "gateway.networking.k8s.io/v1 Gateway":
+		return &gatewayv1.Gateway{}
+	case "gateway.networking.k8s.io/v1 HTTPRoute":
+		return &gatewayv1.HTTPRoute{}
+	case "gateway.networking.k8s.io/v1 GRPCRoute":
+		return &gatewayv1.GRPCRoute{}
 	}
 	return nil
 }
@@ -134,10 +204,13 @@ func decode(doc []byte) (string, error) {
 	if obj.GetName() == "" {
 		return name, errors.New("metadata.name is empty")
 	}
-	if sm, ok := obj.(*ServiceMonitor); ok {
-		if err := sm.validate(); err != nil {
+	if v, ok := obj.(interface{ validate() error }); ok {
+		if err := v.validate(); err != nil {
 			return name, err
 		}
+	}
+	if err := validate(obj); err != nil {
+		return name, err
 	}
 	return name, nil
 }

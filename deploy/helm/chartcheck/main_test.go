@@ -35,6 +35,53 @@ spec:
       interval: 30s
 `
 
+const prometheusRule = `apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: vs
+spec:
+  groups:
+    - name: g
+      rules:
+        - alert: VSSRedisErrors
+          expr: sum(rate(vss_redis_errors_total[5m])) > 0
+          for: 5m
+          labels:
+            severity: critical
+`
+
+const grpcRoute = `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: vs
+spec:
+  parentRefs:
+    - name: gw
+  hostnames: [vss.example.com]
+  rules:
+    - backendRefs:
+        - name: vs
+          port: 50051
+`
+
+const ingress = `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: vs
+spec:
+  rules:
+    - host: vss.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: vs
+                port:
+                  name: grpc
+`
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -101,6 +148,46 @@ func TestCheck(t *testing.T) {
 			name:    "ServiceMonitor interval not a Prometheus duration",
 			give:    strings.Replace(serviceMonitor, "30s", "30 seconds", 1),
 			wantErr: "not a Prometheus duration",
+		},
+		{
+			name: "PrometheusRule, GRPCRoute and Ingress",
+			give: prometheusRule + "---\n" + grpcRoute + "---\n" + ingress,
+			want: []string{"PrometheusRule/vs", "GRPCRoute/vs", "Ingress/vs"},
+		},
+		{
+			name:    "PrometheusRule field misplaced",
+			give:    prometheusRule + "          severity: critical\n",
+			wantErr: `unknown field "spec.groups[0].rules[0].severity"`,
+		},
+		{
+			name:    "PrometheusRule alert without severity",
+			give:    strings.Replace(prometheusRule, "severity: critical", "team: video", 1),
+			wantErr: "no severity label",
+		},
+		{
+			name:    "PrometheusRule bad for",
+			give:    strings.Replace(prometheusRule, "for: 5m", "for: 5 minutes", 1),
+			wantErr: "not a Prometheus duration",
+		},
+		{
+			name:    "GRPCRoute without parentRefs",
+			give:    strings.Replace(grpcRoute, "  parentRefs:\n    - name: gw\n", "", 1),
+			wantErr: "spec.parentRefs is empty",
+		},
+		{
+			name:    "GRPCRoute hostname with a port",
+			give:    strings.Replace(grpcRoute, "vss.example.com", "vss.example.com:443", 1),
+			wantErr: "spec.hostnames[0]",
+		},
+		{
+			name:    "GRPCRoute backend without port",
+			give:    strings.Replace(grpcRoute, "          port: 50051\n", "", 1),
+			wantErr: "needs name and port",
+		},
+		{
+			name:    "Ingress backend port misspelled",
+			give:    strings.Replace(ingress, "name: grpc", "nmae: grpc", 1),
+			wantErr: `unknown field "spec.rules[0].http.paths[0].backend.service.port.nmae"`,
 		},
 		{
 			name:    "error names the failing document after good ones",

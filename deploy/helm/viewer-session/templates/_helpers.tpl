@@ -56,6 +56,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.apiKeys.existingSecret }}{{ .Values.apiKeys.existingSecretKey }}{{ else }}api-keys{{ end }}
 {{- end }}
 
+{{/* The image reference: [<registry>/]<repository>(@<digest>|:<tag>). */}}
+{{- define "viewer-session.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- with .Values.image.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret and key of the token-derivation key. */}}
+{{- define "viewer-session.tokenSecret" -}}
+{{- .Values.tokenSecret.existingSecret | default (printf "%s-token" (include "viewer-session.fullname" .)) }}
+{{- end }}
+
+{{- define "viewer-session.tokenSecretKey" -}}
+{{- if .Values.tokenSecret.existingSecret }}{{ .Values.tokenSecret.existingSecretKey }}{{ else }}token-secret{{ end }}
+{{- end }}
+
 {{- define "viewer-session.redisSecret" -}}
 {{- .Values.redis.existingSecret | default (include "viewer-session.fullname" .) }}
 {{- end }}
@@ -102,5 +122,44 @@ dependencies (up to 5 s) within the margin.
 {{- end }}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling: minReplicas is greater than maxReplicas" }}
+{{- end }}
+{{- if and $v.autoscaling.enabled (not $v.autoscaling.targetCPUUtilizationPercentage) (not $v.autoscaling.targetSessionsPerPod) }}
+{{- fail "autoscaling: set targetCPUUtilizationPercentage or targetSessionsPerPod (or both)" }}
+{{- end }}
+{{- if not $v.web.enabled }}
+{{- if and $v.ingress.enabled $v.ingress.web.hosts }}
+{{- fail "ingress.web.hosts: the web port is off; set web.enabled" }}
+{{- end }}
+{{- if and $v.gateway.enabled $v.gateway.web.hostnames }}
+{{- fail "gateway.web.hostnames: the web port is off; set web.enabled" }}
+{{- end }}
+{{- end }}
+{{- if and $v.ingress.enabled (not $v.ingress.grpc.hosts) (not $v.ingress.web.hosts) }}
+{{- fail "ingress: enabled without hosts; set ingress.grpc.hosts or ingress.web.hosts" }}
+{{- end }}
+{{- if $v.gateway.enabled }}
+{{- if and (not $v.gateway.grpc.hostnames) (not $v.gateway.web.hostnames) }}
+{{- fail "gateway: enabled without hostnames; set gateway.grpc.hostnames or gateway.web.hostnames" }}
+{{- end }}
+{{- if and (not $v.gateway.parentRefs) (not $v.gateway.create.enabled) }}
+{{- fail "gateway: the routes need a Gateway; set gateway.parentRefs or gateway.create.enabled" }}
+{{- end }}
+{{- if and $v.gateway.create.enabled (not $v.gateway.create.tlsSecretName) }}
+{{- fail "gateway.create: its HTTPS listeners need gateway.create.tlsSecretName" }}
+{{- end }}
+{{- end }}
+{{- if and $v.gateway.create.enabled (not $v.gateway.enabled) }}
+{{- fail "gateway.create: set gateway.enabled too (the Gateway serves the chart's routes)" }}
+{{- end }}
+{{- range $name := list "readinessProbe" "livenessProbe" "startupProbe" }}
+{{- $p := index $v $name | default dict }}
+{{- $handlers := list }}
+{{- range $h := list "exec" "httpGet" "tcpSocket" "grpc" }}{{ if index $p $h }}{{ $handlers = append $handlers $h }}{{ end }}{{ end }}
+{{- if gt (len $handlers) 1 }}
+{{- fail (printf "%s has %d handlers (%s); Kubernetes takes one: set the one you replace to null (--set %s.<handler>=null)" $name (len $handlers) (join ", " $handlers) $name) }}
+{{- end }}
+{{- if and $p (not $handlers) }}
+{{- fail (printf "%s has no handler (exec, httpGet, tcpSocket or grpc)" $name) }}
+{{- end }}
 {{- end }}
 {{- end }}
