@@ -66,7 +66,14 @@ func TestE2EConnectAcks(t *testing.T) {
 	if got := rc.waitMsg(t, 10*time.Second, "ack of the repeat", ackOf).GetAck().GetAppSequence(); got != 1 {
 		t.Errorf("ack after the repeated offer = %d, want 1", got)
 	}
-	rc.waitEvent(t, 10*time.Second, ofType(vspb.EventType_EVENT_TYPE_ANSWER))
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, r := range s.Emu.Messages(s.ARN) {
+				t.Logf("emulator: %+v", r)
+			}
+		}
+	})
+	rc.waitEvent(t, 20*time.Second, ofType(vspb.EventType_EVENT_TYPE_ANSWER))
 	// A new offer nobody asked for: refused, but acknowledged first.
 	rc.send(t, sequenced(2, offerMsg(good)))
 	if got := rc.waitMsg(t, 10*time.Second, "ack of the refused #2", ackOf).GetAck().GetAppSequence(); got != 2 {
