@@ -542,3 +542,5 @@ func (d *driver) waitVideo(page string, from *int, grow float64) video {
 	})
 	return video{firstFrameMs: ff.num("sinceStartMs"), frames: last.num("framesDecoded")}
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
