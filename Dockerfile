@@ -3,6 +3,11 @@
 # the non-root user 65532.
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) -t viewer-session:dev .
+#
+# For machines with a container engine. `make image` builds the same layout
+# (static /server as entrypoint, user 65532:65532, CA certificates, ports
+# 50051 and 8080) without one, from a base it assembles (deploy/image), and
+# checks it; that is the image CI builds (docs/OPERATIONS.md, "The image").
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -11,8 +16,7 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
-# -X main.version takes effect once cmd/server declares `var version`; until
-# then the linker ignores it and the version is only in the image label.
+# -X main.version: `server -version` and the `serving` log line print it.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/server ./cmd/server
