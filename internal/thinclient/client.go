@@ -54,9 +54,45 @@ type ICETimeouts struct {
 	Keepalive    time.Duration
 }
 
-// Config configures a Client. Conn, Session and Token are required.
+// Defaults of Config's durations.
+const (
+	// DefaultAckTimeout is Config.AckTimeout's default.
+	DefaultAckTimeout = 2500 * time.Millisecond
+	// DefaultMediaInterval is Config.MediaInterval's default.
+	DefaultMediaInterval = time.Second
+	// defaultPoll is how often the network watcher reads the interfaces
+	// and the default route.
+	defaultPoll = 200 * time.Millisecond
+)
+
+// Re-dial reasons, as Config.OnRedial gets them.
+const (
+	// RedialAckTimeout: the service did not acknowledge a message (or
+	// answer a join) within Config.AckTimeout.
+	RedialAckTimeout = "ack timeout"
+	// RedialNetworkChange: the network changed (detected by the client,
+	// or reported by the app with NetworkChanged).
+	RedialNetworkChange = "network change"
+	// RedialStreamError: the stream or a Signal call failed the way a
+	// broken connection does.
+	RedialStreamError = "stream error"
+)
+
+// Config configures a Client. Session, Token, and Conn or Dial are
+// required.
 type Config struct {
-	// Conn is the connection to the service.
+	// Dial opens a fresh connection to the service. The client dials at
+	// the start of Run and again whenever it re-dials (an ack timeout, a
+	// network change, a stream that broke), and closes every connection
+	// it dialed: after a network change the old connection's TCP socket
+	// may sit on a dead path, so it is abandoned, never reused. gRPC
+	// connects lazily; the client bounds each attempt (a join unanswered
+	// within AckTimeout is a failed attempt) and retries with a short
+	// backoff. Set Dial or Conn, not both.
+	Dial func(ctx context.Context) (*grpc.ClientConn, error)
+	// Conn is a connection the caller owns. The client cannot replace it:
+	// its re-dials open a new stream on the same connection, which helps
+	// only where gRPC notices a dead socket itself. Prefer Dial.
 	Conn *grpc.ClientConn
 	// Session is the session's name, "sessions/{id}".
 	Session string
@@ -65,8 +101,39 @@ type Config struct {
 	Token string
 	// Mode selects Connect or Signal + WatchSession. Default ModeConnect.
 	Mode Mode
-	// Net is the client's network. Default: a fixed SwitchNet on 127.0.0.1.
+
+	// Net is the loopback simulation of a network change (SwitchNet): the
+	// client gathers on its current 127.x address only, and the app
+	// reports changes itself (NetworkChanged). Default, unless HostNetwork
+	// is set: a fixed SwitchNet on 127.0.0.1, the loopback path in-process
+	// tests use.
 	Net *SwitchNet
+	// HostNetwork makes the client gather host candidates on the machine's
+	// real interfaces (IPv4 UDP; loopback included, so that a camera on
+	// the same machine works) and, unless NoNetworkWatch, watch the
+	// interfaces, their addresses and the default route: on a change that
+	// breaks the current path, it tells pion about the new interfaces,
+	// re-dials its control stream at once and reports network_changed
+	// (see the package doc). Not with Net.
+	HostNetwork bool
+	// InterfaceFilter, with HostNetwork, keeps only the interfaces for
+	// which it returns true (by name, e.g. "lo" to stay on loopback).
+	// Default: every interface.
+	InterfaceFilter func(name string) bool
+	// NoNetworkWatch, with HostNetwork, turns the watching off: recovery
+	// then relies on what the service sees (the ICE states the client
+	// reports, and media that stalls).
+	NoNetworkWatch bool
+
+	// AckTimeout is how long a sequenced message (or a join) may wait for
+	// the service's acknowledgement before the client treats the stream
+	// and its connection as dead and re-dials. Default 2.5 s.
+	AckTimeout time.Duration
+	// MediaInterval is how often the client reports its media counters
+	// (a MediaReport, also its heartbeat) while the control stream is
+	// open. Default 1 s.
+	MediaInterval time.Duration
+
 	// Logger receives the client's logs. Default: discard.
 	Logger *slog.Logger
 	// OnEvent, if set, is called with every new timeline event, in sequence
@@ -74,6 +141,16 @@ type Config struct {
 	// client: NetworkChanged and Leave from inside it would deadlock). The
 	// event is the caller's to keep.
 	OnEvent func(*vspb.SessionEvent)
+	// OnNetworkChange, if set, is called on Run's goroutine with the
+	// description of each network change the client acts on (detected by
+	// its watcher, or reported with NetworkChanged), before it re-dials.
+	// The same rules as OnEvent apply.
+	OnNetworkChange func(description string)
+	// OnRedial, if set, is called on Run's goroutine each time the client
+	// abandons its stream (and the connection it dialed) to dial again,
+	// with the reason: RedialAckTimeout, RedialNetworkChange or
+	// RedialStreamError. The same rules as OnEvent apply.
+	OnRedial func(reason string)
 
 	// IceServers are the session's ICE servers as CreateSession returned
 	// them (Session.ice_servers). Optional in Connect mode, where the join
@@ -86,6 +163,11 @@ type Config struct {
 	// RelayOnly makes the peer connection use TURN relays only
 	// (iceTransportPolicy "relay").
 	RelayOnly bool
+
+	// netSource replaces the operating system as the watcher's view of
+	// the network (tests); pollEvery replaces defaultPoll.
+	netSource netSource
+	pollEvery time.Duration
 }
 
 // Stats is a snapshot of what a Client has done and received.
@@ -94,13 +176,18 @@ type Stats struct {
 	// packets, header included) over every peer connection of the run.
 	PacketsReceived int64
 	BytesReceived   int64
+	// FramesReceived counts complete frames (see MediaCounters) over every
+	// peer connection of the run.
+	FramesReceived int64
+	// Media are the current peer connection's counters, as reported to
+	// the service.
+	Media MediaCounters
 	// FramesPerSecond estimates the video frame rate from the RTP
 	// timestamps of the last frames (a frame ends with the marker bit); 0
 	// when no frame arrived in the last second.
 	FramesPerSecond float64
 	// OffersSent counts offers handed to the service (first, ICE restart,
-	// new peer connection, and an offer re-sent after a resume found it
-	// lost).
+	// new peer connection).
 	OffersSent int
 	// ICERestarts counts ICE-restart offers made on the same peer
 	// connection.
@@ -108,8 +195,20 @@ type Stats struct {
 	// NewPeerConnections counts peer connections built after the first.
 	NewPeerConnections int
 	// Resumes counts streams reopened after the first (going-away, a
-	// dropped stream, or a catch-up on a session that ended meanwhile).
+	// dropped stream, a re-dial, or a catch-up on a session that ended
+	// meanwhile).
 	Resumes int
+	// Redials counts re-dials (see Config.OnRedial).
+	Redials int
+	// NetworkChanges counts the network changes the client acted on.
+	NetworkChanges int
+	// AppSequence is the last app_sequence given to a message, and
+	// AckedAppSequence the highest the service acknowledged.
+	AppSequence      uint64
+	AckedAppSequence uint64
+	// Unacked counts the messages the service has not acknowledged yet
+	// (sent or still queued).
+	Unacked int
 	// SequenceGaps counts timeline events that did not follow the previous
 	// one (sequence N+1 after N). The service promises none; tests assert 0.
 	SequenceGaps int
@@ -138,10 +237,11 @@ type Stats struct {
 // and after Run.
 type Client struct {
 	cfg    Config
-	rpc    vspb.ViewerSessionServiceClient
-	net    *SwitchNet
+	sw     *SwitchNet // the loopback simulation, or nil
+	host   *hostNet   // the real network (HostNetwork), or nil
 	log    *slog.Logger
 	api    *webrtc.API
+	out    *outbox // app -> service, numbered; outlives Run
 	runs   atomic.Bool
 	reader sync.WaitGroup // RTP readers, one per remote track
 
@@ -153,69 +253,111 @@ type Client struct {
 	stats   Stats
 	fps     fpsMeter
 	pc      *webrtc.PeerConnection // current
+	pcs     uint32                 // peer connections built so far (the last id)
+	media   pcMedia                // the current peer connection's counters
 	noRead  bool                   // no new RTP readers (Run is ending)
-	out     *queue[outMsg]         // the running Run's outbox; nil when not running
-	dropCur context.CancelFunc     // cancels the current stream
+	netQ    *queue[netChange]      // the running Run's network changes; nil when not running
+	dropCur func()                 // drops the current stream (test hook)
 }
 
 // New returns a Client for cfg. It validates cfg and prepares the pion API
 // but does not touch the network.
 func New(cfg Config) (*Client, error) {
 	switch {
-	case cfg.Conn == nil:
-		return nil, fmt.Errorf("%w: Conn is required", ErrConfig)
+	case cfg.Conn == nil && cfg.Dial == nil:
+		return nil, fmt.Errorf("%w: Conn or Dial is required", ErrConfig)
+	case cfg.Conn != nil && cfg.Dial != nil:
+		return nil, fmt.Errorf("%w: Conn and Dial are exclusive", ErrConfig)
 	case !strings.HasPrefix(cfg.Session, "sessions/") || len(cfg.Session) == len("sessions/"):
 		return nil, fmt.Errorf("%w: Session must be sessions/{id}, got %q", ErrConfig, cfg.Session)
 	case cfg.Token == "":
 		return nil, fmt.Errorf("%w: Token is required", ErrConfig)
 	case cfg.Mode != ModeConnect && cfg.Mode != ModeSignal:
 		return nil, fmt.Errorf("%w: unknown mode %v", ErrConfig, cfg.Mode)
+	case cfg.HostNetwork && cfg.Net != nil:
+		return nil, fmt.Errorf("%w: Net and HostNetwork are exclusive", ErrConfig)
+	case cfg.AckTimeout < 0 || cfg.MediaInterval < 0:
+		return nil, fmt.Errorf("%w: negative AckTimeout or MediaInterval", ErrConfig)
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
+	if cfg.MediaInterval == 0 {
+		cfg.MediaInterval = DefaultMediaInterval
+	}
+	if cfg.pollEvery == 0 {
+		cfg.pollEvery = defaultPoll
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("session", cfg.Session, "mode", cfg.Mode.String())
-	sw := cfg.Net
-	if sw == nil {
-		var err error
-		if sw, err = NewSwitchNet("127.0.0.1"); err != nil {
-			return nil, err
-		}
-	}
 	c := &Client{
 		cfg:  cfg,
-		rpc:  vspb.NewViewerSessionServiceClient(cfg.Conn),
-		net:  sw,
 		log:  log,
+		out:  newOutbox(),
 		wake: make(chan struct{}),
 	}
-	api, err := newAPI(sw, log, cfg.ICETimeouts, cfg.RelayOnly)
+	var err error
+	if cfg.HostNetwork {
+		if c.host, err = newHostNet(); err != nil {
+			return nil, err
+		}
+		if c.cfg.netSource == nil {
+			c.cfg.netSource = osNetwork{}
+		}
+	} else {
+		c.sw = cfg.Net
+		if c.sw == nil {
+			if c.sw, err = NewSwitchNet("127.0.0.1"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c.api, err = newAPI(apiOptions{sw: c.sw, host: c.host, filter: cfg.InterfaceFilter, log: log, ice: cfg.ICETimeouts, relayOnly: cfg.RelayOnly})
 	if err != nil {
 		return nil, err
 	}
-	c.api = api
 	return c, nil
 }
 
-// newAPI builds the pion API of a client on n: loopback host candidates on
-// n's current address only, UDP4, no mDNS, and the default codecs.
-func newAPI(n *SwitchNet, log *slog.Logger, t ICETimeouts, relayOnly bool) (*webrtc.API, error) {
+// apiOptions are what newAPI needs: one of sw and host.
+type apiOptions struct {
+	sw        *SwitchNet
+	host      *hostNet
+	filter    func(string) bool // host only
+	log       *slog.Logger
+	ice       ICETimeouts
+	relayOnly bool
+}
+
+// newAPI builds the pion API of a client: UDP4 host (and relay)
+// candidates, no mDNS, the default codecs; on the SwitchNet's current
+// loopback address, or on the machine's interfaces (loopback included).
+func newAPI(o apiOptions) (*webrtc.API, error) {
 	var se webrtc.SettingEngine
-	se.LoggerFactory = pionLogs{log: log}
-	se.SetNet(n)
+	se.LoggerFactory = pionLogs{log: o.log}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(n.live)
-	if relayOnly {
+	if o.host != nil {
+		se.SetNet(o.host)
+		if o.filter != nil {
+			se.SetInterfaceFilter(o.filter)
+		}
+	} else {
+		se.SetNet(o.sw)
+		se.SetIPFilter(o.sw.live)
+	}
+	if o.relayOnly {
 		// Nothing better than a relay will come, so nominate at once.
 		// (pion ice v4.4.2 means to, but its options path computes the
 		// relay-only default before the candidate types are set, and waits
 		// 2 s.)
 		se.SetRelayAcceptanceMinWait(0)
 	}
-	if t != (ICETimeouts{}) {
+	if t := o.ice; t != (ICETimeouts{}) {
 		d, f, k := t.Disconnected, t.Failed, t.Keepalive
 		if d == 0 {
 			d = 5 * time.Second
@@ -235,6 +377,15 @@ func newAPI(n *SwitchNet, log *slog.Logger, t ICETimeouts, relayOnly bool) (*web
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me)), nil
 }
 
+// address is where the client gathers, for logs: the SwitchNet's current
+// address, or "host".
+func (c *Client) address() string {
+	if c.sw != nil {
+		return c.sw.Current()
+	}
+	return "host"
+}
+
 // auth adds the session token to an outgoing call's metadata.
 func (c *Client) auth(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.cfg.Token)
@@ -243,34 +394,66 @@ func (c *Client) auth(ctx context.Context) context.Context {
 // Leave ends the session (CLOSED, CLIENT_LEFT). While Run is running the
 // leave goes through its stream (Connect) or its Signal sender, and Run then
 // returns nil once the CLOSED event arrives; otherwise it is one Signal call.
-// It returns once the message is handed to the stream (Connect) or the
-// Signal call returned.
+// It returns once the service has handled the leave (acknowledged it, or
+// answered its Signal call) or the session has ended CLOSED.
 func (c *Client) Leave(ctx context.Context) error {
-	return c.deliver(ctx, outMsg{kind: kindLeave})
+	return c.deliver(ctx, &outMsg{kind: kindLeave})
 }
 
 // NetworkChanged tells the service that the app's network changed;
-// description is free text for the timeline (at most 256 bytes). Delivery
-// is as for Leave.
+// description is free text for the timeline (at most 256 bytes). While Run
+// is running this is what the client does when its watcher sees a change:
+// it re-dials its control stream at once (the old connection may sit on a
+// dead path) and sends network_changed on the new one. It returns once the
+// service has handled the message; outside Run it is one Signal call.
 func (c *Client) NetworkChanged(ctx context.Context, description string) error {
-	return c.deliver(ctx, outMsg{kind: kindNetworkChanged, text: description})
-}
-
-// deliver sends m through the running Run, or as one Signal call.
-func (c *Client) deliver(ctx context.Context, m outMsg) error {
-	m.done = make(chan error, 1)
 	c.mu.Lock()
-	out := c.out
+	q := c.netQ
 	c.mu.Unlock()
-	if out != nil && out.push(m) {
+	ch := netChange{description: description, done: make(chan error, 1)}
+	if q != nil && q.push(ch) {
 		select {
-		case err := <-m.done:
+		case err := <-ch.done:
 			return err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	_, err := c.rpc.Signal(c.auth(ctx), m.signalRequest(c.cfg.Session))
+	return c.signalOnce(ctx, &outMsg{kind: kindNetworkChanged, text: description})
+}
+
+// deliver sends m through the running Run, or as one Signal call.
+func (c *Client) deliver(ctx context.Context, m *outMsg) error {
+	done := make(chan error, 1)
+	m.done = done
+	if c.out.push(m) {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m.done = nil
+	return c.signalOnce(ctx, m)
+}
+
+// signalOnce sends m, numbered, as one Signal call outside Run, on Conn or
+// on a connection dialed for it.
+func (c *Client) signalOnce(ctx context.Context, m *outMsg) error {
+	c.out.number(m)
+	cc := c.cfg.Conn
+	if cc == nil {
+		var err error
+		if cc, err = c.cfg.Dial(ctx); err != nil {
+			return fmt.Errorf("thinclient: dial: %w", err)
+		}
+		defer cc.Close()
+	}
+	resp, err := vspb.NewViewerSessionServiceClient(cc).Signal(c.auth(ctx), m.signalRequest(c.cfg.Session))
+	if err == nil {
+		c.out.ack(resp.GetAckedAppSequence())
+	}
 	return err
 }
 
@@ -349,11 +532,38 @@ func (c *Client) WaitRTP(ctx context.Context, n int) error {
 
 // Stats returns a snapshot of the client's counters.
 func (c *Client) Stats() Stats {
+	last, acked, pending := c.out.sequences()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
 	s.FramesPerSecond = c.fps.rate(time.Now())
+	s.Media = c.media.MediaCounters
+	s.AppSequence, s.AckedAppSequence, s.Unacked = last, acked, pending
 	return s
+}
+
+// mediaReport returns the current peer connection's counters as a report.
+func (c *Client) mediaReport() *vspb.MediaReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.media.report()
+}
+
+// inUse returns the local IP of the current ICE pair's own socket (the
+// host candidate's address, or a relayed or reflexive candidate's related
+// address), or "" when no pair is selected.
+func (c *Client) inUse() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.stats.LocalAddress
+	if c.stats.LocalRelatedAddress != "" {
+		a = c.stats.LocalRelatedAddress
+	}
+	host, _, err := net.SplitHostPort(a)
+	if err != nil {
+		return ""
+	}
+	return host
 }
 
 // onSelectedPair records the selected ICE pair of pc, if pc is current.
@@ -375,11 +585,28 @@ func (c *Client) onSelectedPair(pc *webrtc.PeerConnection, pair *webrtc.ICECandi
 }
 
 // setPC makes pc the current peer connection (nil: none) and forgets the
-// selected pair until pc reports one.
-func (c *Client) setPC(pc *webrtc.PeerConnection) {
+// selected pair until pc reports one. A new peer connection gets the next
+// id and media counters from zero; it returns the id.
+func (c *Client) setPC(pc *webrtc.PeerConnection) uint32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if pc != c.pc {
+		c.media = pcMedia{}
+		if pc != nil {
+			c.pcs++
+			c.media.PeerConnectionID = c.pcs
+		}
+	}
 	c.pc = pc
+	c.stats.LocalAddress, c.stats.LocalCandidateType, c.stats.LocalRelatedAddress = "", "", ""
+	return c.media.PeerConnectionID
+}
+
+// forgetPair forgets the selected pair until the current peer connection
+// reports one (an ICE restart is under way).
+func (c *Client) forgetPair() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.stats.LocalAddress, c.stats.LocalCandidateType, c.stats.LocalRelatedAddress = "", "", ""
 }
 
@@ -424,9 +651,9 @@ func (c *Client) count(f func(*Stats)) {
 	f(&c.stats)
 }
 
-// readTrack starts a reader for a remote track; it ends when the track's
-// peer connection closes.
-func (c *Client) readTrack(tr *webrtc.TrackRemote) {
+// readTrack starts a reader for a remote track of the peer connection
+// whose id is pcID; it ends when that peer connection closes.
+func (c *Client) readTrack(tr *webrtc.TrackRemote, pcID uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.noRead {
@@ -447,54 +674,23 @@ func (c *Client) readTrack(tr *webrtc.TrackRemote) {
 			if _, err := h.Unmarshal(buf[:n]); err != nil {
 				continue
 			}
-			c.onRTP(n, h, clock, time.Now())
+			c.onRTP(pcID, buf[:n], h, clock, time.Now())
 		}
 	})
 }
 
-func (c *Client) onRTP(size int, h rtp.Header, clock uint32, now time.Time) {
+func (c *Client) onRTP(pcID uint32, pkt []byte, h rtp.Header, clock uint32, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stats.PacketsReceived++
-	c.stats.BytesReceived += int64(size)
+	c.stats.BytesReceived += int64(len(pkt))
 	if h.Marker {
 		c.fps.frame(h.SSRC, h.Timestamp, clock, now)
 	}
+	if pcID == c.media.PeerConnectionID && pcID != 0 {
+		if c.media.add(len(pkt), h, pkt) {
+			c.stats.FramesReceived++
+		}
+	}
 	c.wakeLocked()
-}
-
-// fpsMeter estimates a frame rate from the RTP timestamps of the last
-// frames of one stream.
-type fpsMeter struct {
-	ssrc  uint32
-	clock uint32
-	ts    []uint32 // RTP timestamps of the last frames, oldest first
-	last  time.Time
-}
-
-const fpsWindow = 16
-
-func (m *fpsMeter) frame(ssrc, ts, clock uint32, now time.Time) {
-	if ssrc != m.ssrc || clock != m.clock {
-		*m = fpsMeter{ssrc: ssrc, clock: clock}
-	}
-	if n := len(m.ts); n > 0 && m.ts[n-1] == ts {
-		return // a second marker for the same frame
-	}
-	m.ts = append(m.ts, ts)
-	if len(m.ts) > fpsWindow {
-		m.ts = m.ts[len(m.ts)-fpsWindow:]
-	}
-	m.last = now
-}
-
-func (m *fpsMeter) rate(now time.Time) float64 {
-	if len(m.ts) < 2 || now.Sub(m.last) > time.Second || m.clock == 0 {
-		return 0
-	}
-	span := m.ts[len(m.ts)-1] - m.ts[0] // modular: wraps correctly
-	if span == 0 {
-		return 0
-	}
-	return float64(len(m.ts)-1) * float64(m.clock) / float64(span)
 }

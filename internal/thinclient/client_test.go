@@ -30,7 +30,14 @@ func TestNewValidatesConfig(t *testing.T) {
 	}{
 		{name: "ok", give: func(*Config) {}},
 		{name: "signal mode", give: func(c *Config) { c.Mode = ModeSignal }},
+		{name: "dial", give: func(c *Config) {
+			c.Conn, c.Dial = nil, func(context.Context) (*grpc.ClientConn, error) { return nil, nil }
+		}},
+		{name: "host network", give: func(c *Config) { c.HostNetwork = true }},
 		{name: "no conn", give: func(c *Config) { c.Conn = nil }, wantErr: ErrConfig},
+		{name: "conn and dial", give: func(c *Config) { c.Dial = func(context.Context) (*grpc.ClientConn, error) { return nil, nil } }, wantErr: ErrConfig},
+		{name: "net and host network", give: func(c *Config) { c.HostNetwork, c.Net = true, &SwitchNet{} }, wantErr: ErrConfig},
+		{name: "negative ack timeout", give: func(c *Config) { c.AckTimeout = -time.Second }, wantErr: ErrConfig},
 		{name: "bad session", give: func(c *Config) { c.Session = "abc" }, wantErr: ErrConfig},
 		{name: "empty session id", give: func(c *Config) { c.Session = "sessions/" }, wantErr: ErrConfig},
 		{name: "no token", give: func(c *Config) { c.Token = "" }, wantErr: ErrConfig},
@@ -199,21 +206,20 @@ func TestFPSMeter(t *testing.T) {
 
 func TestQueue(t *testing.T) {
 	q := newQueue[int]()
-	for i := range 5 {
+	for i := range 3 {
 		q.push(i)
 	}
-	if v, _ := q.pop(); v != 0 {
-		t.Fatalf("pop = %d, want 0", v)
+	select {
+	case <-q.ready:
+	default:
+		t.Fatal("ready has no token after a push")
 	}
-	q.pushFront(9)
-	if gone := q.remove(func(v int) bool { return v%2 == 1 }); !slices.Equal(gone, []int{9, 1, 3}) {
-		t.Errorf("remove(odd) = %v, want [9 1 3]", gone)
+	if got := q.drain(); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Errorf("drain() = %v, want [0 1 2]", got)
 	}
-	if !q.any(func(v int) bool { return v == 4 }) || q.any(func(v int) bool { return v == 3 }) {
-		t.Error("any() disagrees with the queue's content")
-	}
-	if left := q.close(); !slices.Equal(left, []int{2, 4}) {
-		t.Errorf("close() = %v, want [2 4]", left)
+	q.push(3)
+	if left := q.close(); !slices.Equal(left, []int{3}) {
+		t.Errorf("close() = %v, want [3]", left)
 	}
 	if q.push(5) {
 		t.Error("push after close = true, want false")

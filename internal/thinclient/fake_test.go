@@ -3,6 +3,7 @@ package thinclient
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 
@@ -28,10 +29,13 @@ const (
 // pion peers (testCamera) answering the client's offers. It lets the
 // client's protocol handling be tested where the real service never goes:
 // going-away, replays that overlap what the client saw, a stream status on
-// FAILED. The real service is tested with this client elsewhere.
+// FAILED. It acknowledges app messages by app_sequence and applies each
+// number once, like the real service. The real service is tested with this
+// client elsewhere.
 type fakeService struct {
 	vspb.UnimplementedViewerSessionServiceServer
-	t *testing.T
+	t    *testing.T
+	addr string // where it listens
 	// overlap makes every replay start this many events before the
 	// requested sequence, so the client sees duplicates.
 	overlap uint64
@@ -55,7 +59,13 @@ type fakeService struct {
 	recovering  bool // a renegotiate awaits the app's connected report
 	cam         *testCamera
 	cams        []*testCamera
-	msgs        []string // app messages received, by kind
+	msgs        []string // app messages applied, by kind (media reports aside)
+	reports     []*vspb.MediaReport
+	reported    chan struct{}   // closed and replaced on every report
+	handled     map[uint64]bool // app sequences handled
+	acked       uint64          // every app sequence up to it was handled
+	repeats     int             // sequenced messages received again
+	unsequenced int             // messages without app_sequence
 	joins       int
 	watches     int
 	badAuth     int
@@ -67,7 +77,7 @@ type fakeService struct {
 // connection to it; both stop at the end of the test.
 func startFake(t *testing.T, overlap uint64) (*fakeService, *grpc.ClientConn) {
 	t.Helper()
-	f := &fakeService{t: t, overlap: overlap, changed: make(chan struct{}), state: vspb.SessionState_SESSION_STATE_PENDING}
+	f := &fakeService{t: t, overlap: overlap, changed: make(chan struct{}), state: vspb.SessionState_SESSION_STATE_PENDING, handled: map[uint64]bool{}, reported: make(chan struct{})}
 	camCtx, camCancel := context.WithCancel(t.Context())
 	f.runCamera = func(c *testCamera) { f.camRoutines.Go(func() { c.stream(camCtx) }) }
 	f.emit(&vspb.SessionEvent{Type: vspb.EventType_EVENT_TYPE_CREATED})
@@ -77,6 +87,7 @@ func startFake(t *testing.T, overlap uint64) (*fakeService, *grpc.ClientConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.addr = ln.Addr().String()
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -112,6 +123,7 @@ func (f *fakeService) emit(e *vspb.SessionEvent) {
 
 func (f *fakeService) emitLocked(e *vspb.SessionEvent) {
 	e.Sequence = uint64(len(f.events)) + 1
+	e.AckedAppSequence = f.acked
 	if e.State == vspb.SessionState_SESSION_STATE_UNSPECIFIED {
 		e.State = f.state
 	}
@@ -128,11 +140,57 @@ func (f *fakeService) setStateLocked(s vspb.SessionState) {
 	f.emitLocked(&vspb.SessionEvent{Type: vspb.EventType_EVENT_TYPE_STATE_CHANGED})
 }
 
-// received returns the kinds of the app messages received so far.
+// received returns the kinds of the app messages applied so far (media
+// reports aside).
 func (f *fakeService) received() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.msgs...)
+}
+
+// waitReport waits until a media report satisfies match and returns the
+// reports applied so far.
+func (f *fakeService) waitReport(ctx context.Context, match func(*vspb.MediaReport) bool) ([]*vspb.MediaReport, error) {
+	for {
+		f.mu.Lock()
+		reps, changed := append([]*vspb.MediaReport(nil), f.reports...), f.reported
+		f.mu.Unlock()
+		if slices.ContainsFunc(reps, match) {
+			return reps, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return reps, ctx.Err()
+		}
+	}
+}
+
+// take records that the message numbered seq is being handled and reports
+// whether it is new; a repeat is not applied again. 0 (unsequenced) is
+// always new.
+func (f *fakeService) take(seq uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if seq == 0 {
+		f.unsequenced++
+		return true
+	}
+	if f.handled[seq] {
+		f.repeats++
+		return false
+	}
+	f.handled[seq] = true
+	for f.handled[f.acked+1] {
+		f.acked++
+	}
+	return true
+}
+
+func (f *fakeService) ackedSeq() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.acked
 }
 
 func (f *fakeService) authorized(ctx context.Context) bool {
@@ -196,12 +254,14 @@ func (f *fakeService) watch(ctx context.Context, after uint64, send func(*vspb.S
 }
 
 // app handles one app message like the session actor would, in short.
-func (f *fakeService) app(kind string, offer string, cand *vspb.IceCandidate, rep *vspb.ConnectionStateReport, leave bool) error {
+func (f *fakeService) app(kind string, offer string, cand *vspb.IceCandidate, rep *vspb.ConnectionStateReport, media *vspb.MediaReport) error {
 	if kind == f.refuse {
 		return status.Error(codes.InvalidArgument, kind+" refused")
 	}
 	f.mu.Lock()
-	f.msgs = append(f.msgs, kind)
+	if kind != "media_report" {
+		f.msgs = append(f.msgs, kind)
+	}
 	f.mu.Unlock()
 	switch kind {
 	case "offer":
@@ -227,6 +287,12 @@ func (f *fakeService) app(kind string, offer string, cand *vspb.IceCandidate, re
 		}
 	case "network_changed":
 		f.renegotiate(vspb.Renegotiate_ACTION_ICE_RESTART)
+	case "media_report":
+		f.mu.Lock()
+		f.reports = append(f.reports, media)
+		close(f.reported)
+		f.reported = make(chan struct{})
+		f.mu.Unlock()
 	case "leave":
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -289,20 +355,28 @@ type appOneof interface {
 	GetStateReport() *vspb.ConnectionStateReport
 	GetNetworkChanged() *vspb.NetworkChanged
 	GetLeave() *vspb.Leave
+	GetMediaReport() *vspb.MediaReport
+	GetAppSequence() uint64
 }
 
+// appMessage handles one app message: once per app_sequence.
 func (f *fakeService) appMessage(m appOneof) error {
+	if !f.take(m.GetAppSequence()) {
+		return nil
+	}
 	switch {
 	case m.GetOffer() != nil:
-		return f.app("offer", m.GetOffer().GetSdp(), nil, nil, false)
+		return f.app("offer", m.GetOffer().GetSdp(), nil, nil, nil)
 	case m.GetCandidate() != nil:
-		return f.app("candidate", "", m.GetCandidate(), nil, false)
+		return f.app("candidate", "", m.GetCandidate(), nil, nil)
 	case m.GetStateReport() != nil:
-		return f.app("state_report", "", nil, m.GetStateReport(), false)
+		return f.app("state_report", "", nil, m.GetStateReport(), nil)
 	case m.GetNetworkChanged() != nil:
-		return f.app("network_changed", "", nil, nil, false)
+		return f.app("network_changed", "", nil, nil, nil)
 	case m.GetLeave() != nil:
-		return f.app("leave", "", nil, nil, true)
+		return f.app("leave", "", nil, nil, nil)
+	case m.GetMediaReport() != nil:
+		return f.app("media_report", "", nil, nil, m.GetMediaReport())
 	}
 	return status.Error(codes.InvalidArgument, "empty message")
 }
@@ -336,11 +410,17 @@ func (f *fakeService) Connect(stream grpc.BidiStreamingServer[vspb.ConnectReques
 		st, _ := status.New(codes.FailedPrecondition, "session closed").WithDetails(&errdetails.ErrorInfo{Domain: errorDomain, Reason: "SESSION_CLOSED"})
 		return st.Err()
 	}
-	if err := stream.Send(&vspb.ConnectResponse{Message: &vspb.ConnectResponse_Joined{Joined: &vspb.Joined{Session: f.attach()}}}); err != nil {
+	if err := stream.Send(&vspb.ConnectResponse{Message: &vspb.ConnectResponse_Joined{Joined: &vspb.Joined{Session: f.attach(), AckedAppSequence: f.ackedSeq()}}}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var sendMu sync.Mutex // Send is not safe for concurrent use
+	send := func(m *vspb.ConnectResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return stream.Send(m)
+	}
 	sent := make(chan error, 1)
 	go func() {
 		sent <- f.watch(ctx, join.GetAfterSequence(), func(e *vspb.SessionEvent) error {
@@ -354,11 +434,11 @@ func (f *fakeService) Connect(stream grpc.BidiStreamingServer[vspb.ConnectReques
 				m = &vspb.ConnectResponse{Message: &vspb.ConnectResponse_GoingAway{GoingAway: d.GoingAway}}
 			}
 			if m != nil {
-				if err := stream.Send(m); err != nil {
+				if err := send(m); err != nil {
 					return err
 				}
 			}
-			return stream.Send(&vspb.ConnectResponse{Message: &vspb.ConnectResponse_Event{Event: e}})
+			return send(&vspb.ConnectResponse{Message: &vspb.ConnectResponse_Event{Event: e}})
 		})
 	}()
 	received := make(chan error, 1)
@@ -372,6 +452,12 @@ func (f *fakeService) Connect(stream grpc.BidiStreamingServer[vspb.ConnectReques
 			if err := f.appMessage(req); err != nil {
 				received <- err
 				return
+			}
+			if req.GetAppSequence() != 0 {
+				if err := send(&vspb.ConnectResponse{Message: &vspb.ConnectResponse_Ack{Ack: &vspb.Ack{AppSequence: f.ackedSeq()}}}); err != nil {
+					received <- err
+					return
+				}
 			}
 		}
 	}()
@@ -421,5 +507,5 @@ func (f *fakeService) Signal(ctx context.Context, req *vspb.SignalRequest) (*vsp
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &vspb.SignalResponse{State: f.state, LastSequence: uint64(len(f.events))}, nil
+	return &vspb.SignalResponse{State: f.state, LastSequence: uint64(len(f.events)), AckedAppSequence: f.acked}, nil
 }

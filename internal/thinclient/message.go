@@ -1,6 +1,8 @@
 package thinclient
 
 import (
+	"time"
+
 	"github.com/pion/webrtc/v4"
 
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
@@ -15,6 +17,7 @@ const (
 	kindStateReport
 	kindNetworkChanged
 	kindLeave
+	kindMediaReport
 )
 
 func (k msgKind) String() string {
@@ -29,32 +32,45 @@ func (k msgKind) String() string {
 		return "network_changed"
 	case kindLeave:
 		return "leave"
+	case kindMediaReport:
+		return "media_report"
 	}
 	return "unknown"
 }
 
-// outMsg is one app -> service message waiting in the outbox.
+// outMsg is one app -> service message in the outbox.
 type outMsg struct {
 	kind msgKind
 	// gen is the offer generation a candidate belongs to; candidates of an
-	// older offer are dropped from the outbox when a new offer is made.
+	// older offer are dropped from the outbox when a new offer is made
+	// (unless already numbered).
 	gen   uint64
 	text  string // offer SDP, or network_changed description
 	cand  webrtc.ICECandidateInit
 	state *vspb.ConnectionStateReport
-	// done, if set, gets the outcome: nil once handed to the Connect stream
-	// or taken by Signal, the Signal error, or ErrStopped.
+	media *vspb.MediaReport
+
+	// Set and read under the outbox's lock:
+	seq    uint64    // app_sequence; 0 until a sender takes it
+	sentOn uint64    // the stream it was last sent on (0: none)
+	sentAt time.Time // when
+	// done, if set, gets the outcome once: nil when the service handled
+	// it (acknowledged, or its Signal call succeeded), the Signal call's
+	// error when refused, or ErrStopped when Run ended first.
 	done chan error
 }
 
-func (m outMsg) finish(err error) {
+// finishLocked reports m's outcome to its waiter, once. The outbox's lock
+// must be held (or m not shared).
+func (m *outMsg) finishLocked(err error) {
 	if m.done != nil {
 		m.done <- err
+		m.done = nil
 	}
 }
 
-func (m outMsg) connectRequest() *vspb.ConnectRequest {
-	r := &vspb.ConnectRequest{}
+func (m *outMsg) connectRequest() *vspb.ConnectRequest {
+	r := &vspb.ConnectRequest{AppSequence: m.seq}
 	switch m.kind {
 	case kindOffer:
 		r.Message = &vspb.ConnectRequest_Offer{Offer: &vspb.SessionDescription{Sdp: m.text}}
@@ -66,12 +82,14 @@ func (m outMsg) connectRequest() *vspb.ConnectRequest {
 		r.Message = &vspb.ConnectRequest_NetworkChanged{NetworkChanged: &vspb.NetworkChanged{Description: m.text}}
 	case kindLeave:
 		r.Message = &vspb.ConnectRequest_Leave{Leave: &vspb.Leave{}}
+	case kindMediaReport:
+		r.Message = &vspb.ConnectRequest_MediaReport{MediaReport: m.media}
 	}
 	return r
 }
 
-func (m outMsg) signalRequest(name string) *vspb.SignalRequest {
-	r := &vspb.SignalRequest{Name: name}
+func (m *outMsg) signalRequest(name string) *vspb.SignalRequest {
+	r := &vspb.SignalRequest{Name: name, AppSequence: m.seq}
 	switch m.kind {
 	case kindOffer:
 		r.Message = &vspb.SignalRequest_Offer{Offer: &vspb.SessionDescription{Sdp: m.text}}
@@ -83,6 +101,8 @@ func (m outMsg) signalRequest(name string) *vspb.SignalRequest {
 		r.Message = &vspb.SignalRequest_NetworkChanged{NetworkChanged: &vspb.NetworkChanged{Description: m.text}}
 	case kindLeave:
 		r.Message = &vspb.SignalRequest_Leave{Leave: &vspb.Leave{}}
+	case kindMediaReport:
+		r.Message = &vspb.SignalRequest_MediaReport{MediaReport: m.media}
 	}
 	return r
 }

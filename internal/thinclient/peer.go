@@ -3,6 +3,7 @@ package thinclient
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 
@@ -19,6 +20,7 @@ func (r *run) newPeer(replace bool) error {
 			r.log.Debug("close previous peer connection", "error", err)
 		}
 	}
+	r.refreshInterfaces()
 	cfg := webrtc.Configuration{ICEServers: r.ice}
 	if r.c.cfg.RelayOnly {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
@@ -42,17 +44,30 @@ func (r *run) newPeer(replace bool) error {
 	})
 	pc.OnICEConnectionStateChange(func(webrtc.ICEConnectionState) { r.pion.push(pionEvent{pc: pc}) })
 	pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) { r.pion.push(pionEvent{pc: pc}) })
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { r.c.readTrack(tr) })
+	var id atomic.Uint32 // set below, before any track can arrive
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { r.c.readTrack(tr, id.Load()) })
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) { r.c.onSelectedPair(pc, p) })
 
 	r.pc = pc
 	r.reported = nil
-	r.c.setPC(pc)
+	id.Store(r.c.setPC(pc))
 	if replace {
 		r.c.count(func(s *Stats) { s.NewPeerConnections++ })
-		r.log.Info("new peer connection", "ice_servers", len(r.ice))
 	}
+	r.log.Info("new peer connection", "peer_connection_id", id.Load(), "ice_servers", len(r.ice))
 	return r.offer(false)
+}
+
+// refreshInterfaces re-reads the machine's interfaces before a gathering
+// (HostNetwork), so that an ICE restart or a new peer connection gathers
+// on the interfaces as they are now, watched or not.
+func (r *run) refreshInterfaces() {
+	if r.c.host == nil {
+		return
+	}
+	if err := r.c.host.refresh(); err != nil {
+		r.log.Warn("re-reading the interfaces", "error", err)
+	}
 }
 
 // offer makes an offer (an ICE-restart one when restart) on the current
@@ -60,7 +75,7 @@ func (r *run) newPeer(replace bool) error {
 // still queued are dropped.
 func (r *run) offer(restart bool) error {
 	gen := r.gen.Add(1)
-	r.out.remove(func(m outMsg) bool { return m.kind == kindCandidate && m.gen < gen })
+	r.out.removeQueued(func(m *outMsg) bool { return m.kind == kindCandidate && m.gen < gen })
 	var opts *webrtc.OfferOptions
 	if restart {
 		opts = &webrtc.OfferOptions{ICERestart: true}
@@ -75,16 +90,16 @@ func (r *run) offer(restart bool) error {
 	r.awaitingAnswer = true
 	r.remote = nil
 	if restart {
-		r.c.setPC(r.pc) // the selected pair is about to change
+		r.c.forgetPair() // the selected pair is about to change
 	}
-	r.out.push(outMsg{kind: kindOffer, text: o.SDP})
+	r.out.push(&outMsg{kind: kindOffer, text: o.SDP})
 	r.c.count(func(s *Stats) {
 		s.OffersSent++
 		if restart {
 			s.ICERestarts++
 		}
 	})
-	r.log.Info("offer queued", "ice_restart", restart, "address", r.c.net.Current())
+	r.log.Info("offer queued", "ice_restart", restart, "address", r.c.address())
 	return nil
 }
 
@@ -100,6 +115,7 @@ func (r *run) onRenegotiate(rn *vspb.Renegotiate) error {
 		if r.pc == nil {
 			return r.newPeer(true)
 		}
+		r.refreshInterfaces()
 		cfg := r.pc.GetConfiguration()
 		cfg.ICEServers = r.ice
 		if err := r.pc.SetConfiguration(cfg); err != nil {
@@ -167,7 +183,7 @@ func (r *run) onPion() {
 		}
 		if ev.cand != nil {
 			if ev.gen == r.gen.Load() {
-				r.out.push(outMsg{kind: kindCandidate, gen: ev.gen, cand: *ev.cand})
+				r.out.push(&outMsg{kind: kindCandidate, gen: ev.gen, cand: *ev.cand})
 			}
 			continue
 		}
@@ -181,6 +197,6 @@ func (r *run) onPion() {
 		r.reported = rep
 		r.c.count(func(s *Stats) { s.ICEState, s.PeerState = rep.GetIceState(), rep.GetPeerState() })
 		r.log.Info("connection state", "ice", r.pc.ICEConnectionState().String(), "peer", r.pc.ConnectionState().String())
-		r.out.push(outMsg{kind: kindStateReport, state: rep})
+		r.out.push(&outMsg{kind: kindStateReport, state: rep})
 	}
 }

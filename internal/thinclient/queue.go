@@ -2,9 +2,9 @@ package thinclient
 
 import "sync"
 
-// queue is an unbounded FIFO whose push never blocks: pion callbacks and API
-// callers hand work to a goroutine that waits on ready. Safe for concurrent
-// use.
+// queue is an unbounded FIFO whose push never blocks: pion callbacks, the
+// network watcher and API callers hand work to Run's goroutine, which
+// waits on ready. Safe for concurrent use.
 type queue[T any] struct {
 	ready chan struct{} // holds a token while items may be waiting
 
@@ -24,53 +24,11 @@ func (q *queue[T]) push(v T) bool {
 		return false
 	}
 	q.items = append(q.items, v)
-	q.signalLocked()
-	return true
-}
-
-// pushFront puts v back at the head (a send that did not happen).
-func (q *queue[T]) pushFront(v T) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return false
-	}
-	q.items = append([]T{v}, q.items...)
-	q.signalLocked()
-	return true
-}
-
-func (q *queue[T]) signalLocked() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
-}
-
-// pop removes and returns the head.
-func (q *queue[T]) pop() (T, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var zero T
-	if len(q.items) == 0 {
-		return zero, false
-	}
-	v := q.items[0]
-	q.items[0] = zero
-	q.items = q.items[1:]
-	return v, true
-}
-
-// any reports whether an item satisfies f.
-func (q *queue[T]) any(f func(T) bool) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for _, v := range q.items {
-		if f(v) {
-			return true
-		}
-	}
-	return false
+	return true
 }
 
 // drain removes and returns every item.
@@ -80,22 +38,6 @@ func (q *queue[T]) drain() []T {
 	items := q.items
 	q.items = nil
 	return items
-}
-
-// remove drops the items drop selects and returns them.
-func (q *queue[T]) remove(drop func(T) bool) []T {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var kept, gone []T
-	for _, v := range q.items {
-		if drop(v) {
-			gone = append(gone, v)
-		} else {
-			kept = append(kept, v)
-		}
-	}
-	q.items = kept
-	return gone
 }
 
 // close refuses further pushes and returns what was still queued.

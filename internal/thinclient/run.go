@@ -11,7 +11,6 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -19,43 +18,41 @@ import (
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
 
-// Stream retry policy: a stream that ends without a new event counts as a
-// failure; failures in a row back off exponentially and give up after
-// maxStreamFailures.
+// Stream retry policy: a stream that ends (or is abandoned) before it
+// joined or delivered a new event counts as a failure; failures in a row
+// back off exponentially from firstBackoff to maxBackoff and give up after
+// maxStreamFailures (about 15 s of trying).
 const (
-	maxStreamFailures = 10
+	maxStreamFailures = 20
 	firstBackoff      = 25 * time.Millisecond
-	maxBackoff        = 2 * time.Second
-	maxSignalAttempts = 8
-	// signalDrain bounds how long a run that ended lets the Signal call in
-	// flight finish (a leave whose CLOSED arrived before its reply).
-	signalDrain = 5 * time.Second
+	maxBackoff        = time.Second
 )
 
 // run is the state of one Run. Its fields are touched only by Run's
-// goroutine, except out and pion (queues) and gen (atomic), which pion
-// callbacks and senders use.
+// goroutine, except what the queues, the outbox and gen (atomic) share with
+// pion callbacks, the watcher and the senders.
 type run struct {
 	c    *Client
 	log  *slog.Logger
-	out  *queue[outMsg]    // app -> service, drained by the one sender
+	out  *outbox
 	pion *queue[pionEvent] // from pion callbacks
+	netQ *queue[netChange] // from the watcher and NetworkChanged
 	inC  chan inbound      // from the current stream's receiver
-	wg   sync.WaitGroup    // receivers and the Signal sender
+	wg   sync.WaitGroup    // receivers, senders and the watcher
 
+	conn     *conn   // the current connection, nil between a re-dial and the next open
 	st       *stream // the current stream, nil between streams
 	streams  int     // streams opened so far
-	failures int     // streams in a row that ended without a new event
+	failures int     // streams in a row that ended without progress
 	retryT   *time.Timer
 	retryC   <-chan time.Time // non-nil while backing off
 	catchUp  bool             // the next stream is a WatchSession catch-up
 	goAway   bool             // reopen the stream after this message
+	redial   string           // re-dial after this message, for this reason
+	changes  []netChange      // network changes to report once the re-dial closed the old stream
 
-	signalJoined bool               // Signal mode: the app is attached
-	attachSeen   bool               // Signal mode: our APP_ATTACHED arrived
-	signalStop   chan struct{}      // closed: the Signal sender stops after its call in flight
-	signalCancel context.CancelFunc // cancels the Signal sender's call in flight
-	signalDone   chan struct{}      // closed when the Signal sender has returned
+	signalJoined bool // Signal mode: the app is attached
+	attachSeen   bool // Signal mode: our APP_ATTACHED arrived
 
 	pc             *webrtc.PeerConnection
 	gen            atomic.Uint64 // offer generation, for candidates
@@ -67,18 +64,44 @@ type run struct {
 	terminal       *vspb.SessionEvent
 }
 
-// stream is one Connect or WatchSession stream.
+// stream is one Connect stream, or one WatchSession stream plus (Signal
+// mode) the Signal sender that goes with it. Both use one connection.
 type stream struct {
+	id     uint64 // 1, 2, ... per run; the outbox's send marks
 	watch  bool
 	after  uint64 // the resume point it was opened with
+	conn   *conn
+	opened time.Time
 	cancel context.CancelFunc
-	joined chan struct{} // Connect: closed when `joined` arrived; the sender starts
-	done   chan struct{} // closed when the receiver has ended; err says why
-	err    error
+	joined chan struct{} // closed when the app is attached: the sender starts
+	done   chan struct{} // closed when the receiver has ended
 	sender sync.WaitGroup
 
-	gotJoined  bool // Run's goroutine only
-	progressed bool // a new event arrived on it (Run's goroutine only)
+	// mu guards err.
+	mu  sync.Mutex
+	err error // why it ended: the first failure of the receiver or sender
+
+	// Run's goroutine only:
+	up         bool // joined is closed
+	gotJoined  bool // Connect: `joined` arrived
+	received   bool // anything arrived on it
+	progressed bool // a new event arrived on it
+}
+
+// fail ends the stream because of err (the first reason wins).
+func (s *stream) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+	s.cancel()
+}
+
+func (s *stream) error() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // inbound is one message from a stream.
@@ -100,17 +123,20 @@ type pionEvent struct {
 // (Signal), builds the peer connection with the session's ICE servers (a
 // receive-only video transceiver), sends the offer, trickles candidates,
 // applies the answer and the camera's candidates, reports ICE and
-// peer-connection state changes, follows renegotiate (ICE_RESTART: an
-// ICE-restart offer on the same peer connection; NEW_PEER_CONNECTION: a new
-// one with the given ICE servers) and going-away, and resumes a dropped
-// stream after the last sequence it saw.
+// peer-connection state changes and its media counters, follows
+// renegotiate (ICE_RESTART: an ICE-restart offer on the same peer
+// connection; NEW_PEER_CONNECTION: a new one with the given ICE servers)
+// and going-away, resumes a dropped stream after the last sequence it saw,
+// and re-dials when the service stops acknowledging or the network changes
+// (see the package doc).
 //
 // It returns nil when the session ends CLOSED, a *FailedError (matching
 // ErrSessionFailed, carrying the failure's gRPC status) when it ends
 // FAILED, ctx.Err() when ctx ends first (no leave is sent: call Leave for
 // that), or the error that stopped it (e.g. the session does not exist, or
 // the stream kept failing). Before returning it stops every goroutine it
-// started and closes the peer connection. Run may be called once.
+// started, closes the connections it dialed and the peer connection. Run
+// may be called once.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.runs.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -118,17 +144,21 @@ func (c *Client) Run(ctx context.Context) error {
 	r := &run{
 		c:    c,
 		log:  c.log,
-		out:  newQueue[outMsg](),
+		out:  c.out,
 		pion: newQueue[pionEvent](),
+		netQ: newQueue[netChange](),
 		inC:  make(chan inbound),
 		ice:  iceServersFromProto(c.cfg.IceServers),
 	}
+	c.out.start()
 	c.mu.Lock()
-	c.out = r.out
+	c.netQ = r.netQ
 	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
+	if c.host != nil && !c.cfg.NoNetworkWatch {
+		r.wg.Go(func() { r.watchNetwork(ctx) })
+	}
 	err := r.loop(ctx)
-	r.stopSender()
 	cancel()
 	r.shutdown()
 	if err != nil {
@@ -140,12 +170,18 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 func (r *run) loop(ctx context.Context) error {
+	media := time.NewTicker(r.c.cfg.MediaInterval)
+	defer media.Stop()
+	check := time.NewTicker(min(max(r.c.cfg.AckTimeout/10, 10*time.Millisecond), 250*time.Millisecond))
+	defer check.Stop()
 	for {
 		if r.st == nil && r.retryC == nil {
 			if r.terminal != nil {
 				return r.result(nil)
 			}
-			r.open(ctx)
+			if err := r.open(ctx); err != nil {
+				return err
+			}
 		}
 		var done <-chan struct{}
 		if r.st != nil {
@@ -163,8 +199,16 @@ func (r *run) loop(ctx context.Context) error {
 			}
 		case <-r.pion.ready:
 			r.onPion()
+		case <-r.netQ.ready:
+			r.onNetworkChanges()
 		case <-r.retryC:
 			r.retryC = nil
+		case <-media.C:
+			if r.st != nil && r.st.up {
+				r.out.push(&outMsg{kind: kindMediaReport, media: r.c.mediaReport()})
+			}
+		case now := <-check.C:
+			r.checkAcks(now)
 		case <-done:
 			st := r.st
 			r.closeStream()
@@ -176,6 +220,12 @@ func (r *run) loop(ctx context.Context) error {
 			r.goAway = false
 			r.log.Info("going away: reopening the stream", "after", r.c.lastSequence())
 			r.closeStream()
+		}
+		if reason := r.redial; reason != "" {
+			r.redial = ""
+			if err := r.redialNow(reason); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -189,17 +239,30 @@ func (r *run) result(streamErr error) error {
 	return nil
 }
 
-// open starts a stream: Connect (join after the last sequence), or
-// WatchSession after the last sequence in Signal mode and for a catch-up.
-func (r *run) open(ctx context.Context) {
+// open starts a stream on the current connection (dialing one first if
+// there is none): Connect (join after the last sequence), or WatchSession
+// after the last sequence in Signal mode and for a catch-up. A failed dial
+// counts as a failed stream.
+func (r *run) open(ctx context.Context) error {
+	if r.conn == nil {
+		cn, err := r.dial(ctx)
+		if err != nil {
+			r.log.Warn("dial failed", "error", err)
+			return r.backoff(err)
+		}
+		r.conn = cn
+	}
 	r.streams++
 	if r.streams > 1 {
 		r.c.count(func(s *Stats) { s.Resumes++ })
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	st := &stream{
+		id:     uint64(r.streams),
 		watch:  r.c.cfg.Mode == ModeSignal || r.catchUp,
 		after:  r.c.lastSequence(),
+		conn:   r.conn,
+		opened: time.Now(),
 		cancel: cancel,
 		joined: make(chan struct{}),
 		done:   make(chan struct{}),
@@ -207,10 +270,31 @@ func (r *run) open(ctx context.Context) {
 	r.catchUp = false
 	r.st = st
 	r.c.mu.Lock()
-	r.c.dropCur = cancel
+	r.c.dropCur = func() {
+		st.fail(errDropped)
+	}
 	r.c.mu.Unlock()
 	r.log.Debug("opening stream", "watch", st.watch, "after", st.after)
 	r.wg.Go(func() { r.receive(sctx, st) })
+	if st.watch && r.c.cfg.Mode == ModeSignal {
+		st.sender.Go(func() { r.sendSignal(sctx, st) })
+		if r.signalJoined {
+			r.attached(st)
+		}
+	}
+	return nil
+}
+
+// errDropped ends a stream that DropStream dropped.
+var errDropped = status.Error(codes.Canceled, "thinclient: stream dropped (test hook)")
+
+// attached marks the stream as carrying the attached app: its sender
+// starts and media reports flow.
+func (r *run) attached(st *stream) {
+	if !st.up {
+		st.up = true
+		close(st.joined)
+	}
 }
 
 // closeStream ends the current stream and waits for its goroutines.
@@ -228,20 +312,37 @@ func (r *run) closeStream() {
 	r.c.mu.Unlock()
 }
 
+// backoff schedules the next open after a failure (err), or gives up.
+func (r *run) backoff(err error) error {
+	r.failures++
+	if r.failures > maxStreamFailures {
+		return fmt.Errorf("thinclient: stream failed %d times in a row: %w", r.failures, err)
+	}
+	d := min(firstBackoff<<(r.failures-1), maxBackoff)
+	if r.retryT == nil {
+		r.retryT = time.NewTimer(d)
+	} else {
+		r.retryT.Reset(d)
+	}
+	r.retryC = r.retryT.C
+	return nil
+}
+
 // onStreamEnd decides what follows a stream that ended: Run's result, an
-// error, or a resume (possibly after a backoff). A stream refused before it
-// delivered anything (no such session, bad token) stops Run; one that ends
-// later is resumed, whatever its status: on Connect that includes an app
-// message the service refused, which ends the stream with the message's
-// error.
+// error, or a resume (possibly after a backoff, possibly on a fresh
+// connection). A stream refused before it delivered anything (no such
+// session, bad token) stops Run; one that ends later is resumed, whatever
+// its status: on Connect that includes an app message the service refused,
+// which ends the stream with the message's error. A stream that broke the
+// way a dead connection does is resumed on a new one.
 func (r *run) onStreamEnd(ctx context.Context, st *stream) (bool, error) {
 	if r.terminal != nil {
-		return true, r.result(st.err)
+		return true, r.result(st.error())
 	}
 	if err := ctx.Err(); err != nil {
 		return true, err
 	}
-	err := st.err
+	err := st.error()
 	code := status.Code(err)
 	opened := st.gotJoined || st.progressed
 	r.log.Info("stream ended", "watch", st.watch, "opened", opened, "code", code.String(), "error", err)
@@ -257,22 +358,104 @@ func (r *run) onStreamEnd(ctx context.Context, st *stream) (bool, error) {
 			}
 		}
 	}
+	if err != errDropped && brokenConn(code) { //nolint:errorlint // the sentinel itself
+		r.abandonConn(RedialStreamError)
+	}
 	if st.progressed {
 		r.failures = 0
 		return false, nil
 	}
-	r.failures++
-	if r.failures > maxStreamFailures {
-		return true, fmt.Errorf("thinclient: stream failed %d times in a row: %w", r.failures, err)
+	if err == nil {
+		err = errors.New("stream ended")
 	}
-	d := min(firstBackoff<<(r.failures-1), maxBackoff)
-	if r.retryT == nil {
-		r.retryT = time.NewTimer(d)
-	} else {
-		r.retryT.Reset(d)
+	return false, r.backoff(err)
+}
+
+// brokenConn reports whether a stream that ended with code suggests a
+// broken connection rather than the service's refusal.
+func brokenConn(code codes.Code) bool {
+	switch code {
+	case codes.Unavailable, codes.Unknown, codes.Canceled, codes.DeadlineExceeded, codes.Internal:
+		return true
 	}
-	r.retryC = r.retryT.C
-	return false, nil
+	return false
+}
+
+// checkAcks re-dials when the service has not answered in time: a join
+// (or, on WatchSession, anything) within AckTimeout of opening, or a
+// sequenced message within AckTimeout of sending it.
+func (r *run) checkAcks(now time.Time) {
+	st := r.st
+	if st == nil || r.redial != "" {
+		return
+	}
+	limit := r.c.cfg.AckTimeout
+	switch {
+	case !st.received && now.Sub(st.opened) > limit:
+		r.log.Warn("no answer to the join: re-dialing", "after", now.Sub(st.opened))
+	case !st.up:
+		return
+	default:
+		sent := r.out.oldestSent(st.id)
+		if sent.IsZero() || now.Sub(sent) <= limit {
+			return
+		}
+		r.log.Warn("no ack: re-dialing", "waited", now.Sub(sent))
+	}
+	r.redial = RedialAckTimeout
+}
+
+// redialNow abandons the stream and the connection and opens a new
+// stream on a fresh one: at once after a network change or when the
+// stream had worked, after a backoff when it never had. The network
+// changes waiting are queued only now, so that they go out on the new
+// connection, not into the old one.
+func (r *run) redialNow(reason string) error {
+	st := r.st
+	worked := st != nil && (st.gotJoined || st.progressed)
+	r.closeStream()
+	r.abandonConn(reason)
+	for _, ch := range r.changes {
+		r.out.push(&outMsg{kind: kindNetworkChanged, text: ch.description, done: ch.done})
+	}
+	r.changes = nil
+	if worked || reason == RedialNetworkChange {
+		r.failures = 0
+		r.retryC = nil
+		return nil
+	}
+	return r.backoff(errors.New(reason))
+}
+
+// onNetworkChanges handles the network changes queued: the client
+// re-dials once, and each becomes a sequenced network_changed message on
+// the new connection.
+func (r *run) onNetworkChanges() {
+	chs := r.netQ.drain()
+	if len(chs) == 0 {
+		return
+	}
+	for _, ch := range chs {
+		r.log.Info("network changed", "description", ch.description)
+		r.c.count(func(s *Stats) { s.NetworkChanges++ })
+		if f := r.c.cfg.OnNetworkChange; f != nil {
+			f(ch.description)
+		}
+	}
+	r.changes = append(r.changes, chs...)
+	r.redial = RedialNetworkChange
+}
+
+// watchNetwork runs the network watcher until ctx ends.
+func (r *run) watchNetwork(ctx context.Context) {
+	c := r.c
+	pollNetwork(ctx, c.cfg.netSource, c.cfg.pollEvery, c.inUse,
+		func() {
+			if err := c.host.refresh(); err != nil {
+				r.log.Warn("re-reading the interfaces", "error", err)
+			}
+		},
+		func(why string) { r.netQ.push(netChange{description: why}) })
 }
 
 // errorReason returns the google.rpc.ErrorInfo reason of a status error.
@@ -289,172 +472,9 @@ func errorReason(err error) string {
 	return ""
 }
 
-// receive runs one stream: it opens it, starts the Connect sender, and
-// hands every message to Run's goroutine until the stream ends.
-func (r *run) receive(ctx context.Context, st *stream) {
-	defer close(st.done)
-	actx := r.c.auth(ctx)
-	if st.watch {
-		ws, err := r.c.rpc.WatchSession(actx, &vspb.WatchSessionRequest{Name: r.c.cfg.Session, AfterSequence: st.after})
-		if err != nil {
-			st.err = err
-			return
-		}
-		for {
-			m, err := ws.Recv()
-			if err != nil {
-				st.err = err
-				return
-			}
-			if !r.post(ctx, inbound{s: st, event: m.GetEvent()}) {
-				st.err = ctx.Err()
-				return
-			}
-		}
-	}
-	cs, err := r.c.rpc.Connect(actx)
-	if err != nil {
-		st.err = err
-		return
-	}
-	st.sender.Go(func() { r.sendConnect(ctx, cs, st) })
-	for {
-		m, err := cs.Recv()
-		if err != nil {
-			st.err = err
-			return
-		}
-		if !r.post(ctx, inbound{s: st, connect: m}) {
-			st.err = ctx.Err()
-			return
-		}
-	}
-}
-
-func (r *run) post(ctx context.Context, in inbound) bool {
-	select {
-	case r.inC <- in:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// sendConnect is the one goroutine that sends on a Connect stream: the
-// join, then, once joined, the outbox in order. A message whose send fails
-// goes back to the head of the outbox for the next stream.
-func (r *run) sendConnect(ctx context.Context, cs grpc.BidiStreamingClient[vspb.ConnectRequest, vspb.ConnectResponse], st *stream) {
-	join := &vspb.ConnectRequest{Message: &vspb.ConnectRequest_Join{Join: &vspb.Join{Name: r.c.cfg.Session, AfterSequence: st.after}}}
-	if err := cs.Send(join); err != nil {
-		return
-	}
-	select {
-	case <-st.joined:
-	case <-ctx.Done():
-		return
-	}
-	for {
-		for {
-			m, ok := r.out.pop()
-			if !ok {
-				break
-			}
-			if err := cs.Send(m.connectRequest()); err != nil {
-				if !r.out.pushFront(m) {
-					m.finish(ErrStopped)
-				}
-				return
-			}
-			r.log.Debug("sent", "message", m.kind.String())
-			m.finish(nil)
-		}
-		select {
-		case <-r.out.ready:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// sendSignal is the one goroutine that sends app messages in Signal mode:
-// one Signal call each, in order. Transient failures are retried; a message
-// the service refuses is dropped (and its error reported to whoever waits
-// for it).
-func (r *run) sendSignal(ctx context.Context, stop <-chan struct{}) {
-	var t *time.Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	attempts := 0
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		m, ok := r.out.pop()
-		if !ok {
-			select {
-			case <-r.out.ready:
-				continue
-			case <-ctx.Done():
-				return
-			case <-stop:
-				return
-			}
-		}
-		_, err := r.c.rpc.Signal(r.c.auth(ctx), m.signalRequest(r.c.cfg.Session))
-		if err == nil {
-			attempts = 0
-			r.log.Debug("sent", "message", m.kind.String())
-			m.finish(nil)
-			continue
-		}
-		if ctx.Err() != nil {
-			if !r.out.pushFront(m) {
-				m.finish(ErrStopped)
-			}
-			return
-		}
-		attempts++
-		if retryable(err) && attempts < maxSignalAttempts {
-			if !r.out.pushFront(m) {
-				m.finish(ErrStopped)
-				return
-			}
-			d := min(firstBackoff<<(attempts-1), maxBackoff)
-			if t == nil {
-				t = time.NewTimer(d)
-			} else {
-				t.Reset(d)
-			}
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return
-			case <-stop:
-				return
-			}
-			continue
-		}
-		attempts = 0
-		r.log.Warn("service refused a message", "message", m.kind.String(), "code", status.Code(err).String(), "error", err)
-		m.finish(err)
-	}
-}
-
-func retryable(err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded, codes.Canceled:
-		return true
-	}
-	return false
-}
-
 // onInbound handles one message of the current stream.
 func (r *run) onInbound(ctx context.Context, in inbound) error {
+	in.s.received = true
 	if in.event != nil {
 		return r.onEvent(ctx, in.s, in.event)
 	}
@@ -463,6 +483,8 @@ func (r *run) onInbound(ctx context.Context, in inbound) error {
 		return r.onJoined(in.s, m.Joined)
 	case *vspb.ConnectResponse_Event:
 		return r.onEvent(ctx, in.s, m.Event)
+	case *vspb.ConnectResponse_Ack:
+		r.out.ack(m.Ack.GetAppSequence())
 	case *vspb.ConnectResponse_Answer:
 		r.expect = "answer"
 	case *vspb.ConnectResponse_Candidate:
@@ -492,29 +514,23 @@ func detailName(e *vspb.SessionEvent) string {
 	return ""
 }
 
+// onJoined takes the join reply: what the service has acknowledged (the
+// sender then resends everything above it, with the same numbers), and
+// fresh ICE servers.
 func (r *run) onJoined(st *stream, j *vspb.Joined) error {
 	if st.gotJoined {
 		return nil
 	}
 	st.gotJoined = true
 	sess := j.GetSession()
-	r.log.Info("joined", "state", sess.GetState().String(), "last_sequence", sess.GetLastSequence(), "after", st.after)
+	r.out.ack(j.GetAckedAppSequence())
+	last, acked, pending := r.out.sequences()
+	r.log.Info("joined", "state", sess.GetState().String(), "last_sequence", sess.GetLastSequence(), "after", st.after,
+		"acked_app_sequence", acked, "app_sequence", last, "pending", pending)
 	if s := sess.GetIceServers(); len(s) > 0 {
 		r.ice = iceServersFromProto(s)
 	}
-	// An offer handed to a stream that then dropped may never have reached
-	// the service: a session still awaiting an offer says so. (The outbox
-	// is checked before the sender starts, so an offer still queued is not
-	// sent twice.)
-	if r.pc != nil && r.awaitingAnswer && sess.GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER &&
-		!r.out.any(func(m outMsg) bool { return m.kind == kindOffer }) {
-		if ld := r.pc.LocalDescription(); ld != nil {
-			r.log.Info("re-sending the offer lost with the previous stream")
-			r.out.push(outMsg{kind: kindOffer, text: ld.SDP})
-			r.c.count(func(s *Stats) { s.OffersSent++ })
-		}
-	}
-	close(st.joined)
+	r.attached(st)
 	if r.pc == nil {
 		return r.newPeer(false)
 	}
@@ -524,6 +540,7 @@ func (r *run) onJoined(st *stream, j *vspb.Joined) error {
 // onEvent handles one timeline event: record it (dropping duplicates), then
 // act on it.
 func (r *run) onEvent(ctx context.Context, st *stream, e *vspb.SessionEvent) error {
+	r.out.ack(e.GetAckedAppSequence())
 	if want := r.expect; want != "" {
 		r.expect = ""
 		if got := detailName(e); got != want {
@@ -567,7 +584,7 @@ func (r *run) onEvent(ctx context.Context, st *stream, e *vspb.SessionEvent) err
 // APP_ATTACHED event has arrived and the session has left PENDING (the
 // attach's ICE refresh, if any, comes before that state change). Then the
 // Signal sender starts and the first offer is made.
-func (r *run) detectSignalJoin(ctx context.Context, st *stream, e *vspb.SessionEvent) error {
+func (r *run) detectSignalJoin(_ context.Context, st *stream, e *vspb.SessionEvent) error {
 	if e.GetType() == vspb.EventType_EVENT_TYPE_APP_ATTACHED && e.GetSequence() > st.after {
 		r.attachSeen = true
 	}
@@ -577,51 +594,34 @@ func (r *run) detectSignalJoin(ctx context.Context, st *stream, e *vspb.SessionE
 	}
 	r.signalJoined = true
 	r.log.Info("attached", "state", e.GetState().String())
-	// The sender lives until Run ends, across WatchSession resumes.
-	ctx, cancel := context.WithCancel(ctx)
-	stop, done := make(chan struct{}), make(chan struct{})
-	r.signalStop, r.signalCancel, r.signalDone = stop, cancel, done
-	r.wg.Go(func() {
-		defer close(done)
-		r.sendSignal(ctx, stop)
-	})
+	r.attached(st)
 	if r.pc == nil {
 		return r.newPeer(false)
 	}
 	return nil
 }
 
-// stopSender stops the Signal sender, letting its call in flight finish
-// (for at most signalDrain) so that a message the service took is reported
-// as delivered. Messages still queued stay for shutdown to fail.
-func (r *run) stopSender() {
-	if r.signalStop == nil {
-		return
-	}
-	close(r.signalStop)
-	t := time.NewTimer(signalDrain)
-	defer t.Stop()
-	select {
-	case <-r.signalDone:
-	case <-t.C:
-	}
-	r.signalCancel()
-	<-r.signalDone
-}
-
-// shutdown stops everything Run started and closes the peer connection.
+// shutdown stops everything Run started, closes the connection it dialed
+// and the peer connection, and tells whoever waits on a message that it
+// will not be sent (a leave counts as delivered once the session is
+// CLOSED: that is what it asked for).
 func (r *run) shutdown() {
 	r.closeStream()
+	r.dropConn()
 	if r.retryT != nil {
 		r.retryT.Stop()
 	}
 	r.wg.Wait()
-	for _, m := range r.out.close() {
-		m.finish(ErrStopped)
+	closed := r.terminal.GetType() == vspb.EventType_EVENT_TYPE_CLOSED
+	r.out.stop(func(m *outMsg) bool { return closed && m.kind == kindLeave })
+	for _, ch := range append(r.changes, r.netQ.close()...) {
+		if ch.done != nil {
+			ch.done <- ErrStopped
+		}
 	}
 	c := r.c
 	c.mu.Lock()
-	c.out = nil
+	c.netQ = nil
 	c.noRead = true
 	c.dropCur = nil
 	c.mu.Unlock()
@@ -630,6 +630,7 @@ func (r *run) shutdown() {
 			r.log.Debug("close peer connection", "error", err)
 		}
 		r.pc = nil
+		c.setPC(nil)
 	}
 	c.reader.Wait()
 	c.mu.Lock()

@@ -135,9 +135,18 @@ func TestRunFollowsTheService(t *testing.T) {
 			if st.SequenceGaps != 0 || st.DuplicateEvents == 0 {
 				t.Errorf("gaps, duplicates = %d, %d; want 0 and some (the fake replays with overlap)", st.SequenceGaps, st.DuplicateEvents)
 			}
-			if st.OffersSent != 2 || st.ICERestarts != 1 || st.NewPeerConnections != 0 || st.Resumes != 2 {
-				t.Errorf("offers, ICE restarts, new PCs, resumes = %d, %d, %d, %d; want 2, 1, 0, 2",
-					st.OffersSent, st.ICERestarts, st.NewPeerConnections, st.Resumes)
+			// Resumes: going-away, the dropped stream, and the re-dial the
+			// network change causes.
+			if st.OffersSent != 2 || st.ICERestarts != 1 || st.NewPeerConnections != 0 || st.Resumes != 3 || st.Redials != 1 || st.NetworkChanges != 1 {
+				t.Errorf("offers, ICE restarts, new PCs, resumes, redials, network changes = %d, %d, %d, %d, %d, %d; want 2, 1, 0, 3, 1, 1",
+					st.OffersSent, st.ICERestarts, st.NewPeerConnections, st.Resumes, st.Redials, st.NetworkChanges)
+			}
+			f.mu.Lock()
+			unsequenced := f.unsequenced
+			f.mu.Unlock()
+			if unsequenced != 0 || st.AckedAppSequence == 0 || f.ackedSeq() < st.AckedAppSequence {
+				t.Errorf("%d messages without app_sequence; acked %d (service: %d); want every message numbered and acknowledged",
+					unsequenced, st.AckedAppSequence, f.ackedSeq())
 			}
 			evs := c.Events()
 			for i, e := range evs {
@@ -330,8 +339,10 @@ func TestRefusedMessageDoesNotStopRun(t *testing.T) {
 				if err != nil {
 					t.Errorf("NetworkChanged in Connect mode = %v, want nil (handed to the stream)", err)
 				}
+				// Resumes: the re-dial the network change causes, then the
+				// stream the refusal ended.
 				waitFor(ctx, t, c, "the attach after the refused message", func(e *vspb.SessionEvent) bool {
-					return e.GetType() == vspb.EventType_EVENT_TYPE_APP_ATTACHED && c.Stats().Resumes == 1
+					return e.GetType() == vspb.EventType_EVENT_TYPE_APP_ATTACHED && c.Stats().Resumes == 2
 				})
 			}
 			if err := c.Leave(ctx); err != nil {
