@@ -63,7 +63,7 @@ const commands = {
   async launch({ args }) {
     args ??= [];
     browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...baseArgs, ...args] });
-    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1360, height: 900 } });
     await context.exposeFunction("report", (pageId, data) => out({ event: "page", page: pageId, data }));
     return { version: browser.version() };
   },
@@ -83,7 +83,7 @@ const commands = {
     return await pages.get(id).evaluate(expr);
   },
   async screenshot({ page: id, path }) {
-    await pages.get(id).screenshot({ path });
+    await pages.get(id).screenshot({ path, fullPage: true });
     return {};
   },
   async close({ page: id }) {
