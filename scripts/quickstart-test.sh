@@ -194,7 +194,7 @@ nonzero() { # nonzero METRIC-REGEX: some series of it has a value > 0
 }
 for m in vss_sessions_ended_total vss_session_failures_total vss_signaling_attempts_total \
   vss_answer_latency_seconds_count vss_answer_timeouts_total vss_retries_total \
-  vss_recoveries_total vss_recovery_duration_seconds_count vss_client_id_acquire_seconds_count \
+  vss_recovery_steps_total vss_outage_seconds_count vss_first_video_seconds_count vss_client_id_acquire_seconds_count \
   vss_client_id_collisions_total vss_kvs_calls_total grpc_server_handled_total; do
   check "/metrics has $m > 0" nonzero "$m"
 done

@@ -139,12 +139,22 @@ type SessionDefaults struct {
 	MaxAttempts int
 	// ResumeGrace: how long a session outlives its app's stream. Default 30s.
 	ResumeGrace time.Duration
-	// ICERestartTimeout: wait for the answer to an ICE-restart offer.
+	// ICERestartTimeout: the recovery ladder's ICE-restart step, from the
+	// renegotiate to video flowing again.
 	// Default 5s.
 	ICERestartTimeout time.Duration
 	// DisconnectedGrace: how long ICE may stay disconnected before recovery.
 	// Default 5s.
 	DisconnectedGrace time.Duration
+	// NewPeerConnectionTimeout: the ladder's new-peer-connection step (and
+	// the wait for video after a new clientId's answer). Default 2s.
+	NewPeerConnectionTimeout time.Duration
+	// MediaStallTimeout: how long video may stand still on a connected peer
+	// connection before it is an outage. Default 4s.
+	MediaStallTimeout time.Duration
+	// RecoveryHintTTL: how long the step that worked for a channel's camera
+	// is remembered (shared by replicas through the store). Default 24h.
+	RecoveryHintTTL time.Duration
 	// MaxLifetime of a session. Default 12h.
 	MaxLifetime time.Duration
 	// MaxPerChannel is the live-session limit per channel (KVS allows 10
@@ -179,15 +189,18 @@ func DefaultConfig() Config {
 		HTTPIdleTimeout:      60 * time.Second,
 		MaxConcurrentStreams: 100,
 		Session: SessionDefaults{
-			AnswerTimeout:     30 * time.Second,
-			RetryDelay:        6 * time.Second,
-			MaxAttempts:       2,
-			ResumeGrace:       30 * time.Second,
-			ICERestartTimeout: 5 * time.Second,
-			DisconnectedGrace: 5 * time.Second,
-			MaxLifetime:       12 * time.Hour,
-			MaxPerChannel:     10,
-			ClientIDCooldown:  60 * time.Second,
+			AnswerTimeout:            30 * time.Second,
+			RetryDelay:               6 * time.Second,
+			MaxAttempts:              2,
+			ResumeGrace:              30 * time.Second,
+			ICERestartTimeout:        1500 * time.Millisecond,
+			DisconnectedGrace:        5 * time.Second,
+			NewPeerConnectionTimeout: 2 * time.Second,
+			MediaStallTimeout:        4 * time.Second,
+			RecoveryHintTTL:          24 * time.Hour,
+			MaxLifetime:              12 * time.Hour,
+			MaxPerChannel:            10,
+			ClientIDCooldown:         60 * time.Second,
 		},
 	}
 }
@@ -221,8 +234,11 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.Session.RetryDelay, "retry-delay", c.Session.RetryDelay, "default wait before retrying with a fresh clientId")
 	fs.IntVar(&c.Session.MaxAttempts, "max-attempts", c.Session.MaxAttempts, "default signaling attempts per offer")
 	fs.DurationVar(&c.Session.ResumeGrace, "resume-grace", c.Session.ResumeGrace, "default time a session outlives its app's stream")
-	fs.DurationVar(&c.Session.ICERestartTimeout, "ice-restart-timeout", c.Session.ICERestartTimeout, "default wait for an ICE-restart answer")
+	fs.DurationVar(&c.Session.ICERestartTimeout, "ice-restart-timeout", c.Session.ICERestartTimeout, "default time the recovery ladder's ICE-restart step has to bring video back")
 	fs.DurationVar(&c.Session.DisconnectedGrace, "disconnected-grace", c.Session.DisconnectedGrace, "default time ICE may stay disconnected")
+	fs.DurationVar(&c.Session.NewPeerConnectionTimeout, "new-peer-connection-timeout", c.Session.NewPeerConnectionTimeout, "default time the ladder's new-peer-connection step has to bring video back")
+	fs.DurationVar(&c.Session.MediaStallTimeout, "media-stall-timeout", c.Session.MediaStallTimeout, "default time video may stand still while connected before it is an outage")
+	fs.DurationVar(&c.Session.RecoveryHintTTL, "recovery-hint-ttl", c.Session.RecoveryHintTTL, "how long the recovery step that worked for a channel is remembered")
 	fs.DurationVar(&c.Session.MaxLifetime, "max-lifetime", c.Session.MaxLifetime, "default maximum session lifetime")
 	fs.IntVar(&c.Session.MaxPerChannel, "max-sessions-per-channel", c.Session.MaxPerChannel, "live sessions allowed per channel")
 	fs.DurationVar(&c.Session.ClientIDCooldown, "client-id-cooldown", c.Session.ClientIDCooldown, "minimum clientId reuse cooldown")
@@ -382,6 +398,9 @@ func (c Config) Validate() error {
 		{"resume-grace", c.Session.ResumeGrace},
 		{"ice-restart-timeout", c.Session.ICERestartTimeout},
 		{"disconnected-grace", c.Session.DisconnectedGrace},
+		{"new-peer-connection-timeout", c.Session.NewPeerConnectionTimeout},
+		{"media-stall-timeout", c.Session.MediaStallTimeout},
+		{"recovery-hint-ttl", c.Session.RecoveryHintTTL},
 		{"max-lifetime", c.Session.MaxLifetime},
 		{"client-id-cooldown", c.Session.ClientIDCooldown},
 		{"keepalive-min-time", c.KeepaliveMinTime},

@@ -186,17 +186,20 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 	mcfg := sessionmgr.DefaultConfig()
 	mcfg.MaxPerChannel = cfg.Session.MaxPerChannel
 	mcfg.Defaults = sessionmgr.Options{
-		AnswerTimeout:     cfg.Session.AnswerTimeout,
-		RetryDelay:        cfg.Session.RetryDelay,
-		MaxAttempts:       cfg.Session.MaxAttempts,
-		Recovery:          sessionmgr.RecoveryAuto,
-		ResumeGrace:       cfg.Session.ResumeGrace,
-		ICERestartTimeout: cfg.Session.ICERestartTimeout,
-		DisconnectedGrace: cfg.Session.DisconnectedGrace,
-		MaxLifetime:       cfg.Session.MaxLifetime,
+		AnswerTimeout:            cfg.Session.AnswerTimeout,
+		RetryDelay:               cfg.Session.RetryDelay,
+		MaxAttempts:              cfg.Session.MaxAttempts,
+		Recovery:                 sessionmgr.RecoveryAuto,
+		ResumeGrace:              cfg.Session.ResumeGrace,
+		ICERestartTimeout:        cfg.Session.ICERestartTimeout,
+		DisconnectedGrace:        cfg.Session.DisconnectedGrace,
+		NewPeerConnectionTimeout: cfg.Session.NewPeerConnectionTimeout,
+		MediaStallTimeout:        cfg.Session.MediaStallTimeout,
+		MaxLifetime:              cfg.Session.MaxLifetime,
 	}
 	mcfg.MinTimer = min(mcfg.MinTimer, cfg.Session.AnswerTimeout, cfg.Session.ResumeGrace,
 		cfg.Session.ICERestartTimeout, cfg.Session.DisconnectedGrace)
+	mcfg.RecoveryHintTTL = cfg.Session.RecoveryHintTTL
 	mcfg.ReplicaID = cfg.ReplicaID
 	if mcfg.ReplicaID == "" {
 		host, _ := os.Hostname()
