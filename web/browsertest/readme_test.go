@@ -31,7 +31,7 @@ func TestREADMEViewerPage(t *testing.T) {
 	}
 	for old, repl := range map[string]string{
 		`fetch("/my-backend/session", { method: "POST" })`: `fetch("` + webURL + `/dev/session", { method: "POST", body: '{"viewer_id":"readme"}' })`,
-		`"https://vs.example.com"`:                        `"` + webURL + `"`,
+		`"https://vs.example.com"`:                         `"` + webURL + `"`,
 	} {
 		if !strings.Contains(page, old) {
 			t.Fatalf("the README's viewer page no longer contains %s: update this test with it", old)
