@@ -440,7 +440,8 @@ func offersDelivered(emu *kvsemu.Emulator, arn, clientID string) int {
 // TestEmuViewerSession is acceptance point 4: a viewer signals through the
 // client, the camera answers and a pion peer receives its video; GO_AWAY
 // reconnects the socket and a later ICE-restart offer still reaches the
-// camera (and, with a js-sample camera, is answered and media flows again);
+// camera (and, with a restart-capable camera, the only kind that
+// renegotiates on the same connection, is answered and media flows again);
 // RECONNECT_ICE_SERVER reports fresh ICE servers; a dropped socket comes back.
 func TestEmuViewerSession(t *testing.T) {
 	emu, c := startEmu(t)
@@ -448,7 +449,7 @@ func TestEmuViewerSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := emu.StartCamera(arn, camera.JSSample); err != nil {
+	if err := emu.StartCamera(arn, camera.RestartCapable); err != nil {
 		t.Fatal(err)
 	}
 	ch, err := c.ResolveChannel(t.Context(), ChannelRef{Name: "garage"})
