@@ -191,3 +191,22 @@ test("a network change re-dials and tells the service at once", async () => {
   assert.match(m.message.value.description, /online/);
   assert.equal(s.counters.networkChanges, 1);
 });
+
+test("the library reports an outage when decoded frames stop, and the recovery when they grow again", async () => {
+  const svc = new FakeService();
+  const s = newSession(svc, { stallMs: 300 });
+  const next = <K extends "firstframe" | "outage" | "recovered">(k: K) => new Promise<unknown>((r) => s.on(k, r));
+  const first = next("firstframe");
+  void s.start();
+  await join(svc);
+  const pc = FakePeer.created[0]!;
+  pc.frames = 5;
+  await first;
+  const outage = next("outage");
+  await outage; // frames stand still past stallMs
+  const recovered = next("recovered") as Promise<{ outageMs: number; step: string }>;
+  pc.frames = 6;
+  const r = await recovered;
+  assert.ok(r.outageMs >= 300, `outage ${r.outageMs} ms: want at least the stall`);
+  assert.equal(r.step, "", "healed without a step of the service");
+});
