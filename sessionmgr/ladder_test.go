@@ -255,7 +255,9 @@ func TestLadder(t *testing.T) {
 				changed := time.Now()
 				desc := "wifi->lte"
 				a.mustSend(sessionmgr.AppMessage{NetworkChanged: &desc})
-				a.run(10 * time.Second)
+				// Long enough for the last step's wait for video after its
+				// answer (the answer timeout, 30 s).
+				a.run(45 * time.Second)
 
 				tl := evSummary(a.since(mark))
 				t.Logf("timeline after the network change:%s", tl)

@@ -260,7 +260,7 @@ func (a *actor) onAnswer(sdp string) {
 	if a.rec.step != StepUnknown {
 		a.rec.answered = true
 		if a.rec.step == StepNewClientID {
-			a.stepT.start(a.s.Options.NewPeerConnectionTimeout)
+			a.stepT.start(newClientIDVideoWait(a.s.Options))
 		}
 	}
 	a.m.obs.Answer(time.Since(a.offerSentAt))
@@ -301,8 +301,18 @@ func (a *actor) onStepTimeout() {
 			a.climb(OutcomeTimeout, StepNewClientID, fmt.Sprintf("the app sent no new peer connection's offer within %v", d))
 		}
 	case StepNewClientID:
-		a.climb(OutcomeTimeout, StepUnknown, fmt.Sprintf("video did not flow within %v after the camera answered the new clientId's offer", o.NewPeerConnectionTimeout))
+		a.climb(OutcomeTimeout, StepUnknown, fmt.Sprintf("video did not flow within %v after the camera answered the new clientId's offer", newClientIDVideoWait(o)))
 	}
+}
+
+// newClientIDVideoWait bounds the wait for video after a new clientId's
+// answer: the last step is a fresh connection, like the session's first
+// (ICE checks from scratch, maybe through TURN, while other sessions of a
+// dead replica reconnect too), so it gets the answer timeout's patience,
+// never less than the new-peer-connection step's. Failing it after 2 s
+// killed sessions that were seconds from video.
+func newClientIDVideoWait(o Options) time.Duration {
+	return max(o.NewPeerConnectionTimeout, o.AnswerTimeout)
 }
 
 // climb ends the current step with outcome and starts step, or fails the
