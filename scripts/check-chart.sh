@@ -72,6 +72,7 @@ must_fail "hostname with a port (schema)" "/ingress/grpc/hosts/0" -f "$dev" --se
 must_fail "two probe handlers" "readinessProbe has 2 handlers (httpGet, grpc)" -f "$dev" --set readinessProbe.httpGet.path=/readyz --set readinessProbe.httpGet.port=metrics
 must_fail "web Ingress without the web port" "set web.enabled" -f "$dev" --set ingress.enabled=true --set 'ingress.web.hosts={vss.example.com}'
 must_fail "Ingress without hosts" "enabled without hosts" -f "$dev" --set ingress.enabled=true
+must_fail "one host for gRPC and web" "is in both ingress.grpc.hosts and ingress.web.hosts" -f "$EVERY" --set 'ingress.web.hosts={vss.example.com}'
 must_fail "routes without a Gateway" "the routes need a Gateway" -f "$dev" --set gateway.enabled=true --set 'gateway.grpc.hostnames={vss.example.com}'
 must_fail "chart's Gateway without a certificate" "gateway.create.tlsSecretName" -f "$dev" --set gateway.enabled=true --set 'gateway.grpc.hostnames={vss.example.com}' --set gateway.create.enabled=true --set gateway.create.className=eg
 must_fail "HPA without a target" "set targetCPUUtilizationPercentage or targetSessionsPerPod" -f "$CHART/examples/prod-sentinel.yaml" --set autoscaling.targetCPUUtilizationPercentage=0

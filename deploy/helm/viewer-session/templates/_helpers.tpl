@@ -134,6 +134,16 @@ dependencies (up to 5 s) within the margin.
 {{- fail "gateway.web.hostnames: the web port is off; set web.enabled" }}
 {{- end }}
 {{- end }}
+{{- range $v.ingress.grpc.hosts }}
+{{- if and $v.ingress.enabled (has . $v.ingress.web.hosts) }}
+{{- fail (printf "ingress: host %s is in both ingress.grpc.hosts and ingress.web.hosts; give the web port a host of its own" .) }}
+{{- end }}
+{{- end }}
+{{- range $v.gateway.grpc.hostnames }}
+{{- if and $v.gateway.enabled (has . $v.gateway.web.hostnames) }}
+{{- fail (printf "gateway: hostname %s is in both gateway.grpc.hostnames and gateway.web.hostnames; give the web port a hostname of its own" .) }}
+{{- end }}
+{{- end }}
 {{- if and $v.ingress.enabled (not $v.ingress.grpc.hosts) (not $v.ingress.web.hosts) }}
 {{- fail "ingress: enabled without hosts; set ingress.grpc.hosts or ingress.web.hosts" }}
 {{- end }}
