@@ -883,6 +883,9 @@ func (a *actor) emit(e Event) {
 	e.AckedAppSeq = a.s.AckedAppSeq
 	a.s.LastSeq = e.Seq
 	a.dirty = true
+	if eo, ok := a.m.obs.(EventObserver); ok {
+		eo.SessionEvent(a.s.ID, a.s.Channel.ARN, e)
+	}
 	// Events are written by flush, at the end of the step that emitted
 	// them and before any reply: the step's I/O (an offer to KVS) goes out
 	// first, and readers, who read the store, see every event in order.

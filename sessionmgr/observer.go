@@ -32,6 +32,16 @@ type Observer interface {
 	Failure(reason FailureReason)
 }
 
+// EventObserver is an Observer that also receives every timeline event as
+// its actor records it (for tracing: spans per session step). Same rules:
+// safe for concurrent use, never blocks; the Event is the callee's to keep
+// but shares its payload pointers with the session, so it must not change
+// them.
+type EventObserver interface {
+	Observer
+	SessionEvent(id SessionID, channelARN string, e Event)
+}
+
 // WithObserver sets the Manager's Observer.
 func WithObserver(o Observer) Option { return func(m *Manager) { m.obs = o } }
 

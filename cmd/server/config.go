@@ -110,6 +110,10 @@ type Config struct {
 	WebOrigins string
 	// WebTLS serves the web port with -tls-cert. Default false.
 	WebTLS bool
+	// OTelEndpoint is the OTLP/gRPC collector spans go to
+	// (http://host:4317 without TLS, https:// with it): a span per RPC and
+	// per session step. Default "" (no tracing).
+	OTelEndpoint string
 	// MaxConcurrentStreams bounds the gRPC streams (and in-flight unary
 	// calls) of one client connection. Default 100.
 	MaxConcurrentStreams uint
@@ -253,6 +257,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.WebAddr, "web-addr", c.WebAddr, "browsers' listen address (Connect, gRPC-Web); empty = off")
 	fs.StringVar(&c.WebOrigins, "web-origins", c.WebOrigins, "origins allowed to call the web port cross-origin (CORS), comma-separated, or *")
 	fs.BoolVar(&c.WebTLS, "web-tls", c.WebTLS, "serve the web port with -tls-cert (HTTP/2 over TLS)")
+	fs.StringVar(&c.OTelEndpoint, "otel-endpoint", c.OTelEndpoint, "OTLP/gRPC collector URL for traces (http://host:4317); empty = off")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "gRPC streams allowed per client connection")
 	return fs
 }
@@ -422,6 +427,11 @@ func (c Config) Validate() error {
 		u, err := url.Parse(o)
 		check(o == "*" || (err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Path == ""),
 			"-web-origins %q: want scheme://host[:port] (or *)", o)
+	}
+	if c.OTelEndpoint != "" {
+		u, err := url.Parse(c.OTelEndpoint)
+		check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "",
+			"-otel-endpoint %q: want http://host:port or https://host:port", c.OTelEndpoint)
 	}
 	check(c.MaxConcurrentStreams >= 1, "-max-concurrent-streams %d: must be at least 1", c.MaxConcurrentStreams)
 	if _, err := camera.ParseMode(c.DevCameraMode); err != nil {

@@ -104,7 +104,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d, err := build(ctx, cfg, log, metrics.New(reg))
+	tp, err := newTracerProvider(ctx, cfg)
+	if err != nil {
+		closeListeners()
+		return err
+	}
+	mx := metrics.New(reg)
+	d, err := build(ctx, cfg, log, mx, observer(mx, tp))
 	if err != nil {
 		closeListeners()
 		return err
@@ -137,6 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
+	gopts = append(gopts, tracingOptions(tp)...)
 	gs := grpc.NewServer(gopts...)
 	hs := health.NewServer()
 	svc := service.New(d.manager, auth, log)
@@ -149,7 +156,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// reflection: the native port keeps grpc-go's transport untouched.
 	var web *webServer
 	if webLis != nil {
-		wgs := grpc.NewServer(grpc.ChainUnaryInterceptor(mw.Unary()...), grpc.ChainStreamInterceptor(mw.Stream()...))
+		wgs := grpc.NewServer(append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(mw.Unary()...),
+			grpc.ChainStreamInterceptor(mw.Stream()...)}, tracingOptions(tp)...)...)
 		healthpb.RegisterHealthServer(wgs, hs)
 		vspb.RegisterViewerSessionServiceServer(wgs, svc)
 		reflection.Register(wgs)
@@ -262,6 +270,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	d.close(shutdownCtx, log)
+	if tp != nil {
+		if err := tp.Shutdown(shutdownCtx); err != nil {
+			log.Warn("flush traces", "error", err)
+		}
+	}
 	if err := hsrv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "error", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -78,6 +79,10 @@ func startServerEnv(t *testing.T, env []string, args ...string) *serverProcess {
 	t.Helper()
 	p := &serverProcess{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan struct{})}
 	args = append([]string{"-grpc-addr", p.grpcAddr, "-http-addr", p.httpAddr}, args...)
+	if !slices.Contains(args, "-web-addr") {
+		// -dev would serve browsers on 127.0.0.1:8081: tests never share it.
+		args = append([]string{"-web-addr", freeAddr(t)}, args...)
+	}
 	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(append(os.Environ(), "VS_TEST_RUN_SERVER=1"), env...)
 	p.cmd.Stderr = p

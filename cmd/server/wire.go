@@ -55,7 +55,7 @@ func (d *deps) close(ctx context.Context, log *slog.Logger) {
 
 // build wires the store, the clientId allocator, the KVS client (or the
 // embedded emulator with -dev) and the session manager.
-func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metrics) (_ *deps, err error) {
+func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metrics, obs sessionmgr.Observer) (_ *deps, err error) {
 	d := &deps{}
 	defer func() {
 		if err != nil {
@@ -215,7 +215,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 		}
 		mcfg.TokenSecret = []byte(strings.TrimSpace(string(secret)))
 	}
-	opts := []sessionmgr.Option{sessionmgr.WithLogger(log.With("component", "sessionmgr", "replica", mcfg.ReplicaID)), sessionmgr.WithObserver(mx)}
+	opts := []sessionmgr.Option{sessionmgr.WithLogger(log.With("component", "sessionmgr", "replica", mcfg.ReplicaID)), sessionmgr.WithObserver(obs)}
 	if cluster != nil {
 		opts = append(opts, sessionmgr.WithCluster(cluster))
 	}
