@@ -1,7 +1,11 @@
 package main
 
-import "io/fs"
+import (
+	"io/fs"
 
-// demoAssets returns the demo viewer page's files for the -dev web port, or
-// nil when this binary was built without them.
-func demoAssets() fs.FS { return nil }
+	"github.com/acme/viewersession/web/demo"
+)
+
+// demoAssets returns the demo viewer page's files for the -dev web port
+// (web/demo: built by `make proto`, committed).
+func demoAssets() fs.FS { return demo.Assets() }

@@ -162,8 +162,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		vspb.RegisterViewerSessionServiceServer(wgs, svc)
 		reflection.Register(wgs)
 		var extra http.Handler
-		if d.emulator != nil && d.devKey != "" {
-			extra = devWebMux(demoAssets(), devSessionHandler(svc, d.devKey))
+		if cfg.Dev && d.emulator != nil && len(d.apiKeys) > 0 {
+			// -dev's page mints sessions with the dev key (or the first
+			// configured one): -dev only, never in production.
+			extra = devWebMux(demoAssets(), devSessionHandler(svc, d.apiKeys[0]))
 		}
 		if web, err = newWebServer(cfg, webLis, wgs, tlsCfg, extra); err != nil {
 			closeListeners()

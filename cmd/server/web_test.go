@@ -286,3 +286,31 @@ func TestWebPortTLS(t *testing.T) {
 		t.Errorf("health over TLS = HTTP/%d %d %q, want HTTP/2 200 SERVING", res.ProtoMajor, res.StatusCode, body)
 	}
 }
+
+// TestDevWebServesDemoPage: -dev's web port serves the demo viewer page at
+// / and mints sessions for it at /dev/session.
+func TestDevWebServesDemoPage(t *testing.T) {
+	_, web := startWebServer(t)
+	res, err := http.Get("http://" + web + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(strings.ToLower(string(body)), "<html") || !strings.Contains(string(body), "demo.js") {
+		t.Fatalf("GET / = %d %.200q, want the demo page", res.StatusCode, body)
+	}
+	res, err = http.Post("http://"+web+"/dev/session", "application/json", strings.NewReader(`{"channel":"demo-camera","viewer_id":"page"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Name, Token string
+		IceServers  []struct{ URLs []string } `json:"ice_servers"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&out)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || !strings.HasPrefix(out.Name, "sessions/") || out.Token == "" || len(out.IceServers) == 0 {
+		t.Errorf("POST /dev/session = %d %+v, %v; want a session, its token and ICE servers", res.StatusCode, out, err)
+	}
+}
