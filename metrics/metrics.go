@@ -36,6 +36,7 @@ type Metrics struct {
 	failures       *prometheus.CounterVec
 	kvsCalls       *prometheus.CounterVec
 	redisErrors    *prometheus.CounterVec
+	poolTimeouts   prometheus.Counter
 }
 
 var _ sessionmgr.Observer = (*Metrics)(nil)
@@ -111,9 +112,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "vss_redis_errors_total",
 			Help: "Redis commands that failed (not counting a missing key), by command.",
 		}, []string{"command"}),
+		poolTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vss_redis_pool_timeouts_total",
+			Help: "Redis calls that failed because no pooled connection came free within the pool timeout (the pool is exhausted).",
+		}),
 	}
 	reg.MustRegister(m.sessions, m.ended, m.attempts, m.answerLatency, m.answerTimeouts, m.retries,
-		m.recoverySteps, m.outage, m.mediaStalls, m.firstVideo, m.idAcquire, m.idCollisions, m.idErrors, m.failures, m.kvsCalls, m.redisErrors)
+		m.recoverySteps, m.outage, m.mediaStalls, m.firstVideo, m.idAcquire, m.idCollisions, m.idErrors, m.failures, m.kvsCalls, m.redisErrors, m.poolTimeouts)
 	return m
 }
 
@@ -183,7 +188,8 @@ func (m *Metrics) Failure(reason sessionmgr.FailureReason) {
 // KVSCall counts one KVS call attempt (kvs.Config.Observe).
 func (m *Metrics) KVSCall(op, result string) { m.kvsCalls.WithLabelValues(op, result).Inc() }
 
-// RedisHook returns a go-redis hook that counts failed commands.
+// RedisHook returns a go-redis hook that counts failed commands, and the
+// calls (a command, or a pipeline) that found the pool exhausted.
 func (m *Metrics) RedisHook() redis.Hook { return redisHook{m} }
 
 type redisHook struct{ m *Metrics }
@@ -202,6 +208,7 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
 		h.count(cmd.Name(), err)
+		h.pool(err)
 		return err
 	}
 }
@@ -212,6 +219,7 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		for _, c := range cmds {
 			h.count(c.Name(), c.Err())
 		}
+		h.pool(err)
 		return err
 	}
 }
@@ -221,4 +229,10 @@ func (h redisHook) count(name string, err error) {
 		return
 	}
 	h.m.redisErrors.WithLabelValues(strings.ToLower(name)).Inc()
+}
+
+func (h redisHook) pool(err error) {
+	if errors.Is(err, redis.ErrPoolTimeout) {
+		h.m.poolTimeouts.Inc()
+	}
 }

@@ -139,7 +139,9 @@ func Start(t *testing.T, o Options) *Stack {
 		rdb := redis.NewClient(ropts)
 		t.Cleanup(func() { rdb.Close() })
 		idCfg.KeyPrefix = "vs:v1:" + RandomSuffix() // keys of our own on a shared server
-		store, alloc = redisstore.New(rdb), clientid.NewRedis(rdb, idCfg)
+		rs := redisstore.New(rdb)
+		t.Cleanup(rs.Close) // after the manager's Close, before the client's
+		store, alloc = rs, clientid.NewRedis(rdb, idCfg)
 		mcfg.ReplicaID = "e2e-" + RandomSuffix()
 		opts = append(opts, sessionmgr.WithCluster(rediscluster.New(rdb)))
 	}

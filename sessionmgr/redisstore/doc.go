@@ -24,6 +24,9 @@
 //	vs:v1:{idem:<h(caller, request id)>}
 //	                            string: the session a CreateSession request
 //	                            made, for the idempotency window (its TTL)
+//	vs:v1:{<session id>}:tl     Pub/Sub channel, not a key: each appended
+//	                            event's JSON, and an empty message when the
+//	                            session is deleted
 //
 // h is the first 128 bits of SHA-256, in hex. Session IDs may not contain
 // braces, so "{<session id>}" is always the whole tag.
@@ -73,12 +76,25 @@
 // # Timeouts and errors
 //
 // Every call is bounded by the caller's ctx and by WithTimeout (default
-// 1s); Events with wait blocks in XREAD slices of WithWaitSlice (default
-// 1s), so it notices a cancelled ctx, a deleted session or an expired one
-// within a slice. Build the client with ContextTimeoutEnabled and short
-// dial, read and write timeouts, or go-redis waits out its own ReadTimeout
-// on a server that does not answer; size its pool for the waiting Events
-// calls, each of which holds a connection for up to a slice.
+// 1s). Build the client with ContextTimeoutEnabled and short dial, read
+// and write timeouts, or go-redis waits out its own ReadTimeout on a
+// server that does not answer.
+//
+// # Waiting for events
+//
+// No call holds a pooled connection longer than one round trip, so the
+// default pool serves any number of open streams. Events with wait waits
+// on the Store's follower (follow.go): one subscription connection of its
+// own, outside the pool, subscribed to the notification channels of the
+// timelines somebody waits on, whatever the number of waiting calls. The
+// append script publishes each event on its channel; the follower keeps a
+// timeline's newest events in memory and wakes its readers, which take
+// them from there. A reader reads the stream (XRANGE) when it starts, when
+// the subscription is confirmed (again after a reconnect), when a
+// notification shows a gap or the session was deleted, and after
+// WithWaitSlice (default 1 min) without a reason, to notice an expired
+// record. Close stops the follower; it also stops by itself a linger
+// (WithLinger) after its last reader left.
 //
 // redis.Nil becomes sessionmgr.ErrNotFound, an unreachable or unready
 // server (network errors, timeouts, LOADING, CLUSTERDOWN, TRYAGAIN, ...)

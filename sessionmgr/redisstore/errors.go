@@ -23,6 +23,9 @@ func callError(ctx context.Context, op string, err error) error {
 	if errors.Is(err, redis.Nil) {
 		return fmt.Errorf("%s: %w", op, sessionmgr.ErrNotFound)
 	}
+	if errors.Is(err, redis.ErrPoolTimeout) {
+		return fmt.Errorf("%s: %w: Redis connection pool exhausted (no pooled connection came free within the pool timeout)", op, sessionmgr.ErrUnavailable)
+	}
 	var reply redis.Error
 	if errors.As(err, &reply) && !outageReply(err) {
 		return fmt.Errorf("%s: redis: %v", op, err)

@@ -7,15 +7,14 @@ const (
 	DefaultTimeout           = time.Second
 	DefaultRetention         = time.Hour
 	DefaultIdempotencyWindow = 10 * time.Minute
-	DefaultWaitSlice         = time.Second
+	DefaultWaitSlice         = time.Minute
 	DefaultLiveGrace         = time.Minute
 )
 
 // Option configures a Store.
 type Option func(*Store)
 
-// WithTimeout bounds each Store call, and each wait slice of Events past
-// the slice itself. Default DefaultTimeout.
+// WithTimeout bounds each Store call. Default DefaultTimeout.
 func WithTimeout(d time.Duration) Option {
 	return func(s *Store) { s.timeout = d }
 }
@@ -33,10 +32,18 @@ func WithIdempotencyWindow(d time.Duration) Option {
 	return func(s *Store) { s.window = d }
 }
 
-// WithWaitSlice sets how long Events with wait blocks in one XREAD before
-// it checks its ctx and the session again. Default DefaultWaitSlice.
+// WithWaitSlice sets how long, give or take a fifth, a waiting Events call
+// goes without a notification before it reads the stream again, to notice
+// a session whose record expired (nothing is published then). Default
+// DefaultWaitSlice.
 func WithWaitSlice(d time.Duration) Option {
-	return func(s *Store) { s.slice = d }
+	return func(s *Store) { s.slice = max(d, time.Millisecond) }
+}
+
+// WithLinger sets how long the follower stays subscribed to a timeline
+// after its last waiting Events call returned. Default DefaultLinger.
+func WithLinger(d time.Duration) Option {
+	return func(s *Store) { s.linger = max(d, time.Millisecond) }
 }
 
 // WithLiveGrace sets how long past its Expires a live session keeps

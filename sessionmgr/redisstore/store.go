@@ -16,9 +16,11 @@ import (
 )
 
 // Store is a sessionmgr.Store on Redis. It is safe for concurrent use by
-// any number of goroutines and replicas. It starts no goroutines and holds
-// nothing to close; the client is the caller's to close, after the Store's
-// last call. Use New to make one.
+// any number of goroutines and replicas. Its follower runs two goroutines
+// and one subscription connection while some Events call waits (and a
+// linger after), whatever the number of waiting calls; Close stops them.
+// The client is the caller's to close, after the Store's Close. Use New to
+// make one.
 type Store struct {
 	rdb       redis.UniversalClient
 	timeout   time.Duration
@@ -26,6 +28,8 @@ type Store struct {
 	window    time.Duration
 	slice     time.Duration
 	grace     time.Duration
+	linger    time.Duration
+	tl        *follower
 }
 
 var _ sessionmgr.Store = (*Store)(nil)
@@ -40,12 +44,19 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		window:    DefaultIdempotencyWindow,
 		slice:     DefaultWaitSlice,
 		grace:     DefaultLiveGrace,
+		linger:    DefaultLinger,
 	}
 	for _, o := range opts {
 		o(s)
 	}
+	s.tl = newFollower(rdb, s.linger)
 	return s
 }
+
+// Close stops the follower: waiting Events calls return an error wrapping
+// sessionmgr.ErrUnavailable, and later ones too. Every other method keeps
+// working. Idempotent.
+func (s *Store) Close() { s.tl.close() }
 
 // bound returns ctx bounded by the per-call timeout.
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -416,17 +427,19 @@ func (s *Store) Takeover(ctx context.Context, id sessionmgr.SessionID, owner str
 
 // deleteScript removes a record and its timeline and returns the record's
 // channel ARN, listing member and idempotency key; nil when there is none.
-// KEYS: record, timeline.
+// It publishes an empty notification, which wakes the session's readers.
+// KEYS: record, timeline. ARGV: notification channel.
 var deleteScript = redis.NewScript(`
 local r = redis.call('HMGET', KEYS[1], 'ch', 'm', 'idem')
 if not r[1] then return false end
 redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[1], '')
 return r
 `)
 
 // Delete removes the session, its timeline and its index entries, or
 // returns sessionmgr.ErrNotFound. Events calls waiting on it return
-// ErrNotFound within a wait slice.
+// ErrNotFound.
 func (s *Store) Delete(ctx context.Context, id sessionmgr.SessionID) error {
 	if !validID(id) {
 		return sessionmgr.ErrNotFound
@@ -442,7 +455,7 @@ func (s *Store) Delete(ctx context.Context, id sessionmgr.SessionID) error {
 // delete removes the record and timeline, then the index entries; it
 // returns a round trip's error as it is.
 func (s *Store) delete(ctx context.Context, id sessionmgr.SessionID) error {
-	fields, err := deleteScript.Run(ctx, s.rdb, []string{recordKey(id), eventsKey(id)}).StringSlice()
+	fields, err := deleteScript.Run(ctx, s.rdb, []string{recordKey(id), eventsKey(id)}, timelineChannel(id)).StringSlice()
 	if err != nil {
 		return err
 	}

@@ -57,11 +57,13 @@ func TestConformanceCluster(t *testing.T) {
 
 func runSuite(t *testing.T, rdb redis.UniversalClient) {
 	storetest.Harness{
-		New: func(*testing.T, func() time.Time) sessionmgr.Store {
-			return redisstore.New(rdb,
+		New: func(t *testing.T, _ func() time.Time) sessionmgr.Store {
+			st := redisstore.New(rdb,
 				redisstore.WithRetention(retention),
 				redisstore.WithIdempotencyWindow(window),
 				redisstore.WithWaitSlice(slice))
+			t.Cleanup(st.Close)
+			return st
 		},
 		RealTime:          true,
 		Retention:         retention,
@@ -95,6 +97,7 @@ func TestUnavailable(t *testing.T) {
 	srv := redistest.Start(t)
 	const timeout = 250 * time.Millisecond
 	st := redisstore.New(newClient(t, srv.URL()), redisstore.WithTimeout(timeout), redisstore.WithWaitSlice(slice))
+	t.Cleanup(st.Close)
 	ctx := t.Context()
 	s := newSession(newChannel())
 	if _, err := st.Create(ctx, s, 10); err != nil {
@@ -157,6 +160,7 @@ func TestLiveGrace(t *testing.T) {
 	t.Parallel()
 	const grace = time.Minute
 	st := redisstore.New(newClient(t, redistest.URL(t)), redisstore.WithLiveGrace(grace))
+	t.Cleanup(st.Close)
 	ctx := t.Context()
 
 	ch := newChannel()
@@ -192,6 +196,7 @@ func TestLiveGrace(t *testing.T) {
 func TestEventsWaitDeleted(t *testing.T) {
 	t.Parallel()
 	st := redisstore.New(newClient(t, redistest.URL(t)), redisstore.WithWaitSlice(slice))
+	t.Cleanup(st.Close)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	s := newSession(newChannel())
@@ -216,6 +221,7 @@ func TestEventsWaitDeleted(t *testing.T) {
 func TestInvalidID(t *testing.T) {
 	t.Parallel()
 	st := redisstore.New(newClient(t, redistest.URL(t)))
+	t.Cleanup(st.Close)
 	ctx := t.Context()
 	for _, id := range []sessionmgr.SessionID{"", "a{b}c", "{x", "y}"} {
 		s := newSession(newChannel())

@@ -3,12 +3,10 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,9 +18,11 @@ const eventField = "e"
 
 // appendScript adds an event to a timeline when the fence and the sequence
 // allow, trims the timeline, and gives it its record's TTL.
+// It then publishes the event's JSON on the timeline's notification
+// channel, for the followers of every replica (see follower).
 // KEYS: record, timeline. ARGV: epoch, previous seq ("-" for none), seq,
-// event JSON, retention count. Returns "ok", "notfound",
-// "epoch:<stored epoch>" or "seq:<stored last seq>".
+// event JSON, retention count, notification channel. Returns "ok",
+// "notfound", "epoch:<stored epoch>" or "seq:<stored last seq>".
 var appendScript = redis.NewScript(luaExpire + `
 local r = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
 if not r[1] then return 'notfound' end
@@ -31,6 +31,7 @@ if r[2] ~= ARGV[2] then return 'seq:' .. r[2] end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], ARGV[3] .. '-0', 'e', ARGV[4])
 redis.call('HSET', KEYS[1], 'seq', ARGV[3])
 follow(KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[6], ARGV[4])
 return 'ok'
 `)
 
@@ -56,7 +57,7 @@ func (s *Store) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint6
 	defer cancel()
 	op := "append to session " + string(id)
 	res, err := appendScript.Run(cctx, s.rdb, []string{recordKey(id), eventsKey(id)},
-		strconv.FormatUint(epoch, 10), prev, strconv.FormatUint(e.Seq, 10), data, sessionmgr.EventRetention).Text()
+		strconv.FormatUint(epoch, 10), prev, strconv.FormatUint(e.Seq, 10), data, sessionmgr.EventRetention, timelineChannel(id)).Text()
 	if err != nil {
 		return callError(ctx, op, err)
 	}
@@ -75,26 +76,23 @@ func (s *Store) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint6
 
 // Events returns the session's events with Seq > after, oldest first, at
 // most limit of them (limit <= 0: all). When there are none and wait is
-// set, it blocks until one is appended (then it returns what arrived) or
-// ctx ends (then it returns ctx.Err()), in XREAD slices between which it
-// checks that the session still exists. An unknown session, or one removed
-// while waiting, is sessionmgr.ErrNotFound.
+// set, it waits until one is appended (then it returns what arrived) or
+// ctx ends (then it returns ctx.Err()). It waits on the Store's follower
+// (follow.go), holding no pooled connection while it waits: a wait costs
+// one read of the stream when it starts, and none per event that follows
+// on from its last. An unknown session, or one deleted while waiting, is
+// sessionmgr.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id sessionmgr.SessionID, after uint64, limit int, wait bool) ([]sessionmgr.Event, error) {
 	if !validID(id) {
 		return nil, sessionmgr.ErrNotFound
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		evs, err := s.events(ctx, id, after, limit)
-		if err != nil || len(evs) > 0 || !wait {
-			return evs, err
-		}
-		if evs, err = s.wait(ctx, id, after, limit); err != nil || len(evs) > 0 {
-			return evs, err
-		}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
+	if wait {
+		return s.waitEvents(ctx, id, after, limit)
+	}
+	return s.events(ctx, id, after, limit)
 }
 
 // events reads the timeline once, and whether the record exists, in one
@@ -128,41 +126,6 @@ func (s *Store) events(ctx context.Context, id sessionmgr.SessionID, after uint6
 		return nil, nil
 	}
 	return decodeEvents(id, after, read.Val())
-}
-
-// wait blocks in one XREAD for events after `after`, for at most a slice
-// or what is left of ctx; no events and no error when it timed out.
-func (s *Store) wait(ctx context.Context, id sessionmgr.SessionID, after uint64, limit int) ([]sessionmgr.Event, error) {
-	block := s.slice
-	if deadline, ok := ctx.Deadline(); ok {
-		block = min(block, time.Until(deadline))
-	}
-	// BLOCK 0 would block for ever, and a shorter block is lost in
-	// rounding to milliseconds.
-	block = max(block, time.Millisecond)
-	cctx, cancel := context.WithTimeout(ctx, block+s.timeout)
-	defer cancel()
-	args := &redis.XReadArgs{
-		Streams: []string{eventsKey(id), strconv.FormatUint(after, 10) + "-0"},
-		Block:   block,
-	}
-	if limit > 0 {
-		args.Count = int64(limit)
-	}
-	streams, err := s.rdb.XRead(cctx, args).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, nil
-	case err != nil && ctx.Err() != nil:
-		return nil, ctx.Err()
-	case err != nil:
-		return nil, callError(ctx, "wait for events of session "+string(id), err)
-	}
-	var msgs []redis.XMessage
-	for _, st := range streams {
-		msgs = append(msgs, st.Messages...)
-	}
-	return decodeEvents(id, after, msgs)
 }
 
 // decodeEvents decodes timeline entries, checking that each is after

@@ -99,6 +99,8 @@ func (h Harness) Run(t *testing.T) {
 	t.Run("EventsWait", h.testEventsWait)
 	t.Run("EventsFollow", h.testEventsFollow)
 	t.Run("EventsWaitDone", h.testEventsWaitDone)
+	t.Run("EventsManyWaiters", h.testEventsManyWaiters)
+	t.Run("EventsFollowBursts", h.testEventsFollowBursts)
 	t.Run("TerminalRetention", h.testTerminalRetention)
 	t.Run("RecoveryHint", h.testRecoveryHint)
 	t.Run("RecoveryHintExpiry", h.testRecoveryHintExpiry)
@@ -1103,6 +1105,141 @@ func (h Harness) testEventsWaitDone(t *testing.T) {
 			t.Errorf("Events(wait, past deadline) = %v, want context.DeadlineExceeded", err)
 		}
 	})
+}
+
+// testEventsManyWaiters has more readers wait than a store's client
+// keeps connections (the Redis suite's pool has 32): while 128 of them
+// wait on 64 timelines, creating, reading and appending to other sessions
+// must work as usual, and every reader then gets exactly its events.
+// A store that holds a pooled connection per waiting reader fails here.
+func (h Harness) testEventsManyWaiters(t *testing.T) {
+	st, _ := h.store(t)
+	const sessions, perSession = 64, 2
+	// The deadline turns a reader never woken, or a call stuck behind
+	// the readers, into a failure.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ss := make([]sessionmgr.Session, sessions)
+	for i := range ss {
+		ss[i] = create(t, st, newSession(newChannel()), ample)
+		appendEvents(t, st, ss[i], 1, 1)
+	}
+	type result struct {
+		i   int
+		evs []sessionmgr.Event
+		err error
+	}
+	results := make(chan result, sessions*perSession)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // before wg.Wait, should a check below fail
+	for i := range ss {
+		for range perSession {
+			wg.Go(func() {
+				evs, err := st.Events(ctx, ss[i].ID, 1, 0, true)
+				results <- result{i, evs, err}
+			})
+		}
+	}
+	// The readers are (all but certainly) waiting while these run; each
+	// call must succeed, and within a second.
+	other := create(t, st, newSession(newChannel()), ample)
+	for seq := uint64(1); seq <= 20; seq++ {
+		start := time.Now()
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		s := newSession(other.Channel)
+		_, cerr := st.Create(cctx, s, ample)
+		_, gerr := st.Get(cctx, other.ID)
+		aerr := st.Append(cctx, other.ID, other.Epoch, event(seq))
+		ccancel()
+		if err := errors.Join(cerr, gerr, aerr); err != nil {
+			t.Fatalf("with %d readers waiting, Create/Get/Append #%d = %v", sessions*perSession, seq, err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("with %d readers waiting, Create+Get+Append #%d took %v, want under 1s", sessions*perSession, seq, took)
+		}
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("Events(after the last, wait) on session %d returned before any Append: %d events, %v", r.i, len(r.evs), r.err)
+	default:
+	}
+	for i := range ss {
+		appendEvents(t, st, ss[i], 2, 2)
+	}
+	for range sessions * perSession {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("Events(after 1, wait) on session %d = %v", r.i, r.err)
+		}
+		diff(t, fmt.Sprintf("Events(after 1, wait) on session %d", r.i), r.evs, []sessionmgr.Event{event(2)})
+	}
+}
+
+// testEventsFollowBursts has readers follow one timeline from different
+// places with different limits while events are appended in bursts, some
+// longer than any buffer a store might keep: each must read every event
+// after its start exactly once, in order.
+func (h Harness) testEventsFollowBursts(t *testing.T) {
+	st, _ := h.store(t)
+	s := create(t, st, newSession(newChannel()), ample)
+	appendEvents(t, st, s, 1, 5)
+	bursts := []uint64{1, 3, 40, 1, 1, 7, 100, 2, 33, 1}
+	var n uint64 = 5
+	for _, b := range bursts {
+		n += b
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	type reader struct {
+		after uint64
+		limit int
+	}
+	readers := []reader{{0, 0}, {0, 1}, {3, 2}, {5, 0}, {5, 5}, {5, 1}}
+	type result struct {
+		seqs []uint64
+		err  error
+	}
+	results := make([]chan result, len(readers))
+	for i, rd := range readers {
+		results[i] = make(chan result, 1)
+		go func() {
+			var r result
+			for after := rd.after; after < n; {
+				evs, err := st.Events(ctx, s.ID, after, rd.limit, true)
+				if err != nil {
+					r.err = fmt.Errorf("Events(after %d, limit %d, wait): %w", after, rd.limit, err)
+					break
+				}
+				if rd.limit > 0 && len(evs) > rd.limit {
+					r.err = fmt.Errorf("Events(after %d, limit %d, wait) = %d events", after, rd.limit, len(evs))
+					break
+				}
+				for _, e := range evs {
+					r.seqs = append(r.seqs, e.Seq)
+					after = e.Seq
+				}
+			}
+			results[i] <- r
+		}()
+	}
+	seq := uint64(6)
+	for _, b := range bursts {
+		appendEvents(t, st, s, seq, seq+b-1)
+		seq += b
+		runtime.Gosched()
+	}
+	for i, rd := range readers {
+		r := <-results[i]
+		if r.err != nil {
+			t.Fatalf("reader from %d, limit %d: %v", rd.after, rd.limit, r.err)
+		}
+		var want []uint64
+		for q := rd.after + 1; q <= n; q++ {
+			want = append(want, q)
+		}
+		diff(t, fmt.Sprintf("Seqs read from %d, limit %d", rd.after, rd.limit), r.seqs, want)
+	}
 }
 
 // testTerminalRetention follows ended sessions on one timeline (so that

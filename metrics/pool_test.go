@@ -1,0 +1,57 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/internal/redistest"
+)
+
+// TestRedisPoolTimeouts: a call that finds every pooled connection busy
+// for the pool timeout counts in vss_redis_pool_timeouts_total (once, as a
+// command or as a pipeline) and in vss_redis_errors_total; a call that
+// fails otherwise counts only in the latter.
+func TestRedisPoolTimeouts(t *testing.T) {
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.PoolSize, opt.PipelinePoolSize, opt.PoolTimeout = 1, 1, 50*time.Millisecond
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	m := New(prometheus.NewRegistry())
+	rdb.AddHook(m.RedisHook())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	busy := make(chan error, 1)
+	go func() { busy <- rdb.BLPop(ctx, time.Second, "metrics-test:block:"+time.Now().String()).Err() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for rdb.PoolStats().IdleConns != 0 || rdb.PoolStats().TotalConns != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the only pooled connection never got busy")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rdb.Get(ctx, "metrics-test:x").Err(); !errors.Is(err, redis.ErrPoolTimeout) {
+		t.Fatalf("GET with the pool busy = %v, want the pool timeout", err)
+	}
+	if err := <-busy; !errors.Is(err, redis.Nil) {
+		t.Fatalf("BLPOP = %v, want redis.Nil", err)
+	}
+	if err := rdb.Do(ctx, "NO-SUCH-COMMAND").Err(); err == nil {
+		t.Fatal("an unknown command succeeded")
+	}
+	if got := testutil.ToFloat64(m.poolTimeouts); got != 1 {
+		t.Errorf("vss_redis_pool_timeouts_total = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.redisErrors.WithLabelValues("get")); got != 1 {
+		t.Errorf(`vss_redis_errors_total{command="get"} = %v, want 1`, got)
+	}
+}
