@@ -95,8 +95,9 @@ func exported(t *testing.T) map[string]bool {
 		default:
 			typ = -1
 		}
-		descs := make(chan *prometheus.Desc, 64)
-		go func() { col.Describe(descs); close(descs) }()
+		descs := make(chan *prometheus.Desc, 1024) // more than any collector describes
+		col.Describe(descs)
+		close(descs)
 		for d := range descs {
 			m := fqName.FindStringSubmatch(d.String())
 			if m == nil {
