@@ -43,8 +43,8 @@ func startServer(t *testing.T, tp *topology, mode string) *server {
 		"-drain-timeout", "2s",
 		"-log-format", "json",
 		"-dev-camera-mode", mode,
-		"-dev-camera-addr", cameraIP,
-		"-dev-turn-addr", turnIP,
+		"-dev-camera-ip", cameraIP,
+		"-dev-turn-addr", turnIP + ":3478",
 	}
 	s := &server{log: &syncBuffer{}, exited: make(chan struct{})}
 	s.cmd = tp.cloud.Command(bins.server, args...)
