@@ -109,41 +109,32 @@ func steadyAt(ss []sample, since time.Time) (bool, float64) {
 	return ok, float64(growth(ss, from, to)) / steadyFor.Seconds()
 }
 
-// backAfter finds when video flows again after a change at t0: the first
-// sample after t0 whose counter grows after a stall (a gap of more than
-// maxGap without growth) and from which media keeps flowing for sustainFor
-// (at least half the rate seen before). stalled is false when the media
-// never stopped. known is false while more samples are needed to tell.
+// backAfter finds when video flows again after the path it used died at
+// t0: the first sample whose whole interval (since the previous sample)
+// lies after t0 and whose counter grew, and from which media keeps flowing
+// for sustainFor (at least half the rate seen before). A packet counted in
+// such a sample arrived after t0, so over a path that works again: the old
+// one was gone (link down, or every packet dropped). stalled says whether a
+// sample after t0 showed no growth before that. known is false while more
+// samples are needed to tell.
 func backAfter(ss []sample, t0 time.Time, rate float64) (back time.Time, stalled, known bool) {
 	minPackets := uint64(rate * sustainFor.Seconds() / 2)
-	lastGrowth := t0
-	for i, s := range ss {
-		if !s.at.After(t0) {
+	for i := 1; i < len(ss); i++ {
+		s := ss[i]
+		if ss[i-1].at.Before(t0) {
 			continue
 		}
 		if s.delta == 0 {
-			if s.at.Sub(lastGrowth) > maxGap {
-				stalled = true
-			}
-			continue
-		}
-		if s.at.Sub(lastGrowth) > maxGap {
 			stalled = true
-		}
-		lastGrowth = s.at
-		if !stalled {
 			continue
 		}
 		ok, k := flow(ss[i:], s.at, s.at.Add(sustainFor), minPackets)
 		if !k {
-			return time.Time{}, true, false
+			return time.Time{}, stalled, false
 		}
 		if ok {
-			return s.at, true, true
+			return s.at, stalled, true
 		}
-	}
-	if !stalled && len(ss) > 0 && ss[len(ss)-1].at.Sub(t0) > sustainFor+maxGap {
-		return t0, false, true // it never stopped
 	}
 	return time.Time{}, stalled, false
 }

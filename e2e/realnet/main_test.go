@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,18 +45,34 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "realnet:", err)
 		os.Exit(1)
 	}
-	start := time.Now()
-	if bins, err = build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "realnet:", err)
-		_ = os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "realnet: built cmd/server and cmd/viewerctl in %v\n", time.Since(start).Round(time.Millisecond))
+	binDir = dir
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		printFigure(os.Stdout)
 		_ = os.RemoveAll(dir)
 		os.Exit(code)
 	}))
+}
+
+var (
+	binDir    string // TestMain's temporary directory
+	buildOnce sync.Once
+	buildErr  error
+)
+
+// needBinaries builds cmd/server and cmd/viewerctl once, for the tests that
+// run them.
+func needBinaries(t *testing.T) {
+	t.Helper()
+	buildOnce.Do(func() {
+		start := time.Now()
+		bins, buildErr = build(binDir)
+		if buildErr == nil {
+			fmt.Fprintf(os.Stderr, "realnet: built cmd/server and cmd/viewerctl in %v\n", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
 }
 
 // needNet skips the test where namespaces cannot be created: the only

@@ -73,10 +73,15 @@ func TestBackAfter(t *testing.T) {
 		wantBack:    -1,
 		wantStalled: true,
 	}, {
-		name:        "never stopped",
+		name:        "never stopped: the first sample wholly after the change",
 		counts:      flowing(nil, 40),
-		wantBack:    0,
+		wantBack:    100 * time.Millisecond,
 		wantStalled: false,
+	}, {
+		name:        "a short outage of two samples",
+		counts:      flowing(stalled(flowing(nil, 21), 2), 15),
+		wantBack:    300 * time.Millisecond,
+		wantStalled: true,
 	}, {
 		name:        "new peer connection restarts its counters",
 		counts:      append(flowing(nil, 21), append(stalled([]uint64{0}, 9), flowing([]uint64{0}, 14)[1:]...)...),

@@ -37,6 +37,7 @@ type server struct {
 // what a deployment gets.
 func startServer(t *testing.T, tp *topology, mode string) *server {
 	t.Helper()
+	needBinaries(t)
 	args := []string{"-dev",
 		"-grpc-addr", grpcAddr,
 		"-http-addr", "127.0.0.1:8080",
@@ -105,6 +106,7 @@ type viewer struct {
 // startViewer starts viewerctl watch until interrupted.
 func startViewer(t *testing.T, tp *topology, extra ...string) *viewer {
 	t.Helper()
+	needBinaries(t)
 	args := append([]string{"watch", "-json", "-addr", grpcAddr, "-channel", channel, "-duration", "0"}, extra...)
 	v := &viewer{rec: newRecorder(), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	v.cmd = tp.viewer.Command(bins.viewerctl, args...)

@@ -169,6 +169,7 @@ func (v *viewer) measure(t *testing.T, t0 time.Time, rate float64) phase {
 		return known && judged && len(events(lines, t0, "RECOVERED")) > 0
 	})
 	lines := v.lines()
+	debugSamples(lines, t0)
 	ss := samples(lines)
 	p := phase{t0: t0}
 	backAt, _, known := backAfter(ss, t0, rate)
