@@ -32,6 +32,10 @@ type CreateRateConfig struct {
 	Count int
 	// Runs is the number of runs of each, alternating. Default 3.
 	Runs int
+	// PoolSize sizes the go-redis pool of the service's store and
+	// allocator. Default 0: go-redis's default (10 x GOMAXPROCS), as the
+	// server has; an enlarged pool hides what production gets.
+	PoolSize int
 }
 
 func (c CreateRateConfig) withDefaults() CreateRateConfig {
@@ -113,16 +117,18 @@ func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
-// newRedisClient returns a client configured as cmd/server's, with a pool
-// large enough for concurrency callers.
-func newRedisClient(url string, concurrency int) (*redis.Client, error) {
+// newRedisClient returns a client configured as cmd/server's, with
+// go-redis's default pool unless poolSize > 0.
+func newRedisClient(url string, poolSize int) (*redis.Client, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
 	opts.ContextTimeoutEnabled = true
-	opts.PoolSize = max(opts.PoolSize, 2*concurrency)
+	if poolSize > 0 {
+		opts.PoolSize = poolSize
+	}
 	return redis.NewClient(opts), nil
 }
 
@@ -138,17 +144,19 @@ func CreateRate(ctx context.Context, cfg CreateRateConfig) (CreateRateResult, er
 	var base *redis.Client
 	trips := &tripCounter{}
 	if cfg.RedisURL != "" {
-		rdb, err := newRedisClient(cfg.RedisURL, cfg.Concurrency)
+		rdb, err := newRedisClient(cfg.RedisURL, cfg.PoolSize)
 		if err != nil {
 			return res, err
 		}
 		defer rdb.Close()
 		rdb.AddHook(trips)
-		if base, err = newRedisClient(cfg.RedisURL, cfg.Concurrency); err != nil {
+		if base, err = newRedisClient(cfg.RedisURL, cfg.PoolSize); err != nil {
 			return res, err
 		}
 		defer base.Close()
-		sc.Store = redisstore.New(rdb)
+		rs := redisstore.New(rdb)
+		defer rs.Close()
+		sc.Store = rs
 		sc.Allocator = func(c clientid.Config) bind.Allocator {
 			c.KeyPrefix = "vs:bench:" + strings.ToLower(rand.Text()[:8])
 			return clientid.NewRedis(rdb, c)

@@ -225,7 +225,7 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 }
 
 func (h redisHook) count(name string, err error) {
-	if err == nil || errors.Is(err, redis.Nil) {
+	if err == nil || errors.Is(err, redis.Nil) || benign(name, err) {
 		return
 	}
 	h.m.redisErrors.WithLabelValues(strings.ToLower(name)).Inc()
@@ -235,4 +235,19 @@ func (h redisHook) pool(err error) {
 	if errors.Is(err, redis.ErrPoolTimeout) {
 		h.m.poolTimeouts.Inc()
 	}
+}
+
+// benign reports a failed command that go-redis handles itself, which no
+// caller sees: EVALSHA of a script the server has not cached yet (NOSCRIPT:
+// go-redis sends EVAL next), and the optional CLIENT subcommands of its
+// connection handshake that an older server does not know (CLIENT SETINFO
+// before Redis 7.2).
+func benign(name string, err error) bool {
+	switch strings.ToLower(name) {
+	case "evalsha", "evalsha_ro":
+		return redis.HasErrorPrefix(err, "NOSCRIPT")
+	case "client":
+		return strings.Contains(strings.ToLower(err.Error()), "unknown subcommand")
+	}
+	return false
 }

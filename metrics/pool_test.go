@@ -48,6 +48,16 @@ func TestRedisPoolTimeouts(t *testing.T) {
 	if err := rdb.Do(ctx, "NO-SUCH-COMMAND").Err(); err == nil {
 		t.Fatal("an unknown command succeeded")
 	}
+	// NOSCRIPT is go-redis's business (it sends EVAL next): not counted.
+	if err := redis.NewScript("return 1 -- "+time.Now().String()).Run(ctx, rdb, nil).Err(); err != nil {
+		t.Fatalf("script = %v", err)
+	}
+	if got := testutil.ToFloat64(m.redisErrors.WithLabelValues("evalsha")); got != 0 {
+		t.Errorf(`vss_redis_errors_total{command="evalsha"} after a NOSCRIPT fallback = %v, want 0`, got)
+	}
+	if got := testutil.ToFloat64(m.redisErrors.WithLabelValues("no-such-command")); got != 1 {
+		t.Errorf(`vss_redis_errors_total{command="no-such-command"} = %v, want 1`, got)
+	}
 	if got := testutil.ToFloat64(m.poolTimeouts); got != 1 {
 		t.Errorf("vss_redis_pool_timeouts_total = %v, want 1", got)
 	}

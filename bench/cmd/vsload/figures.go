@@ -99,7 +99,7 @@ func figureB(ctx context.Context, o options, out io.Writer) error {
 	}
 	var results []bench.CreateRateResult
 	for _, c := range levels {
-		r, err := bench.CreateRate(ctx, bench.CreateRateConfig{RedisURL: url, Concurrency: c, Count: o.creates, Runs: o.runs})
+		r, err := bench.CreateRate(ctx, bench.CreateRateConfig{RedisURL: url, Concurrency: c, Count: o.creates, Runs: o.runs, PoolSize: o.createPool})
 		if err != nil {
 			return fmt.Errorf("concurrency %d: %w", c, err)
 		}

@@ -5,12 +5,19 @@
 //	go run ./bench/cmd/vsload -figures a -sessions 1,100,1000
 //	go run ./bench/cmd/vsload -figures b,c,d,e,f
 //
+//	go run ./bench/cmd/vsload -figures g -streams 10000
+//
 // Figures: a offer->answer latency, b CreateSession rate on Redis,
 // c memory per live session, d KVS control-plane calls, e recovery after a
-// network change, f retry-timer accuracy. Everything runs in this process
-// on loopback (figure b also against a redis-server: -redis-url, else
-// $REDIS_URL, else a private one started from REDIS_SERVER_BIN or PATH),
-// and the whole run is bounded by -timeout.
+// network change, f retry-timer accuracy, g open streams on one replica.
+// Figures a-f run the service in this process on loopback (figure b
+// against a redis-server: -redis-url, else $REDIS_URL, else a private one
+// started from REDIS_SERVER_BIN or PATH; with go-redis's default pool
+// unless -create-pool-size says otherwise). Figure g runs what production
+// runs: the real server binary (go build ./cmd/server, or -server-bin)
+// with its default settings on a private redis-server (the default pool,
+// the cluster-enabled manager), the KVS emulator in this process. The whole
+// run is bounded by -timeout.
 package main
 
 import (
@@ -53,6 +60,10 @@ type options struct {
 	redisURL          string
 	createConcurrency string
 	creates, runs     int
+	createPool        int
+
+	streams, streamsMarks, streamsKinds, serverBin string
+	probes                                         int
 
 	memSessions string
 	memJoined   bool
@@ -68,7 +79,7 @@ type options struct {
 func parse(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("vsload", flag.ContinueOnError)
-	fs.StringVar(&o.figures, "figures", "a,b,c,d,e,f", "figures to run: a offer->answer, b create rate, c memory, d control-plane calls, e recovery, f retry timer")
+	fs.StringVar(&o.figures, "figures", "a,b,c,d,e,f", "figures to run: a offer->answer, b create rate, c memory, d control-plane calls, e recovery, f retry timer, g open streams (not run by default)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound of the whole run")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the run to this file")
 
@@ -82,6 +93,13 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.createConcurrency, "create-concurrency", "1,16,64", "(b) concurrent callers, comma-separated")
 	fs.IntVar(&o.creates, "creates", 2000, "(b) CreateSession calls (and SET NX commands) per run")
 	fs.IntVar(&o.runs, "create-runs", 3, "(b) runs of each, alternating")
+	fs.IntVar(&o.createPool, "create-pool-size", 0, "(b) go-redis pool size of the service (0: go-redis's default, as the server has)")
+
+	fs.StringVar(&o.streams, "streams", "10000", "(g) app streams opened, each on a session of its own")
+	fs.StringVar(&o.streamsMarks, "streams-marks", "1000", "(g) stream counts at which Redis's clients are also counted (0 and -streams always are)")
+	fs.StringVar(&o.streamsKinds, "streams-kinds", "connect,watch", "(g) runs, one per kind: connect (Connect, joined) or watch (WatchSession with the session token)")
+	fs.StringVar(&o.serverBin, "server-bin", "", "(g) the server binary (default: go build ./cmd/server)")
+	fs.IntVar(&o.probes, "probes", 300, "(g) CreateSession + GetSession pairs timed idle and with every stream open")
 
 	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")
 	fs.BoolVar(&o.memJoined, "mem-joined", false, "(c) join every session (signaling open) instead of leaving it PENDING")
@@ -145,6 +163,8 @@ func run(args []string, out io.Writer) error {
 			err = figureE(ctx, o, out)
 		case "f":
 			err = figureF(ctx, o, out)
+		case "g":
+			err = figureG(ctx, o, out)
 		case "":
 			continue
 		default:

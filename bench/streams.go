@@ -1,0 +1,690 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/acme/viewersession/kvsemu"
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+)
+
+// StreamsConfig configures Streams: the real server binary, with its
+// default settings, on Redis, holding many open app streams.
+type StreamsConfig struct {
+	// ServerBin is the server binary; empty: go build ./cmd/server of the
+	// module this runs in, with default settings.
+	ServerBin string
+	// RedisURL is the Redis the server uses (the whole database is the
+	// server's: INFO clients counts every client). Required.
+	RedisURL string
+	// Streams is the number of app streams opened, each on a session of
+	// its own. Default 1000.
+	Streams int
+	// Kind is "connect" (Connect, joined) or "watch" (WatchSession with the
+	// session token, which attaches like a Connect join). Default connect.
+	Kind string
+	// PerChannel is the sessions per channel (KVS allows 10 viewers).
+	// Default 10.
+	PerChannel int
+	// Marks are the stream counts at which the Redis clients are counted
+	// (0 and Streams always are). Default 1000.
+	Marks []int
+	// Probes is the CreateSession + GetSession pairs timed idle and at
+	// Streams open, ProbeConcurrency at a time. Default 300 and 4.
+	Probes, ProbeConcurrency int
+	// OpenConcurrency bounds the streams being opened at once. Default 32.
+	OpenConcurrency int
+	// Log, if set, gets progress lines.
+	Log io.Writer
+}
+
+func (c StreamsConfig) withDefaults() StreamsConfig {
+	if c.Streams <= 0 {
+		c.Streams = 1000
+	}
+	if c.Kind == "" {
+		c.Kind = "connect"
+	}
+	if c.PerChannel <= 0 {
+		c.PerChannel = 10
+	}
+	if c.Marks == nil {
+		c.Marks = []int{1000}
+	}
+	if c.Probes <= 0 {
+		c.Probes = 300
+	}
+	if c.ProbeConcurrency <= 0 {
+		c.ProbeConcurrency = 4
+	}
+	if c.OpenConcurrency <= 0 {
+		c.OpenConcurrency = 32
+	}
+	return c
+}
+
+// StreamsMark is the state at one stream count.
+type StreamsMark struct {
+	Streams int
+	// RedisClients is INFO clients' connected_clients (the server's, plus
+	// the one connection this figure counts with).
+	RedisClients int
+	// ServerFDs is the server's open file descriptors.
+	ServerFDs int
+	LoadAvg   string
+}
+
+// StreamsProbe is one timed run of CreateSession + GetSession pairs.
+type StreamsProbe struct {
+	Streams     int
+	Create, Get Dist
+	Errors      int
+	FirstErrors []string
+	LoadAvg     string
+}
+
+// StreamsResult is what Streams measured.
+type StreamsResult struct {
+	Config     StreamsConfig
+	Marks      []StreamsMark
+	Idle, Busy StreamsProbe
+	// OpenErrors are streams that failed to open; StreamErrors streams
+	// that ended while they should have stayed open.
+	OpenErrors, StreamErrors int
+	FirstErrors              []string
+	// StoreErrors is the growth of the server's vss_redis_errors_total
+	// and vss_redis_pool_timeouts_total over the run.
+	StoreErrors, PoolTimeouts float64
+	// Opened is how long opening the streams took, Settled until every
+	// session was AWAITING_OFFER.
+	Opened, Settled time.Duration
+	// ServerRSS is the server's resident memory with every stream open.
+	ServerRSS int64
+}
+
+// Streams starts the real server binary on Redis with default settings
+// (the default go-redis pool, the cluster-enabled manager) and the KVS
+// emulator in this process, times CreateSession and GetSession on the idle
+// replica, opens cfg.Streams app streams (each on its own session, joined),
+// counts Redis's clients along the way, and times the calls again with
+// every stream open. Sessions carry no video: joined streams are what
+// costs.
+func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err error) {
+	cfg = cfg.withDefaults()
+	res.Config = cfg
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, format+"\n", args...)
+		}
+	}
+	if cfg.Kind != "connect" && cfg.Kind != "watch" {
+		return res, fmt.Errorf("kind %q: want connect or watch", cfg.Kind)
+	}
+	if cfg.RedisURL == "" {
+		return res, errors.New("no Redis URL")
+	}
+	raiseFileLimit()
+	dir, err := os.MkdirTemp("", "vsload-streams-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+
+	bin := cfg.ServerBin
+	if bin == "" {
+		if bin, err = BuildServer(ctx, dir); err != nil {
+			return res, err
+		}
+	}
+
+	ecfg := kvsemu.DefaultConfig()
+	ecfg.Addr = "127.0.0.1:0"
+	emu, err := kvsemu.Start(ctx, ecfg)
+	if err != nil {
+		return res, err
+	}
+	defer emu.Close()
+	probeChannels := (cfg.Probes + 9) / 10
+	arns := make([]string, (cfg.Streams+cfg.PerChannel-1)/cfg.PerChannel+probeChannels)
+	for i := range arns {
+		if arns[i], err = emu.CreateChannel(fmt.Sprintf("streams-%d", i), 60*time.Second); err != nil {
+			return res, err
+		}
+	}
+	streamARNs, probeARNs := arns[:len(arns)-probeChannels], arns[len(arns)-probeChannels:]
+	caFile := filepath.Join(dir, "kvs-ca.pem")
+	if err := os.WriteFile(caFile, emu.CACertPEM(), 0o600); err != nil {
+		return res, err
+	}
+
+	srv, err := startServer(ctx, bin, dir, cfg.RedisURL, emu, caFile)
+	if err != nil {
+		return res, err
+	}
+	defer srv.stop()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w\nserver log (tail):\n%s", err, srv.logTail(3000))
+		}
+	}()
+
+	ropt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return res, err
+	}
+	ropt.PoolSize = 1
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	before, err := srv.scrape(ctx)
+	if err != nil {
+		return res, err
+	}
+
+	// The streams spread over enough connections for the server's
+	// default -max-concurrent-streams (100 per connection).
+	conns := make([]*grpc.ClientConn, cfg.Streams/80+2)
+	for i := range conns {
+		if conns[i], err = grpc.NewClient("passthrough:///"+srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			return res, err
+		}
+		defer conns[i].Close()
+	}
+	api := func(i int) vspb.ViewerSessionServiceClient {
+		return vspb.NewViewerSessionServiceClient(conns[i%len(conns)])
+	}
+	probeAPI := vspb.NewViewerSessionServiceClient(conns[len(conns)-1])
+
+	mark := func(streams int) error {
+		n, err := connectedClients(ctx, rdb)
+		if err != nil {
+			return err
+		}
+		m := StreamsMark{Streams: streams, RedisClients: n, ServerFDs: srv.fds(), LoadAvg: loadAvg()}
+		res.Marks = append(res.Marks, m)
+		logf("%6d streams open: Redis connected_clients %d, server fds %d, load %s", streams, n, m.ServerFDs, m.LoadAvg)
+		return nil
+	}
+	probe := func(streams int) (StreamsProbe, error) {
+		p, err := probeCalls(ctx, probeAPI, probeARNs, cfg.Probes, cfg.ProbeConcurrency)
+		p.Streams, p.LoadAvg = streams, loadAvg()
+		logf("%6d streams open: CreateSession %v; GetSession %v; %d errors %q; load %s", streams, p.Create, p.Get, p.Errors, p.FirstErrors, p.LoadAvg)
+		return p, err
+	}
+
+	// Warm: the server resolves each probe channel once (and caches its
+	// ICE servers), as a running replica has.
+	if _, err := probeCalls(ctx, probeAPI, probeARNs, len(probeARNs), 4); err != nil {
+		return res, fmt.Errorf("warm: %w", err)
+	}
+	if err := mark(0); err != nil {
+		return res, err
+	}
+	if res.Idle, err = probe(0); err != nil {
+		return res, err
+	}
+
+	sctx, cancelStreams := context.WithCancel(ctx)
+	var (
+		streamErrs atomic.Int64
+		settled    atomic.Int64
+		errMu      sync.Mutex
+		wg         sync.WaitGroup
+	)
+	noteErr := func(format string, args ...any) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if len(res.FirstErrors) < 5 {
+			res.FirstErrors = append(res.FirstErrors, fmt.Sprintf(format, args...))
+		}
+	}
+	defer func() {
+		cancelStreams()
+		wg.Wait()
+	}()
+	marks := append(append([]int(nil), cfg.Marks...), cfg.Streams)
+	opened := 0
+	start := time.Now()
+	var openErrs atomic.Int64
+	for _, m := range marks {
+		if m <= opened || m > cfg.Streams {
+			continue
+		}
+		err := forEach(ctx, m-opened, cfg.OpenConcurrency, func(ctx context.Context, j int) error {
+			i := opened + j
+			if err := openStream(ctx, sctx, api(i), streamARNs[i/cfg.PerChannel], i, cfg.Kind, &wg, func() { settled.Add(1) }, func(err error) {
+				streamErrs.Add(1)
+				noteErr("stream %d ended: %v", i, err)
+			}); err != nil {
+				openErrs.Add(1)
+				noteErr("stream %d: %v", i, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		opened = m
+		if m == cfg.Streams {
+			res.Opened = time.Since(start)
+		}
+		if err := mark(m); err != nil {
+			return res, err
+		}
+	}
+	// Every session reaches AWAITING_OFFER (its KVS connection is up,
+	// paced per channel) before the busy probe: open streams, no opening.
+	if err := pollUntil(ctx, 10*time.Minute, func() bool { return settled.Load() >= int64(cfg.Streams)-openErrs.Load() }); err != nil {
+		return res, fmt.Errorf("%d of %d sessions reached AWAITING_OFFER: %w", settled.Load(), cfg.Streams, err)
+	}
+	res.Settled = time.Since(start)
+	logf("%6d streams open, every session AWAITING_OFFER after %v", cfg.Streams, res.Settled.Round(time.Millisecond))
+	res.ServerRSS = srv.rss()
+	if res.Busy, err = probe(cfg.Streams); err != nil {
+		return res, err
+	}
+	res.OpenErrors, res.StreamErrors = int(openErrs.Load()), int(streamErrs.Load())
+	after, err := srv.scrape(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.StoreErrors = after["vss_redis_errors_total"] - before["vss_redis_errors_total"]
+	res.PoolTimeouts = after["vss_redis_pool_timeouts_total"] - before["vss_redis_pool_timeouts_total"]
+	for series, v := range after {
+		if strings.HasPrefix(series, "vss_redis_errors_total{") && v > before[series] {
+			res.FirstErrors = append(res.FirstErrors, fmt.Sprintf("%s grew by %v", series, v-before[series]))
+		}
+	}
+	return res, nil
+}
+
+// streamKeys are the API keys of a Streams run: CreateSession is rate
+// limited per key (by default), and the figure is about streams, so the
+// creates spread over many keys; the probes have keys of their own.
+var streamKeys = func() []string {
+	keys := make([]string, 48)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s-%02d", apiKey, i)
+	}
+	return keys
+}()
+
+// keyed adds the i-th API key (of the opening keys, or of the probe keys
+// when probe is set) to ctx.
+func keyed(ctx context.Context, i int, probe bool) context.Context {
+	if probe {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+streamKeys[32+i%16])
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+streamKeys[i%32])
+}
+
+// createRetrying creates a session, waiting out RESOURCE_EXHAUSTED with
+// RetryInfo (a rate limit) up to 20 times.
+func createRetrying(ctx context.Context, api vspb.ViewerSessionServiceClient, i int, req *vspb.CreateSessionRequest) (*vspb.CreateSessionResponse, error) {
+	for try := 0; ; try++ {
+		cs, err := api.CreateSession(keyed(ctx, i, false), req)
+		st := status.Convert(err)
+		if err == nil || st.Code() != codes.ResourceExhausted || try == 20 {
+			return cs, err
+		}
+		wait := 100 * time.Millisecond
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				wait = ri.GetRetryDelay().AsDuration()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// openStream creates session i on arn and opens its app stream on
+// sctx, returning once the stream is open (Joined, or the first event);
+// settled is called when the session reaches AWAITING_OFFER (its signaling
+// connection is up), ended if the stream ends before sctx does.
+func openStream(ctx, sctx context.Context, api vspb.ViewerSessionServiceClient, arn string, i int, kind string, wg *sync.WaitGroup, settled func(), ended func(error)) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cs, err := createRetrying(cctx, api, i, &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: arn}, ViewerId: fmt.Sprintf("viewer-%d", i)})
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	name, token := cs.GetSession().GetName(), cs.GetSessionToken()
+	var recv func() error
+	switch kind {
+	case "connect":
+		st, err := api.Connect(withToken(sctx, token))
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		if err := st.Send(&vspb.ConnectRequest{Message: &vspb.ConnectRequest_Join{Join: &vspb.Join{Name: name}}}); err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+		first, err := st.Recv()
+		if err != nil || first.GetJoined() == nil {
+			return fmt.Errorf("join: first message %v, %v", first, err)
+		}
+		recv = func() error {
+			m, err := st.Recv()
+			if m.GetEvent().GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER {
+				settled()
+			}
+			return err
+		}
+	default:
+		st, err := api.WatchSession(withToken(sctx, token), &vspb.WatchSessionRequest{Name: name})
+		if err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		if _, err := st.Recv(); err != nil {
+			return fmt.Errorf("watch: first event: %w", err)
+		}
+		recv = func() error {
+			m, err := st.Recv()
+			if m.GetEvent().GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER {
+				settled()
+			}
+			return err
+		}
+	}
+	wg.Go(func() {
+		for {
+			if err := recv(); err != nil {
+				if sctx.Err() == nil {
+					ended(err)
+				}
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// probeCalls times n CreateSession + GetSession pairs on the probe
+// channels, concurrency at a time, then closes the sessions (untimed).
+func probeCalls(ctx context.Context, api vspb.ViewerSessionServiceClient, arns []string, n, concurrency int) (StreamsProbe, error) {
+	var (
+		mu          sync.Mutex
+		create, get []time.Duration
+		names       []string
+		p           StreamsProbe
+	)
+	err := forEach(ctx, n, concurrency, func(ctx context.Context, i int) error {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		t0 := time.Now()
+		cs, err := api.CreateSession(keyed(cctx, i, true), &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: arns[i%len(arns)]}, ViewerId: fmt.Sprintf("probe-%d", i)})
+		t1 := time.Now()
+		var gerr error
+		if err == nil {
+			_, gerr = api.GetSession(keyed(cctx, i, true), &vspb.GetSessionRequest{Name: cs.GetSession().GetName()})
+		}
+		t2 := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || gerr != nil {
+			p.Errors++
+			if len(p.FirstErrors) < 3 {
+				p.FirstErrors = append(p.FirstErrors, errors.Join(err, gerr).Error())
+			}
+			return nil
+		}
+		create, get = append(create, t1.Sub(t0)), append(get, t2.Sub(t1))
+		names = append(names, cs.GetSession().GetName())
+		return nil
+	})
+	p.Create, p.Get = NewDist(create), NewDist(get)
+	if err != nil {
+		return p, err
+	}
+	cerr := forEach(ctx, len(names), concurrency, func(ctx context.Context, i int) error {
+		_, err := api.CloseSession(keyed(ctx, i, true), &vspb.CloseSessionRequest{Name: names[i]})
+		return err
+	})
+	if cerr != nil {
+		return p, fmt.Errorf("close probe sessions: %w", cerr)
+	}
+	return p, nil
+}
+
+// connectedClients is INFO clients' connected_clients.
+func connectedClients(ctx context.Context, rdb *redis.Client) (int, error) {
+	info, err := rdb.Info(ctx, "clients").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_clients:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO clients has no connected_clients")
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// raiseFileLimit raises this process's open-file limit (inherited by the
+// server it starts) to the hard limit, and the hard limit too when it may
+// (root).
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	want := syscall.Rlimit{Cur: max(l.Cur, 1<<20), Max: max(l.Max, 1<<20)}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+		return
+	}
+	l.Cur = l.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+}
+
+// BuildServer builds ./cmd/server of the module this runs in, with the
+// default settings of go build, into dir and returns its path.
+func BuildServer(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	bin := filepath.Join(dir, "server")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/server")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/server: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// serverProc is one server process.
+type serverProc struct {
+	cmd                *exec.Cmd
+	grpcAddr, httpAddr string
+	logPath            string
+	exited             chan struct{}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// startServer starts the server binary on Redis and the emulator with
+// nothing but the addresses, the credentials and the API key set, and
+// waits until it is ready.
+func startServer(ctx context.Context, bin, dir, redisURL string, emu *kvsemu.Emulator, caFile string) (*serverProc, error) {
+	grpcAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &serverProc{grpcAddr: grpcAddr, httpAddr: httpAddr, logPath: filepath.Join(dir, "server.log"), exited: make(chan struct{})}
+	logFile, err := os.Create(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	creds := emu.Credentials()
+	s.cmd = exec.Command(bin,
+		"-grpc-addr", grpcAddr, "-http-addr", httpAddr,
+		"-redis-url", redisURL,
+		"-kvs-endpoint", emu.Endpoint(), "-kvs-ca-file", caFile, "-aws-region", emu.Region(),
+		"-log-level", "warn")
+	s.cmd.Env = []string{
+		"VS_API_KEYS=" + strings.Join(streamKeys, ","),
+		"AWS_ACCESS_KEY_ID=" + creds.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + creds.SecretAccessKey,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"HOME=" + dir,
+	}
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() {
+		_ = s.cmd.Wait()
+		logFile.Close()
+		close(s.exited)
+	}()
+	err = pollUntil(ctx, 60*time.Second, func() bool {
+		select {
+		case <-s.exited:
+			return true
+		default:
+		}
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	select {
+	case <-s.exited:
+		err = errors.New("the server exited")
+	default:
+	}
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("server not ready: %w\n%s", err, s.logTail(3000))
+	}
+	return s, nil
+}
+
+// stop ends the server (SIGTERM, then SIGKILL after 30 s).
+func (s *serverProc) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+func (s *serverProc) logTail(n int) string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// fds counts the server's open file descriptors (Linux), -1 if unknown.
+func (s *serverProc) fds() int {
+	if runtime.GOOS != "linux" {
+		return -1
+	}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// rss is the server's resident set in bytes (Linux), 0 if unknown.
+func (s *serverProc) rss() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// scrape sums the server's /metrics samples per metric name.
+func (s *serverProc) scrape(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.httpAddr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := make(map[string]float64)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		name, _, _ := strings.Cut(line[:i], "{")
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[name] += v
+			if name != line[:i] {
+				out[line[:i]] = v
+			}
+		}
+	}
+	return out, sc.Err()
+}

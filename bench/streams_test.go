@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/acme/viewersession/internal/redistest"
+)
+
+// TestStreamsBeyondPool opens 60 app streams, three times go-redis's
+// default pool here (10 x GOMAXPROCS, 20 on 2 CPUs), on the real server
+// binary with default settings, first as Connect streams, then as
+// WatchSession streams: CreateSession and GetSession must keep working
+// with zero errors and stay fast, no stream may end, no Redis call may
+// fail, and Redis's client connections must not grow with the streams.
+// VS_SERVER_BIN runs it against another build of the server.
+func TestStreamsBeyondPool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	bin := os.Getenv("VS_SERVER_BIN")
+	if bin == "" {
+		var err error
+		if bin, err = BuildServer(ctx, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, kind := range []string{"connect", "watch"} {
+		t.Run(kind, func(t *testing.T) {
+			url := redistest.Start(t).URL() // private: INFO clients counts only this server
+			res, err := Streams(ctx, StreamsConfig{
+				ServerBin: bin, RedisURL: url, Streams: 60, Kind: kind,
+				Marks: []int{30}, Probes: 60, ProbeConcurrency: 4, OpenConcurrency: 8,
+				Log: testWriter{t},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OpenErrors+res.StreamErrors+res.Idle.Errors+res.Busy.Errors > 0 {
+				t.Errorf("errors: %d streams failed to open, %d ended early, %d idle and %d busy probes failed; first: %q",
+					res.OpenErrors, res.StreamErrors, res.Idle.Errors, res.Busy.Errors, res.FirstErrors)
+			}
+			if res.StoreErrors+res.PoolTimeouts > 0 {
+				t.Errorf("the server counted %v failed Redis commands and %v pool timeouts: %q", res.StoreErrors, res.PoolTimeouts, res.FirstErrors)
+			}
+			// Fast: within 2x of the idle replica, give or take 50 ms for a
+			// small sample on a shared machine.
+			for _, c := range []struct {
+				name       string
+				idle, busy Dist
+			}{{"CreateSession", res.Idle.Create, res.Busy.Create}, {"GetSession", res.Idle.Get, res.Busy.Get}} {
+				if c.busy.P99() > 2*c.idle.P99()+50*time.Millisecond {
+					t.Errorf("%s p99 with 60 streams %v, idle %v: want within 2x (+50 ms)", c.name, c.busy.P99(), c.idle.P99())
+				}
+			}
+			// The pools grow with the calls in flight (opening runs 8 at a
+			// time), never with the streams: as many at 60 as at 30.
+			half, full := res.Marks[1], res.Marks[2]
+			if half.Streams != 30 || full.Streams != 60 || full.RedisClients > half.RedisClients+2 {
+				t.Errorf("Redis connected_clients %d with %d streams open, %d with %d: want no growth with the streams",
+					half.RedisClients, half.Streams, full.RedisClients, full.Streams)
+			}
+		})
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
