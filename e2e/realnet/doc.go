@@ -11,6 +11,7 @@
 //
 // What it measures is what the user sees: from the link going down to the
 // first 100 ms media sample of viewerctl whose packet counter grows again,
-// sustained. See docs/BENCHMARKS.md figure (e) for the topology, the
-// scenarios and the figures.
+// sustained (REALNET_DEBUG=1 prints the raw lines around each change).
+// See docs/BENCHMARKS.md figure (e) for the topology, the scenarios and
+// the figures.
 package realnet
