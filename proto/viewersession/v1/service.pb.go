@@ -161,9 +161,13 @@ func (x *CreateSessionResponse) GetSessionToken() string {
 type GetSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Session name, `sessions/{session_id}`. Required.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Return the TURN usernames and credentials in `session.ice_servers`.
+	// Default false: a backend's view omits them (the URLs stay); an ended
+	// session never returns them.
+	IncludeIceCredentials bool `protobuf:"varint,2,opt,name=include_ice_credentials,json=includeIceCredentials,proto3" json:"include_ice_credentials,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *GetSessionRequest) Reset() {
@@ -201,6 +205,13 @@ func (x *GetSessionRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *GetSessionRequest) GetIncludeIceCredentials() bool {
+	if x != nil {
+		return x.IncludeIceCredentials
+	}
+	return false
 }
 
 // GetSessionResponse is the response of GetSession.
@@ -262,9 +273,13 @@ type ListSessionsRequest struct {
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous response's `next_page_token`. The other fields
 	// must match the call that produced it.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Return the TURN usernames and credentials in each live session's
+	// `ice_servers`. Default false: they are omitted (the URLs stay); ended
+	// sessions never return them.
+	IncludeIceCredentials bool `protobuf:"varint,5,opt,name=include_ice_credentials,json=includeIceCredentials,proto3" json:"include_ice_credentials,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *ListSessionsRequest) Reset() {
@@ -323,6 +338,13 @@ func (x *ListSessionsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListSessionsRequest) GetIncludeIceCredentials() bool {
+	if x != nil {
+		return x.IncludeIceCredentials
+	}
+	return false
 }
 
 // ListSessionsResponse is the response of ListSessions.
@@ -1306,17 +1328,19 @@ const file_viewersession_v1_service_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\"q\n" +
 	"\x15CreateSessionResponse\x123\n" +
 	"\asession\x18\x01 \x01(\v2\x19.viewersession.v1.SessionR\asession\x12#\n" +
-	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"'\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"_\n" +
 	"\x11GetSessionRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
+	"\x17include_ice_credentials\x18\x02 \x01(\bR\x15includeIceCredentials\"I\n" +
 	"\x12GetSessionResponse\x123\n" +
-	"\asession\x18\x01 \x01(\v2\x19.viewersession.v1.SessionR\asession\"\xbc\x01\n" +
+	"\asession\x18\x01 \x01(\v2\x19.viewersession.v1.SessionR\asession\"\xf4\x01\n" +
 	"\x13ListSessionsRequest\x123\n" +
 	"\achannel\x18\x01 \x01(\v2\x19.viewersession.v1.ChannelR\achannel\x124\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1e.viewersession.v1.SessionStateR\x05state\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"u\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x126\n" +
+	"\x17include_ice_credentials\x18\x05 \x01(\bR\x15includeIceCredentials\"u\n" +
 	"\x14ListSessionsResponse\x125\n" +
 	"\bsessions\x18\x01 \x03(\v2\x19.viewersession.v1.SessionR\bsessions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +

@@ -353,7 +353,10 @@ type Session struct {
 	Attempt uint32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// ICE servers for the app's RTCPeerConnection: the TURN servers from KVS
 	// GetIceServerConfig followed by the region's KVS STUN URL. Output only.
-	// Contains TURN credentials: treat as a secret, never log.
+	// Contains TURN credentials: treat as a secret, never log. Backend views
+	// (GetSession, ListSessions, CloseSession, a backend's WatchSession) omit
+	// the credentials unless asked for (`include_ice_credentials`), and never
+	// carry them for an ended session.
 	IceServers []*IceServer `protobuf:"bytes,7,rep,name=ice_servers,json=iceServers,proto3" json:"ice_servers,omitempty"`
 	// When the TURN credentials in `ice_servers` stop being valid (KVS issues
 	// 5-minute credentials). On Connect the join reply carries a fresh set when

@@ -74,7 +74,10 @@ export type Session = Message<"viewersession.v1.Session"> & {
   /**
    * ICE servers for the app's RTCPeerConnection: the TURN servers from KVS
    * GetIceServerConfig followed by the region's KVS STUN URL. Output only.
-   * Contains TURN credentials: treat as a secret, never log.
+   * Contains TURN credentials: treat as a secret, never log. Backend views
+   * (GetSession, ListSessions, CloseSession, a backend's WatchSession) omit
+   * the credentials unless asked for (`include_ice_credentials`), and never
+   * carry them for an ended session.
    *
    * @generated from field: repeated viewersession.v1.IceServer ice_servers = 7;
    */
