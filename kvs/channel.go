@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,10 @@ func (c *Client) ResolveChannel(ctx context.Context, ref ChannelRef) (Channel, e
 	if ch, ok := c.cachedChannel(key); ok {
 		return ch, nil
 	}
+	// Without credentials the SDK's error would read as an outage.
+	if _, err := c.credentials(ctx); err != nil {
+		return Channel{}, err
+	}
 	return coalesce(ctx, &c.flights, "ch:"+key, func() (Channel, error) {
 		if ch, ok := c.cachedChannel(key); ok {
 			return ch, nil
@@ -95,6 +100,9 @@ func (c *Client) channelKey(ref ChannelRef) (key, region string, err error) {
 		if err != nil {
 			return "", "", err
 		}
+		if !validRegion(region) {
+			return "", "", fmt.Errorf("%w: the channel ARN's region %s is not an AWS region name", ErrInvalidRegion, quoteShort(region))
+		}
 		return ref.ARN, region, nil
 	}
 	if !channelNameRE.MatchString(ref.Name) {
@@ -104,7 +112,25 @@ func (c *Client) channelKey(ref ChannelRef) (key, region string, err error) {
 	if region == "" {
 		region = c.cfg.Region
 	}
+	if !validRegion(region) {
+		return "", "", fmt.Errorf("%w: %s is not an AWS region name (such as us-west-2)", ErrInvalidRegion, quoteShort(region))
+	}
 	return "name:" + region + "/" + ref.Name, region, nil
+}
+
+// regionRE is the form of AWS region names: us-west-2, us-gov-east-1,
+// cn-north-1, ap-southeast-5.
+var regionRE = regexp.MustCompile(`^[a-z]{2,}(-[a-z]+)+-[0-9]{1,2}$`)
+
+func validRegion(s string) bool { return len(s) <= 32 && regionRE.MatchString(s) }
+
+// quoteShort quotes s for an error (control characters such as CR and LF
+// escaped), cut at 64 bytes.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 func (c *Client) cachedChannel(key string) (Channel, bool) {

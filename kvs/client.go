@@ -117,7 +117,7 @@ func (c *Client) credentials(ctx context.Context) (aws.Credentials, error) {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return aws.Credentials{}, ctxErr
 		}
-		return aws.Credentials{}, fmt.Errorf("kvs: retrieve credentials: %w: %w", ErrAccessDenied, err)
+		return aws.Credentials{}, fmt.Errorf("%w: %w", ErrCredentials, err)
 	}
 	return creds, nil
 }

@@ -21,6 +21,14 @@ var ErrAccessDenied = errors.New("kvs: access denied")
 // SDP or candidate, an oversized payload).
 var ErrInvalidArgument = errors.New("kvs: invalid argument")
 
+// ErrCredentials means no AWS credentials could be loaded (none in the
+// chain, an expired profile, an unreachable metadata service): a
+// configuration problem that retrying does not fix.
+var ErrCredentials = errors.New("kvs: AWS credentials cannot be loaded")
+
+// ErrInvalidRegion means a region is not an AWS region name.
+var ErrInvalidRegion = errors.New("kvs: invalid region")
+
 // ErrThrottled means KVS refused the call for rate or count limits
 // (ClientLimitExceededException) and the retries with backoff ran out.
 var ErrThrottled = errors.New("kvs: throttled")
