@@ -5,6 +5,7 @@ import (
 	"io"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/acme/viewersession/sessionmgr"
 )
@@ -116,7 +117,10 @@ func TestAppSequenceSurvivesTakeover(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		got, err := r.b.Attach(t.Context(), s.ID) // the app comes back on B
+		r.c.kill("replica-a") // A dies; the app comes back on B
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		got, err := r.b.Attach(t.Context(), s.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,11 @@ type request struct {
 	kind   reqKind
 	msg    AppMessage
 	reason CloseReason
-	reply  chan reply
+	// att is the stream of reqAttach and reqDetach, and from the replica
+	// it is on ("" for this one: a forwarded attach names its replica).
+	att   *Attachment
+	from  string
+	reply chan reply
 }
 
 type reply struct {
@@ -124,7 +128,12 @@ type actor struct {
 	joinedAt time.Time
 	sawVideo bool
 
-	attached int // app streams attached
+	// streams are the app streams attached.
+	streams streamSet
+	// lastReport is the app's last connection-state report, and
+	// stateEvents the CONNECTION_STATE events recorded (see onStateReport).
+	lastReport  *ConnState
+	stateEvents int
 
 	// takeoverFrom is the replica this one took the session over from
 	// ("" for a session created here).
@@ -270,6 +279,7 @@ func (a *actor) run() {
 		case <-a.ownerT.c:
 			a.ownerT.start(a.ownerCheckEvery())
 			a.checkOwner()
+			a.dropDeadStreams()
 		case <-a.flushT.c:
 			a.flushT.stop()
 		case <-a.redialT.c:
@@ -326,9 +336,9 @@ func (a *actor) handle(r request) {
 	}
 	switch r.kind {
 	case reqAttach:
-		err = a.attach()
+		err = a.attach(r)
 	case reqDetach:
-		a.detach()
+		a.detach(r)
 	case reqClose:
 		if a.s.Terminal() {
 			err = ErrSessionClosed
@@ -350,8 +360,10 @@ func (a *actor) handle(r request) {
 	r.reply <- reply{s: a.snapshot(), err: err}
 }
 
-func (a *actor) attach() error {
-	a.attached++
+func (a *actor) attach(r request) error {
+	if r.att != nil && !a.streams.add(r.att.stream, r.from) {
+		return nil // detached before it arrived: its caller is gone
+	}
 	a.resumeT.stop()
 	a.emit(Event{Type: EventAppAttached, Message: "the app attached"})
 	a.refreshICEIfStale()
@@ -369,11 +381,16 @@ func (a *actor) attach() error {
 	return nil
 }
 
-func (a *actor) detach() {
-	if a.attached > 0 {
-		a.attached--
+func (a *actor) detach(r request) {
+	if r.att == nil || !a.streams.remove(r.att.stream) {
+		return // not attached here (a failed or moved attach): nothing to end
 	}
-	if a.attached == 0 && !a.s.Terminal() {
+	a.afterDetach()
+}
+
+// afterDetach starts the resume grace once no stream is left.
+func (a *actor) afterDetach() {
+	if a.streams.len() == 0 && !a.s.Terminal() {
 		a.emit(Event{Type: EventAppDetached, Message: fmt.Sprintf("the app's stream ended; it may resume within %v", a.s.Options.ResumeGrace)})
 		a.resumeT.start(a.s.Options.ResumeGrace)
 	}
@@ -412,7 +429,7 @@ func (a *actor) onSequenced(msg AppMessage) error {
 // keepAlive restarts the resume grace of a session whose app talks without
 // a stream attached (a Signal client between WatchSession streams).
 func (a *actor) keepAlive() {
-	if a.attached == 0 && a.resumeT.running() {
+	if a.streams.len() == 0 && a.resumeT.running() {
 		a.resumeT.start(a.s.Options.ResumeGrace)
 	}
 }
@@ -506,8 +523,9 @@ func (a *actor) sendOffer() {
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
 	defer cancel()
 	if err := a.conn.SendOffer(ctx, a.offer); err != nil {
-		a.emit(Event{Type: EventSignalingError, Message: "sending the offer to KVS failed: " + err.Error(),
-			Failure: &Failure{Reason: FailureKVSUnavailable, Message: err.Error()}})
+		a.log.Warn("sending the offer to KVS failed", "error", err)
+		a.emit(Event{Type: EventSignalingError, Message: "sending the offer to KVS failed: " + publicErr(err),
+			Failure: &Failure{Reason: FailureKVSUnavailable, Message: publicErr(err)}})
 	} else {
 		msg := fmt.Sprintf("offer sent to the camera with clientId %s (attempt %d)", a.s.ClientID, a.s.Attempt)
 		switch a.rec.step {
@@ -678,11 +696,13 @@ func (a *actor) onDial(res dialResult) {
 			// replicas recovering one channel's sessions can exceed it.
 			a.dialRetries++
 			d := dialBackoff(a.dialRetries)
+			a.log.Info("KVS throttled the signaling connect", "error", res.err, "retry_in", d.String())
 			a.emit(Event{Type: EventSignalingError, Message: fmt.Sprintf("KVS throttled the signaling connect; trying again in %v", d.Round(time.Millisecond)),
-				Failure: &Failure{Reason: FailureKVSThrottled, Message: res.err.Error()}})
+				Failure: &Failure{Reason: FailureKVSThrottled, Message: publicErr(res.err)}})
 			a.redialT.start(d)
 			return
 		}
+		a.log.Warn("could not open KVS signaling", "error", res.err)
 		reason, msg := failureOf(res.err)
 		a.fail(reason, "could not open KVS signaling: "+msg)
 		return
@@ -729,7 +749,7 @@ func (a *actor) onSignal(ev SignalEvent) {
 	case SignalReconnected:
 		why := "the signaling connection dropped"
 		if ev.Err != nil {
-			why = ev.Err.Error()
+			a.log.Info("signaling reopened", "error", ev.Err)
 		}
 		a.emit(Event{Type: EventSignalingReconnected, Message: fmt.Sprintf("signaling reopened with the same clientId %s after: %s", a.s.ClientID, why)})
 	case SignalIceServers:
@@ -746,7 +766,8 @@ func (a *actor) onSignal(ev SignalEvent) {
 		a.conn, a.connEvents = nil, nil
 		msg := "signaling connection lost"
 		if ev.Err != nil {
-			msg += ": " + ev.Err.Error()
+			a.log.Warn("signaling connection lost", "error", ev.Err)
+			msg += ": " + publicErr(ev.Err)
 		}
 		a.emit(Event{Type: EventSignalingError, Message: msg, Failure: &Failure{Reason: FailureKVSUnavailable, Message: msg}})
 		if a.s.State == StateAwaitingOffer || a.s.State == StateSignaling || a.s.State == StateRecovering {
@@ -1003,10 +1024,12 @@ func failureOf(err error) (FailureReason, string) {
 		return FailureKVSThrottled, "KVS throttled the connection; try again shortly"
 	case errors.Is(err, ErrClientIDExhausted):
 		return FailureClientIDExhausted, "every clientId candidate is in use or cooling down"
+	case errors.Is(err, ErrCredentials):
+		return FailureAccessDenied, "the service cannot load its AWS credentials"
 	case errors.Is(err, context.Canceled):
 		return FailureInternal, "cancelled"
 	}
-	return FailureKVSUnavailable, err.Error()
+	return FailureKVSUnavailable, publicErr(err)
 }
 
 func iceName(s ICEState) string {

@@ -163,7 +163,21 @@ func TestClusterForwardAndTakeover(t *testing.T) {
 			t.Fatalf("state %s, want CONNECTED", got.State)
 		}
 
-		// The app comes back on B: B takes over with a full reconnect.
+		// The app comes back on B while A lives: forwarded, nothing moves.
+		got, err = r.b.Attach(t.Context(), s.ID)
+		if err != nil {
+			t.Fatalf("Attach on B: %v", err)
+		}
+		if got.Owner != "replica-a" || got.Epoch != 1 {
+			t.Fatalf("after a join on B with A alive: owner %s epoch %d, want replica-a, 1 (forwarded, no takeover)", got.Owner, got.Epoch)
+		}
+		r.b.Detach(t.Context(), s.ID)
+
+		// A stops heartbeating: the next join on B takes over, with a
+		// full reconnect.
+		r.c.kill("replica-a")
+		time.Sleep(10 * time.Second) // fake time: A's heartbeat goes stale
+		synctest.Wait()
 		got, err = r.b.Attach(t.Context(), s.ID)
 		if err != nil {
 			t.Fatalf("Attach on B: %v", err)

@@ -1,6 +1,8 @@
 package sessionmgr
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -210,8 +212,47 @@ func validChannelRef(r ChannelRef) error {
 		return invalid("channel.arn", "%q is not a KVS channel ARN (arn:aws:kinesisvideo:<region>:<account>:channel/<name>/<id>)", r.ARN)
 	case r.Name != "" && !validName(r.Name):
 		return invalid("channel.name", "%q: want 1..256 characters of [a-zA-Z0-9_.-]", r.Name)
+	case r.Region != "" && !ValidRegion(r.Region):
+		return fmt.Errorf("%w: channel.region %s is not an AWS region name (such as us-west-2)", ErrInvalidRegion, quoteShort(r.Region))
+	case r.ARN != "" && !ValidRegion(strings.Split(r.ARN, ":")[3]):
+		return fmt.Errorf("%w: channel.arn's region %s is not an AWS region name (such as us-west-2)", ErrInvalidRegion, quoteShort(strings.Split(r.ARN, ":")[3]))
 	}
 	return nil
+}
+
+// ValidRegion reports whether s has the form of an AWS region name:
+// lower-case words joined by '-' ending in a number (us-west-2,
+// us-gov-east-1, cn-north-1), at most 32 bytes.
+func ValidRegion(s string) bool {
+	if len(s) < 4 || len(s) > 32 {
+		return false
+	}
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 {
+		return false
+	}
+	for i, p := range parts {
+		if p == "" {
+			return false
+		}
+		for j := 0; j < len(p); j++ {
+			c := p[j]
+			last := i == len(parts)-1
+			if last && (c < '0' || c > '9') || !last && (c < 'a' || c > 'z') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// quoteShort quotes s for a message: Go syntax (control characters such
+// as CR and LF escaped), cut at 64 bytes.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 func validName(s string) bool {

@@ -157,8 +157,12 @@ type Cluster interface {
 // Forwarded is one request forwarded to a session's owner.
 type Forwarded struct {
 	Session SessionID  `json:"session"`
-	Kind    string     `json:"kind"` // "app", "close"
+	Kind    string     `json:"kind"` // "app", "close", "attach", "detach"
 	Msg     AppMessage `json:"msg"`
+	// Stream is the attachment of "attach" and "detach", and From the
+	// replica that forwards (where the app's stream is).
+	Stream string `json:"stream,omitempty"`
+	From   string `json:"from,omitempty"`
 }
 
 // ForwardReply is the owner's answer: the session after the request and

@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,6 +41,11 @@ var (
 	ErrChannelNotFound = errors.New("channel not found")
 	// ErrAccessDenied: our AWS credentials may not use the channel.
 	ErrAccessDenied = errors.New("access to channel denied")
+	// ErrCredentials: the service cannot load AWS credentials at all (a
+	// configuration problem: retrying does not help).
+	ErrCredentials = errors.New("AWS credentials cannot be loaded")
+	// ErrInvalidRegion: the channel's region is not an AWS region name.
+	ErrInvalidRegion = errors.New("invalid region")
 	// ErrClientIDExhausted: no clientId could be allocated on the channel.
 	ErrClientIDExhausted = errors.New("no clientId available on the channel")
 	// ErrShuttingDown: the manager is closing; new work is refused.
@@ -69,6 +75,27 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 // Unwrap makes errors.Is(err, ErrInvalidArgument) true.
 func (e *FieldError) Unwrap() error { return ErrInvalidArgument }
 
+// publicErr is what an app is told of a dependency's error: its class in
+// plain words, never the error's own text (which can carry internal
+// addresses and URLs); the caller logs err with the session id.
+func publicErr(err error) string {
+	switch {
+	case errors.Is(err, ErrChannelNotFound):
+		return "the channel does not exist"
+	case errors.Is(err, ErrAccessDenied):
+		return "the service may not use this channel"
+	case errors.Is(err, ErrCredentials):
+		return "the service cannot load its AWS credentials"
+	case errors.Is(err, ErrThrottled):
+		return "KVS throttled the service"
+	case errors.Is(err, ErrInvalidArgument):
+		return "KVS refused the request as invalid"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "KVS did not answer in time"
+	}
+	return "a dependency (KVS or the session store) could not be reached"
+}
+
 // errFenced: the actor lost its session to another replica mid-call; the
 // caller routes the request again.
 var errFenced = errors.New("session moved to another replica")
@@ -77,12 +104,16 @@ var errFenced = errors.New("session moved to another replica")
 // session (any more).
 var errNotOwner = errors.New("not the owner of the session")
 
+// errOwnerDraining: a join forwarded to an owner that drains; the
+// forwarder takes the session over.
+var errOwnerDraining = errors.New("the owner replica is draining")
+
 // errorCodes name the sentinels that cross replicas in a ForwardReply.
 var errorCodes = map[string]error{
 	"NOT_FOUND": ErrNotFound, "INVALID_ARGUMENT": ErrInvalidArgument, "SESSION_CLOSED": ErrSessionClosed,
 	"NOT_JOINED": ErrNotJoined, "ALREADY_JOINED": ErrAlreadyJoined, "OFFER_IN_FLIGHT": ErrOfferInFlight,
 	"OFFER_NOT_EXPECTED": ErrOfferNotExpected, "UNAVAILABLE": ErrUnavailable, "SHUTTING_DOWN": ErrShuttingDown,
-	"CONFLICT": ErrConflict, "NOT_OWNER": errNotOwner, "FENCED": errFenced,
+	"CONFLICT": ErrConflict, "NOT_OWNER": errNotOwner, "FENCED": errFenced, "DRAINING": errOwnerDraining,
 }
 
 // encodeErr turns an error into a code and a detail for a ForwardReply.

@@ -48,7 +48,8 @@ type Manager struct {
 	// mu guards the fields below and healthySince.
 	mu       sync.Mutex
 	actors   map[SessionID]*actor
-	pacers   map[string]*rate.Limiter // per channel ARN
+	legacy   map[SessionID][]*Attachment // made by Attach, for Detach
+	pacers   map[string]*rate.Limiter    // per channel ARN
 	closing  bool
 	draining bool
 	wg       sync.WaitGroup // one per actor goroutine
@@ -85,6 +86,7 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		now:    time.Now,
 		obs:    nopObserver{},
 		actors: make(map[SessionID]*actor),
+		legacy: make(map[SessionID][]*Attachment),
 		pacers: make(map[string]*rate.Limiter),
 	}
 	m.stopping = make(chan struct{})
@@ -182,8 +184,20 @@ func (m *Manager) serveForwarded(ctx context.Context) {
 
 func (m *Manager) handleForwarded(ctx context.Context, f Forwarded) ForwardReply {
 	r := request{kind: reqApp, msg: f.Msg}
-	if f.Kind == "close" {
+	switch f.Kind {
+	case "close":
 		r = request{kind: reqClose, reason: CloseByBackend}
+	case "attach", "detach":
+		r = request{kind: reqDetach, att: &Attachment{m: m, id: f.Session, stream: f.Stream}, from: f.From}
+		if f.Kind == "attach" {
+			r.kind = reqAttach
+			if m.isDraining() {
+				// The app must not stay on a replica that is leaving:
+				// the forwarder takes the session over instead.
+				code, detail := encodeErr(errOwnerDraining)
+				return ForwardReply{Err: code, Detail: detail}
+			}
+		}
 	}
 	s, err := m.sendLocal(ctx, f.Session, r)
 	code, detail := encodeErr(err)
@@ -376,22 +390,6 @@ func (m *Manager) CloseSession(ctx context.Context, id SessionID) (Session, erro
 	return s, err
 }
 
-// Attach attaches an app stream (Connect's join, or the app's WatchSession)
-// to the session: the first attach starts signaling, a later one resumes.
-// It returns the session with fresh ICE servers. Call Detach when the
-// stream ends.
-func (m *Manager) Attach(ctx context.Context, id SessionID) (Session, error) {
-	return m.send(ctx, id, request{kind: reqAttach})
-}
-
-// Detach marks an app stream gone; with no stream left the resume grace
-// starts. leave=true closes the session (CLIENT_LEFT).
-func (m *Manager) Detach(ctx context.Context, id SessionID) {
-	if a := m.actor(id); a != nil {
-		_, _ = a.call(ctx, request{kind: reqDetach})
-	}
-}
-
 // Drain prepares this replica's exit (SIGTERM): no new sessions; with
 // other replicas, every app is told to reconnect (GOING_AWAY) and the
 // replica waits until ctx ends for the apps to take their sessions
@@ -432,17 +430,22 @@ func (m *Manager) Send(ctx context.Context, id SessionID, msg AppMessage) (Sessi
 }
 
 // send routes a request to the session's actor: the local one, the
-// owner's (forwarded), or a new local one after a takeover. A join always
-// takes the session over (the app came back here); other requests take it
-// over only when the owner is gone.
+// owner's (forwarded), or a new local one after a takeover. A request, a
+// join included, takes the session over only when the owner is gone (no
+// heartbeat) or, for a join, drains; while the owner lives it is
+// forwarded, so an app that alternates replicas moves nothing.
 func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, error) {
 	if r.kind == reqAttach && m.isDraining() && m.cluster != nil {
 		// The app must rejoin on another replica, even over a connection
 		// that still reaches this one.
 		return Session{}, ErrShuttingDown
 	}
+	ownerDraining := false
 	for range 4 {
 		if a := m.actor(id); a != nil {
+			if r.att != nil {
+				r.att.setOwner("")
+			}
 			s, err := a.call(ctx, r)
 			if !errors.Is(err, errFenced) {
 				return s, err
@@ -459,15 +462,25 @@ func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, e
 		if m.cluster == nil {
 			return Session{}, fmt.Errorf("session %s has no actor on this replica: %w", id, ErrUnavailable)
 		}
-		if r.kind == reqAttach || s.Owner == m.cfg.ReplicaID || !m.alive(ctx, s.Owner) {
+		if s.Owner == m.cfg.ReplicaID || ownerDraining || !m.alive(ctx, s.Owner) {
 			if err := m.takeover(ctx, s, false); err != nil && !errors.Is(err, ErrConflict) {
 				return Session{}, err
 			}
 			continue // to the new local actor, or to whoever won the race
 		}
+		if r.att != nil {
+			r.att.setOwner(s.Owner) // before: a detach may race the reply
+		}
 		out, err := m.forward(ctx, s.Owner, id, r)
 		if errors.Is(err, errNotOwner) || errors.Is(err, errFenced) {
 			continue // ownership moved meanwhile
+		}
+		if r.kind == reqAttach && ctx.Err() == nil &&
+			(errors.Is(err, errOwnerDraining) || errors.Is(err, ErrUnavailable) && !errors.Is(err, errOwnerAnswered)) {
+			// The app left a draining replica, or the owner did not answer
+			// (killed: its heartbeat has not lapsed yet): take over.
+			ownerDraining = true
+			continue
 		}
 		return out, err
 	}
@@ -492,18 +505,40 @@ func (m *Manager) alive(ctx context.Context, replica string) bool {
 
 // forward hands a request to the owner replica.
 func (m *Manager) forward(ctx context.Context, owner string, id SessionID, r request) (Session, error) {
-	f := Forwarded{Session: id, Kind: "app", Msg: r.msg}
-	if r.kind == reqClose {
+	f := Forwarded{Session: id, Kind: "app", Msg: r.msg, From: m.cfg.ReplicaID}
+	switch r.kind {
+	case reqClose:
 		f.Kind = "close"
+	case reqAttach, reqDetach:
+		f.Kind, f.Msg, f.Stream = "attach", AppMessage{}, r.att.stream
+		if r.kind == reqDetach {
+			f.Kind = "detach"
+		}
 	}
-	fctx, cancel := context.WithTimeout(ctx, m.cfg.ForwardTimeout)
+	timeout := m.cfg.ForwardTimeout
+	if r.kind == reqAttach {
+		// A live owner answers a join at once; one that does not is taken
+		// to be dead (see send).
+		timeout = min(timeout, attachForwardTimeout)
+	}
+	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rep, err := m.cluster.Forward(fctx, owner, f)
 	if err != nil {
 		return Session{}, err
 	}
-	return rep.Session, decodeErr(rep.Err, rep.Detail)
+	if err := decodeErr(rep.Err, rep.Detail); err != nil {
+		return rep.Session, fmt.Errorf("%w: %w", errOwnerAnswered, err)
+	}
+	return rep.Session, nil
 }
+
+// attachForwardTimeout bounds the wait for a forwarded join's answer.
+const attachForwardTimeout = 2 * time.Second
+
+// errOwnerAnswered marks an error the owner itself returned to a forwarded
+// request (as opposed to the forward failing).
+var errOwnerAnswered = errors.New("answered by the owner")
 
 // takeover makes this replica the session's owner (compare-and-set on the
 // epoch) and starts its actor.

@@ -394,12 +394,26 @@ func stepWords(s RecoveryStep) string {
 	return s.String()
 }
 
+// maxStateEvents bounds the CONNECTION_STATE events one actor records.
+const maxStateEvents = 200
+
 // onStateReport takes the app's report of its peer connection. "Connected"
 // ends no recovery (video does); failed starts one at once, disconnected
 // after the grace.
+//
+// Reports are coalesced on the timeline, so that they can never push its
+// milestones (CREATED, ANSWER, ...) out of the retained window: a report
+// equal to the previous one adds no event, and past maxStateEvents per
+// actor none does (each still acts).
 func (a *actor) onStateReport(cs ConnState) {
-	a.emit(Event{Type: EventConnectionState, ConnState: &cs,
-		Message: fmt.Sprintf("the app reports ICE %s, peer connection %s", iceName(cs.ICE), peerName(cs.Peer))})
+	if a.lastReport == nil || *a.lastReport != cs {
+		a.lastReport = &cs
+		if a.stateEvents < maxStateEvents {
+			a.stateEvents++
+			a.emit(Event{Type: EventConnectionState, ConnState: &cs,
+				Message: fmt.Sprintf("the app reports ICE %s, peer connection %s", iceName(cs.ICE), peerName(cs.Peer))})
+		}
+	}
 	switch {
 	case cs.Peer == PeerConnected || (cs.Peer == PeerUnknown && (cs.ICE == ICEConnected || cs.ICE == ICECompleted)):
 		a.discT.stop()

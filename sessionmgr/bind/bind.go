@@ -203,6 +203,10 @@ func kvsError(err error) error {
 	switch {
 	case errors.Is(err, kvs.ErrNotFound):
 		target = sessionmgr.ErrChannelNotFound
+	case errors.Is(err, kvs.ErrCredentials):
+		target = sessionmgr.ErrCredentials
+	case errors.Is(err, kvs.ErrInvalidRegion):
+		target = sessionmgr.ErrInvalidRegion
 	case errors.Is(err, kvs.ErrAccessDenied):
 		target = sessionmgr.ErrAccessDenied
 	case errors.Is(err, kvs.ErrInvalidArgument):

@@ -8,6 +8,7 @@
 //	vs:v1:{replica:<id>}:inbox   list of forwarded requests (JSON), newest left
 //	vs:v1:{reply:<random>}       list holding the one reply to a request
 //	vs:v1:{pace:<h(channel)>}    the next time a signaling connect may start
+//	vs:v1:{rate:<h(key)>}        a token bucket (Take): tokens left, when counted
 //
 // A forwarder LPUSHes its request (with a deadline and the reply key) onto
 // the owner's inbox and BLPOPs the reply key; the owner BRPOPs its inbox,
@@ -201,4 +202,48 @@ func wrap(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: redis: %v", sessionmgr.ErrUnavailable, err)
+}
+
+// takeScript is a token bucket on the Redis server's clock: KEYS[1] holds
+// the tokens left and when they were counted; ARGV[1] tokens per second,
+// ARGV[2] the burst. It returns 0 when a token was taken, else the
+// milliseconds until one is due.
+var takeScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local v = redis.call('HMGET', KEYS[1], 'tk', 'ts')
+local tokens = tonumber(v[1])
+local ts = tonumber(v[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tk', tostring(tokens), 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return wait
+`)
+
+// Take takes one token from key's bucket, shared by every replica
+// (service.RateLimiter): 0 when granted, else how long until a token is
+// due. perSecond must be positive.
+func (c *Cluster) Take(ctx context.Context, key string, perSecond float64, burst int) (time.Duration, error) {
+	if perSecond <= 0 {
+		return 0, nil
+	}
+	sum := sha256.Sum256([]byte(key))
+	k := c.prefix + ":{rate:" + hex.EncodeToString(sum[:16]) + "}"
+	ms, err := takeScript.Run(ctx, c.rdb, []string{k}, perSecond, max(burst, 1)).Int64()
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }

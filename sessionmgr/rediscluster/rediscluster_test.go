@@ -158,3 +158,42 @@ func TestPace(t *testing.T) {
 		t.Errorf("6 turns at 5/s took %v, want at least 5 x 200ms", d)
 	}
 }
+
+// The create-rate bucket is one for every replica: two clients (two
+// "replicas") share its burst, are refused with the wait until the next
+// token, and get a token once it is due.
+func TestTake(t *testing.T) {
+	url := redistest.URL(t)
+	a, b := rediscluster.New(client(t, url)), rediscluster.New(client(t, url))
+	key := "create:key-" + rand.Text()
+	granted := 0
+	for i := range 10 {
+		c := a
+		if i%2 == 1 {
+			c = b
+		}
+		wait, err := c.Take(t.Context(), key, 2, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wait == 0 {
+			granted++
+		} else if wait > 600*time.Millisecond {
+			t.Errorf("refusal %d asks to wait %v, want at most 1/rate = 500ms", i, wait)
+		}
+	}
+	if granted != 6 {
+		t.Fatalf("%d of 10 takes granted at burst 6, want 6 (the burst is shared)", granted)
+	}
+	wait, err := a.Take(t.Context(), key, 2, 6)
+	if err != nil || wait == 0 {
+		t.Fatalf("Take right after the burst = %v, %v; want a wait", wait, err)
+	}
+	time.Sleep(wait) // the wait Take asked for
+	if w, err := b.Take(t.Context(), key, 2, 6); err != nil || w != 0 {
+		t.Errorf("Take after the asked wait = %v, %v; want granted", w, err)
+	}
+	if w, err := a.Take(t.Context(), "other-"+key, 2, 6); err != nil || w != 0 {
+		t.Errorf("another key's first Take = %v, %v; want granted", w, err)
+	}
+}

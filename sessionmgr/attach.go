@@ -1,0 +1,221 @@
+package sessionmgr
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"time"
+)
+
+// An Attachment is one app stream attached to a session (Connect's join,
+// or the app's WatchSession). The session counts its streams by their
+// attachment ids: with none left the resume grace runs. Detach must be
+// called when the stream ends, whatever Join returned: it is idempotent,
+// and harmless for an attach that never landed, so a join cancelled
+// mid-flight (the actor took it, the caller had already given up) cannot
+// leave the session attached for ever.
+type Attachment struct {
+	m  *Manager
+	id SessionID
+	// stream names the attachment in the actor's set.
+	stream string
+	// mu guards owner, set when the attach was forwarded to another
+	// replica (the owner), which then holds the attachment.
+	mu    sync.Mutex
+	owner string
+	once  sync.Once
+}
+
+// maxGoneStreams bounds the ids an actor remembers as detached, so that a
+// detach overtaking its own attach (a forwarded pair racing through
+// another replica's inbox) still cancels it.
+const maxGoneStreams = 64
+
+// Join attaches an app stream to the session: the first attach starts
+// signaling, a later one resumes. It returns the session with fresh ICE
+// servers and the attachment, which the caller must Detach when the stream
+// ends, also when Join failed. On a replica that does not own the session,
+// the join is forwarded to the owner while the owner lives; the session is
+// taken over only when the owner is gone (or drains).
+func (m *Manager) Join(ctx context.Context, id SessionID) (Session, *Attachment, error) {
+	att := &Attachment{m: m, id: id, stream: rand.Text()}
+	s, err := m.send(ctx, id, request{kind: reqAttach, att: att})
+	return s, att, err
+}
+
+// Detach ends the attachment (see Attachment). It never fails: a session
+// that ended, moved or is unreachable has nothing to detach, and a
+// forwarded attachment whose replica cannot be told is dropped by its
+// owner once this replica stops heartbeating.
+func (att *Attachment) Detach(ctx context.Context) {
+	att.once.Do(func() { att.m.detach(ctx, att) })
+}
+
+func (att *Attachment) setOwner(owner string) {
+	att.mu.Lock()
+	att.owner = owner
+	att.mu.Unlock()
+}
+
+func (m *Manager) detach(ctx context.Context, att *Attachment) {
+	r := request{kind: reqDetach, att: att}
+	if a := m.actor(att.id); a != nil {
+		_, _ = a.call(ctx, r)
+	}
+	att.mu.Lock()
+	owner := att.owner
+	att.mu.Unlock()
+	if owner == "" || m.cluster == nil || owner == m.cfg.ReplicaID {
+		return
+	}
+	// A forwarded attachment: the owner holds it. Told in the background
+	// (the app's stream must end now, even when the owner is dead); a
+	// failed forward is tried again briefly, and past that the owner's
+	// check of this replica's heartbeat is the backstop.
+	select {
+	case <-m.stopping:
+		return // closing: the owner drops this replica's streams
+	default:
+	}
+	m.bg.Go(func() {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			select {
+			case <-m.stopping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		for try := range 3 {
+			_, err := m.forward(ctx, owner, att.id, r)
+			if err == nil || !errors.Is(err, ErrUnavailable) || errors.Is(err, errOwnerAnswered) || ctx.Err() != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// Attach is Join for callers that keep no attachment: on error nothing is
+// attached; after success, Detach(ctx, id) detaches the oldest attachment
+// made this way.
+func (m *Manager) Attach(ctx context.Context, id SessionID) (Session, error) {
+	s, att, err := m.Join(ctx, id)
+	if err != nil {
+		att.Detach(context.WithoutCancel(ctx))
+		return s, err
+	}
+	m.mu.Lock()
+	m.legacy[id] = append(m.legacy[id], att)
+	m.mu.Unlock()
+	return s, nil
+}
+
+// Detach detaches one attachment Attach made on the session.
+func (m *Manager) Detach(ctx context.Context, id SessionID) {
+	m.mu.Lock()
+	list := m.legacy[id]
+	var att *Attachment
+	if len(list) > 0 {
+		att = list[0]
+		if len(list) == 1 {
+			delete(m.legacy, id)
+		} else {
+			m.legacy[id] = list[1:]
+		}
+	}
+	m.mu.Unlock()
+	if att != nil {
+		att.Detach(ctx)
+	}
+}
+
+// streamSet is what an actor knows of its app streams: the attached ones
+// (by attachment id, with the replica each is on, "" for this one) and the
+// ids recently detached.
+type streamSet struct {
+	on   map[string]string
+	gone []string
+}
+
+// add attaches stream; false when it was detached already (the detach
+// overtook the attach).
+func (s *streamSet) add(stream, replica string) bool {
+	for _, g := range s.gone {
+		if g == stream {
+			return false
+		}
+	}
+	if s.on == nil {
+		s.on = map[string]string{}
+	}
+	s.on[stream] = replica
+	return true
+}
+
+// remove detaches stream; false when it was not attached.
+func (s *streamSet) remove(stream string) bool {
+	if _, ok := s.on[stream]; ok {
+		delete(s.on, stream)
+		return true
+	}
+	if len(s.gone) == maxGoneStreams {
+		s.gone = s.gone[1:]
+	}
+	s.gone = append(s.gone, stream)
+	return false
+}
+
+func (s *streamSet) len() int { return len(s.on) }
+
+// replicas are the other replicas streams are attached from.
+func (s *streamSet) replicas() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range s.on {
+		if r != "" && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// dropReplica detaches every stream of replica; how many there were.
+func (s *streamSet) dropReplica(replica string) int {
+	n := 0
+	for id, r := range s.on {
+		if r == replica {
+			delete(s.on, id)
+			n++
+		}
+	}
+	return n
+}
+
+// dropDeadStreams detaches the streams of replicas that stopped
+// heartbeating: their detach will never come.
+func (a *actor) dropDeadStreams() {
+	if a.m.cluster == nil || a.fenced || a.s.Terminal() {
+		return
+	}
+	dropped := 0
+	for _, r := range a.streams.replicas() {
+		ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
+		alive := a.m.alive(ctx, r)
+		cancel()
+		if !alive {
+			dropped += a.streams.dropReplica(r)
+		}
+	}
+	if dropped > 0 {
+		a.log.Info("app streams of a stopped replica detached", "streams", dropped)
+		a.afterDetach()
+	}
+}
