@@ -260,7 +260,12 @@ func randomString(n int) string {
 // newRedis builds the Redis client -redis-mode asks for, with short
 // timeouts (an outage must fail calls fast, never hang them).
 func newRedis(cfg Config) (redis.UniversalClient, error) {
-	const timeout = time.Second
+	// poolTimeout is shorter than the store's per-call timeout (1 s), so
+	// that a call that finds every pooled connection busy fails with the
+	// pool timeout: UNAVAILABLE naming the exhausted pool, counted in
+	// vss_redis_pool_timeouts_total (go-redis's default is ReadTimeout +
+	// 1 s, and the call's deadline would end the wait first, unnamed).
+	const timeout, poolTimeout = time.Second, 500 * time.Millisecond
 	switch cfg.RedisMode {
 	case "sentinel":
 		o, err := redis.ParseFailoverURL(cfg.RedisURL)
@@ -268,6 +273,7 @@ func newRedis(cfg Config) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("-redis-url (sentinel): %w", err)
 		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
+		o.PoolTimeout = poolTimeout
 		return redis.NewFailoverClient(o), nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(cfg.RedisURL)
@@ -275,6 +281,7 @@ func newRedis(cfg Config) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("-redis-url (cluster): %w", err)
 		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
+		o.PoolTimeout = poolTimeout
 		return redis.NewClusterClient(o), nil
 	}
 	o, err := redis.ParseURL(cfg.RedisURL)
@@ -282,5 +289,6 @@ func newRedis(cfg Config) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("-redis-url: %w", err)
 	}
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
+	o.PoolTimeout = poolTimeout
 	return redis.NewClient(o), nil
 }
