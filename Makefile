@@ -12,7 +12,7 @@ MODULE    := $(shell $(GO) list -m)
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 10m
 
-.PHONY: all build test lint proto bench chart alerts image quickstart-test readme-grpcurl test-net tools-protoc tools-buf redis-bin web-deps test-web clean
+.PHONY: all build test lint proto fuzz bench chart alerts image quickstart-test readme-grpcurl test-net tools-protoc tools-buf redis-bin web-deps test-web clean
 
 all: build
 
@@ -24,6 +24,12 @@ build:
 # redis-server when the binary is missing and we are root.
 test: redis-bin
 	scripts/with-redis.sh $(GO) test $(TEST_FLAGS) ./...
+
+# fuzz runs the fuzz target over every RPC's request decoding and validation
+# (service/fuzz_test.go) for FUZZTIME (CI: 20s).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRequests -fuzztime $(FUZZTIME) ./service/
 
 bench: redis-bin
 	scripts/with-redis.sh $(GO) test $(BENCH_FLAGS) ./...

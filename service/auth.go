@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/acme/viewersession/sessionmgr"
 )
@@ -91,9 +94,16 @@ func (a *Auth) backend(ctx context.Context, m *sessionmgr.Manager) (principal, e
 	if p.backend {
 		return p, nil
 	}
-	if sid, ok := sessionmgr.TokenSession(p.token); ok && m.Authorize(ctx, sid, p.token) == nil {
-		return p, withDetails(codes.PermissionDenied, "a session token cannot call backend RPCs; use an API key",
-			&errdetails.ErrorInfo{Domain: Domain, Reason: "PERMISSION_DENIED"})
+	if sid, ok := sessionmgr.TokenSession(p.token); ok {
+		err := m.Authorize(ctx, sid, p.token)
+		if err == nil {
+			return p, withDetails(codes.PermissionDenied, "a session token cannot call backend RPCs; use an API key",
+				&errdetails.ErrorInfo{Domain: Domain, Reason: "PERMISSION_DENIED"})
+		}
+		if !errors.Is(err, sessionmgr.ErrPermissionDenied) && !errors.Is(err, sessionmgr.ErrNotFound) {
+			// The store could not tell: not the caller's fault.
+			return p, authUnavailable(err)
+		}
 	}
 	return p, unauthenticated(errBadKey)
 }
@@ -114,13 +124,25 @@ func (a *Auth) session(ctx context.Context, m *sessionmgr.Manager, id sessionmgr
 		if errors.Is(err, sessionmgr.ErrPermissionDenied) || errors.Is(err, sessionmgr.ErrNotFound) {
 			return p, unauthenticated(errors.New("invalid API key or session token"))
 		}
-		return p, err
+		return p, authUnavailable(err)
 	}
 	if sid != id {
 		return p, withDetails(codes.PermissionDenied, "this session token does not open "+sessionName(id),
 			&errdetails.ErrorInfo{Domain: Domain, Reason: "PERMISSION_DENIED"})
 	}
 	return p, nil
+}
+
+// authUnavailable is the status of a token that could not be checked
+// (the session store is out): UNAVAILABLE with ErrorInfo and RetryInfo,
+// never a verdict on the credential.
+func authUnavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	return withDetails(codes.Unavailable, "the session token cannot be checked right now (the session store is unreachable); retry",
+		&errdetails.ErrorInfo{Domain: Domain, Reason: "UNAVAILABLE"},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
 }
 
 func unauthenticated(err error) error {

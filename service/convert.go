@@ -1,6 +1,8 @@
 package service
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,11 +27,13 @@ func parseName(field, name string) (sessionmgr.SessionID, error) {
 	return sessionmgr.SessionID(id), nil
 }
 
+// quoteTrunc quotes s for a message: Go syntax (control characters and
+// invalid UTF-8 escaped, never echoed raw), cut at 80 bytes.
 func quoteTrunc(s string) string {
 	if len(s) > 80 {
-		s = s[:80] + "..."
+		return strconv.Quote(s[:80]) + "..."
 	}
-	return `"` + s + `"`
+	return strconv.Quote(s)
 }
 
 func sessionName(id sessionmgr.SessionID) string { return namePrefix + string(id) }
@@ -131,6 +135,30 @@ func sessionToProto(s sessionmgr.Session) *vspb.Session {
 	return p
 }
 
+// backendView is a session as a backend sees it: the TURN usernames and
+// credentials only when asked for, and never for an ended session.
+func backendView(s sessionmgr.Session, withCredentials bool) *vspb.Session {
+	p := sessionToProto(s)
+	if !withCredentials || s.Terminal() {
+		stripCredentials(p.GetIceServers())
+	}
+	return p
+}
+
+// stripCredentials removes TURN usernames and credentials (the URLs stay).
+func stripCredentials(servers []*vspb.IceServer) {
+	for _, is := range servers {
+		is.Username, is.Credential = "", ""
+	}
+}
+
+// stripEventCredentials removes TURN credentials from an event for a
+// backend's watch (refreshed ICE servers, a renegotiate's servers).
+func stripEventCredentials(e *vspb.SessionEvent) {
+	stripCredentials(e.GetIceServers().GetIceServers())
+	stripCredentials(e.GetRenegotiate().GetIceServers())
+}
+
 func timeToProto(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
@@ -153,16 +181,32 @@ func iceServersToProto(in []sessionmgr.IceServer) []*vspb.IceServer {
 	return out
 }
 
-func candidateFromProto(c *vspb.IceCandidate) *sessionmgr.Candidate {
+// Limits of an app's ICE candidate (the proto's).
+const (
+	maxCandidateLen = 1024
+	maxSDPMidLen    = 64
+	maxMLineIndex   = 63
+	maxUfragLen     = 256
+)
+
+// candidateFromProto checks and converts an app's candidate.
+func candidateFromProto(c *vspb.IceCandidate) (*sessionmgr.Candidate, error) {
+	switch {
+	case len(c.GetCandidate()) > maxCandidateLen:
+		return nil, invalidField("candidate.candidate", fmt.Sprintf("%d bytes, at most %d", len(c.GetCandidate()), maxCandidateLen))
+	case len(c.GetSdpMid()) > maxSDPMidLen:
+		return nil, invalidField("candidate.sdp_mid", fmt.Sprintf("%d bytes, at most %d", len(c.GetSdpMid()), maxSDPMidLen))
+	case c.SdpMlineIndex != nil && c.GetSdpMlineIndex() > maxMLineIndex:
+		return nil, invalidField("candidate.sdp_mline_index", fmt.Sprintf("%d, want 0..%d", c.GetSdpMlineIndex(), maxMLineIndex))
+	case len(c.GetUsernameFragment()) > maxUfragLen:
+		return nil, invalidField("candidate.username_fragment", fmt.Sprintf("%d bytes, at most %d", len(c.GetUsernameFragment()), maxUfragLen))
+	}
 	out := &sessionmgr.Candidate{Candidate: c.GetCandidate(), SDPMid: c.GetSdpMid(), UsernameFragment: c.GetUsernameFragment()}
 	if c.SdpMlineIndex != nil {
-		v := c.GetSdpMlineIndex()
-		if v <= 0xffff {
-			i := uint16(v)
-			out.SDPMLineIndex = &i
-		}
+		i := uint16(c.GetSdpMlineIndex())
+		out.SDPMLineIndex = &i
 	}
-	return out
+	return out, nil
 }
 
 func candidateToProto(c *sessionmgr.Candidate) *vspb.IceCandidate {
@@ -266,9 +310,19 @@ func appPayload(m appOneof) (sessionmgr.AppMessage, error) {
 		}
 		return sessionmgr.AppMessage{Offer: m.GetOffer().GetSdp()}, nil
 	case m.GetCandidate() != nil:
-		return sessionmgr.AppMessage{Candidate: candidateFromProto(m.GetCandidate())}, nil
+		c, err := candidateFromProto(m.GetCandidate())
+		if err != nil {
+			return sessionmgr.AppMessage{}, err
+		}
+		return sessionmgr.AppMessage{Candidate: c}, nil
 	case m.GetStateReport() != nil:
 		r := m.GetStateReport()
+		if _, ok := vspb.IceConnectionState_name[int32(r.GetIceState())]; !ok {
+			return sessionmgr.AppMessage{}, invalidField("state_report.ice_state", fmt.Sprintf("unknown value %d", r.GetIceState()))
+		}
+		if _, ok := vspb.PeerConnectionState_name[int32(r.GetPeerState())]; !ok {
+			return sessionmgr.AppMessage{}, invalidField("state_report.peer_state", fmt.Sprintf("unknown value %d", r.GetPeerState()))
+		}
 		return sessionmgr.AppMessage{StateReport: &sessionmgr.ConnState{
 			ICE: sessionmgr.ICEState(r.GetIceState()), Peer: sessionmgr.PeerState(r.GetPeerState()),
 		}}, nil

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -24,29 +28,39 @@ type statusRule struct {
 	code   codes.Code
 	reason string
 	retry  time.Duration // RetryInfo delay; 0 = none
+	// public, when set, is the whole message the caller gets: the error's
+	// own words (addresses, URLs, a dependency's text) go to the log.
+	public string
 }
 
 // statusRules is the error-to-status map, checked in order with errors.Is.
 // A table test pins it (errors_test.go).
 var statusRules = []statusRule{
-	{sessionmgr.ErrInvalidArgument, codes.InvalidArgument, "INVALID_ARGUMENT", 0},
-	{sessionmgr.ErrNotFound, codes.NotFound, "SESSION_NOT_FOUND", 0},
-	{sessionmgr.ErrChannelNotFound, codes.NotFound, "CHANNEL_NOT_FOUND", 0},
-	{sessionmgr.ErrAlreadyExists, codes.AlreadyExists, "SESSION_EXISTS", 0},
-	{sessionmgr.ErrChannelFull, codes.ResourceExhausted, "CHANNEL_FULL", 5 * time.Second},
-	{sessionmgr.ErrClientIDExhausted, codes.ResourceExhausted, "CLIENT_ID_EXHAUSTED", 10 * time.Second},
-	{sessionmgr.ErrSessionClosed, codes.FailedPrecondition, "SESSION_CLOSED", 0},
-	{sessionmgr.ErrNotJoined, codes.FailedPrecondition, "NOT_JOINED", 0},
-	{sessionmgr.ErrAlreadyJoined, codes.FailedPrecondition, "ALREADY_JOINED", 0},
-	{sessionmgr.ErrOfferInFlight, codes.FailedPrecondition, "OFFER_IN_FLIGHT", 0},
-	{sessionmgr.ErrOfferNotExpected, codes.FailedPrecondition, "OFFER_NOT_EXPECTED", 0},
-	{sessionmgr.ErrUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED", 0},
-	{sessionmgr.ErrPermissionDenied, codes.PermissionDenied, "PERMISSION_DENIED", 0},
-	{sessionmgr.ErrAccessDenied, codes.FailedPrecondition, "ACCESS_DENIED", 0},
-	{sessionmgr.ErrThrottled, codes.Unavailable, "KVS_THROTTLED", 2 * time.Second},
-	{sessionmgr.ErrShuttingDown, codes.Unavailable, "SHUTTING_DOWN", time.Second},
-	{sessionmgr.ErrUnavailable, codes.Unavailable, "UNAVAILABLE", time.Second},
-	{sessionmgr.ErrConflict, codes.Aborted, "CONFLICT", 0},
+	{sessionmgr.ErrInvalidArgument, codes.InvalidArgument, "INVALID_ARGUMENT", 0, ""},
+	{sessionmgr.ErrNotFound, codes.NotFound, "SESSION_NOT_FOUND", 0, ""},
+	{sessionmgr.ErrChannelNotFound, codes.NotFound, "CHANNEL_NOT_FOUND", 0, ""},
+	{sessionmgr.ErrAlreadyExists, codes.AlreadyExists, "SESSION_EXISTS", 0, ""},
+	{sessionmgr.ErrChannelFull, codes.ResourceExhausted, "CHANNEL_FULL", 5 * time.Second, ""},
+	{sessionmgr.ErrClientIDExhausted, codes.ResourceExhausted, "CLIENT_ID_EXHAUSTED", 10 * time.Second, ""},
+	{sessionmgr.ErrSessionClosed, codes.FailedPrecondition, "SESSION_CLOSED", 0, ""},
+	{sessionmgr.ErrNotJoined, codes.FailedPrecondition, "NOT_JOINED", 0, ""},
+	{sessionmgr.ErrAlreadyJoined, codes.FailedPrecondition, "ALREADY_JOINED", 0, ""},
+	{sessionmgr.ErrOfferInFlight, codes.FailedPrecondition, "OFFER_IN_FLIGHT", 0, ""},
+	{sessionmgr.ErrOfferNotExpected, codes.FailedPrecondition, "OFFER_NOT_EXPECTED", 0, ""},
+	{sessionmgr.ErrUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED", 0, ""},
+	{sessionmgr.ErrPermissionDenied, codes.PermissionDenied, "PERMISSION_DENIED", 0, ""},
+	{sessionmgr.ErrCredentials, codes.FailedPrecondition, "AWS_CREDENTIALS", 0,
+		"the service cannot load its AWS credentials; an operator must fix its configuration (retrying does not help)"},
+	{sessionmgr.ErrInvalidRegion, codes.FailedPrecondition, "INVALID_REGION", 0, ""},
+	{sessionmgr.ErrAccessDenied, codes.FailedPrecondition, "ACCESS_DENIED", 0,
+		"the service's AWS credentials may not use this channel"},
+	{sessionmgr.ErrThrottled, codes.Unavailable, "KVS_THROTTLED", 2 * time.Second,
+		"KVS throttled the service; retry shortly"},
+	{sessionmgr.ErrShuttingDown, codes.Unavailable, "SHUTTING_DOWN", time.Second,
+		"this server is shutting down; retry (another replica will answer)"},
+	{sessionmgr.ErrUnavailable, codes.Unavailable, "UNAVAILABLE", time.Second,
+		"the service cannot reach a dependency (its session store or KVS) right now; retry"},
+	{sessionmgr.ErrConflict, codes.Aborted, "CONFLICT", 0, "the session changed meanwhile; retry"},
 }
 
 // failureCodes maps the reason of a FAILED session to the status its app's
@@ -64,10 +78,13 @@ var failureCodes = map[sessionmgr.FailureReason]codes.Code{
 }
 
 // toStatus turns a domain error into a gRPC status error with ErrorInfo
-// and, where they fit, BadRequest, QuotaFailure and RetryInfo. Errors it
-// does not know become INTERNAL with a generic message; the full error is
-// logged once, here.
-func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+// and, where they fit, BadRequest, QuotaFailure and RetryInfo. The
+// message never carries an address, a URL or a control character: classes
+// whose errors quote dependencies get a fixed message and the full error
+// is logged (with attrs, such as the session id); other messages are
+// scrubbed. Errors it does not know become INTERNAL with a generic
+// message, logged in full once, here.
+func toStatus(ctx context.Context, log *slog.Logger, err error, attrs ...any) error {
 	if err == nil {
 		return nil
 	}
@@ -98,9 +115,15 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		if r.retry > 0 {
 			details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(r.retry)})
 		}
-		return withDetails(codes.Code(r.code), err.Error(), details...)
+		msg := r.public
+		if msg == "" {
+			msg = scrub(err.Error())
+		} else {
+			log.WarnContext(ctx, "request failed", append([]any{"reason", r.reason, "error", err}, attrs...)...)
+		}
+		return withDetails(codes.Code(r.code), msg, details...)
 	}
-	log.ErrorContext(ctx, "internal error", "error", err)
+	log.ErrorContext(ctx, "internal error", append([]any{"error", err}, attrs...)...)
 	return withDetails(codes.Internal, "internal error", &errdetails.ErrorInfo{Domain: Domain, Reason: "INTERNAL"})
 }
 
@@ -114,7 +137,36 @@ func failureStatus(f *sessionmgr.Failure) error {
 	if !ok {
 		code = codes.Internal
 	}
-	return withDetails(code, f.Message, &errdetails.ErrorInfo{Domain: Domain, Reason: f.Reason.String()})
+	return withDetails(code, scrub(f.Message), &errdetails.ErrorInfo{Domain: Domain, Reason: f.Reason.String()})
+}
+
+var (
+	urlRE  = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"']*`)
+	ipv4RE = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b`)
+	ipv6RE = regexp.MustCompile(`\[[0-9a-fA-F:.%]*:[0-9a-fA-F:.%]*\](:\d+)?`)
+)
+
+// scrub makes a message fit for a client: URLs and IP addresses become
+// "<redacted>", control characters (CR, LF, ...) and invalid UTF-8 are
+// escaped, and it is cut at 1024 bytes.
+func scrub(msg string) string {
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
+	msg = urlRE.ReplaceAllString(msg, "<redacted>")
+	msg = ipv6RE.ReplaceAllString(msg, "<redacted>")
+	msg = ipv4RE.ReplaceAllString(msg, "<redacted>")
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			b.WriteString(strconv.QuoteRune(r))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	msg = b.String()
+	if len(msg) > 1024 {
+		msg = strings.ToValidUTF8(msg[:1024], "") + "..."
+	}
+	return msg
 }
 
 // isDomain reports whether err wraps one of the sessionmgr sentinels.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -43,6 +44,9 @@ func TestToStatus(t *testing.T) {
 		{sessionmgr.ErrAlreadyExists, codes.AlreadyExists, "SESSION_EXISTS", "", false, false},
 		{sessionmgr.ErrConflict, codes.Aborted, "CONFLICT", "", false, false},
 		{errors.New("disk on fire"), codes.Internal, "INTERNAL", "", false, false},
+		// Issue 15, defect 7: configuration problems are not transient.
+		{fmt.Errorf("resolve channel: %w: no EC2 IMDS role found", sessionmgr.ErrCredentials), codes.FailedPrecondition, "AWS_CREDENTIALS", "", false, false},
+		{fmt.Errorf("%w: channel.region \"us\\r\\n\" is not a region", sessionmgr.ErrInvalidRegion), codes.FailedPrecondition, "INVALID_REGION", "", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give.Error(), func(t *testing.T) {
@@ -117,6 +121,32 @@ func TestFailureStatus(t *testing.T) {
 		info, _ := st.Details()[0].(*errdetails.ErrorInfo)
 		if info.GetReason() != tt.give.String() {
 			t.Errorf("failureStatus(%v) reason = %q, want %q", tt.give, info.GetReason(), tt.give.String())
+		}
+	}
+}
+
+// Issue 15, defect 9: what an app or backend is told never carries an
+// internal URL or address, nor raw control characters; the full error is
+// logged with the session id.
+func TestToStatusHidesInternals(t *testing.T) {
+	tests := []error{
+		fmt.Errorf("resolve channel: %w: kvs DescribeSignalingChannel: Post \"https://127.0.0.1:44567/describeSignalingChannel\": dial tcp 127.0.0.1:44567: connect: connection refused", sessionmgr.ErrUnavailable),
+		fmt.Errorf("%w: redis: dial tcp [fd00::5]:6379: i/o timeout", sessionmgr.ErrUnavailable),
+		fmt.Errorf("%w: wss://v-1234.kinesisvideo.us-west-2.amazonaws.com refused", sessionmgr.ErrThrottled),
+		fmt.Errorf("%w: channel.region \"x\r\nInjected: yes http://10.0.0.1/\"", sessionmgr.ErrInvalidRegion),
+		&sessionmgr.FieldError{Field: "offer.sdp", Reason: "bad line \"a=x\r\nb\" from 192.168.1.20:5000"},
+	}
+	for _, give := range tests {
+		var logs bytes.Buffer
+		err := toStatus(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)), give, "session_id", "s1")
+		msg := status.Convert(err).Message()
+		for _, bad := range []string{"127.0.0.1", "fd00::5", "10.0.0.1", "192.168.1.20", "https://", "http://", "wss://", "\r", "\n"} {
+			if strings.Contains(msg, bad) {
+				t.Errorf("toStatus(%q) message %q contains %q", give, msg, bad)
+			}
+		}
+		if status.Code(err) == codes.Unavailable && !strings.Contains(logs.String(), `"session_id":"s1"`) {
+			t.Errorf("toStatus(%q): the detail is not logged with the session id; log: %s", give, logs.String())
 		}
 	}
 }

@@ -42,12 +42,12 @@ func NewInterceptors(log *slog.Logger, reg prometheus.Registerer) *Interceptors 
 
 // Unary is the chain of unary interceptors, outermost first.
 func (i *Interceptors) Unary() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{i.observeUnary, i.recoverUnary}
+	return []grpc.UnaryServerInterceptor{i.observeUnary, checkUnary, i.recoverUnary}
 }
 
 // Stream is the chain of stream interceptors, outermost first.
 func (i *Interceptors) Stream() []grpc.StreamServerInterceptor {
-	return []grpc.StreamServerInterceptor{i.observeStream, i.recoverStream}
+	return []grpc.StreamServerInterceptor{i.observeStream, checkStream, i.recoverStream}
 }
 
 func (i *Interceptors) observeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -89,6 +89,19 @@ func (i *Interceptors) observe(ctx context.Context, method string, start time.Ti
 		attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
 	}
 	i.log.LogAttrs(ctx, level, "rpc", attrs...)
+}
+
+// checkUnary refuses a request that did not decode (see Codec).
+func checkUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := decodeError(req); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+// checkStream refuses stream messages that did not decode (see Codec).
+func checkStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, checkedStream{ss})
 }
 
 func (i *Interceptors) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {

@@ -9,11 +9,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"sync"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,16 +32,31 @@ type Server struct {
 	m    *sessionmgr.Manager
 	auth *Auth
 	log  *slog.Logger
+
+	limits  Limits
+	shared  RateLimiter       // create rate across replicas; nil: local only
+	local   *LocalRateLimiter // this process's buckets
+	streams streamCounts
 }
 
 var _ vspb.ViewerSessionServiceServer = (*Server)(nil)
 
 // New returns a Server.
-func New(m *sessionmgr.Manager, auth *Auth, log *slog.Logger) *Server {
-	return &Server{m: m, auth: auth, log: log}
+func New(m *sessionmgr.Manager, auth *Auth, log *slog.Logger, opts ...Option) *Server {
+	s := &Server{m: m, auth: auth, log: log, limits: DefaultLimits(), local: NewLocalRateLimiter()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 func (s *Server) status(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
+
+// sessionStatus is status for a call on session id: what the app is not
+// told (addresses, URLs, dependencies' words) is logged with the id.
+func (s *Server) sessionStatus(ctx context.Context, id sessionmgr.SessionID, err error) error {
+	return toStatus(ctx, s.log, err, "session_id", string(id))
+}
 
 // CreateSession implements the RPC.
 func (s *Server) CreateSession(ctx context.Context, req *vspb.CreateSessionRequest) (*vspb.CreateSessionResponse, error) {
@@ -47,23 +64,15 @@ func (s *Server) CreateSession(ctx context.Context, req *vspb.CreateSessionReque
 	if err != nil {
 		return nil, err
 	}
-	if req.GetChannel() == nil {
-		return nil, invalidField("channel", "required")
+	if err := s.allowCreate(ctx, p.caller); err != nil {
+		return nil, err
 	}
-	if rid := req.GetRequestId(); rid != "" && !validRequestID(rid) {
-		return nil, invalidField("request_id", "want 1..64 characters of [a-zA-Z0-9_.-]")
-	}
-	opts, err := optionsFromProto(req.GetOptions())
+	params, err := validateCreate(req)
 	if err != nil {
 		return nil, err
 	}
-	sess, token, err := s.m.Create(ctx, sessionmgr.CreateParams{
-		Channel:   channelRefFromProto(req.GetChannel()),
-		ViewerID:  req.GetViewerId(),
-		Options:   opts,
-		Caller:    p.caller,
-		RequestID: req.GetRequestId(),
-	})
+	params.Caller = p.caller
+	sess, token, err := s.m.Create(ctx, params)
 	if errors.Is(err, sessionmgr.ErrAlreadyExists) && sess.ID != "" {
 		// An idempotent repeat: the first call's session and token.
 		return &vspb.CreateSessionResponse{Session: sessionToProto(sess), SessionToken: token}, nil
@@ -72,6 +81,27 @@ func (s *Server) CreateSession(ctx context.Context, req *vspb.CreateSessionReque
 		return nil, s.status(ctx, err)
 	}
 	return &vspb.CreateSessionResponse{Session: sessionToProto(sess), SessionToken: token}, nil
+}
+
+// validateCreate checks a CreateSession request (the manager checks the
+// channel and viewer further).
+func validateCreate(req *vspb.CreateSessionRequest) (sessionmgr.CreateParams, error) {
+	if req.GetChannel() == nil {
+		return sessionmgr.CreateParams{}, invalidField("channel", "required")
+	}
+	if rid := req.GetRequestId(); rid != "" && !validRequestID(rid) {
+		return sessionmgr.CreateParams{}, invalidField("request_id", "want 1..64 characters of [a-zA-Z0-9_.-]")
+	}
+	opts, err := optionsFromProto(req.GetOptions())
+	if err != nil {
+		return sessionmgr.CreateParams{}, err
+	}
+	return sessionmgr.CreateParams{
+		Channel:   channelRefFromProto(req.GetChannel()),
+		ViewerID:  req.GetViewerId(),
+		Options:   opts,
+		RequestID: req.GetRequestId(),
+	}, nil
 }
 
 func validRequestID(s string) bool {
@@ -97,9 +127,9 @@ func (s *Server) GetSession(ctx context.Context, req *vspb.GetSessionRequest) (*
 	}
 	sess, err := s.m.Get(ctx, id)
 	if err != nil {
-		return nil, s.status(ctx, err)
+		return nil, s.sessionStatus(ctx, id, err)
 	}
-	return &vspb.GetSessionResponse{Session: sessionToProto(sess)}, nil
+	return &vspb.GetSessionResponse{Session: backendView(sess, req.GetIncludeIceCredentials())}, nil
 }
 
 const (
@@ -112,21 +142,9 @@ func (s *Server) ListSessions(ctx context.Context, req *vspb.ListSessionsRequest
 	if _, err := s.auth.backend(ctx, s.m); err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, invalidField("page_size", "must not be negative")
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
-	}
-	var f sessionmgr.ListFilter
-	if st := req.GetState(); st != vspb.SessionState_SESSION_STATE_UNSPECIFIED {
-		if _, ok := vspb.SessionState_name[int32(st)]; !ok {
-			return nil, invalidField("state", "unknown value")
-		}
-		f.State = sessionmgr.State(st)
+	size, f, err := validateList(req)
+	if err != nil {
+		return nil, err
 	}
 	if c := req.GetChannel(); c != nil {
 		ch, err := s.m.ResolveChannel(ctx, channelRefFromProto(c))
@@ -150,12 +168,37 @@ func (s *Server) ListSessions(ctx context.Context, req *vspb.ListSessionsRequest
 	}
 	resp := &vspb.ListSessionsResponse{}
 	for _, sess := range list {
-		resp.Sessions = append(resp.Sessions, sessionToProto(sess))
+		resp.Sessions = append(resp.Sessions, backendView(sess, req.GetIncludeIceCredentials()))
 	}
 	if next != "" {
 		resp.NextPageToken = encodePageToken(filterKey, next)
 	}
 	return resp, nil
+}
+
+// validateList checks a ListSessions request: the page size and the
+// state filter.
+func validateList(req *vspb.ListSessionsRequest) (int, sessionmgr.ListFilter, error) {
+	var f sessionmgr.ListFilter
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return 0, f, invalidField("page_size", "must not be negative")
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	if st := req.GetState(); st != vspb.SessionState_SESSION_STATE_UNSPECIFIED {
+		if _, ok := vspb.SessionState_name[int32(st)]; !ok {
+			return 0, f, invalidField("state", "unknown value")
+		}
+		f.State = sessionmgr.State(st)
+	}
+	if c := req.GetChannel(); c != nil && c.GetArn() == "" && c.GetName() == "" {
+		return 0, f, invalidField("channel", "set arn, or name (and region)")
+	}
+	return size, f, nil
 }
 
 func listFilterKey(f sessionmgr.ListFilter) string {
@@ -187,9 +230,9 @@ func (s *Server) CloseSession(ctx context.Context, req *vspb.CloseSessionRequest
 	}
 	sess, err := s.m.CloseSession(ctx, id)
 	if err != nil {
-		return nil, s.status(ctx, err)
+		return nil, s.sessionStatus(ctx, id, err)
 	}
-	return &vspb.CloseSessionResponse{Session: sessionToProto(sess)}, nil
+	return &vspb.CloseSessionResponse{Session: backendView(sess, false)}, nil
 }
 
 // WatchSession implements the RPC. An app watching with its token is
@@ -205,17 +248,36 @@ func (s *Server) WatchSession(req *vspb.WatchSessionRequest, stream grpc.ServerS
 	if err != nil {
 		return err
 	}
-	if _, err := s.m.Get(ctx, id); err != nil {
-		return s.status(ctx, err)
+	release, err := s.openStream(string(id), p)
+	if err != nil {
+		return err
+	}
+	defer release()
+	sess, err := s.m.Get(ctx, id)
+	if err != nil {
+		return s.sessionStatus(ctx, id, err)
 	}
 	if !p.backend {
-		if _, err := s.m.Attach(ctx, id); err != nil && !errors.Is(err, sessionmgr.ErrSessionClosed) {
-			return s.status(ctx, err)
+		joined, att, err := s.m.Join(ctx, id)
+		// Detached whatever Join said: a join given up mid-flight may
+		// have landed.
+		defer att.Detach(context.WithoutCancel(ctx))
+		if err != nil && !errors.Is(err, sessionmgr.ErrSessionClosed) {
+			return s.sessionStatus(ctx, id, err)
 		}
-		defer s.m.Detach(context.WithoutCancel(ctx), id)
+		if err == nil {
+			sess = joined
+		}
+	}
+	if err := checkAfter(req.GetAfterSequence(), sess); err != nil {
+		return err
 	}
 	err = s.m.Watch(ctx, id, req.GetAfterSequence(), func(e sessionmgr.Event) error {
-		if err := stream.Send(&vspb.WatchSessionResponse{Event: eventToProto(e)}); err != nil {
+		pe := eventToProto(e)
+		if p.backend {
+			stripEventCredentials(pe)
+		}
+		if err := stream.Send(&vspb.WatchSessionResponse{Event: pe}); err != nil {
 			return err
 		}
 		if e.Type == sessionmgr.EventGoingAway && !p.backend {
@@ -226,7 +288,7 @@ func (s *Server) WatchSession(req *vspb.WatchSessionRequest, stream grpc.ServerS
 	if errors.Is(err, errGoingAway) {
 		return nil
 	}
-	return s.status(ctx, err)
+	return s.sessionStatus(ctx, id, err)
 }
 
 // Signal implements the RPC.
@@ -242,12 +304,15 @@ func (s *Server) Signal(ctx context.Context, req *vspb.SignalRequest) (*vspb.Sig
 	if err != nil {
 		return nil, err
 	}
+	if err := s.allowAppMessage(ctx, string(id)); err != nil {
+		return nil, err
+	}
 	sess, err := s.m.Send(ctx, id, msg)
 	if err != nil {
 		// Handled or not, the app learns which from the acknowledgement
 		// of its next call (or Joined): a repeat is acknowledged, not
 		// applied again.
-		return nil, s.status(ctx, err)
+		return nil, s.sessionStatus(ctx, id, err)
 	}
 	return &vspb.SignalResponse{State: vspb.SessionState(sess.State), LastSequence: sess.LastSeq, AckedAppSequence: sess.AckedAppSeq}, nil
 }
@@ -270,27 +335,34 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 	if err := checkJoinSequence(first); err != nil {
 		return err
 	}
-	if _, err := s.auth.session(ctx, s.m, id); err != nil {
+	p, err := s.auth.session(ctx, s.m, id)
+	if err != nil {
 		return err
 	}
-	sess, err := s.m.Attach(ctx, id)
+	release, err := s.openStream(string(id), p)
+	if err != nil {
+		return err
+	}
+	defer release()
+	sess, att, err := s.m.Join(ctx, id)
+	// Detached whatever Join said: a join given up mid-flight (the app's
+	// network reset right after it) may have landed all the same.
+	defer att.Detach(context.WithoutCancel(ctx))
 	if errors.Is(err, sessionmgr.ErrSessionClosed) && sess.ID != "" {
 		// It ended while the app was away: tell it what it missed, ending
 		// with the session's own end (OK after CLOSED, the failure's status
 		// after FAILED).
+		if err := checkAfter(join.GetAfterSequence(), sess); err != nil {
+			return err
+		}
 		return s.replayEnded(stream, sess, join.GetAfterSequence())
 	}
 	if err != nil {
-		return s.status(ctx, err)
+		return s.sessionStatus(ctx, id, err)
 	}
-	detached := false
-	detach := func() {
-		if !detached {
-			detached = true
-			s.m.Detach(context.WithoutCancel(ctx), id)
-		}
+	if err := checkAfter(join.GetAfterSequence(), sess); err != nil {
+		return err
 	}
-	defer detach()
 	out := &connectSender{stream: stream}
 	if err := out.send(joinedMessage(sess)); err != nil {
 		return err
@@ -337,6 +409,10 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 				recvDone <- err
 				return
 			}
+			if err := s.allowAppMessage(ctx, string(id)); err != nil {
+				recvDone <- err
+				return
+			}
 			sess, err := s.m.Send(ctx, id, msg)
 			if msg.AppSeq != 0 && sess.ID != "" {
 				ack := &vspb.ConnectResponse{Message: &vspb.ConnectResponse_Ack{Ack: &vspb.Ack{AppSequence: sess.AckedAppSeq}}}
@@ -346,7 +422,7 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 				}
 			}
 			if err != nil {
-				recvDone <- s.status(ctx, err)
+				recvDone <- s.sessionStatus(ctx, id, err)
 				return
 			}
 		}
@@ -364,7 +440,7 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 			if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
 				return err
 			}
-			return s.status(ctx, err)
+			return s.sessionStatus(ctx, id, err)
 		}
 		return nil
 	case err := <-recvDone:
@@ -379,8 +455,20 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 			}
 			return err
 		}
-		return s.status(ctx, err)
+		return s.sessionStatus(ctx, id, err)
 	}
+}
+
+// checkAfter refuses a resume point beyond the end of the timeline: such
+// a stream would wait silently for events the app already claims to have.
+func checkAfter(after uint64, sess sessionmgr.Session) error {
+	if after <= sess.LastSeq {
+		return nil
+	}
+	desc := fmt.Sprintf("%d is beyond the session's last event, %d", after, sess.LastSeq)
+	return withDetails(codes.OutOfRange, "after_sequence: "+desc,
+		&errdetails.ErrorInfo{Domain: Domain, Reason: "AFTER_SEQUENCE_OUT_OF_RANGE"},
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "after_sequence", Description: desc}}})
 }
 
 // replayEnded answers a join on an ended session: joined, the events
@@ -399,7 +487,7 @@ func (s *Server) replayEnded(stream grpc.BidiStreamingServer[vspb.ConnectRequest
 		return nil
 	})
 	if err != nil {
-		return s.status(ctx, err)
+		return s.sessionStatus(ctx, sess.ID, err)
 	}
 	if sess.State == sessionmgr.StateFailed {
 		return failureStatus(sess.Failure)

@@ -117,6 +117,8 @@ type Config struct {
 	// MaxConcurrentStreams bounds the gRPC streams (and in-flight unary
 	// calls) of one client connection. Default 100.
 	MaxConcurrentStreams uint
+	// Limits bound what one caller can make the service do (issue 15).
+	Limits Limits
 
 	// Session holds the server-wide defaults of per-session options.
 	Session SessionDefaults
@@ -131,6 +133,24 @@ type Config struct {
 	// KeepaliveTimeout is how long the server waits for a ping ack before it
 	// closes the connection. Default 10s.
 	KeepaliveTimeout time.Duration
+}
+
+// Limits are the per-caller limits of the service (service.Limits).
+type Limits struct {
+	// StreamsPerSession: Connect and WatchSession streams open on one
+	// session, per replica. Default 8.
+	StreamsPerSession int
+	// StreamsPerAPIKey: backend WatchSession streams of one API key, per
+	// replica. Default 1000.
+	StreamsPerAPIKey int
+	// CreatesPerSecond and CreateBurst: CreateSession per API key, a token
+	// bucket shared through Redis when configured. Defaults 50 and 100.
+	CreatesPerSecond float64
+	CreateBurst      int
+	// AppMessagesPerSecond and AppMessageBurst: app messages per session.
+	// Defaults 20 and 200.
+	AppMessagesPerSecond float64
+	AppMessageBurst      int
 }
 
 // SessionDefaults are the defaults of SessionOptions and the session limits.
@@ -192,6 +212,14 @@ func DefaultConfig() Config {
 		KeepaliveTimeout:     10 * time.Second,
 		HTTPIdleTimeout:      60 * time.Second,
 		MaxConcurrentStreams: 100,
+		Limits: Limits{
+			StreamsPerSession:    8,
+			StreamsPerAPIKey:     1000,
+			CreatesPerSecond:     50,
+			CreateBurst:          100,
+			AppMessagesPerSecond: 20,
+			AppMessageBurst:      200,
+		},
 		Session: SessionDefaults{
 			AnswerTimeout:            30 * time.Second,
 			RetryDelay:               6 * time.Second,
@@ -259,6 +287,12 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.WebTLS, "web-tls", c.WebTLS, "serve the web port with -tls-cert (HTTP/2 over TLS)")
 	fs.StringVar(&c.OTelEndpoint, "otel-endpoint", c.OTelEndpoint, "OTLP/gRPC collector URL for traces (http://host:4317); empty = off")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "gRPC streams allowed per client connection")
+	fs.IntVar(&c.Limits.StreamsPerSession, "max-streams-per-session", c.Limits.StreamsPerSession, "Connect and WatchSession streams open on one session (per replica)")
+	fs.IntVar(&c.Limits.StreamsPerAPIKey, "max-streams-per-api-key", c.Limits.StreamsPerAPIKey, "backend WatchSession streams of one API key (per replica)")
+	fs.Float64Var(&c.Limits.CreatesPerSecond, "creates-per-second", c.Limits.CreatesPerSecond, "CreateSession calls per second per API key (shared through Redis)")
+	fs.IntVar(&c.Limits.CreateBurst, "create-burst", c.Limits.CreateBurst, "CreateSession burst per API key")
+	fs.Float64Var(&c.Limits.AppMessagesPerSecond, "app-messages-per-second", c.Limits.AppMessagesPerSecond, "app messages per second per session")
+	fs.IntVar(&c.Limits.AppMessageBurst, "app-message-burst", c.Limits.AppMessageBurst, "app message burst per session")
 	return fs
 }
 
@@ -419,6 +453,19 @@ func (c Config) Validate() error {
 	check(c.Session.RetryDelay >= 0, "-retry-delay %v: must not be negative", c.Session.RetryDelay)
 	check(c.Session.MaxAttempts >= 1 && c.Session.MaxAttempts <= 5, "-max-attempts %d: must be 1..5", c.Session.MaxAttempts)
 	check(c.Session.MaxPerChannel >= 1, "-max-sessions-per-channel %d: must be at least 1", c.Session.MaxPerChannel)
+	for _, l := range []struct {
+		name string
+		v    float64
+	}{
+		{"max-streams-per-session", float64(c.Limits.StreamsPerSession)},
+		{"max-streams-per-api-key", float64(c.Limits.StreamsPerAPIKey)},
+		{"creates-per-second", c.Limits.CreatesPerSecond},
+		{"create-burst", float64(c.Limits.CreateBurst)},
+		{"app-messages-per-second", c.Limits.AppMessagesPerSecond},
+		{"app-message-burst", float64(c.Limits.AppMessageBurst)},
+	} {
+		check(l.v > 0, "-%s %v: must be positive", l.name, l.v)
+	}
 	check((c.TLSCert == "") == (c.TLSKey == ""), "-tls-cert and -tls-key: give both or neither")
 	check(c.TLSClientCA == "" || c.TLSCert != "", "-tls-client-ca needs -tls-cert and -tls-key")
 	check(!c.HTTPTLS || c.TLSCert != "", "-http-tls needs -tls-cert and -tls-key")

@@ -128,6 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	mw := service.NewInterceptors(log, reg)
 	gopts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(service.Codec()),
 		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxConcurrentStreams, 1<<31))),
 		grpc.ChainUnaryInterceptor(mw.Unary()...),
 		grpc.ChainStreamInterceptor(mw.Stream()...),
@@ -146,7 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	gopts = append(gopts, tracingOptions(tp)...)
 	gs := grpc.NewServer(gopts...)
 	hs := health.NewServer()
-	svc := service.New(d.manager, auth, log)
+	svc := service.New(d.manager, auth, log, d.serviceOptions(cfg)...)
 	healthpb.RegisterHealthServer(gs, hs)
 	vspb.RegisterViewerSessionServiceServer(gs, svc)
 	reflection.Register(gs)
@@ -156,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// reflection: the native port keeps grpc-go's transport untouched.
 	var web *webServer
 	if webLis != nil {
-		wgs := grpc.NewServer(append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(mw.Unary()...),
+		wgs := grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(service.Codec()), grpc.ChainUnaryInterceptor(mw.Unary()...),
 			grpc.ChainStreamInterceptor(mw.Stream()...)}, tracingOptions(tp)...)...)
 		healthpb.RegisterHealthServer(wgs, hs)
 		vspb.RegisterViewerSessionServiceServer(wgs, svc)

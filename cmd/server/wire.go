@@ -24,6 +24,7 @@ import (
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
 	"github.com/acme/viewersession/metrics"
+	"github.com/acme/viewersession/service"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/memstore"
@@ -43,6 +44,27 @@ type deps struct {
 	closers  []func(context.Context) error
 	// checks are the dependencies readiness depends on.
 	checks []readinessCheck
+	// rates shares the create rate limit between replicas (Redis); nil
+	// means this process only.
+	rates service.RateLimiter
+}
+
+// serviceOptions are the service's limits and, with Redis, the shared
+// rate limiter.
+func (d *deps) serviceOptions(cfg Config) []service.Option {
+	l := cfg.Limits
+	opts := []service.Option{service.WithLimits(service.Limits{
+		StreamsPerSession:    l.StreamsPerSession,
+		StreamsPerAPIKey:     l.StreamsPerAPIKey,
+		CreatesPerSecond:     l.CreatesPerSecond,
+		CreateBurst:          l.CreateBurst,
+		AppMessagesPerSecond: l.AppMessagesPerSecond,
+		AppMessageBurst:      l.AppMessageBurst,
+	})}
+	if d.rates != nil {
+		opts = append(opts, service.WithRateLimiter(d.rates))
+	}
+	return opts
 }
 
 func (d *deps) close(ctx context.Context, log *slog.Logger) {
@@ -96,7 +118,8 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 		d.closers = append(d.closers, func(context.Context) error { return rdb.Close() })
 		alloc = clientid.NewRedis(rdb, idCfg)
 		store = redisstore.New(rdb)
-		cluster = rediscluster.New(rdb)
+		rc := rediscluster.New(rdb)
+		cluster, d.rates = rc, rc
 	} else {
 		alloc = clientid.NewMemory(idCfg)
 		store = memstore.New()
