@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,7 +132,8 @@ type Config struct {
 	AckTimeout time.Duration
 	// MediaInterval is how often the client reports its media counters
 	// (a MediaReport, also its heartbeat) while the control stream is
-	// open. Default 1 s.
+	// open; it also reports at once when video starts on a peer
+	// connection or resumes after a gap (VideoGap). Default 1 s.
 	MediaInterval time.Duration
 
 	// Logger receives the client's logs. Default: discard.
@@ -170,6 +172,16 @@ type Config struct {
 	pollEvery time.Duration
 }
 
+// VideoGap is the shortest stretch without video packets that Stats.Gaps
+// records: about 7 frames at 15 fps, which a viewer sees as a freeze.
+const VideoGap = 500 * time.Millisecond
+
+// Gap is a stretch without video packets: From is the last packet before
+// it, To the first after it.
+type Gap struct {
+	From, To time.Time
+}
+
 // Stats is a snapshot of what a Client has done and received.
 type Stats struct {
 	// PacketsReceived and BytesReceived count video RTP packets (whole
@@ -182,6 +194,14 @@ type Stats struct {
 	// Media are the current peer connection's counters, as reported to
 	// the service.
 	Media MediaCounters
+	// FirstPacketAt and LastPacketAt are when the run's first and latest
+	// video packets arrived (zero before the first).
+	FirstPacketAt time.Time
+	LastPacketAt  time.Time
+	// Gaps are the stretches longer than VideoGap between two video
+	// packets of the run, oldest first: black video the user saw. A gap
+	// still open (nothing since LastPacketAt) is not in it.
+	Gaps []Gap
 	// FramesPerSecond estimates the video frame rate from the RTP
 	// timestamps of the last frames (a frame ends with the marker bit); 0
 	// when no frame arrived in the last second.
@@ -236,14 +256,17 @@ type Stats struct {
 // Run once; the other methods are safe for concurrent use, before, during
 // and after Run.
 type Client struct {
-	cfg    Config
-	sw     *SwitchNet // the loopback simulation, or nil
-	host   *hostNet   // the real network (HostNetwork), or nil
-	log    *slog.Logger
-	api    *webrtc.API
-	out    *outbox // app -> service, numbered; outlives Run
-	runs   atomic.Bool
-	reader sync.WaitGroup // RTP readers, one per remote track
+	cfg  Config
+	sw   *SwitchNet // the loopback simulation, or nil
+	host *hostNet   // the real network (HostNetwork), or nil
+	log  *slog.Logger
+	api  *webrtc.API
+	out  *outbox // app -> service, numbered; outlives Run
+	// resumed gets a token when video starts on a peer connection or
+	// resumes after a gap: Run reports media at once.
+	resumed chan struct{}
+	runs    atomic.Bool
+	reader  sync.WaitGroup // RTP readers, one per remote track
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -255,6 +278,7 @@ type Client struct {
 	pc      *webrtc.PeerConnection // current
 	pcs     uint32                 // peer connections built so far (the last id)
 	media   pcMedia                // the current peer connection's counters
+	gaps    []Gap                  // Stats.Gaps
 	noRead  bool                   // no new RTP readers (Run is ending)
 	netQ    *queue[netChange]      // the running Run's network changes; nil when not running
 	dropCur func()                 // drops the current stream (test hook)
@@ -294,10 +318,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	log = log.With("session", cfg.Session, "mode", cfg.Mode.String())
 	c := &Client{
-		cfg:  cfg,
-		log:  log,
-		out:  newOutbox(),
-		wake: make(chan struct{}),
+		cfg:     cfg,
+		log:     log,
+		out:     newOutbox(),
+		resumed: make(chan struct{}, 1),
+		wake:    make(chan struct{}),
 	}
 	var err error
 	if cfg.HostNetwork {
@@ -538,6 +563,7 @@ func (c *Client) Stats() Stats {
 	s := c.stats
 	s.FramesPerSecond = c.fps.rate(time.Now())
 	s.Media = c.media.MediaCounters
+	s.Gaps = slices.Clone(c.gaps)
 	s.AppSequence, s.AckedAppSequence, s.Unacked = last, acked, pending
 	return s
 }
@@ -682,14 +708,29 @@ func (c *Client) readTrack(tr *webrtc.TrackRemote, pcID uint32) {
 func (c *Client) onRTP(pcID uint32, pkt []byte, h rtp.Header, clock uint32, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	resumed := false
+	if last := c.stats.LastPacketAt; last.IsZero() {
+		c.stats.FirstPacketAt = now
+	} else if now.Sub(last) > VideoGap {
+		c.gaps = append(c.gaps, Gap{From: last, To: now})
+		resumed = true
+	}
+	c.stats.LastPacketAt = now
 	c.stats.PacketsReceived++
 	c.stats.BytesReceived += int64(len(pkt))
 	if h.Marker {
 		c.fps.frame(h.SSRC, h.Timestamp, clock, now)
 	}
 	if pcID == c.media.PeerConnectionID && pcID != 0 {
+		resumed = resumed || c.media.Packets == 0
 		if c.media.add(len(pkt), h, pkt) {
 			c.stats.FramesReceived++
+		}
+	}
+	if resumed {
+		select {
+		case c.resumed <- struct{}{}:
+		default:
 		}
 	}
 	c.wakeLocked()

@@ -33,7 +33,9 @@
 // video packets, payload bytes and complete frames (this client does not
 // decode: a frame counts when its marker-bit packet arrives), under a
 // peer_connection_id that changes with every new peer connection (0 and
-// zero counters when there is none). The service sees video, not ICE
+// zero counters when there is none). It sends one at once when video
+// starts on a peer connection or resumes after a gap, so that the service
+// sees a recovery when it happens. The service sees video, not ICE
 // states; the reports are also the app's heartbeat. A sequenced message
 // (or a join) unanswered within Config.AckTimeout means the connection is
 // dead, often a TCP socket left on a path that no longer exists: the

@@ -110,3 +110,25 @@ func TestPCMediaCountsFramesAndPayload(t *testing.T) {
 		t.Errorf("counters = %+v, want %+v", m.MediaCounters, want)
 	}
 }
+
+// Packet times and gaps: a stretch longer than VideoGap between two
+// packets is a gap; shorter ones are not.
+func TestStatsRecordGaps(t *testing.T) {
+	c := newTestClient(t, ModeConnect)
+	t0 := time.Unix(1000, 0)
+	raw, err := (&rtp.Packet{Header: rtp.Header{Version: 2}, Payload: make([]byte, 100)}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond, 1200 * time.Millisecond, 1300 * time.Millisecond, 3 * time.Second} {
+		c.onRTP(0, raw, rtp.Header{Version: 2}, 90000, t0.Add(at))
+	}
+	s := c.Stats()
+	want := []Gap{{From: t0.Add(500 * time.Millisecond), To: t0.Add(1200 * time.Millisecond)}, {From: t0.Add(1300 * time.Millisecond), To: t0.Add(3 * time.Second)}}
+	if len(s.Gaps) != len(want) || s.Gaps[0] != want[0] || s.Gaps[1] != want[1] {
+		t.Errorf("Gaps = %v, want %v", s.Gaps, want)
+	}
+	if !s.FirstPacketAt.Equal(t0) || !s.LastPacketAt.Equal(t0.Add(3*time.Second)) || s.PacketsReceived != 6 {
+		t.Errorf("first %v, last %v, packets %d; want %v, %v, 6", s.FirstPacketAt, s.LastPacketAt, s.PacketsReceived, t0, t0.Add(3*time.Second))
+	}
+}

@@ -51,9 +51,11 @@ type outMsg struct {
 	media *vspb.MediaReport
 
 	// Set and read under the outbox's lock:
-	seq    uint64    // app_sequence; 0 until a sender takes it
-	sentOn uint64    // the stream it was last sent on (0: none)
-	sentAt time.Time // when
+	seq     uint64    // app_sequence; 0 until a sender takes it
+	sentOn  uint64    // the stream it was last sent on (0: none)
+	sentAt  time.Time // when
+	calling bool      // a Signal call for it is out: its reply settles it
+	acked   bool      // acknowledged while its call was out
 	// done, if set, gets the outcome once: nil when the service handled
 	// it (acknowledged, or its Signal call succeeded), the Signal call's
 	// error when refused, or ErrStopped when Run ended first.

@@ -112,8 +112,9 @@ func (w *netWatcher) step(s netState, inUse string) (changed bool, report string
 }
 
 // pollNetwork reads src every interval until ctx ends: on every
-// difference it calls refresh, and on a change to report, report.
-func pollNetwork(ctx context.Context, src netSource, interval time.Duration, inUse func() string, refresh func(), report func(string)) {
+// difference it calls refresh with the new reading, and on a change to
+// report, report.
+func pollNetwork(ctx context.Context, src netSource, interval time.Duration, inUse func() string, refresh func(netState), report func(string)) {
 	first, err := src.read()
 	for err != nil {
 		// Keep trying: a machine without readable interfaces now may
@@ -142,7 +143,7 @@ func pollNetwork(ctx context.Context, src netSource, interval time.Duration, inU
 		}
 		changed, why := w.step(s, inUse())
 		if changed {
-			refresh()
+			refresh(s)
 		}
 		if why != "" {
 			report(why)

@@ -133,7 +133,7 @@ func TestPollNetwork(t *testing.T) {
 		go func() {
 			defer close(done)
 			pollNetwork(ctx, src, 200*time.Millisecond, func() string { return "10.0.1.2" },
-				func() {
+				func(netState) {
 					mu.Lock()
 					defer mu.Unlock()
 					refreshes++

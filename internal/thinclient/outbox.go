@@ -28,6 +28,9 @@ type outbox struct {
 	unacked []*outMsg // numbered, not acknowledged, ascending sequence
 	last    uint64    // the last number given
 	acked   uint64    // the highest number the service acknowledged
+	// The Signal call out, if any (acknowledged or not, a call that does
+	// not return blocks the sender): its message.
+	calling *outMsg
 }
 
 func newOutbox() *outbox { return &outbox{ready: make(chan struct{}, 1)} }
@@ -110,7 +113,9 @@ func (o *outbox) number(m *outMsg) {
 }
 
 // ack records that the service handled every message up to seq: they are
-// dropped, and whoever waits for them is told they were delivered.
+// dropped, and whoever waits for them is told they were delivered (a
+// message whose Signal call is still out learns its outcome from the
+// call's reply, which may be a refusal).
 func (o *outbox) ack(seq uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -120,13 +125,30 @@ func (o *outbox) ack(seq uint64) {
 	o.acked = seq
 	n := 0
 	for n < len(o.unacked) && o.unacked[n].seq <= seq {
-		o.unacked[n].finishLocked(nil)
+		if m := o.unacked[n]; m.calling {
+			m.acked = true
+		} else {
+			m.finishLocked(nil)
+		}
 		n++
 	}
 	if n > 0 {
 		clear(o.unacked[:n])
 		o.unacked = o.unacked[n:]
 	}
+}
+
+// call is next for a Signal call: the message it returns is settled by
+// the call (settle, or abandon if the call is cut short).
+func (o *outbox) call(stream uint64, now time.Time) (*outMsg, bool) {
+	m, ok := o.next(stream, now)
+	if ok {
+		o.mu.Lock()
+		m.calling = true
+		o.calling = m
+		o.mu.Unlock()
+	}
+	return m, ok
 }
 
 // settle drops m, whose own call the service answered (Signal mode): err
@@ -141,20 +163,49 @@ func (o *outbox) settle(m *outMsg, err error) {
 			break
 		}
 	}
+	m.calling = false
+	if o.calling == m {
+		o.calling = nil
+	}
 	m.finishLocked(err)
 }
 
-// oldestSent returns when the oldest unacknowledged message sent on
-// stream was sent (zero when there is none): the ack timeout runs from it.
+// abandon records that m's Signal call was cut short without a reply: m
+// stays for the next stream, unless an ack covered it meanwhile, which
+// then tells its waiter.
+func (o *outbox) abandon(m *outMsg) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m.calling = false
+	if o.calling == m {
+		o.calling = nil
+	}
+	if m.acked {
+		m.finishLocked(nil)
+	}
+}
+
+// oldestSent returns when the oldest message sent on stream and not
+// answered yet was sent (zero when there is none): the ack timeout runs
+// from it. That is the oldest unacknowledged one, or the Signal call out
+// if older (a call whose message an event acknowledged still blocks the
+// sender until its reply comes).
 func (o *outbox) oldestSent(stream uint64) time.Time {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	var oldest time.Time
+	if c := o.calling; c != nil && c.sentOn == stream {
+		oldest = c.sentAt
+	}
 	for _, m := range o.unacked {
 		if m.sentOn == stream {
-			return m.sentAt
+			if oldest.IsZero() || m.sentAt.Before(oldest) {
+				oldest = m.sentAt
+			}
+			break
 		}
 	}
-	return time.Time{}
+	return oldest
 }
 
 // removeQueued drops the queued (not yet numbered) messages drop selects.

@@ -119,3 +119,43 @@ func TestOutboxStop(t *testing.T) {
 		t.Errorf("a message after the run got %d, want 2", m.seq)
 	}
 }
+
+// A message whose Signal call is out learns its outcome from the call, not
+// from an ack that overtakes the reply (the refusal wins); if the call is
+// cut short, the ack that covered it tells its waiter.
+func TestOutboxCallOutcomeWins(t *testing.T) {
+	o := newOutbox()
+	o.start()
+	refusedDone, cutDone := make(chan error, 1), make(chan error, 1)
+	o.push(&outMsg{kind: kindNetworkChanged, done: refusedDone})
+	o.push(&outMsg{kind: kindStateReport, done: cutDone})
+	refusedMsg, _ := o.call(1, time.Now())
+	o.ack(1) // an event's ack overtakes the reply
+	select {
+	case err := <-refusedDone:
+		t.Fatalf("the waiter got %v before the call's reply", err)
+	default:
+	}
+	refused := errors.New("refused")
+	o.settle(refusedMsg, refused)
+	if err := <-refusedDone; !errors.Is(err, refused) {
+		t.Errorf("outcome %v, want the refusal", err)
+	}
+	sent := time.Now()
+	cut, _ := o.call(1, sent)
+	o.ack(2)
+	// Acknowledged, but the call is still out: the ack timeout still runs.
+	if got := o.oldestSent(1); !got.Equal(sent) {
+		t.Errorf("oldestSent with an acknowledged call out = %v, want %v", got, sent)
+	}
+	o.abandon(cut)
+	if got := o.oldestSent(1); !got.IsZero() {
+		t.Errorf("oldestSent after the call = %v, want zero", got)
+	}
+	if err := <-cutDone; err != nil {
+		t.Errorf("outcome of an acknowledged message whose call was cut short: %v, want nil", err)
+	}
+	if seqs, _ := sendAll(o, 2); len(seqs) != 0 {
+		t.Errorf("a new stream resent %v, want nothing", seqs)
+	}
+}

@@ -15,12 +15,38 @@ type recorder struct {
 	mu       sync.Mutex
 	redials  []string
 	networks []string
+	redialed chan struct{} // closed and replaced on every re-dial
 }
 
 func (r *recorder) redial(reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.redials = append(r.redials, reason)
+	if r.redialed != nil {
+		close(r.redialed)
+	}
+	r.redialed = make(chan struct{})
+}
+
+// waitRedial waits until the client has re-dialed at least once.
+func (r *recorder) waitRedial(ctx context.Context) error {
+	for {
+		r.mu.Lock()
+		n := len(r.redials)
+		if r.redialed == nil {
+			r.redialed = make(chan struct{})
+		}
+		ch := r.redialed
+		r.mu.Unlock()
+		if n > 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (r *recorder) network(desc string) {
@@ -42,7 +68,7 @@ func startDialed(t *testing.T, addr string, mode Mode, adjust func(*Config)) (*C
 	d := newTestDialer(t, addr)
 	rec := &recorder{}
 	cfg := Config{Dial: d.dial, Session: fakeSession, Token: fakeToken, Mode: mode, Logger: testLogger(t),
-		ICETimeouts: fastICE, AckTimeout: 400 * time.Millisecond, MediaInterval: time.Hour,
+		ICETimeouts: fastICE, AckTimeout: time.Second, MediaInterval: time.Hour,
 		OnRedial: rec.redial, OnNetworkChange: rec.network}
 	if adjust != nil {
 		adjust(&cfg)
@@ -95,14 +121,17 @@ func TestMessageIntoADyingStreamIsAppliedOnce(t *testing.T) {
 		wantReason string
 		maxRepeats int // a resend the service already had
 	}{
+		// Where the service may already have the message when the client
+		// resends, a repeat is expected, and not applied: the reply is
+		// lost and the resend races the new watch's replay (whose events
+		// carry the ack), or a killed socket's last bytes are handled
+		// after the rejoin read the acknowledged number.
 		{name: "connect/dead path", mode: ModeConnect, fault: pathDead, wantReason: RedialAckTimeout},
-		{name: "connect/ack lost", mode: ModeConnect, fault: pathDeaf, wantReason: RedialAckTimeout},
-		{name: "connect/socket killed", mode: ModeConnect, kill: true, wantReason: RedialStreamError},
+		{name: "connect/ack lost", mode: ModeConnect, fault: pathDeaf, wantReason: RedialAckTimeout, maxRepeats: 1},
+		{name: "connect/socket killed", mode: ModeConnect, kill: true, wantReason: RedialStreamError, maxRepeats: 1},
 		{name: "signal/dead path", mode: ModeSignal, fault: pathDead, wantReason: RedialAckTimeout},
-		// The reply is lost; the resend races the new watch's replay,
-		// whose events carry the ack: a repeat, or none.
 		{name: "signal/reply lost", mode: ModeSignal, fault: pathDeaf, wantReason: RedialAckTimeout, maxRepeats: 1},
-		{name: "signal/socket killed", mode: ModeSignal, kill: true, wantReason: RedialStreamError},
+		{name: "signal/socket killed", mode: ModeSignal, kill: true, wantReason: RedialStreamError, maxRepeats: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,13 +161,19 @@ func TestMessageIntoADyingStreamIsAppliedOnce(t *testing.T) {
 				t.Fatalf("the report was never acknowledged (stats %+v)", c.Stats())
 			}
 			waitFor(ctx, t, c, "the report's event", isProbe)
-
-			redials, _ := rec.snapshot()
-			if len(redials) != 1 || redials[0] != tt.wantReason {
-				t.Errorf("re-dials %q, want one %q", redials, tt.wantReason)
+			if err := rec.waitRedial(ctx); err != nil {
+				t.Fatalf("no re-dial: %v", err)
 			}
-			if dials, _, closed := d.count(); dials != 2 || closed < 1 {
-				t.Errorf("%d dials, %d sockets closed; want 2 dials and the first socket closed", dials, closed)
+
+			// One re-dial for the fault; on a loaded machine a fresh
+			// connection's join may also take longer than AckTimeout,
+			// and another re-dial for that is right.
+			redials, _ := rec.snapshot()
+			if len(redials) == 0 || redials[0] != tt.wantReason || slices.ContainsFunc(redials[1:], func(r string) bool { return r != RedialAckTimeout }) {
+				t.Errorf("re-dials %q, want %q (then only ack timeouts, if any)", redials, tt.wantReason)
+			}
+			if dials, _, closed := d.count(); dials != len(redials)+1 || closed < len(redials) {
+				t.Errorf("%d dials, %d sockets closed for %d re-dials; want a fresh connection for each, the old ones closed", dials, closed, len(redials))
 			}
 			f.mu.Lock()
 			applied, repeats := 0, f.repeats
@@ -156,8 +191,8 @@ func TestMessageIntoADyingStreamIsAppliedOnce(t *testing.T) {
 			if st := c.Stats(); f.ackedSeq() != st.AppSequence {
 				t.Errorf("the service acknowledged up to %d, the client numbered up to %d; want no hole", f.ackedSeq(), st.AppSequence)
 			}
-			if st := c.Stats(); st.SequenceGaps != 0 || st.Redials != 1 {
-				t.Errorf("gaps %d, redials %d; want 0, 1", st.SequenceGaps, st.Redials)
+			if st := c.Stats(); st.SequenceGaps != 0 || st.Redials != len(redials) {
+				t.Errorf("gaps %d, redials %d; want 0, %d", st.SequenceGaps, st.Redials, len(redials))
 			}
 
 			// The fresh connection works: media reports reach the service,

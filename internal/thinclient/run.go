@@ -204,9 +204,9 @@ func (r *run) loop(ctx context.Context) error {
 		case <-r.retryC:
 			r.retryC = nil
 		case <-media.C:
-			if r.st != nil && r.st.up {
-				r.out.push(&outMsg{kind: kindMediaReport, media: r.c.mediaReport()})
-			}
+			r.reportMedia()
+		case <-r.c.resumed:
+			r.reportMedia() // video is back: tell the service now, not up to a second later
 		case now := <-check.C:
 			r.checkAcks(now)
 		case <-done:
@@ -227,6 +227,13 @@ func (r *run) loop(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+}
+
+// reportMedia queues a media report while the stream is open.
+func (r *run) reportMedia() {
+	if r.st != nil && r.st.up {
+		r.out.push(&outMsg{kind: kindMediaReport, media: r.c.mediaReport()})
 	}
 }
 
@@ -450,7 +457,8 @@ func (r *run) onNetworkChanges() {
 func (r *run) watchNetwork(ctx context.Context) {
 	c := r.c
 	pollNetwork(ctx, c.cfg.netSource, c.cfg.pollEvery, c.inUse,
-		func() {
+		func(s netState) {
+			r.log.Info("network", "now", s.describe())
 			if err := c.host.refresh(); err != nil {
 				r.log.Warn("re-reading the interfaces", "error", err)
 			}

@@ -157,7 +157,7 @@ func (r *run) sendSignal(ctx context.Context, st *stream) {
 		return
 	}
 	for {
-		m, ok := r.out.next(st.id, time.Now())
+		m, ok := r.out.call(st.id, time.Now())
 		if !ok {
 			select {
 			case <-r.out.ready:
@@ -169,13 +169,15 @@ func (r *run) sendSignal(ctx context.Context, st *stream) {
 		resp, err := st.conn.rpc.Signal(r.c.auth(ctx), m.signalRequest(r.c.cfg.Session))
 		switch {
 		case err == nil:
-			r.out.ack(resp.GetAckedAppSequence())
 			r.out.settle(m, nil)
+			r.out.ack(resp.GetAckedAppSequence())
 			r.log.Debug("sent", "message", m.kind.String(), "app_sequence", m.seq)
 		case ctx.Err() != nil:
-			return // the stream is closing: m stays for the next one
+			r.out.abandon(m) // the stream is closing: m stays for the next one
+			return
 		case retryable(err):
 			r.log.Info("signal call failed", "message", m.kind.String(), "code", status.Code(err).String(), "error", err)
+			r.out.abandon(m)
 			st.fail(err)
 			return
 		default:
