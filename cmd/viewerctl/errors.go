@@ -12,4 +12,10 @@ var (
 	errNoMedia = errors.New("the session connected but no video packets arrived")
 	// errDevAPI: the server's dev proxy to the KVS emulator refused a call.
 	errDevAPI = errors.New("emulator dev API")
+	// errNotFlowing: video was not flowing when the watch ended.
+	errNotFlowing = errors.New("video is not flowing at the end")
+	// errUnrecovered: an outage began and no RECOVERED followed.
+	errUnrecovered = errors.New("an outage never recovered")
+	// errFalseRecovery: a RECOVERED was not followed by video.
+	errFalseRecovery = errors.New("false recovery")
 )

@@ -44,6 +44,8 @@ type watchConfig struct {
 	MaxAttempts        uint
 	ICERestartTimeout  time.Duration
 	NetworkChangeAfter time.Duration
+	WatchNetwork       bool // watch the machine's interfaces and default route
+	JSON               bool // JSON lines on stdout, the human output on stderr
 	Verbose            bool
 }
 
@@ -146,19 +148,25 @@ func parseWatch(args []string, getenv func(string) string, stderr io.Writer) (wa
 	fs.DurationVar(&c.AnswerTimeout, "answer-timeout", 0, "session option: wait for the camera's answer per attempt, 1s..300s (default: the server's, 30s)")
 	fs.DurationVar(&c.RetryDelay, "retry-delay", 0, "session option: wait before the retry with a fresh clientId (default: the server's, 6s)")
 	fs.UintVar(&c.MaxAttempts, "max-attempts", 0, "session option: signaling attempts per offer, 1..5 (default: the server's, 2)")
-	fs.DurationVar(&c.ICERestartTimeout, "ice-restart-timeout", 0, "session option: wait for the answer to an ICE-restart offer before a full reconnect, 1s..60s (default: the server's, 5s)")
-	fs.DurationVar(&c.NetworkChangeAfter, "network-change-after", 0, "simulate a network change: the client runs on 127.0.0.2 and moves to 127.0.0.3 this long after the session is first CONNECTED, then tells the service (0: no change)")
+	fs.DurationVar(&c.ICERestartTimeout, "ice-restart-timeout", 0, "session option: how long the recovery ladder's ICE-restart step may take to bring video back before the next step, 500ms..60s (default: the server's, 1.5s)")
+	fs.DurationVar(&c.NetworkChangeAfter, "network-change-after", 0, "simulate a network change on loopback: the client runs on 127.0.0.2 and moves to 127.0.0.3 this long after the session is first CONNECTED, then tells the service (0: no change; the client then uses the machine's real interfaces)")
+	fs.BoolVar(&c.WatchNetwork, "watch-network", true, "watch the machine's interfaces, addresses and default route, and on a change re-dial and tell the service at once; false leaves recovery to what the service sees (ICE states, media that stalls). Ignored with -network-change-after")
+	fs.BoolVar(&c.JSON, "json", false, "print JSON lines on stdout (see below) and the human output on stderr")
 	fs.BoolVar(&c.Verbose, "v", false, "also print camera ICE candidates and the app's connection-state reports")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: viewerctl watch -api-key KEY -channel NAME [flags]\n\n")
 		fmt.Fprintf(fs.Output(), "Creates a session, joins it as a thin app (a real WebRTC peer), prints the timeline and the\n")
-		fmt.Fprintf(fs.Output(), "video statistics once a second, closes the session after -duration. Exits 0 when the session\n")
-		fmt.Fprintf(fs.Output(), "reached CONNECTED and video arrived, 1 with the reason otherwise.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "video statistics once a second, closes the session after -duration, and sums up: time to\n")
+		fmt.Fprintf(fs.Output(), "first video, each outage, black time. Exits 0 when the session reached CONNECTED and video\n")
+		fmt.Fprintf(fs.Output(), "arrived, 1 with the reason otherwise, including when video is not flowing at the end (no\n")
+		fmt.Fprintf(fs.Output(), "packets in the last 3s), an outage never recovered (RECOVERY_STARTED or MEDIA_STALLED without\n")
+		fmt.Fprintf(fs.Output(), "a later RECOVERED), or a RECOVERED was not followed by growing packet counters within 1s.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nFaults (-fault, needs a server started with -dev):\n")
 		for _, f := range faults {
 			fmt.Fprintf(fs.Output(), "  %-21s %s\n", f.name, f.help)
 		}
+		fmt.Fprint(fs.Output(), jsonHelp)
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
@@ -208,6 +216,32 @@ func parseWatch(args []string, getenv func(string) string, stderr io.Writer) (wa
 	}
 	return c, nil
 }
+
+// jsonHelp documents -json's lines; the names are a contract with the
+// scripts that read them.
+const jsonHelp = `
+JSON lines (-json): one object per line on stdout, each with "time" (the wall clock, RFC 3339
+with nanoseconds) and "kind":
+  {"kind":"media","pc":N,"packets":N,"bytes":N,"frames":N}
+      every 100ms: the current peer connection's video counters, as the client reports them to the
+      service: pc changes with every new peer connection (0: none) and its counters start at 0;
+      bytes are RTP payload bytes; frames are complete frames (marker bit: viewerctl does not decode)
+  {"kind":"event","sequence":N,"type":"RECOVERED","state":"CONNECTED","message":"...","client_id":"...",
+   "step":"NEW_CLIENT_ID","outage_ms":N,"learned":false}
+      every timeline event as it arrives; step and learned only with a recovery step
+      (RECOVERY_STARTED, RECOVERED), outage_ms only with an outage (RECOVERED)
+  {"kind":"network","description":"..."}
+      the client saw the network change (or -network-change-after made it) and tells the service
+  {"kind":"redial","reason":"ack timeout|network change|stream error"}
+      the client abandons its connection to the service and dials a fresh one
+  {"kind":"summary","first_video_ms":N,"outages":[{"step":"...","outage_ms":N}],"gaps_ms":[N],
+   "black_ms":N,"false_recoveries":N,"packets":N,"ok":true,"error":""}
+      last: time from the session's creation to the first video packet (-1: none); the outages
+      the service reported (RECOVERED); the gaps of more than 500ms between video packets that
+      viewerctl measured itself, and their sum (black_ms, counting a gap still open at the end);
+      RECOVERED events not followed by growing packet counters within 1s; ok and the error as the
+      exit status says
+`
 
 // parseSessions parses `viewerctl sessions` arguments.
 func parseSessions(args []string, getenv func(string) string, stderr io.Writer) (sessionsConfig, error) {

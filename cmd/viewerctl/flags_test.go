@@ -27,6 +27,7 @@ func defaultWatch() watchConfig {
 		Duration:     10 * time.Second,
 		Mode:         thinclient.ModeConnect,
 		DevHTTP:      "http://localhost:8080",
+		WatchNetwork: true,
 	}
 }
 
@@ -59,12 +60,12 @@ func TestParseWatch(t *testing.T) {
 			give: []string{"-api-key", "k", "-channel", "arn:aws:kinesisvideo:us-west-2:1:channel/c/1", "-viewer-id", "bob",
 				"-duration", "0", "-mode", "signal", "-fault", "late-answer", "-fault-delay", "7s", "-dev-http", "http://127.0.0.1:9",
 				"-answer-timeout", "5s", "-retry-delay", "2s", "-max-attempts", "3", "-ice-restart-timeout", "1s",
-				"-network-change-after", "4s", "-v"},
+				"-network-change-after", "4s", "-watch-network=false", "-json", "-v"},
 			want: func(c *watchConfig) {
 				c.Channel, c.ViewerID, c.Duration, c.Mode = "arn:aws:kinesisvideo:us-west-2:1:channel/c/1", "bob", 0, thinclient.ModeSignal
 				c.Fault, c.FaultDelay, c.DevHTTP = "late-answer", 7*time.Second, "http://127.0.0.1:9"
 				c.AnswerTimeout, c.RetryDelay, c.MaxAttempts, c.ICERestartTimeout = 5*time.Second, 2*time.Second, 3, time.Second
-				c.NetworkChangeAfter, c.Verbose = 4*time.Second, true
+				c.NetworkChangeAfter, c.WatchNetwork, c.JSON, c.Verbose = 4*time.Second, false, true, true
 			},
 		},
 	}
@@ -133,7 +134,10 @@ func TestParseWatchHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("parseWatch(-h) error = %v; want flag.ErrHelp", err)
 	}
-	for _, want := range append([]string{"-network-change-after", "-answer-timeout", "Faults"}, faultNames()...) {
+	for _, want := range append([]string{"-network-change-after", "-answer-timeout", "-watch-network", "-json", "Faults",
+		`{"kind":"media","pc":N,"packets":N,"bytes":N,"frames":N}`, `"kind":"event"`, `"step":"NEW_CLIENT_ID","outage_ms":N,"learned":false`,
+		`{"kind":"network","description":"..."}`, `{"kind":"redial","reason":"ack timeout|network change|stream error"}`,
+		`"first_video_ms":N,"outages":[{"step":"...","outage_ms":N}]`, `"black_ms":N,"false_recoveries":N`}, faultNames()...) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("watch -h output lacks %q:\n%s", want, stderr.String())
 		}

@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return watch(ctx, cfg, stdout)
+		return watch(ctx, cfg, stdout, stderr)
 	case "sessions":
 		cfg, err := parseSessions(args[1:], os.Getenv, stderr)
 		if err != nil {

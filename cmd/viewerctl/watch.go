@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -21,8 +22,15 @@ import (
 const (
 	// rpcTimeout bounds every unary call and emulator request.
 	rpcTimeout = 15 * time.Second
-	// endTimeout bounds the wait for the CLOSED event after CloseSession.
-	endTimeout = 15 * time.Second
+	// closeTimeout bounds CloseSession at the end, and endTimeout the wait
+	// for the CLOSED event after it: short, so that an interrupted watch
+	// sums up promptly.
+	closeTimeout = 5 * time.Second
+	endTimeout   = 5 * time.Second
+	// connectTimeout bounds a TCP connect to the service: a fresh
+	// connection after a network change must not wait out the kernel's
+	// SYN retries on a path that is gone.
+	connectTimeout = 2 * time.Second
 	// statsInterval is how often the media line is printed.
 	statsInterval = time.Second
 	// The -network-change-after addresses: "Wi-Fi", then "LTE".
@@ -30,22 +38,42 @@ const (
 	secondAddr = "127.0.0.3"
 )
 
-// watch runs `viewerctl watch`.
-func watch(ctx context.Context, cfg watchConfig, stdout io.Writer) error {
-	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// watch runs `viewerctl watch`: the human output on stdout, or with -json
+// JSON lines on stdout and the human output on stderr.
+func watch(ctx context.Context, cfg watchConfig, stdout, stderr io.Writer) error {
+	human, js := stdout, (*jsonLines)(nil)
+	if cfg.JSON {
+		human, js = stderr, newJSONLines(stdout)
+	}
+	conn, err := dialService(cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("%w: -addr %q: %w", errUsage, cfg.Addr, err)
+		err = fmt.Errorf("%w: -addr %q: %w", errUsage, cfg.Addr, err)
+		js.summary(time.Now(), nil, 0, err)
+		return err
 	}
 	defer conn.Close()
-	w := newWatcher(cfg, conn, stdout)
+	w := newWatcher(cfg, conn, human, js)
 	defer w.dev.hc.CloseIdleConnections()
-	return w.run(ctx, conn)
+	return w.run(ctx)
 }
 
-func newWatcher(cfg watchConfig, conn *grpc.ClientConn, stdout io.Writer) *watcher {
+// dialService returns a new connection to the service at addr, with its
+// own TCP socket. The thin client dials one for each (re-)connection, and
+// the closing CloseSession gets one too: after a network change, a socket
+// opened earlier may sit on a path that no longer exists.
+func dialService(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			d := net.Dialer{Timeout: connectTimeout}
+			return d.DialContext(ctx, "tcp", addr)
+		}))
+}
+
+func newWatcher(cfg watchConfig, conn *grpc.ClientConn, human io.Writer, js *jsonLines) *watcher {
 	w := &watcher{
 		cfg: cfg,
-		out: stdout,
+		out: human,
+		js:  js,
 		loc: time.Local,
 		api: vspb.NewViewerSessionServiceClient(conn),
 		dev: newDevAPI(cfg.DevHTTP),
@@ -58,7 +86,8 @@ func newWatcher(cfg watchConfig, conn *grpc.ClientConn, stdout io.Writer) *watch
 // that calls run.
 type watcher struct {
 	cfg   watchConfig
-	out   io.Writer
+	out   io.Writer  // the human output
+	js    *jsonLines // -json's lines, or nil
 	loc   *time.Location
 	api   vspb.ViewerSessionServiceClient
 	dev   devAPI
@@ -76,6 +105,8 @@ type watcher struct {
 	netC       <-chan time.Time // fires the network change
 	netTimer   *time.Timer
 	sw         *thinclient.SwitchNet
+
+	obs observation // what the judge needs
 }
 
 func (w *watcher) printf(format string, args ...any) {
@@ -93,17 +124,20 @@ func (w *watcher) backend(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+w.cfg.APIKey)
 }
 
-func (w *watcher) run(ctx context.Context, conn *grpc.ClientConn) error {
+func (w *watcher) run(ctx context.Context) error {
 	resp, err := w.create(ctx)
 	if err != nil {
+		w.js.summary(time.Now(), nil, 0, err)
 		return err
 	}
+	w.obs.created = time.Now()
 	w.session = resp.GetSession()
 	w.printHeader()
-	summary, err := w.watch(ctx, conn, resp.GetSessionToken())
+	summary, v, packets, err := w.watch(ctx, resp.GetSessionToken())
 	if cerr := w.clearFault(ctx); err == nil && cerr != nil {
 		err = cerr
 	}
+	w.js.summary(time.Now(), v, packets, err)
 	if err != nil {
 		return err
 	}
@@ -112,34 +146,40 @@ func (w *watcher) run(ctx context.Context, conn *grpc.ClientConn) error {
 }
 
 // watch applies a before-connecting fault, runs the client until the end,
-// and judges the outcome: a one-line summary, or what went wrong.
-func (w *watcher) watch(ctx context.Context, conn *grpc.ClientConn, token string) (string, error) {
+// and judges the outcome: a one-line summary, or what went wrong; and the
+// verdict on the video when there was one to judge.
+func (w *watcher) watch(ctx context.Context, token string) (string, *verdict, int64, error) {
 	if w.fault.name != "" && !w.fault.connected {
 		if err := w.applyFault(ctx, ""); err != nil {
-			return "", err
+			return "", nil, 0, err
 		}
 	}
 
+	ccfg := thinclient.Config{
+		Dial:           func(context.Context) (*grpc.ClientConn, error) { return dialService(w.cfg.Addr) },
+		Session:        w.session.GetName(),
+		Token:          token,
+		Mode:           w.cfg.Mode,
+		HostNetwork:    true,
+		NoNetworkWatch: !w.cfg.WatchNetwork,
+		IceServers:     w.session.GetIceServers(),
+	}
 	if w.cfg.NetworkChangeAfter > 0 {
 		sw, err := thinclient.NewSwitchNet(firstAddr)
 		if err != nil {
-			return "", err
+			return "", nil, 0, err
 		}
 		w.sw = sw
+		ccfg.Net, ccfg.HostNetwork, ccfg.NoNetworkWatch = sw, false, false
 		w.note("network", "the client uses %s; it moves to %s %v after CONNECTED", firstAddr, secondAddr, w.cfg.NetworkChangeAfter)
 	}
-	q := newEventQueue()
-	c, err := thinclient.New(thinclient.Config{
-		Conn:       conn,
-		Session:    w.session.GetName(),
-		Token:      token,
-		Mode:       w.cfg.Mode,
-		Net:        w.sw,
-		OnEvent:    q.push,
-		IceServers: w.session.GetIceServers(),
-	})
+	q := newItemQueue()
+	ccfg.OnEvent = func(e *vspb.SessionEvent) { q.push(item{at: time.Now(), event: e}) }
+	ccfg.OnNetworkChange = func(d string) { q.push(item{at: time.Now(), network: d}) }
+	ccfg.OnRedial = func(r string) { q.push(item{at: time.Now(), redial: r}) }
+	c, err := thinclient.New(ccfg)
 	if err != nil {
-		return "", err
+		return "", nil, 0, err
 	}
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
@@ -152,13 +192,18 @@ func (w *watcher) watch(ctx context.Context, conn *grpc.ClientConn, token string
 	}()
 
 	runErr, ended := w.follow(ctx, c, q, done)
+	w.obs.end = time.Now()
+	w.obs.stats = c.Stats()
+	w.obs.samples = append(w.obs.samples, sample{at: w.obs.end, packets: w.obs.stats.PacketsReceived})
 	if !ended {
-		runErr = w.closeSession(ctx, c, q, done, cancelRun)
+		runErr = w.closeSession(ctx, q, done, cancelRun)
 	}
-	for _, e := range q.take() {
-		w.onEvent(ctx, e)
+	for _, it := range q.take() {
+		w.onItem(ctx, it)
 	}
-	return w.result(c.Stats(), runErr)
+	s := c.Stats()
+	summary, v, err := w.result(s, runErr)
+	return summary, v, s.PacketsReceived, err
 }
 
 // create creates the session with the requested options.
@@ -201,10 +246,13 @@ func (w *watcher) printHeader() {
 }
 
 // follow prints the timeline and the media statistics until the run ends
-// (ended true, with Run's error), -duration passes or ctx ends.
-func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *eventQueue, done <-chan error) (runErr error, ended bool) {
+// (ended true, with Run's error), -duration passes or ctx ends; it samples
+// the packet counters every 100 ms.
+func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *itemQueue, done <-chan error) (runErr error, ended bool) {
 	ticker := time.NewTicker(statsInterval)
 	defer ticker.Stop()
+	samples := time.NewTicker(sampleInterval)
+	defer samples.Stop()
 	var durC <-chan time.Time
 	if w.cfg.Duration > 0 {
 		t := time.NewTimer(w.cfg.Duration)
@@ -216,8 +264,8 @@ func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *eventQueu
 	for {
 		select {
 		case <-q.ready:
-			for _, e := range q.take() {
-				w.onEvent(ctx, e)
+			for _, it := range q.take() {
+				w.onItem(ctx, it)
 			}
 		case now := <-ticker.C:
 			if w.connected != nil {
@@ -225,6 +273,10 @@ func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *eventQueu
 				w.printf("%s", formatStats(now, s, prev, now.Sub(prevAt)))
 				prev, prevAt = s, now
 			}
+		case now := <-samples.C:
+			s := c.Stats()
+			w.obs.samples = append(w.obs.samples, sample{at: now, packets: s.PacketsReceived})
+			w.js.media(now, s.Media)
 		case <-w.netC:
 			w.netC = nil
 			w.changeNetwork(ctx, c)
@@ -237,6 +289,23 @@ func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *eventQueu
 		case err := <-done:
 			return err, true
 		}
+	}
+}
+
+// onItem handles what the client reported: a timeline event, a network
+// change or a re-dial.
+func (w *watcher) onItem(ctx context.Context, it item) {
+	switch {
+	case it.event != nil:
+		w.js.event(it.at, it.event)
+		w.obs.events = append(w.obs.events, seenEvent{at: it.at, e: it.event})
+		w.onEvent(ctx, it.event)
+	case it.network != "":
+		w.js.network(it.at, it.network)
+		w.printf("%s  %-15s  %s: re-dialing and telling the service", it.at.In(w.loc).Format(clockLayout), "network", it.network)
+	case it.redial != "":
+		w.js.redial(it.at, it.redial)
+		w.printf("%s  %-15s  %s: a fresh connection to the service", it.at.In(w.loc).Format(clockLayout), "redial", it.redial)
 	}
 }
 
@@ -286,7 +355,7 @@ func (w *watcher) changeNetwork(ctx context.Context, c *thinclient.Client) {
 		w.faultFailed(err)
 		return
 	}
-	w.note("network", "the client moved from %s to %s (the old address went silent); telling the service", firstAddr, secondAddr)
+	w.note("network", "the client moved from %s to %s (the old address went silent)", firstAddr, secondAddr)
 	nctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	if err := c.NetworkChanged(nctx, fmt.Sprintf("viewerctl: %s -> %s", firstAddr, secondAddr)); err != nil {
@@ -355,13 +424,11 @@ func (w *watcher) clearFault(ctx context.Context) error {
 	return nil
 }
 
-// closeSession closes the session with CloseSession and waits, printing the
-// timeline, until the client has seen it end (or endTimeout passes). It
-// returns Run's error.
-func (w *watcher) closeSession(ctx context.Context, c *thinclient.Client, q *eventQueue, done <-chan error, cancelRun context.CancelFunc) error {
-	cctx, cancel := context.WithTimeout(w.backend(context.WithoutCancel(ctx)), rpcTimeout)
-	_, err := w.api.CloseSession(cctx, &vspb.CloseSessionRequest{Name: w.session.GetName()})
-	cancel()
+// closeSession closes the session with CloseSession, on a fresh
+// connection, and waits, printing the timeline, until the client has seen
+// it end (or endTimeout passes). It returns Run's error.
+func (w *watcher) closeSession(ctx context.Context, q *itemQueue, done <-chan error, cancelRun context.CancelFunc) error {
+	err := w.closeCall(ctx)
 	if err != nil {
 		w.note("end", "%v", rpcError("close session", err))
 		cancelRun()
@@ -372,8 +439,8 @@ func (w *watcher) closeSession(ctx context.Context, c *thinclient.Client, q *eve
 	for {
 		select {
 		case <-q.ready:
-			for _, e := range q.take() {
-				w.onEvent(ctx, e)
+			for _, it := range q.take() {
+				w.onItem(ctx, it)
 			}
 		case err := <-done:
 			return err
@@ -385,42 +452,70 @@ func (w *watcher) closeSession(ctx context.Context, c *thinclient.Client, q *eve
 	}
 }
 
-// result judges the run: a summary when the session reached CONNECTED and
-// video arrived, the failure in plain words otherwise.
-func (w *watcher) result(s thinclient.Stats, runErr error) (string, error) {
+// closeCall is CloseSession on a connection of its own.
+func (w *watcher) closeCall(ctx context.Context) error {
+	conn, err := dialService(w.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(w.backend(context.WithoutCancel(ctx)), closeTimeout)
+	defer cancel()
+	_, err = vspb.NewViewerSessionServiceClient(conn).CloseSession(cctx, &vspb.CloseSessionRequest{Name: w.session.GetName()})
+	return err
+}
+
+// result judges the run: a summary when the session reached CONNECTED,
+// video arrived and kept flowing, the failure in plain words otherwise;
+// and the verdict on the video once there was video to judge.
+func (w *watcher) result(s thinclient.Stats, runErr error) (string, *verdict, error) {
 	if fe, ok := asFailed(runErr); ok {
-		return "", errors.New(describeFailure(fe))
+		return "", nil, errors.New(describeFailure(fe))
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
-		return "", rpcError("thin client stopped", runErr)
+		return "", nil, rpcError("thin client stopped", runErr)
 	}
 	if w.connected == nil {
-		return "", fmt.Errorf("%w (last state %s)", errNotConnected, trimEnum(w.lastState.String(), "SESSION_STATE_"))
+		return "", nil, fmt.Errorf("%w (last state %s)", errNotConnected, trimEnum(w.lastState.String(), "SESSION_STATE_"))
 	}
 	if s.PacketsReceived == 0 {
-		return "", errNoMedia
+		return "", nil, errNoMedia
+	}
+	v := judge(w.obs)
+	if err := v.err(); err != nil {
+		w.note("summary", "%s", v.describe()) // the error line says what went wrong; this, how much
+		return "", &v, err
 	}
 	if w.faultErr != nil {
-		return "", w.faultErr
+		return "", &v, w.faultErr
 	}
-	return summary(w.connected, w.current, w.recoveries, s), nil
+	return summary(w.connected, w.current, w.recoveries, s) + "; " + v.describe(), &v, nil
 }
 
-// eventQueue hands timeline events from the client's OnEvent (which must
-// not block) to the watcher's goroutine.
-type eventQueue struct {
-	ready chan struct{} // has a token while events wait
-
-	// mu guards events.
-	mu     sync.Mutex
-	events []*vspb.SessionEvent
+// item is one report of the client, handed from its callbacks (which must
+// not block) to the watcher's goroutine: an event, a network change or a
+// re-dial, and when it came.
+type item struct {
+	at      time.Time
+	event   *vspb.SessionEvent
+	network string
+	redial  string
 }
 
-func newEventQueue() *eventQueue { return &eventQueue{ready: make(chan struct{}, 1)} }
+// itemQueue hands items from the client's callbacks to the watcher.
+type itemQueue struct {
+	ready chan struct{} // has a token while items wait
 
-func (q *eventQueue) push(e *vspb.SessionEvent) {
+	// mu guards items.
+	mu    sync.Mutex
+	items []item
+}
+
+func newItemQueue() *itemQueue { return &itemQueue{ready: make(chan struct{}, 1)} }
+
+func (q *itemQueue) push(it item) {
 	q.mu.Lock()
-	q.events = append(q.events, e)
+	q.items = append(q.items, it)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -428,10 +523,10 @@ func (q *eventQueue) push(e *vspb.SessionEvent) {
 	}
 }
 
-func (q *eventQueue) take() []*vspb.SessionEvent {
+func (q *itemQueue) take() []item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	evs := q.events
-	q.events = nil
-	return evs
+	its := q.items
+	q.items = nil
+	return its
 }

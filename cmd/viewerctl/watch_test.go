@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/acme/viewersession/internal/stacktest"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/acme/viewersession/internal/stacktest"
 	"github.com/acme/viewersession/internal/thinclient"
 	"github.com/acme/viewersession/kvsemu"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
@@ -96,23 +100,41 @@ func (r *recordingAPI) CreateSession(ctx context.Context, in *vspb.CreateSession
 }
 
 // runWatch runs watch as main does, but with a client that records the
-// created sessions, and checks that none of their secrets was printed.
-func runWatch(t *testing.T, cfg watchConfig) (string, error) {
+// created sessions, and checks that none of their secrets was printed. It
+// returns the human output and, with -json, the JSON lines.
+func runWatch(t *testing.T, cfg watchConfig) (string, string, error) {
+	return runWatchTo(t, cfg, &syncBuffer{})
+}
+
+// runWatchTo is runWatch with the human output going to out as well.
+func runWatchTo(t *testing.T, cfg watchConfig, out io.Writer) (string, string, error) {
 	t.Helper()
 	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var out syncBuffer
-	w := newWatcher(cfg, conn, &out)
+	var human, js syncBuffer
+	var jl *jsonLines
+	if cfg.JSON {
+		jl = newJSONLines(&js)
+	}
+	w := newWatcher(cfg, conn, io.MultiWriter(&human, out), jl)
 	defer w.dev.hc.CloseIdleConnections()
 	rec := &recordingAPI{ViewerSessionServiceClient: w.api}
 	w.api = rec
-	err = w.run(t.Context(), conn)
-	t.Logf("viewerctl watch output:\n%s", out.String())
-	checkNoSecrets(t, out.String(), rec)
-	return out.String(), err
+	err = w.run(t.Context())
+	t.Logf("viewerctl watch output:\n%s", human.String())
+	if cfg.JSON {
+		t.Logf("viewerctl watch -json lines (tail):\n%s", tailLines(js.String(), 15))
+	}
+	checkNoSecrets(t, human.String()+js.String(), rec)
+	return human.String(), js.String(), err
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func checkNoSecrets(t *testing.T, out string, rec *recordingAPI) {
@@ -162,7 +184,7 @@ func TestWatchConnects(t *testing.T) {
 			s := newStack(t)
 			cfg := s.config()
 			cfg.Duration, cfg.Mode = 3*time.Second, tt.mode
-			out, err := runWatch(t, cfg)
+			out, _, err := runWatch(t, cfg)
 			if err != nil {
 				t.Fatalf("watch error: %v", err)
 			}
@@ -194,7 +216,7 @@ func TestWatchNoAnswerFails(t *testing.T) {
 	s := newStack(t)
 	cfg := s.config()
 	cfg.Fault, cfg.AnswerTimeout, cfg.RetryDelay, cfg.Verbose = "no-answer", time.Second, 500*time.Millisecond, true
-	out, err := runWatch(t, cfg)
+	out, _, err := runWatch(t, cfg)
 	if err == nil || !strings.Contains(err.Error(), "session FAILED: ANSWER_TIMEOUT (DeadlineExceeded): the camera did not answer after 2 attempts") {
 		t.Fatalf("watch error = %v; want session FAILED: ANSWER_TIMEOUT in plain words", err)
 	}
@@ -218,10 +240,32 @@ func TestWatchNetworkChangeRecovers(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	cfg := s.config()
-	cfg.Duration, cfg.NetworkChangeAfter, cfg.ICERestartTimeout = 6*time.Second, 1500*time.Millisecond, time.Second
-	out, err := runWatch(t, cfg)
+	cfg.Duration, cfg.NetworkChangeAfter, cfg.ICERestartTimeout, cfg.JSON = 6*time.Second, 1500*time.Millisecond, time.Second, true
+	out, js, err := runWatch(t, cfg)
 	if err != nil {
 		t.Fatalf("watch error: %v", err)
+	}
+	lines := parseJSONLines(t, js)
+	var sawNetwork, sawRedial, sawRecovered bool
+	for _, l := range lines {
+		switch {
+		case l["kind"] == "network" && strings.Contains(l["description"].(string), "127.0.0.3"):
+			sawNetwork = true
+		case l["kind"] == "redial" && l["reason"] == "network change":
+			sawRedial = true
+		case l["kind"] == "event" && l["type"] == "RECOVERED":
+			_, hasOutage := l["outage_ms"]
+			_, hasLearned := l["learned"]
+			sawRecovered = l["step"] != nil && hasOutage && hasLearned
+		}
+	}
+	if !sawNetwork || !sawRedial || !sawRecovered {
+		t.Errorf("JSON lines: network %v, redial (network change) %v, RECOVERED with step, outage_ms and learned %v; want all",
+			sawNetwork, sawRedial, sawRecovered)
+	}
+	sum := lines[len(lines)-1]
+	if outages, _ := sum["outages"].([]any); sum["kind"] != "summary" || sum["ok"] != true || len(outages) != 1 || sum["false_recoveries"] != 0.0 {
+		t.Errorf("last line %v; want a summary, ok, with 1 outage and no false recovery", sum)
 	}
 	before, after, ok := strings.Cut(out, "network          the client moved from 127.0.0.2 to 127.0.0.3")
 	if !ok {
@@ -230,7 +274,7 @@ func TestWatchNetworkChangeRecovers(t *testing.T) {
 	if !strings.Contains(before, "via 127.0.0.2:") {
 		t.Errorf("no media via 127.0.0.2 before the change")
 	}
-	for _, want := range []string{"NETWORK_CHANGED:", "RECOVERED: recovered by", "via 127.0.0.3:", "recovered 1 time(s)"} {
+	for _, want := range []string{"NETWORK_CHANGED:", "RECOVERED: video flows again", "via 127.0.0.3:", "recovered 1 time(s)"} {
 		if !strings.Contains(after, want) {
 			t.Errorf("output after the change lacks %q", want)
 		}
@@ -250,7 +294,7 @@ func TestSessionsListsWatchers(t *testing.T) {
 	}
 	defer conn.Close()
 	cfg := s.config()
-	w := newWatcher(cfg, conn, &bytes.Buffer{})
+	w := newWatcher(cfg, conn, &bytes.Buffer{}, nil)
 	for _, id := range []string{"alice", "bob"} {
 		w.cfg.ViewerID = id
 		if _, err := w.create(t.Context()); err != nil {
@@ -269,5 +313,151 @@ func TestSessionsListsWatchers(t *testing.T) {
 		if f := strings.Fields(lines[i+1]); len(f) < 6 || f[1] != want || f[3] != "PENDING" || f[4] != "1" {
 			t.Errorf("line %d = %q; want viewer %s, PENDING, attempt 1", i+1, lines[i+1], want)
 		}
+	}
+}
+
+// parseJSONLines parses -json's output: every line one JSON object with a
+// "time" in RFC 3339 with nanoseconds and a "kind".
+func parseJSONLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for i, text := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(text), &l); err != nil {
+			t.Fatalf("line %d is not JSON: %q", i+1, text)
+		}
+		ts, _ := l["time"].(string)
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || !regexp.MustCompile(`\.\d{9}`).MatchString(ts) {
+			t.Errorf("line %d: time %q, want RFC 3339 with nanoseconds", i+1, ts)
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) == 0 {
+		t.Fatal("no JSON lines")
+	}
+	return lines
+}
+
+// keys returns a line's keys, sorted.
+func keys(l map[string]any) []string {
+	var ks []string
+	for k := range l {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// -json: stdout has JSON lines only, with exactly the documented fields;
+// media every 100 ms; the summary last.
+func TestWatchJSON(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	cfg := s.config()
+	cfg.Duration, cfg.JSON = 3*time.Second, true
+	human, js, err := runWatch(t, cfg)
+	if err != nil {
+		t.Fatalf("watch error: %v", err)
+	}
+	if !strings.Contains(human, "ok: CONNECTED on attempt 1") {
+		t.Errorf("the human output lacks the ok line")
+	}
+	lines := parseJSONLines(t, js)
+	wantKeys := map[string][]string{
+		"media":   {"bytes", "frames", "kind", "packets", "pc", "time"},
+		"event":   {"client_id", "kind", "message", "sequence", "state", "time", "type"},
+		"summary": {"black_ms", "error", "false_recoveries", "first_video_ms", "gaps_ms", "kind", "ok", "outages", "packets", "time"},
+	}
+	count := map[string]int{}
+	var media []map[string]any
+	for i, l := range lines {
+		kind, _ := l["kind"].(string)
+		count[kind]++
+		if want, ok := wantKeys[kind]; !ok || !slices.Equal(keys(l), want) {
+			t.Errorf("line %d (%s) has keys %v, want %v", i+1, kind, keys(l), want)
+		}
+		if kind == "media" {
+			media = append(media, l)
+		}
+	}
+	// 3 s at 100 ms; the ticker may drop a tick on a busy machine.
+	if count["media"] < 20 || count["event"] < 5 || count["summary"] != 1 {
+		t.Errorf("lines by kind %v; want about 30 media, the events, 1 summary", count)
+	}
+	last := media[len(media)-1]
+	if last["pc"] != 1.0 || last["packets"].(float64) <= 0 || last["bytes"].(float64) <= 0 || last["frames"].(float64) <= 0 {
+		t.Errorf("last media line %v; want peer connection 1 with packets, bytes and frames", last)
+	}
+	sum := lines[len(lines)-1]
+	if sum["kind"] != "summary" || sum["ok"] != true || sum["error"] != "" || sum["first_video_ms"].(float64) < 0 ||
+		sum["false_recoveries"] != 0.0 || sum["packets"].(float64) <= 0 {
+		t.Errorf("summary %v; want the last line, ok, with first video and packets", sum)
+	}
+	var types []string
+	for _, l := range lines {
+		if l["kind"] == "event" {
+			types = append(types, l["type"].(string))
+		}
+	}
+	for _, want := range []string{"CREATED", "OFFER_SENT", "ANSWER", "MEDIA_FLOWING", "CLOSED"} {
+		if !slices.Contains(types, want) {
+			t.Errorf("event types %v lack %s", types, want)
+		}
+	}
+}
+
+// tripwire records what is written and closes a channel once its pattern has been
+// written.
+type tripwire struct {
+	pattern string
+	seen    chan struct{}
+	mu      sync.Mutex
+	buf     strings.Builder
+	done    bool
+}
+
+func (s *tripwire) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Write(p)
+	if !s.done && strings.Contains(s.buf.String(), s.pattern) {
+		s.done = true
+		close(s.seen)
+	}
+	return len(p), nil
+}
+
+// Video that stops and never comes back fails the watch, saying why: not
+// flowing at the end, and an outage that never recovered.
+func TestWatchFailsWhenVideoStops(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	cfg := s.config()
+	cfg.Duration, cfg.JSON = 9*time.Second, true
+	flowing := &tripwire{pattern: "MEDIA_FLOWING", seen: make(chan struct{})}
+	stopped := make(chan error, 1)
+	go func() {
+		select {
+		case <-flowing.seen:
+			stopped <- s.emu.StopCamera(s.arn)
+		case <-t.Context().Done():
+			stopped <- t.Context().Err()
+		}
+	}()
+	_, js, err := runWatchTo(t, cfg, flowing)
+	if serr := <-stopped; serr != nil {
+		t.Fatalf("stopping the camera: %v", serr)
+	}
+	if !errors.Is(err, errNotFlowing) || !errors.Is(err, errUnrecovered) {
+		t.Fatalf("watch error = %v; want %v and %v", err, errNotFlowing, errUnrecovered)
+	}
+	if code := exitCode(err, io.Discard); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	lines := parseJSONLines(t, js)
+	sum := lines[len(lines)-1]
+	if sum["kind"] != "summary" || sum["ok"] != false || !strings.Contains(sum["error"].(string), "video is not flowing at the end") ||
+		sum["black_ms"].(float64) < 3000 {
+		t.Errorf("summary %v; want not ok, saying video is not flowing, with over 3s of black", sum)
 	}
 }
