@@ -6,10 +6,13 @@
 //	viewerctl sessions -api-key KEY -channel demo-camera
 //
 // watch creates a session with the backend API key, joins it as the app with
-// the session token, prints the session's timeline and the received video's
-// statistics as they happen, closes the session at the end and exits 0 when
-// the session reached CONNECTED and video arrived. sessions lists the
-// sessions of a channel. Every flag has a default; -addr and -api-key also
+// the session token (gathering on the machine's real interfaces and watching
+// them), prints the session's timeline and the received video's statistics
+// as they happen, closes the session at the end, sums up (time to first
+// video, outages, black time) and exits 0 only when the session reached
+// CONNECTED, video arrived and still flows at the end, and every outage
+// recovered with video; -json prints JSON lines for scripts. sessions lists
+// the sessions of a channel. Every flag has a default; -addr and -api-key also
 // come from VIEWERCTL_ADDR and VIEWERCTL_API_KEY. Run `viewerctl help` for
 // the full list.
 //
