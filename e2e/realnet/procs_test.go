@@ -45,7 +45,7 @@ func startServer(t *testing.T, tp *topology, mode string) *server {
 		"-log-format", "json",
 		"-dev-camera-mode", mode,
 		"-dev-camera-ip", cameraIP,
-		"-dev-turn-addr", turnIP + ":3478",
+		"-dev-turn-addr", turnAddr,
 	}
 	s := &server{log: &syncBuffer{}, exited: make(chan struct{})}
 	s.cmd = tp.cloud.Command(bins.server, args...)

@@ -21,7 +21,7 @@ const nsPrefix = "vsrn"
 //	viewer ns                          cloud ns
 //	  wifi 10.213.1.2/24  <-- veth -->  wifi-c 10.213.1.1/24
 //	  lte  10.213.2.2/24  <-- veth -->  lte-c  10.213.2.1/24
-//	                                    svc0   10.213.100.1 (gRPC), 10.213.100.2 (TURN)
+//	                                    svc0   10.213.100.1 (gRPC), 10.213.100.2 (TURN, STUN)
 //	                                    cam0   10.213.200.1 (the camera's host)
 //
 // The cloud has no route it does not need: it answers the viewer on the
@@ -35,6 +35,8 @@ const (
 	turnIP     = "10.213.100.2"
 	cameraIP   = "10.213.200.1"
 	grpcAddr   = grpcIP + ":50051"
+	turnAddr   = turnIP + ":443" // TURN, and STUN for the KVS STUN URL
+	stunHost   = "stun.kinesisvideo.us-west-2.amazonaws.com"
 )
 
 // topology is one run's two namespaces and links.
@@ -103,6 +105,14 @@ func newTopology(t *testing.T) *topology {
 		"link set svc0 up", "link set svc1 up", "link set cam0 up", "link set cam1 up",
 	)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The service hands the app the region's KVS STUN URL, a host name.
+	// Inside the viewer namespace it resolves (through the namespace's own
+	// /etc/hosts) to the emulator's TURN server, which answers STUN on 443
+	// as KVS does. Without it the lookup would wait on a resolver the
+	// namespace cannot reach, which no phone has.
+	if err := tp.viewer.WriteEtc("hosts", "127.0.0.1 localhost\n"+turnIP+" "+stunHost+"\n"); err != nil {
 		t.Fatal(err)
 	}
 	err = tp.viewer.Batch(ctx,

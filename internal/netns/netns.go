@@ -191,13 +191,16 @@ func remove(ctx context.Context, name string) error {
 			}
 		}
 	}
-	if _, err := run(ctx, "ip", "netns", "del", name); err != nil {
-		if still, lerr := List(ctx, name); lerr == nil && !contains(still, name) {
-			return nil // already gone
-		}
-		return err
+	var errs []error
+	if err := os.RemoveAll(filepath.Join(etcDir, name)); err != nil {
+		errs = append(errs, fmt.Errorf("netns: %w", err))
 	}
-	return nil
+	if _, err := run(ctx, "ip", "netns", "del", name); err != nil {
+		if still, lerr := List(ctx, name); lerr != nil || contains(still, name) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func contains(list []string, s string) bool {
@@ -311,6 +314,26 @@ func setns(path string) error {
 	}
 	return nil
 }
+
+// WriteEtc writes /etc/netns/NAME/file: `ip netns exec` bind-mounts it over
+// /etc/file for the programs it runs (hosts, resolv.conf: what name
+// resolution sees inside). The directory goes with the namespace.
+func (n *NS) WriteEtc(file, content string) error {
+	if file == "" || strings.ContainsAny(file, "/") || file == "." || file == ".." {
+		return fmt.Errorf("netns: etc file %q: want a plain file name", file)
+	}
+	dir := filepath.Join(etcDir, n.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("netns: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
+		return fmt.Errorf("netns: %w", err)
+	}
+	return nil
+}
+
+// etcDir holds the per-namespace /etc files `ip netns exec` mounts.
+const etcDir = "/etc/netns"
 
 // Pids returns the processes running inside the namespace.
 func (n *NS) Pids(ctx context.Context) ([]int, error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,14 @@ func TestSetVethAndClose(t *testing.T) {
 		t.Fatalf("the veth's other end is not in %s: %q, %v", b.Name, out, err)
 	}
 
+	// /etc/netns/NAME/hosts is what programs inside see as /etc/hosts.
+	if err := a.WriteEtc("hosts", "10.213.250.9 camera.example.test\n"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := a.Exec(ctx, "getent", "hosts", "camera.example.test"); err != nil || !strings.Contains(string(out), "10.213.250.9") {
+		t.Fatalf("getent hosts inside %s = %q, %v; want 10.213.250.9 from its etc file", a.Name, out, err)
+	}
+
 	// A process left running inside is killed by Close, and the namespaces go.
 	cmd := a.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {
@@ -80,6 +90,9 @@ func TestSetVethAndClose(t *testing.T) {
 		if len(left) != 0 {
 			t.Errorf("after Close, ip netns list still has %v", left)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(etcDir, a.Name)); !os.IsNotExist(err) {
+		t.Errorf("after Close, /etc/netns/%s still exists (stat: %v)", a.Name, err)
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
