@@ -61,7 +61,7 @@ func startServer(t *testing.T, tp *topology, mode string) *server {
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
-			t.Logf("server log (last 40 lines):\n%s", tail(s.log.String(), 40))
+			t.Logf("server log (last 40 lines, pion's own left out):\n%s", tail(withoutPion(s.log.String()), 40))
 		}
 	})
 	deadline := time.NewTimer(20 * time.Second)
@@ -302,6 +302,18 @@ func (s *syncBuffer) changed() <-chan struct{} {
 		s.notify = make(chan struct{})
 	}
 	return s.notify
+}
+
+// withoutPion drops the lines pion logs itself (ICE pings and the like),
+// which bury the service's.
+func withoutPion(log string) string {
+	var keep []string
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, `"component":"pion"`) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 func tail(s string, n int) string {

@@ -187,6 +187,9 @@ func (v *viewer) measure(t *testing.T, t0 time.Time, rate float64) phase {
 	}
 	bad, _ := falseRecoveries(lines, ss, t0, rate)
 	p.falses = len(bad)
+	for _, ev := range bad {
+		t.Logf("false recovery: %+.3fs %s, and fewer than a quarter of the usual packets in the next %v", ev.at.Sub(t0).Seconds(), describe(ev), falseWithin)
+	}
 	return p
 }
 
@@ -299,6 +302,9 @@ func fadeRun(t *testing.T, mode string) {
 	}
 	bad, _ := falseRecoveries(lines, ss, down, rate)
 	p.falses = len(bad)
+	for _, ev := range bad {
+		t.Logf("false recovery: %+.3fs %s, and fewer than a quarter of the usual packets in the next %v", ev.at.Sub(down).Seconds(), describe(ev), falseWithin)
+	}
 	if known {
 		p.back, p.flowed = true, true
 		p.toVideo = max(back.Sub(up), 0)
