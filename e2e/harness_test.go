@@ -78,14 +78,36 @@ type cluster struct {
 	caFile   string
 	secret   string
 	replicas []*replica
+	// extraArgs are flags every replica gets after replicaArgs, and
+	// apiKeys its VS_API_KEYS (default apiKey).
+	extraArgs []string
+	apiKeys   string
 }
 
 // newCluster starts redis-server, the emulator and replicas A, B and C,
 // and waits until every replica serves.
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
+	return newClusterOf(t, clusterSpec{ids: []string{"A", "B", "C"}})
+}
+
+// clusterSpec shapes a cluster: its replicas' ids, flags added to
+// replicaArgs, and VS_API_KEYS (default apiKey).
+type clusterSpec struct {
+	ids       []string
+	extraArgs []string
+	apiKeys   string
+}
+
+// newClusterOf starts redis-server, the emulator and the replicas of spec,
+// and waits until every replica serves.
+func newClusterOf(t *testing.T, spec clusterSpec) *cluster {
+	t.Helper()
 	start := time.Now()
-	c := &cluster{dir: t.TempDir()}
+	c := &cluster{dir: t.TempDir(), extraArgs: spec.extraArgs, apiKeys: spec.apiKeys}
+	if c.apiKeys == "" {
+		c.apiKeys = apiKey
+	}
 	c.redis = startRedis(t)
 
 	ecfg := kvsemu.DefaultConfig()
@@ -104,7 +126,7 @@ func newCluster(t *testing.T) *cluster {
 	if err := os.WriteFile(c.secret, []byte(randomHex(32)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"A", "B", "C"} {
+	for _, id := range spec.ids {
 		c.replicas = append(c.replicas, c.startReplica(t, id))
 	}
 	for _, r := range c.replicas {
@@ -180,9 +202,10 @@ func (c *cluster) startReplica(t *testing.T, id string) *replica {
 		"-kvs-ca-file", c.caFile,
 		"-aws-region", c.emu.Region(),
 	}, replicaArgs...)
+	args = append(args, c.extraArgs...)
 	cmd := exec.Command(serverBin, args...)
 	cmd.Env = []string{
-		"VS_API_KEYS=" + apiKey,
+		"VS_API_KEYS=" + c.apiKeys,
 		"AWS_ACCESS_KEY_ID=" + creds.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + creds.SecretAccessKey,
 		"AWS_EC2_METADATA_DISABLED=true",

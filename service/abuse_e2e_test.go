@@ -51,9 +51,10 @@ func serve(t *testing.T, m *sessionmgr.Manager, log *slog.Logger, opts ...servic
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	mw := service.NewInterceptors(log, reg)
-	gs := grpc.NewServer(grpc.ForceServerCodecV2(service.Codec()),
+	svc := service.New(m, service.NewAuth([]string{stacktest.APIKey, secondKey}), log, opts...)
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(service.Codec()), grpc.InTapHandle(mw.Tap(svc.Tap)),
 		grpc.ChainUnaryInterceptor(mw.Unary()...), grpc.ChainStreamInterceptor(mw.Stream()...))
-	vspb.RegisterViewerSessionServiceServer(gs, service.New(m, service.NewAuth([]string{stacktest.APIKey, secondKey}), log, opts...))
+	vspb.RegisterViewerSessionServiceServer(gs, svc)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +192,20 @@ func TestCreateRateLimit(t *testing.T) {
 	if err := create(secondKey); err != nil {
 		t.Errorf("another API key's create = %v, want OK", err)
 	}
-	time.Sleep(retry.GetRetryDelay().AsDuration()) // the wait the server asked for
+	// A flood while refused is refused before any handler runs (the tap),
+	// with the same status, and counted.
+	for i := range 50 {
+		err := create(stacktest.APIKey)
+		var info *errdetails.ErrorInfo
+		var quota *errdetails.QuotaFailure
+		if info, quota, retry, _ = details(err); status.Code(err) != codes.ResourceExhausted || info.GetReason() != "RATE_LIMITED" || quota == nil || retry == nil {
+			t.Fatalf("flood create %d = %v, want RESOURCE_EXHAUSTED RATE_LIMITED with QuotaFailure and RetryInfo", i, err)
+		}
+	}
+	if n := testutil.ToFloat64(handled(t, srv.reg, "/viewersession.v1.ViewerSessionService/CreateSession", "ResourceExhausted")); n != 51 {
+		t.Errorf("grpc_server_handled_total{CreateSession,ResourceExhausted} = %v, want 51 (every refusal counted)", n)
+	}
+	time.Sleep(retry.GetRetryDelay().AsDuration()) // the wait the last refusal asked for
 	if err := create(stacktest.APIKey); err != nil {
 		t.Errorf("create after the asked wait = %v, want OK", err)
 	}

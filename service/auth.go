@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -24,6 +26,50 @@ import (
 // time; credentials are never logged.
 type Auth struct {
 	keys [][sha256.Size]byte
+
+	// Session tokens checked lately (by their SHA-256), so that a flood of
+	// calls with one token costs one store read, not one each.
+	checks singleflight.Group
+	mu     sync.Mutex
+	good   map[[sha256.Size]byte]time.Time // token hash -> valid until
+}
+
+// tokenCacheTTL is how long a checked token is taken as valid without
+// reading the store again (an ended session's calls still fail on the
+// session itself), and tokenCacheMax bounds the cache.
+const (
+	tokenCacheTTL = 5 * time.Second
+	tokenCacheMax = 1 << 16
+)
+
+// authorize checks that token opens session sid: from the cache of recent
+// checks, else one store read for all concurrent callers with the token.
+func (a *Auth) authorize(ctx context.Context, m *sessionmgr.Manager, sid sessionmgr.SessionID, token string) error {
+	key := sha256.Sum256([]byte(token))
+	now := time.Now()
+	a.mu.Lock()
+	until, ok := a.good[key]
+	a.mu.Unlock()
+	if ok && now.Before(until) {
+		return nil
+	}
+	_, err, _ := a.checks.Do(string(key[:]), func() (any, error) {
+		// Shared by concurrent callers: not cut short by the first one's
+		// cancellation, bounded on its own.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return nil, m.Authorize(ctx, sid, token)
+	})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	if a.good == nil || len(a.good) >= tokenCacheMax {
+		a.good = map[[sha256.Size]byte]time.Time{}
+	}
+	a.good[key] = now.Add(tokenCacheTTL)
+	a.mu.Unlock()
+	return nil
 }
 
 // NewAuth returns an Auth accepting the given API keys. With none, every
@@ -53,9 +99,8 @@ var (
 	errBadKey        = errors.New("invalid API key")
 )
 
-// bearer returns the bearer credential of the call.
-func bearer(ctx context.Context) (string, bool) {
-	md, _ := metadata.FromIncomingContext(ctx)
+// bearerMD returns the bearer credential of a call's metadata.
+func bearerMD(md metadata.MD) (string, bool) {
 	for _, v := range md.Get("authorization") {
 		scheme, cred, ok := strings.Cut(v, " ")
 		if ok && strings.EqualFold(scheme, "bearer") && strings.TrimSpace(cred) != "" {
@@ -68,7 +113,12 @@ func bearer(ctx context.Context) (string, bool) {
 // identify classifies the call's bearer credential: a configured API key
 // makes a backend principal; anything else is a candidate session token.
 func (a *Auth) identify(ctx context.Context) (principal, error) {
-	cred, ok := bearer(ctx)
+	md, _ := metadata.FromIncomingContext(ctx)
+	return a.identifyMD(md)
+}
+
+func (a *Auth) identifyMD(md metadata.MD) (principal, error) {
+	cred, ok := bearerMD(md)
 	if !ok {
 		return principal{}, unauthenticated(errNoCredentials)
 	}
@@ -95,7 +145,7 @@ func (a *Auth) backend(ctx context.Context, m *sessionmgr.Manager) (principal, e
 		return p, nil
 	}
 	if sid, ok := sessionmgr.TokenSession(p.token); ok {
-		err := m.Authorize(ctx, sid, p.token)
+		err := a.authorize(ctx, m, sid, p.token)
 		if err == nil {
 			return p, withDetails(codes.PermissionDenied, "a session token cannot call backend RPCs; use an API key",
 				&errdetails.ErrorInfo{Domain: Domain, Reason: "PERMISSION_DENIED"})
@@ -120,7 +170,7 @@ func (a *Auth) session(ctx context.Context, m *sessionmgr.Manager, id sessionmgr
 	if !ok {
 		return p, unauthenticated(errors.New("invalid API key or session token"))
 	}
-	if err := m.Authorize(ctx, sid, p.token); err != nil {
+	if err := a.authorize(ctx, m, sid, p.token); err != nil {
 		if errors.Is(err, sessionmgr.ErrPermissionDenied) || errors.Is(err, sessionmgr.ErrNotFound) {
 			return p, unauthenticated(errors.New("invalid API key or session token"))
 		}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Interceptors holds the cross-cutting gRPC middleware: panic recovery,
@@ -20,12 +23,17 @@ type Interceptors struct {
 	log      *slog.Logger
 	handled  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// refusals paces the log lines of RESOURCE_EXHAUSTED refusals (a flood
+	// must not flood the log too); suppressed counts those not logged.
+	refusals   *rate.Limiter
+	suppressed atomic.Int64
 }
 
 // NewInterceptors registers the gRPC server metrics on reg.
 func NewInterceptors(log *slog.Logger, reg prometheus.Registerer) *Interceptors {
 	i := &Interceptors{
-		log: log,
+		log:      log,
+		refusals: rate.NewLimiter(5, 20),
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grpc_server_handled_total",
 			Help: "RPCs completed on the server, by method and status code.",
@@ -64,6 +72,18 @@ func (i *Interceptors) observeStream(srv any, ss grpc.ServerStream, info *grpc.S
 	return err
 }
 
+// Tap wraps a grpc.InTapHandle (Server.Tap) so that the calls it refuses
+// before they reach a handler are counted and logged like the others.
+func (i *Interceptors) Tap(next tap.ServerInHandle) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		ctx, err := next(ctx, info)
+		if err != nil {
+			i.observe(ctx, info.FullMethodName, time.Now(), err)
+		}
+		return ctx, err
+	}
+}
+
 func (i *Interceptors) observe(ctx context.Context, method string, start time.Time, err error) {
 	d := time.Since(start)
 	code := status.Code(err)
@@ -84,6 +104,15 @@ func (i *Interceptors) observe(ctx context.Context, method string, start time.Ti
 		slog.String("method", method),
 		slog.String("code", code.String()),
 		slog.Duration("duration", d),
+	}
+	if code == codes.ResourceExhausted {
+		if !i.refusals.Allow() {
+			i.suppressed.Add(1) // counted in the metrics above all the same
+			return
+		}
+		if n := i.suppressed.Swap(0); n > 0 {
+			attrs = append(attrs, slog.Int64("refusals_not_logged", n))
+		}
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", status.Convert(err).Message()))

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -9,8 +10,11 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
 
 // Limits bound what one caller can make the service do. Each refusal is
@@ -168,29 +172,83 @@ func quotaExceeded(reason, subject, desc string, retry time.Duration) error {
 
 // take asks the shared limiter, falling back to this process's buckets
 // when it fails (an outage must neither open the gates nor close them).
+// A key that was refused is refused here until its next token is due,
+// without asking again: a flood costs the store nothing (and Tap refuses
+// it before the request is read).
 func (s *Server) take(ctx context.Context, key string, perSecond float64, burst int) time.Duration {
 	if perSecond <= 0 {
 		return 0
 	}
-	if s.shared != nil {
-		d, err := s.shared.Take(ctx, key, perSecond, burst)
-		if err == nil {
-			return d
-		}
-		s.log.WarnContext(ctx, "shared rate limit unavailable; limiting in this process", "error", err)
+	now := time.Now()
+	if d := s.blockedFor(key, now); d > 0 {
+		return d
 	}
-	d, _ := s.local.Take(ctx, key, perSecond, burst)
+	var d time.Duration
+	err := errNoSharedLimiter
+	if s.shared != nil {
+		d, err = s.shared.Take(ctx, key, perSecond, burst)
+		if err != nil && s.warnShared.Allow() {
+			s.log.WarnContext(ctx, "shared rate limit unavailable; limiting in this process", "error", err)
+		}
+	}
+	if err != nil {
+		d, _ = s.local.Take(ctx, key, perSecond, burst)
+	}
+	if d > 0 {
+		s.blockedMu.Lock()
+		if s.blocked == nil || len(s.blocked) >= 1<<16 {
+			s.blocked = map[string]time.Time{}
+		}
+		s.blocked[key] = now.Add(d)
+		s.blockedMu.Unlock()
+	}
 	return d
+}
+
+var errNoSharedLimiter = errors.New("no shared rate limiter")
+
+// blockedFor is how long key stays refused (0: ask the bucket).
+func (s *Server) blockedFor(key string, now time.Time) time.Duration {
+	s.blockedMu.Lock()
+	defer s.blockedMu.Unlock()
+	if until, ok := s.blocked[key]; ok && now.Before(until) {
+		return until.Sub(now)
+	}
+	return 0
 }
 
 // allowCreate applies the create rate of the caller's API key.
 func (s *Server) allowCreate(ctx context.Context, caller string) error {
 	l := s.limits
 	if d := s.take(ctx, "create:"+caller, l.CreatesPerSecond, l.CreateBurst); d > 0 {
-		return quotaExceeded("RATE_LIMITED", "api_key:"+caller,
-			fmt.Sprintf("at most %g CreateSession calls per second per API key (burst %d)", l.CreatesPerSecond, l.CreateBurst), max(d, 10*time.Millisecond))
+		return s.createRefusal(caller, d)
 	}
 	return nil
+}
+
+func (s *Server) createRefusal(caller string, d time.Duration) error {
+	l := s.limits
+	return quotaExceeded("RATE_LIMITED", "api_key:"+caller,
+		fmt.Sprintf("at most %g CreateSession calls per second per API key (burst %d)", l.CreatesPerSecond, l.CreateBurst), max(d, 10*time.Millisecond))
+}
+
+// Tap refuses a CreateSession whose API key is known to be over its rate
+// (an earlier call was refused and its next token is not due yet) before
+// the request is read or a handler runs: a flood of creates costs next to
+// nothing. Install it with grpc.InTapHandle through Interceptors.Tap,
+// which counts and logs its refusals like the handlers'.
+func (s *Server) Tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != vspb.ViewerSessionService_CreateSession_FullMethodName {
+		return ctx, nil
+	}
+	p, err := s.auth.identifyMD(info.Header)
+	if err != nil || !p.backend {
+		return ctx, nil // the handler answers for the credentials
+	}
+	if d := s.blockedFor("create:"+p.caller, time.Now()); d > 0 {
+		return ctx, s.createRefusal(p.caller, d)
+	}
+	return ctx, nil
 }
 
 // allowAppMessage applies the app-message rate of a session (this replica).

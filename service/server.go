@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,13 +39,19 @@ type Server struct {
 	shared  RateLimiter       // create rate across replicas; nil: local only
 	local   *LocalRateLimiter // this process's buckets
 	streams streamCounts
+	// blocked holds the keys the shared limiter refused, until their next
+	// token is due.
+	blockedMu sync.Mutex
+	blocked   map[string]time.Time
+	// warnShared paces the warning of a failing shared limiter.
+	warnShared *rate.Limiter
 }
 
 var _ vspb.ViewerSessionServiceServer = (*Server)(nil)
 
 // New returns a Server.
 func New(m *sessionmgr.Manager, auth *Auth, log *slog.Logger, opts ...Option) *Server {
-	s := &Server{m: m, auth: auth, log: log, limits: DefaultLimits(), local: NewLocalRateLimiter()}
+	s := &Server{m: m, auth: auth, log: log, limits: DefaultLimits(), local: NewLocalRateLimiter(), warnShared: rate.NewLimiter(0.2, 1)}
 	for _, o := range opts {
 		o(s)
 	}

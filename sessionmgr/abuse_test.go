@@ -140,7 +140,7 @@ func TestAlternatingJoinsDoNotTakeOver(t *testing.T) {
 			if i%2 == 1 {
 				m = r.b
 			}
-			got, att, err := m.Join(t.Context(), s.ID)
+			got, err := m.Attach(t.Context(), s.ID)
 			if err != nil {
 				t.Fatalf("join %d: %v", i, err)
 			}
@@ -148,7 +148,7 @@ func TestAlternatingJoinsDoNotTakeOver(t *testing.T) {
 				t.Fatalf("join %d: owner %s epoch %d, want replica-a epoch 1", i, got.Owner, got.Epoch)
 			}
 			time.Sleep(200 * time.Millisecond)
-			att.Detach(t.Context())
+			m.Detach(t.Context(), s.ID)
 		}
 		synctest.Wait()
 		got, _ := r.a.Get(t.Context(), s.ID)
@@ -174,7 +174,7 @@ func TestForwardedStreamOfDeadReplicaDetached(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		if _, _, err := r.b.Join(t.Context(), s.ID); err != nil { // never detached: B dies
+		if _, err := r.b.Attach(t.Context(), s.ID); err != nil { // never detached: B dies
 			t.Fatal(err)
 		}
 		time.Sleep(2 * sessionmgr.DefaultOptions().ResumeGrace)

@@ -145,9 +145,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	gopts = append(gopts, tracingOptions(tp)...)
+	svc := service.New(d.manager, auth, log, d.serviceOptions(cfg)...)
+	gopts = append(gopts, grpc.InTapHandle(mw.Tap(svc.Tap)))
 	gs := grpc.NewServer(gopts...)
 	hs := health.NewServer()
-	svc := service.New(d.manager, auth, log, d.serviceOptions(cfg)...)
 	healthpb.RegisterHealthServer(gs, hs)
 	vspb.RegisterViewerSessionServiceServer(gs, svc)
 	reflection.Register(gs)

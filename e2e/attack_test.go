@@ -1,0 +1,315 @@
+//go:build attack
+
+package e2e
+
+// The attacks of issue 15 (acceptance 2) against the real server binary:
+//
+//	go test -tags attack -run TestAttack -v ./e2e/
+//
+// Run them without -race: the race detector multiplies memory and CPU, and
+// these measure both. Each is bounded in count and time, on loopback.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+)
+
+// rssBytes is a process's resident set (VmRSS).
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb * 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// cpuSeconds is a process's user+system CPU time.
+func cpuSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // clock ticks (USER_HZ 100)
+}
+
+func selfCPUSeconds(t *testing.T) float64 { return cpuSeconds(t, os.Getpid()) }
+
+func conns(t *testing.T, addr string, n int) []vspb.ViewerSessionServiceClient {
+	t.Helper()
+	var out []vspb.ViewerSessionServiceClient
+	for range n {
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		out = append(out, vspb.NewViewerSessionServiceClient(cc))
+	}
+	return out
+}
+
+// 2,000 WatchSession streams on one token: refused past the limit, the
+// server's RSS growing by less than 50 MB.
+func TestAttackStreams(t *testing.T) {
+	c := newClusterOf(t, clusterSpec{ids: []string{"A"}})
+	a := c.replicas[0]
+	cs := create(t, a.api, c.channel(t, "streams"), "target")
+	name, token := cs.GetSession().GetName(), cs.GetSessionToken()
+	apis := conns(t, a.grpcAddr, 25) // 80 streams each: under -max-concurrent-streams
+	before := rssBytes(t, a.cmd.Process.Pid)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var ok, refused, other atomic.Int64
+	var otherErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 2000 {
+		wg.Go(func() {
+			w, err := apis[i%len(apis)].WatchSession(withToken(ctx, token), &vspb.WatchSessionRequest{Name: name})
+			if err == nil {
+				_, err = w.Recv()
+			}
+			switch {
+			case err == nil:
+				ok.Add(1)
+				for { // hold it open, reading, until the end
+					if _, err := w.Recv(); err != nil {
+						return
+					}
+				}
+			case status.Code(err) == codes.ResourceExhausted:
+				refused.Add(1)
+			default:
+				other.Add(1)
+				otherErr.Store(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for ok.Load()+refused.Load()+other.Load() < 2000 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // polling the attackers' tally
+	}
+	elapsed := time.Since(start)
+	after := rssBytes(t, a.cmd.Process.Pid)
+	growth := after - before
+	t.Logf("2,000 WatchSession streams on one token in %v: %d open, %d refused RESOURCE_EXHAUSTED, %d other; server RSS %.1f MB -> %.1f MB (+%.1f MB)",
+		elapsed.Round(time.Millisecond), ok.Load(), refused.Load(), other.Load(), float64(before)/1e6, float64(after)/1e6, float64(growth)/1e6)
+	cancel()
+	wg.Wait()
+	if ok.Load() != 8 || refused.Load() != 1992 {
+		t.Errorf("%d open, %d refused, %d other (%v); want 8 open (-max-streams-per-session) and 1992 refused", ok.Load(), refused.Load(), other.Load(), otherErr.Load())
+	}
+	if growth > 50<<20 {
+		t.Errorf("RSS grew %.1f MB, want under 50 MB", float64(growth)/1e6)
+	}
+}
+
+// latencies measures CreateSession (then CloseSession) with key every
+// interval until ctx ends or n were made; it returns the creates'
+// latencies.
+func latencies(ctx context.Context, t *testing.T, api vspb.ViewerSessionServiceClient, key, arn string, n int, interval time.Duration) []time.Duration {
+	var out []time.Duration
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for len(out) < n {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-tick.C:
+		}
+		cctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+		start := time.Now()
+		resp, err := api.CreateSession(cctx, &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: arn}, ViewerId: "honest"})
+		d := time.Since(start)
+		if err != nil {
+			if ctx.Err() == nil && status.Code(err) != codes.DeadlineExceeded {
+				t.Errorf("the honest key's CreateSession: %v", err)
+			}
+			return out
+		}
+		out = append(out, d)
+		if _, err := api.CloseSession(cctx, &vspb.CloseSessionRequest{Name: resp.GetSession().GetName()}); err != nil && ctx.Err() == nil {
+			t.Errorf("the honest key's CloseSession: %v", err)
+		}
+	}
+	return out
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)].Round(time.Microsecond)
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*99/100)]
+}
+
+// 60,000 creates from one API key in 15 s: rate limited with RetryInfo,
+// while another key's CreateSession p99 stays within 2x of idle.
+func TestAttackCreates(t *testing.T) {
+	const attacker, honest = "attacker-key-0123456789abcdef", "honest-key-0123456789abcdef0"
+	c := newClusterOf(t, clusterSpec{ids: []string{"A"}, apiKeys: attacker + "," + honest})
+	a := c.replicas[0]
+	attackARN, honestARN := c.channel(t, "attack"), c.channel(t, "honest")
+	apis := conns(t, a.grpcAddr, 8)
+
+	// Idle: the honest key alone, 300 creates at 20/s (as many as under
+	// the attack, so that the two p99s compare).
+	idle := latencies(t.Context(), t, a.api, honest, honestARN, 300, 50*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	var sent, granted, limited, withRetry, other atomic.Int64
+	var otherErr atomic.Value
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Go(func() {
+			api := apis[w%len(apis)]
+			actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+attacker)
+			for ctx.Err() == nil && sent.Add(1) <= 60000 {
+				resp, err := api.CreateSession(actx, &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: attackARN}, ViewerId: "flood"})
+				switch {
+				case err == nil:
+					granted.Add(1)
+					_, _ = api.CloseSession(actx, &vspb.CloseSessionRequest{Name: resp.GetSession().GetName()})
+				case status.Code(err) == codes.ResourceExhausted:
+					limited.Add(1)
+					for _, d := range status.Convert(err).Details() {
+						if _, ok := d.(*errdetails.RetryInfo); ok {
+							withRetry.Add(1)
+						}
+					}
+				case ctx.Err() != nil:
+				default:
+					other.Add(1)
+					otherErr.Store(err)
+				}
+			}
+		})
+	}
+	start := time.Now()
+	serverCPU, testCPU := cpuSeconds(t, a.cmd.Process.Pid), selfCPUSeconds(t)
+	under := latencies(ctx, t, a.api, honest, honestARN, 1<<30, 50*time.Millisecond)
+	wg.Wait()
+	elapsed := time.Since(start)
+	serverCPU, testCPU = cpuSeconds(t, a.cmd.Process.Pid)-serverCPU, selfCPUSeconds(t)-testCPU
+	t.Logf("CPU during the attack: server %.2f cores, the test process (attacker, honest client, KVS emulator) %.2f cores",
+		serverCPU/elapsed.Seconds(), testCPU/elapsed.Seconds())
+	sentN := min(sent.Load(), 60000)
+	t.Logf("attack: %d creates sent from one key in %v (%.0f/s): %d granted (then closed), %d RESOURCE_EXHAUSTED (%d with RetryInfo), %d other (%v)",
+		sentN, elapsed.Round(time.Millisecond), float64(sentN)/elapsed.Seconds(), granted.Load(), limited.Load(), withRetry.Load(), other.Load(), otherErr.Load())
+	t.Logf("the other key's CreateSession: idle p50 %v p99 %v max %v (n=%d); under attack p50 %v p99 %v max %v (n=%d); p99 ratio %.2f",
+		pct(idle, 50), p99(idle).Round(time.Microsecond), pct(idle, 100), len(idle), pct(under, 50), p99(under).Round(time.Microsecond), pct(under, 100), len(under),
+		float64(p99(under))/float64(p99(idle)))
+	if limited.Load() == 0 || withRetry.Load() != limited.Load() {
+		t.Errorf("%d refusals, %d with RetryInfo: want the flood rate limited, every refusal with RetryInfo", limited.Load(), withRetry.Load())
+	}
+	if maxGranted := int64(100 + 50*elapsed.Seconds() + 50); granted.Load() > maxGranted {
+		t.Errorf("%d creates granted in %v, want at most the bucket's %d", granted.Load(), elapsed, maxGranted)
+	}
+	if len(under) < 50 || p99(under) > 2*p99(idle) {
+		t.Errorf("the other key's p99 under attack %v (n=%d), want within 2x of idle %v", p99(under), len(under), p99(idle))
+	}
+}
+
+// 1,000 idle HTTP keep-alive connections are closed by the server after
+// -http-idle-timeout.
+func TestAttackIdleHTTP(t *testing.T) {
+	const idleTimeout = 2 * time.Second
+	c := newClusterOf(t, clusterSpec{ids: []string{"A"}, extraArgs: []string{"-http-idle-timeout", idleTimeout.String()}})
+	a := c.replicas[0]
+	var open []net.Conn
+	defer func() {
+		for _, cn := range open {
+			cn.Close()
+		}
+	}()
+	for i := range 1000 {
+		cn, err := net.DialTimeout("tcp", a.httpAddr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		open = append(open, cn)
+		if _, err := fmt.Fprintf(cn, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", a.httpAddr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lastRequest := time.Now()
+	closed := make(chan time.Duration, len(open))
+	for _, cn := range open {
+		go func() {
+			br := bufio.NewReader(cn)
+			_ = cn.SetReadDeadline(time.Now().Add(idleTimeout + 10*time.Second))
+			for { // the response, then EOF when the server closes
+				if _, err := br.ReadByte(); err != nil {
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						closed <- -1
+					} else {
+						closed <- time.Since(lastRequest)
+					}
+					return
+				}
+			}
+		}()
+	}
+	var slowest time.Duration
+	n := 0
+	for range open {
+		d := <-closed
+		if d < 0 {
+			continue
+		}
+		n++
+		slowest = max(slowest, d)
+	}
+	t.Logf("1,000 idle HTTP keep-alive connections: %d closed by the server, the last %v after the last request (-http-idle-timeout %v)",
+		n, slowest.Round(time.Millisecond), idleTimeout)
+	if n != 1000 || slowest > idleTimeout+3*time.Second {
+		t.Errorf("%d of 1000 closed, the last after %v; want all, within the idle timeout %v (+ the last request's spread)", n, slowest, idleTimeout)
+	}
+}
