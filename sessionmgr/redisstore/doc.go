@@ -56,6 +56,11 @@
 //   - A terminal Put marks the record terminal, then leaves the live set.
 //   - Delete removes the record and timeline, then the index entries.
 //
+// On a single server (standalone, or Sentinel's master: the client is a
+// *redis.Client) every key is on one server, and Create runs those steps,
+// in the same order, in one script: one round trip, atomic (the sampled
+// listing sweep included). On a Cluster it runs them as above.
+//
 // A replica that dies between the steps leaves at worst a live-set member
 // without a live record (it holds a slot until its score passes) or an
 // index member without a record (List skips and removes it; one Create in

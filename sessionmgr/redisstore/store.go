@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,9 @@ type Store struct {
 	grace     time.Duration
 	linger    time.Duration
 	tl        *follower
+	// single: every key is on one server (standalone or Sentinel), so a
+	// script may touch keys of any slot (Create in one round trip).
+	single bool
 }
 
 var _ sessionmgr.Store = (*Store)(nil)
@@ -50,6 +54,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		o(s)
 	}
 	s.tl = newFollower(rdb, s.linger)
+	_, s.single = rdb.(*redis.Client)
 	return s
 }
 
@@ -153,6 +158,9 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) 
 	}
 	cctx, cancel := s.bound(ctx)
 	defer cancel()
+	if s.single {
+		return s.createOne(ctx, cctx, sess, limit)
+	}
 	idem := idemKey(sess.Caller, sess.RequestID)
 	if idem != "" {
 		// A repeat is answered before the limit is checked.
@@ -221,6 +229,103 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) 
 	s.sweep(cctx, listKey())
 	s.sweep(cctx, channelListKey(sess.Channel.ARN))
 	return decodeSession(data, sess.Epoch, sess.Owner)
+}
+
+// createOneScript is Create on a single server (standalone or Sentinel),
+// where a script may touch keys of any slot: every step of the multi-slot
+// Create in one round trip, in the same order, atomically. One call in
+// sweepOneIn also drops up to sweepSample random listing members of each
+// listing whose record is gone.
+// KEYS: record, timeline, live set, channel listing, global listing,
+// idempotency key (a placeholder when there is none). ARGV: session JSON,
+// epoch, owner, terminal, channel ARN, idempotency key name ("" for none),
+// listing member, Expires ms, retention ms, session id, live score, limit,
+// live ("1" or "0"), window ms, sweep ("1" or "0"), key prefix. Returns
+// {"ok"}, {"exists"}, {"full"} or {"repeat", JSON, epoch, owner}.
+var createOneScript = redis.NewScript(luaExpire + `
+local function rec(id) return ARGV[16] .. '{' .. id .. '}:rec' end
+if ARGV[6] ~= '' then
+  local prev = redis.call('GET', KEYS[6])
+  if prev then
+    local r = redis.call('HMGET', rec(prev), 's', 'epoch', 'owner')
+    if r[1] then return {'repeat', r[1], r[2], r[3]} end
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%d', now_ms()))
+if ARGV[13] == '1' then
+  if not redis.call('ZSCORE', KEYS[3], ARGV[10]) and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[12]) then
+    return {'full'}
+  end
+  redis.call('ZADD', KEYS[3], ARGV[11], ARGV[10])
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 's', ARGV[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'term', ARGV[4],
+  'ch', ARGV[5], 'seq', '0', 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
+expire(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9])
+redis.call('ZADD', KEYS[4], 0, ARGV[7])
+redis.call('ZADD', KEYS[5], 0, ARGV[7])
+if ARGV[6] ~= '' then
+  redis.call('SET', KEYS[6], ARGV[10], 'PX', ARGV[14])
+end
+if ARGV[15] == '1' then
+  for _, key in ipairs({KEYS[4], KEYS[5]}) do
+    for _, m in ipairs(redis.call('ZRANDMEMBER', key, ` + strconv.Itoa(sweepSample) + `)) do
+      local id = string.sub(m, ` + strconv.Itoa(memberTimeLen+2) + `)
+      if redis.call('EXISTS', rec(id)) == 0 then redis.call('ZREM', key, m) end
+    end
+  end
+end
+return {'ok'}
+`)
+
+// createOne is Create on a single server, in one round trip.
+func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, limit int) (sessionmgr.Session, error) {
+	idem := idemKey(sess.Caller, sess.RequestID)
+	idemSlot := idem
+	if idem == "" {
+		idemSlot = prefix + "{idem:none}" // never read or written
+	}
+	data, err := encodeSession(sess)
+	if err != nil {
+		return sessionmgr.Session{}, err
+	}
+	live, sweep := "0", "0"
+	if sess.State.Live() {
+		live = "1"
+	}
+	if rand.IntN(sweepOneIn) == 0 {
+		sweep = "1"
+	}
+	member := listMember(sess.Created, sess.ID)
+	op := "create session " + string(sess.ID)
+	res, err := createOneScript.Run(cctx, s.rdb,
+		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot},
+		data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
+		idem, member, unixMillis(sess.Expires), millis(s.retention), string(sess.ID), s.liveScore(sess), limit, live,
+		millis(s.window), sweep, prefix).StringSlice()
+	if err != nil {
+		return sessionmgr.Session{}, callError(ctx, op, err)
+	}
+	switch {
+	case len(res) == 1 && res[0] == "ok":
+		return decodeSession(data, sess.Epoch, sess.Owner)
+	case len(res) == 1 && res[0] == "exists":
+		return sessionmgr.Session{}, fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists)
+	case len(res) == 1 && res[0] == "full":
+		return sessionmgr.Session{}, fmt.Errorf("%s: %w", op, sessionmgr.ErrChannelFull)
+	case len(res) == 4 && res[0] == "repeat":
+		epoch, err := strconv.ParseUint(res[2], 10, 64)
+		if err != nil {
+			return sessionmgr.Session{}, fmt.Errorf("%s: repeat: bad epoch %q", op, res[2])
+		}
+		prev, err := decodeSession(res[1], epoch, res[3])
+		if err != nil {
+			return sessionmgr.Session{}, err
+		}
+		return prev, sessionmgr.ErrAlreadyExists
+	}
+	return sessionmgr.Session{}, fmt.Errorf("%s: unexpected script reply %q", op, res)
 }
 
 // repeatOf returns the session the idempotency key names, or ErrNotFound
