@@ -16,6 +16,9 @@ var (
 	errNotFlowing = errors.New("video is not flowing at the end")
 	// errUnrecovered: an outage began and no RECOVERED followed.
 	errUnrecovered = errors.New("an outage never recovered")
+	// errServerGone: the service stopped answering and the thin client
+	// gave up re-dialing.
+	errServerGone = errors.New("the service is gone")
 	// errFalseRecovery: a RECOVERED was not followed by video.
 	errFalseRecovery = errors.New("false recovery")
 )

@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,17 +92,36 @@ func faultNames() []string {
 	return names
 }
 
-// addCommon registers the flags every command has.
+// addCommon registers the flags of the commands that name a channel.
 func addCommon(fs *flag.FlagSet, c *commonConfig) {
-	fs.StringVar(&c.Addr, "addr", "localhost:50051", "`host:port` of the service's gRPC server (env "+envAddr+")")
-	fs.StringVar(&c.APIKey, "api-key", "", "backend API `key`; the dev server prints one as \"dev API key\" (env "+envAPIKey+"; prefer the variable: flags are visible in ps)")
+	addService(fs, c)
 	fs.StringVar(&c.Channel, "channel", "", "KVS signaling `channel`: a name (e.g. demo-camera) or an ARN (required)")
 	fs.StringVar(&c.Region, "region", "", "AWS region of a channel given by name (default: the server's)")
 }
 
+// addService registers the flags every command has: where the service
+// is and the backend API key.
+func addService(fs *flag.FlagSet, c *commonConfig) {
+	fs.StringVar(&c.Addr, "addr", "localhost:50051", "`host:port` of the service's gRPC server (env "+envAddr+")")
+	fs.StringVar(&c.APIKey, "api-key", "", "backend API `key`; the dev server prints one as \"dev API key\" (env "+envAPIKey+"; prefer the variable: flags are visible in ps)")
+}
+
 // fillCommon applies the environment to flags not given and checks what
-// every command needs.
+// the commands that name a channel need.
 func fillCommon(fs *flag.FlagSet, c *commonConfig, getenv func(string) string) []string {
+	problems := fillService(fs, c, getenv)
+	if c.Channel == "" {
+		problems = append(problems, "-channel is required, e.g. -channel demo-camera")
+	}
+	if c.Region != "" && strings.HasPrefix(c.Channel, "arn:") {
+		problems = append(problems, "-region goes with a channel name, not an ARN")
+	}
+	return problems
+}
+
+// fillService applies the environment to -addr and -api-key when not
+// given and checks them.
+func fillService(fs *flag.FlagSet, c *commonConfig, getenv func(string) string) []string {
 	set := setFlags(fs)
 	if !set["addr"] && getenv(envAddr) != "" {
 		c.Addr = getenv(envAddr)
@@ -115,12 +135,6 @@ func fillCommon(fs *flag.FlagSet, c *commonConfig, getenv func(string) string) [
 	}
 	if c.APIKey == "" {
 		problems = append(problems, "-api-key (or "+envAPIKey+") is required: the dev server prints one as \"dev API key\"")
-	}
-	if c.Channel == "" {
-		problems = append(problems, "-channel is required, e.g. -channel demo-camera")
-	}
-	if c.Region != "" && strings.HasPrefix(c.Channel, "arn:") {
-		problems = append(problems, "-region goes with a channel name, not an ARN")
 	}
 	return problems
 }
@@ -140,7 +154,7 @@ func parseWatch(args []string, getenv func(string) string, stderr io.Writer) (wa
 	addCommon(fs, &c.commonConfig)
 	var mode string
 	fs.StringVar(&c.ViewerID, "viewer-id", defaultViewerID(getenv), "the viewer's id (CreateSession viewer_id; the base of its KVS clientId)")
-	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to watch before closing the session; 0 watches until interrupted or the session ends")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to watch, counted from when the app has joined the session (after creating it), before closing the session; 0 watches until interrupted or the session ends")
 	fs.StringVar(&mode, "mode", "connect", "how the app talks to the service: connect (one Connect stream) or signal (Signal calls + WatchSession, like a browser)")
 	fs.StringVar(&c.Fault, "fault", "", "ask the dev server's KVS emulator for a `fault`: "+strings.Join(faultNames(), ", ")+" (see below)")
 	fs.DurationVar(&c.FaultDelay, "fault-delay", 0, "late-answer: how late the camera answers (default: the session's answer timeout + 1s)")
@@ -276,11 +290,39 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		fs.Usage()
 		return err
 	case err != nil:
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, explainFlagError(fs, err))
 	case fs.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q: %s takes flags only", errUsage, fs.Arg(0), fs.Name())
 	}
 	return nil
+}
+
+// badValue matches the flag package's error for a value a flag refused.
+var badValue = regexp.MustCompile(`^invalid value "(.*)" for flag -([^:]+): `)
+
+// explainFlagError replaces the flag package's bare "parse error" for a
+// duration flag with what a duration looks like.
+func explainFlagError(fs *flag.FlagSet, err error) error {
+	m := badValue.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	f := fs.Lookup(m[2])
+	if f == nil {
+		return err
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return err
+	}
+	if _, ok := g.Get().(time.Duration); !ok {
+		return err
+	}
+	example := "10s"
+	if _, nerr := strconv.ParseFloat(m[1], 64); nerr == nil {
+		example = m[1] + "s"
+	}
+	return fmt.Errorf("-%s %q: want a duration such as %s (a number and a unit: ms, s, m, h)", m[2], m[1], example)
 }
 
 // notClientID is what a KVS clientId may not contain.

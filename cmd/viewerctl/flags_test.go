@@ -108,7 +108,8 @@ func TestParseWatchErrors(t *testing.T) {
 		{[]string{"-api-key", "k", "-channel", "arn:aws:x", "-region", "eu-west-1"}, nil, "-region goes with a channel name"},
 		{append(base, "extra"), nil, `unexpected argument "extra"`},
 		{append(base, "-nope"), nil, "flag provided but not defined: -nope"},
-		{append(base, "-duration", "ten"), nil, `invalid value "ten" for flag -duration`},
+		{append(base, "-duration", "ten"), nil, `-duration "ten": want a duration such as 10s`},
+		{append(base, "-max-attempts", "x"), nil, `invalid value "x" for flag -max-attempts`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
@@ -230,6 +231,10 @@ func TestRunCommands(t *testing.T) {
 		{[]string{"help"}, nil, "viewerctl watch"},
 		{[]string{"watch"}, errUsage, ""},
 		{[]string{"sessions", "-h"}, flag.ErrHelp, ""},
+		{[]string{"help"}, nil, "viewerctl timeline -api-key KEY [-follow] SESSION"},
+		{[]string{"get", "-h"}, flag.ErrHelp, ""},
+		{[]string{"close"}, errUsage, ""},
+		{[]string{"timeline", "-h"}, flag.ErrHelp, ""},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -239,6 +244,64 @@ func TestRunCommands(t *testing.T) {
 		}
 		if !strings.Contains(stdout.String(), tt.wantStdout) {
 			t.Errorf("run(%q) stdout = %q; want it to contain %q", tt.give, stdout.String(), tt.wantStdout)
+		}
+	}
+}
+
+// Issue 16, papercut 7: -duration 10 (no unit) said only "parse error".
+func TestDurationWithoutUnitSaysWhatADurationIs(t *testing.T) {
+	for _, tt := range []struct{ give, want string }{
+		{"10", `-duration "10": want a duration such as 10s (a number and a unit: ms, s, m, h)`},
+		{"1.5", `-duration "1.5": want a duration such as 1.5s`},
+		{"soon", `-duration "soon": want a duration such as 10s`},
+	} {
+		_, err := parseWatch([]string{"-api-key", "k", "-channel", "c", "-duration", tt.give}, env(), io.Discard)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "parse error") {
+			t.Errorf("-duration %s: error = %v; want a usage error with %q and no bare \"parse error\"", tt.give, err, tt.want)
+		}
+	}
+	// The other commands' duration flags get the same words.
+	_, err := parseWatch([]string{"-api-key", "k", "-channel", "c", "-answer-timeout", "5"}, env(), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `-answer-timeout "5": want a duration such as 5s`) {
+		t.Errorf("-answer-timeout 5: error = %v", err)
+	}
+}
+
+// Issue 16, papercut 8: -duration's help says what it counts from.
+func TestDurationHelpSaysItCountsFromTheJoin(t *testing.T) {
+	var b bytes.Buffer
+	if _, err := parseWatch([]string{"-h"}, env(), &b); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	if !strings.Contains(b.String(), "counted from when the app has joined the session") {
+		t.Errorf("watch -h does not say what -duration counts from:\n%s", b.String())
+	}
+}
+
+func TestParseSession(t *testing.T) {
+	for _, tt := range []struct {
+		cmd     string
+		give    []string
+		want    sessionConfig
+		wantErr string
+	}{
+		{"get", []string{"-api-key", "k", "sessions/abc"}, sessionConfig{commonConfig: commonConfig{Addr: "localhost:50051", APIKey: "k"}, Name: "sessions/abc"}, ""},
+		{"close", []string{"abc", "-api-key", "k", "-addr", "h:1"}, sessionConfig{commonConfig: commonConfig{Addr: "h:1", APIKey: "k"}, Name: "sessions/abc"}, ""},
+		{"timeline", []string{"-follow", "-api-key", "k", "sessions/abc", "-v"}, sessionConfig{commonConfig: commonConfig{Addr: "localhost:50051", APIKey: "k"}, Name: "sessions/abc", Follow: true, Verbose: true}, ""},
+		{"get", []string{"-api-key", "k"}, sessionConfig{}, "the session's name is required"},
+		{"get", []string{"sessions/abc"}, sessionConfig{}, "-api-key (or VIEWERCTL_API_KEY) is required"},
+		{"get", []string{"-api-key", "k", "a", "b"}, sessionConfig{}, `unexpected argument "b"`},
+		{"get", []string{"-api-key", "k", "-follow", "a"}, sessionConfig{}, "flag provided but not defined: -follow"},
+	} {
+		got, err := parseSession(tt.cmd, tt.give, env(), io.Discard)
+		if tt.wantErr != "" {
+			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s %q: error = %v; want a usage error with %q", tt.cmd, tt.give, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s %q = %+v, %v; want %+v", tt.cmd, tt.give, got, err, tt.want)
 		}
 	}
 }

@@ -103,14 +103,14 @@ func trimEnum(s, prefix string) string {
 }
 
 // writeSessions prints sessions as a table, newest first as the service
-// lists them.
+// lists them; REASON says why an ended one ended.
 func writeSessions(w io.Writer, list []*vspb.Session, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVIEWER\tCLIENT_ID\tSTATE\tATTEMPT\tCREATED")
+	fmt.Fprintln(tw, "NAME\tVIEWER\tCLIENT_ID\tSTATE\tATTEMPT\tCREATED\tREASON")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.GetName(), s.GetViewerId(), orDash(s.GetClientId()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.GetName(), s.GetViewerId(), orDash(s.GetClientId()),
 			trimEnum(s.GetState().String(), "SESSION_STATE_"), s.GetAttempt(),
-			s.GetCreateTime().AsTime().In(loc).Format("2006-01-02 15:04:05"))
+			s.GetCreateTime().AsTime().In(loc).Format("2006-01-02 15:04:05"), sessionReason(s))
 	}
 	return tw.Flush()
 }
@@ -151,4 +151,86 @@ func asFailed(err error) (*thinclient.FailedError, bool) {
 	var fe *thinclient.FailedError
 	ok := errors.As(err, &fe)
 	return fe, ok
+}
+
+// mergeWindow is how close (server clock) an event must follow a
+// STATE_CHANGED to share its line.
+const mergeWindow = 100 * time.Millisecond
+
+// timeline prints a session's timeline with one line per state change: a
+// STATE_CHANGED event is held until the next printed event; when that is
+// the event the change belongs to (one of the next few sequence numbers,
+// the same state, within mergeWindow) the two print as one line, the event's, ending with
+// "(FROM -> TO)"; otherwise the STATE_CHANGED prints on its own.
+type timeline struct {
+	loc     *time.Location
+	verbose bool // print noisy events too
+	pending *vspb.SessionEvent
+}
+
+// add takes the next event and returns the lines to print now.
+func (t *timeline) add(e *vspb.SessionEvent) []string {
+	if !t.verbose && noisy(e) {
+		return nil // held STATE_CHANGED stays held for its event
+	}
+	if e.GetType() == vspb.EventType_EVENT_TYPE_STATE_CHANGED {
+		lines := t.flush()
+		t.pending = e
+		return lines
+	}
+	p := t.pending
+	if p == nil {
+		return []string{formatEvent(e, t.loc)}
+	}
+	t.pending = nil
+	if e.GetState() == p.GetState() && e.GetSequence() <= p.GetSequence()+3 &&
+		e.GetTime().AsTime().Sub(p.GetTime().AsTime()) <= mergeWindow {
+		return []string{formatEvent(e, t.loc) + " (" + transition(p) + ")"}
+	}
+	return []string{formatEvent(p, t.loc), formatEvent(e, t.loc)}
+}
+
+// flush returns the held STATE_CHANGED's line, if any.
+func (t *timeline) flush() []string {
+	p := t.pending
+	if p == nil {
+		return nil
+	}
+	t.pending = nil
+	return []string{formatEvent(p, t.loc)}
+}
+
+// transition is a STATE_CHANGED event's "FROM -> TO", from its message
+// ("FROM -> TO: why"), or "-> TO" when the message has no arrow.
+func transition(e *vspb.SessionEvent) string {
+	if ft, _, _ := strings.Cut(e.GetMessage(), ":"); strings.Contains(ft, " -> ") {
+		return ft
+	}
+	return "-> " + trimEnum(e.GetState().String(), "SESSION_STATE_")
+}
+
+// sessionReason is why an ended session ended: the failure reason of a
+// FAILED one, the close reason of a CLOSED one; "-" for a live one.
+func sessionReason(s *vspb.Session) string {
+	if f := s.GetFailure(); f != nil && f.GetReason() != vspb.FailureReason_FAILURE_REASON_UNSPECIFIED {
+		return trimEnum(f.GetReason().String(), "FAILURE_REASON_")
+	}
+	if r := s.GetCloseReason(); r != vspb.CloseReason_CLOSE_REASON_UNSPECIFIED {
+		return trimEnum(r.String(), "CLOSE_REASON_")
+	}
+	return "-"
+}
+
+// refused reports whether err says that nothing listens at the address.
+func refused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection refused")
+}
+
+// withHint adds "is the server running at ADDR?" to an error that says the
+// connection was refused.
+func withHint(addr string, err error) error {
+	if refused(err) {
+		return fmt.Errorf("%w; is the server running at %s?", err, addr)
+	}
+	return err
 }

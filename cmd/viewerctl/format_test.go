@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -187,10 +188,114 @@ func TestWriteSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "" +
-		"NAME          VIEWER          CLIENT_ID  STATE      ATTEMPT  CREATED\n" +
-		"sessions/bbb  bob             bob        CONNECTED  1        2026-11-21 10:08:46\n" +
-		"sessions/aaa  viewerctl-root  -          PENDING    2        2026-11-21 10:07:46\n"
+		"NAME          VIEWER          CLIENT_ID  STATE      ATTEMPT  CREATED              REASON\n" +
+		"sessions/bbb  bob             bob        CONNECTED  1        2026-11-21 10:08:46  -\n" +
+		"sessions/aaa  viewerctl-root  -          PENDING    2        2026-11-21 10:07:46  -\n"
 	if got := b.String(); got != want {
 		t.Errorf("writeSessions =\n%s; want\n%s", got, want)
+	}
+}
+
+// ev is a timeline event for the timeline tests, ms after at.
+func ev(seq uint64, ms int, typ vspb.EventType, state vspb.SessionState, msg string) *vspb.SessionEvent {
+	return &vspb.SessionEvent{Sequence: seq, Time: timestamppb.New(at.Add(time.Duration(ms) * time.Millisecond)),
+		Type: typ, State: state, Attempt: 1, ClientId: "v", Message: msg}
+}
+
+// Issue 16, papercut 1: every state change printed twice, as STATE_CHANGED
+// and as the event that caused it. Each state change is one line now.
+func TestTimelineOneLinePerStateChange(t *testing.T) {
+	const (
+		changed  = vspb.EventType_EVENT_TYPE_STATE_CHANGED
+		signal   = vspb.SessionState_SESSION_STATE_SIGNALING
+		awaitOff = vspb.SessionState_SESSION_STATE_AWAITING_OFFER
+		awaitAns = vspb.SessionState_SESSION_STATE_AWAITING_ANSWER
+		conning  = vspb.SessionState_SESSION_STATE_CONNECTING
+		conn     = vspb.SessionState_SESSION_STATE_CONNECTED
+		recov    = vspb.SessionState_SESSION_STATE_RECOVERING
+	)
+	events := []*vspb.SessionEvent{ // as TestWatchNetworkChangeRecovers's server emits them
+		ev(3, 0, vspb.EventType_EVENT_TYPE_APP_ATTACHED, vspb.SessionState_SESSION_STATE_PENDING, "the app attached"),
+		ev(4, 0, changed, signal, "PENDING -> SIGNALING: the app joined; opening KVS signaling"),
+		ev(5, 2, vspb.EventType_EVENT_TYPE_SIGNALING_CONNECTED, signal, "KVS signaling open"),
+		ev(6, 2, changed, awaitOff, "SIGNALING -> AWAITING_OFFER: signaling open; waiting for the app's offer"),
+		ev(7, 6, changed, awaitAns, "AWAITING_OFFER -> AWAITING_ANSWER: offer sent; waiting for the camera's answer"),
+		ev(8, 7, vspb.EventType_EVENT_TYPE_OFFER_SENT, awaitAns, "offer sent to the camera"),
+		ev(9, 10, vspb.EventType_EVENT_TYPE_REMOTE_CANDIDATE, awaitAns, "a camera candidate"),
+		ev(10, 13, changed, conning, "AWAITING_ANSWER -> CONNECTING: answer delivered; ICE is checking"),
+		ev(11, 13, vspb.EventType_EVENT_TYPE_CONNECTION_STATE, conning, "checking"),
+		ev(12, 13, vspb.EventType_EVENT_TYPE_ANSWER, conning, "the camera answered"),
+		ev(13, 21, changed, conn, "CONNECTING -> CONNECTED: the app's peer connection is connected"),
+		ev(14, 900, vspb.EventType_EVENT_TYPE_MEDIA_FLOWING, conn, "video flows"), // too late to share the line
+		ev(15, 1500, changed, recov, "CONNECTED -> RECOVERING: recovering: network changed"),
+		ev(16, 1500, vspb.EventType_EVENT_TYPE_RECOVERY_STARTED, recov, "network changed: restarting ICE"),
+	}
+	tl := timeline{loc: time.UTC}
+	var lines []string
+	for _, e := range events {
+		lines = append(lines, tl.add(e)...)
+	}
+	lines = append(lines, tl.flush()...)
+	t.Logf("timeline:\n%s", strings.Join(lines, "\n"))
+	for _, change := range []string{"PENDING -> SIGNALING", "SIGNALING -> AWAITING_OFFER", "AWAITING_OFFER -> AWAITING_ANSWER",
+		"AWAITING_ANSWER -> CONNECTING", "CONNECTING -> CONNECTED", "CONNECTED -> RECOVERING"} {
+		n := 0
+		for _, l := range lines {
+			n += strings.Count(l, change)
+		}
+		if n != 1 {
+			t.Errorf("%q is on %d lines; want 1", change, n)
+		}
+	}
+	want := []string{
+		"10:08:46.101  PENDING          attempt 1  v                     APP_ATTACHED: the app attached",
+		"10:08:46.103  SIGNALING        attempt 1  v                     SIGNALING_CONNECTED: KVS signaling open (PENDING -> SIGNALING)",
+		"10:08:46.103  AWAITING_OFFER   attempt 1  v                     STATE_CHANGED: SIGNALING -> AWAITING_OFFER: signaling open; waiting for the app's offer",
+		"10:08:46.108  AWAITING_ANSWER  attempt 1  v                     OFFER_SENT: offer sent to the camera (AWAITING_OFFER -> AWAITING_ANSWER)",
+		"10:08:46.114  CONNECTING       attempt 1  v                     ANSWER: the camera answered (AWAITING_ANSWER -> CONNECTING)",
+		"10:08:46.122  CONNECTED        attempt 1  v                     STATE_CHANGED: CONNECTING -> CONNECTED: the app's peer connection is connected",
+		"10:08:47.001  CONNECTED        attempt 1  v                     MEDIA_FLOWING: video flows",
+		"10:08:47.601  RECOVERING       attempt 1  v                     RECOVERY_STARTED: network changed: restarting ICE (CONNECTED -> RECOVERING)",
+	}
+	if got := strings.Join(lines, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("timeline =\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// Issue 16, papercut 2: `sessions -all` had no reason column.
+func TestWriteSessionsReasonColumn(t *testing.T) {
+	list := []*vspb.Session{
+		{Name: "sessions/ccc", ViewerId: "carol", State: vspb.SessionState_SESSION_STATE_FAILED, CloseReason: vspb.CloseReason_CLOSE_REASON_FAILED,
+			Failure: &vspb.Failure{Reason: vspb.FailureReason_FAILURE_REASON_ANSWER_TIMEOUT}, CreateTime: timestamppb.New(at)},
+		{Name: "sessions/bbb", ViewerId: "bob", State: vspb.SessionState_SESSION_STATE_CLOSED, CloseReason: vspb.CloseReason_CLOSE_REASON_CLIENT_GONE, CreateTime: timestamppb.New(at)},
+		{Name: "sessions/aaa", ViewerId: "alice", State: vspb.SessionState_SESSION_STATE_CONNECTED, CreateTime: timestamppb.New(at)},
+	}
+	var b bytes.Buffer
+	if err := writeSessions(&b, list, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	for i, want := range []string{"REASON", "ANSWER_TIMEOUT", "CLIENT_GONE", "-"} {
+		f := strings.Fields(lines[i])
+		if got := f[len(f)-1]; got != want {
+			t.Errorf("line %d %q: last column %q; want %q", i, lines[i], got, want)
+		}
+	}
+}
+
+// Issue 16, papercut 6: "connection refused" came without a hint.
+func TestConnectionRefusedHint(t *testing.T) {
+	err := withHint("localhost:50051", errors.New(`list sessions: Unavailable: dial tcp 127.0.0.1:50051: connect: connection refused`))
+	if !strings.HasSuffix(err.Error(), "connection refused; is the server running at localhost:50051?") {
+		t.Errorf("withHint = %v", err)
+	}
+	other := errors.New("list sessions: PermissionDenied: bad key")
+	if got := withHint("localhost:50051", other); got != other {
+		t.Errorf("withHint(%v) = %v; want it unchanged", other, got)
+	}
+	w := &watcher{cfg: watchConfig{commonConfig: commonConfig{Addr: "h:1"}}}
+	if got, want := w.plainWhy(`rpc error: code = Unavailable desc = connection error: desc = "transport: dial tcp h:1: connect: connection refused"`),
+		"connection refused: is the server running at h:1?"; got != want {
+		t.Errorf("plainWhy = %q; want %q", got, want)
 	}
 }

@@ -3,7 +3,10 @@
 //
 //	viewerctl watch -api-key KEY -channel demo-camera -duration 10s
 //	viewerctl watch -api-key KEY -channel demo-camera -fault no-answer -answer-timeout 5s -retry-delay 2s -duration 20s
-//	viewerctl sessions -api-key KEY -channel demo-camera
+//	viewerctl sessions -api-key KEY -channel demo-camera -all
+//	viewerctl get -api-key KEY sessions/ID
+//	viewerctl timeline -api-key KEY -follow sessions/ID
+//	viewerctl close -api-key KEY sessions/ID
 //
 // watch creates a session with the backend API key, joins it as the app with
 // the session token (gathering on the machine's real interfaces and watching
@@ -12,7 +15,9 @@
 // video, outages, black time) and exits 0 only when the session reached
 // CONNECTED, video arrived and still flows at the end, and every outage
 // recovered with video; -json prints JSON lines for scripts. sessions lists
-// the sessions of a channel. Every flag has a default; -addr and -api-key also
+// the sessions of a channel (with -all also the ended ones and why they
+// ended); get, close and timeline print, close and print the timeline of
+// one session, by name. Every flag has a default; -addr and -api-key also
 // come from VIEWERCTL_ADDR and VIEWERCTL_API_KEY. Run `viewerctl help` for
 // the full list.
 //
@@ -57,9 +62,12 @@ const usage = `viewerctl is a thin viewer for the Viewer Session Service.
 Usage:
   viewerctl watch    -api-key KEY -channel NAME [flags]   watch a channel's camera
   viewerctl sessions -api-key KEY -channel NAME [flags]   list who is watching
+  viewerctl get      -api-key KEY SESSION                 print a session
+  viewerctl close    -api-key KEY SESSION                 close a session
+  viewerctl timeline -api-key KEY [-follow] SESSION       print a session's timeline
   viewerctl help                                          this text
 
-Run "viewerctl watch -h" or "viewerctl sessions -h" for their flags.
+Run "viewerctl COMMAND -h" for a command's flags.
 -addr and -api-key also come from VIEWERCTL_ADDR and VIEWERCTL_API_KEY.
 `
 
@@ -82,6 +90,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return sessions(ctx, cfg, stdout)
+	case "get", "close", "timeline":
+		cfg, err := parseSession(args[0], args[1:], os.Getenv, stderr)
+		if err != nil {
+			return err
+		}
+		switch args[0] {
+		case "get":
+			return getSession(ctx, cfg, stdout)
+		case "close":
+			return closeSession(ctx, cfg, stdout)
+		}
+		return printTimeline(ctx, cfg, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

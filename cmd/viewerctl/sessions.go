@@ -36,7 +36,7 @@ func sessions(ctx context.Context, cfg sessionsConfig, stdout io.Writer) error {
 		resp, err := api.ListSessions(cctx, &vspb.ListSessionsRequest{Channel: ch, PageSize: 500, PageToken: token})
 		cancel()
 		if err != nil {
-			return rpcError("list sessions", err)
+			return withHint(cfg.Addr, rpcError("list sessions", err))
 		}
 		for _, s := range resp.GetSessions() {
 			if cfg.All || !ended(s.GetState()) {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +77,7 @@ func newWatcher(cfg watchConfig, conn *grpc.ClientConn, human io.Writer, js *jso
 		out: human,
 		js:  js,
 		loc: time.Local,
+		tl:  timeline{loc: time.Local, verbose: cfg.Verbose},
 		api: vspb.NewViewerSessionServiceClient(conn),
 		dev: newDevAPI(cfg.DevHTTP),
 	}
@@ -98,6 +101,15 @@ type watcher struct {
 	cameraMode string // camera-offline: the mode to restart the camera in
 	faultErr   error  // a fault or network change that could not be made
 
+	tl     timeline  // the timeline's lines, one per state change
+	heldAt time.Time // when tl began holding a STATE_CHANGED
+
+	joined    bool      // the app has joined the session: -duration runs
+	down      time.Time // when the stream to the service went down; zero while up
+	downWhy   string    // the error that took it down
+	goingAway bool      // the server said GOING_AWAY: the next join is on another replica
+	noVideo   bool      // the media line said "no video": quiet until packets grow
+
 	connected  *vspb.SessionEvent // the first CONNECTED event
 	current    *vspb.SessionEvent // the latest CONNECTED event
 	lastState  vspb.SessionState
@@ -116,6 +128,7 @@ func (w *watcher) printf(format string, args ...any) {
 // note prints a line of viewerctl's own (a fault, the network change) in
 // the timeline's layout.
 func (w *watcher) note(what, format string, args ...any) {
+	w.flushTimeline()
 	w.printf("%s  %-15s  %s", time.Now().In(w.loc).Format(clockLayout), what, fmt.Sprintf(format, args...))
 }
 
@@ -177,6 +190,7 @@ func (w *watcher) watch(ctx context.Context, token string) (string, *verdict, in
 	ccfg.OnEvent = func(e *vspb.SessionEvent) { q.push(item{at: time.Now(), event: e}) }
 	ccfg.OnNetworkChange = func(d string) { q.push(item{at: time.Now(), network: d}) }
 	ccfg.OnRedial = func(r string) { q.push(item{at: time.Now(), redial: r}) }
+	ccfg.Logger = slog.New(linkLogs{push: q.push})
 	c, err := thinclient.New(ccfg)
 	if err != nil {
 		return "", nil, 0, err
@@ -201,6 +215,7 @@ func (w *watcher) watch(ctx context.Context, token string) (string, *verdict, in
 	for _, it := range q.take() {
 		w.onItem(ctx, it)
 	}
+	w.flushTimeline()
 	s := c.Stats()
 	summary, v, err := w.result(s, runErr)
 	return summary, v, s.PacketsReceived, err
@@ -229,7 +244,7 @@ func (w *watcher) create(ctx context.Context) (*vspb.CreateSessionResponse, erro
 	defer cancel()
 	resp, err := w.api.CreateSession(cctx, &vspb.CreateSessionRequest{Channel: ch, ViewerId: w.cfg.ViewerID, Options: opts})
 	if err != nil {
-		return nil, rpcError("create session", err)
+		return nil, withHint(w.cfg.Addr, rpcError("create session", err))
 	}
 	return resp, nil
 }
@@ -246,22 +261,28 @@ func (w *watcher) printHeader() {
 }
 
 // follow prints the timeline and the media statistics until the run ends
-// (ended true, with Run's error), -duration passes or ctx ends; it samples
-// the packet counters every 100 ms.
+// (ended true, with Run's error), -duration passes (counted from the app's
+// join, its first APP_ATTACHED) or ctx ends; it samples the packet
+// counters every 100 ms.
 func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *itemQueue, done <-chan error) (runErr error, ended bool) {
 	ticker := time.NewTicker(statsInterval)
 	defer ticker.Stop()
 	samples := time.NewTicker(sampleInterval)
 	defer samples.Stop()
 	var durC <-chan time.Time
-	if w.cfg.Duration > 0 {
-		t := time.NewTimer(w.cfg.Duration)
-		defer t.Stop()
-		durC = t.C
-	}
+	var durT *time.Timer
+	defer func() {
+		if durT != nil {
+			durT.Stop()
+		}
+	}()
 	var prev thinclient.Stats
 	prevAt := time.Now()
 	for {
+		if w.joined && durT == nil && w.cfg.Duration > 0 {
+			durT = time.NewTimer(w.cfg.Duration)
+			durC = durT.C
+		}
 		select {
 		case <-q.ready:
 			for _, it := range q.take() {
@@ -270,13 +291,16 @@ func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *itemQueue
 		case now := <-ticker.C:
 			if w.connected != nil {
 				s := c.Stats()
-				w.printf("%s", formatStats(now, s, prev, now.Sub(prevAt)))
+				w.mediaLine(now, s, prev, now.Sub(prevAt))
 				prev, prevAt = s, now
 			}
 		case now := <-samples.C:
 			s := c.Stats()
 			w.obs.samples = append(w.obs.samples, sample{at: now, packets: s.PacketsReceived})
 			w.js.media(now, s.Media)
+			if w.tl.pending != nil && now.Sub(w.heldAt) > mergeWindow {
+				w.flushTimeline()
+			}
 		case <-w.netC:
 			w.netC = nil
 			w.changeNetwork(ctx, c)
@@ -306,6 +330,78 @@ func (w *watcher) onItem(ctx context.Context, it item) {
 	case it.redial != "":
 		w.js.redial(it.at, it.redial)
 		w.printf("%s  %-15s  %s: a fresh connection to the service", it.at.In(w.loc).Format(clockLayout), "redial", it.redial)
+	case it.link != nil:
+		w.onLink(it.at, it.link)
+	}
+}
+
+// onLink prints one line when the stream to the service goes down (and
+// why; the client re-dials on its own) and one when the app has rejoined.
+func (w *watcher) onLink(at time.Time, l *linkChange) {
+	clock := at.In(w.loc).Format(clockLayout)
+	switch {
+	case l.down && w.down.IsZero():
+		w.down, w.downWhy = at, l.why
+		w.flushTimeline()
+		w.printf("%s  %-15s  the stream to the service at %s is down (%s): re-dialing; video goes on meanwhile", clock, "stream", w.cfg.Addr, w.plainWhy(l.why))
+	case l.down:
+		w.downWhy = l.why
+	case !w.down.IsZero():
+		where := "the session"
+		if w.goingAway {
+			where = "the session on another replica"
+		}
+		w.printf("%s  %-15s  back: rejoined %s after %v down", clock, "stream", where, at.Sub(w.down).Round(time.Millisecond))
+		w.down, w.downWhy, w.goingAway = time.Time{}, "", false
+	case w.goingAway:
+		w.printf("%s  %-15s  back: rejoined the session on another replica", clock, "stream")
+		w.goingAway = false
+	}
+}
+
+// plainWhy is a stream error in a few words: the gRPC code and message,
+// and a hint when nothing listens at -addr.
+func (w *watcher) plainWhy(err string) string {
+	if strings.Contains(err, "connection refused") {
+		return "connection refused: is the server running at " + w.cfg.Addr + "?"
+	}
+	if _, rest, ok := strings.Cut(err, "rpc error: code = "); ok {
+		code, desc, _ := strings.Cut(rest, " desc = ")
+		return code + ": " + desc
+	}
+	if err == "" {
+		return "the stream ended"
+	}
+	return err
+}
+
+// mediaLine prints the once-a-second media line while video arrives, and
+// a single "no video" line when it stops, not one a second.
+func (w *watcher) mediaLine(now time.Time, s, prev thinclient.Stats, interval time.Duration) {
+	if s.PacketsReceived > prev.PacketsReceived {
+		w.noVideo = false
+		w.printf("%s", formatStats(now, s, prev, interval))
+		return
+	}
+	if w.noVideo {
+		return
+	}
+	w.noVideo = true
+	since := "yet"
+	if !s.LastPacketAt.IsZero() {
+		since = "since " + s.LastPacketAt.In(w.loc).Format(clockLayout)
+	}
+	line := fmt.Sprintf("%s  %-15s  no video %s; the next media line comes when video is back", now.In(w.loc).Format(clockLayout), "media", since)
+	if !w.down.IsZero() {
+		line += " (the stream to the service is down)"
+	}
+	w.printf("%s", line)
+}
+
+// flushTimeline prints a STATE_CHANGED that waited for its event.
+func (w *watcher) flushTimeline() {
+	for _, l := range w.tl.flush() {
+		w.printf("%s", l)
 	}
 }
 
@@ -313,11 +409,20 @@ func (w *watcher) onItem(ctx context.Context, it item) {
 // starts the network-change timer and fires an after-CONNECTED fault; a
 // scheduled retry lifts late-answer.
 func (w *watcher) onEvent(ctx context.Context, e *vspb.SessionEvent) {
-	if w.cfg.Verbose || !noisy(e) {
-		w.printf("%s", formatEvent(e, w.loc))
+	held := w.tl.pending
+	for _, l := range w.tl.add(e) {
+		w.printf("%s", l)
+	}
+	if w.tl.pending != nil && w.tl.pending != held {
+		w.heldAt = time.Now()
 	}
 	w.lastState = e.GetState()
 	switch e.GetType() {
+	case vspb.EventType_EVENT_TYPE_APP_ATTACHED:
+		w.joined = true
+	case vspb.EventType_EVENT_TYPE_GOING_AWAY:
+		w.goingAway = true
+		w.note("server", "the server at %s is going away: the app moves to another replica and resumes the session", w.cfg.Addr)
 	case vspb.EventType_EVENT_TYPE_RECOVERED:
 		w.recoveries++
 	case vspb.EventType_EVENT_TYPE_RETRY_SCHEDULED:
@@ -430,7 +535,7 @@ func (w *watcher) clearFault(ctx context.Context) error {
 func (w *watcher) closeSession(ctx context.Context, q *itemQueue, done <-chan error, cancelRun context.CancelFunc) error {
 	err := w.closeCall(ctx)
 	if err != nil {
-		w.note("end", "%v", rpcError("close session", err))
+		w.note("end", "%v", withHint(w.cfg.Addr, rpcError("close session", err)))
 		cancelRun()
 		return <-done
 	}
@@ -472,6 +577,10 @@ func (w *watcher) result(s thinclient.Stats, runErr error) (string, *verdict, er
 	if fe, ok := asFailed(runErr); ok {
 		return "", nil, errors.New(describeFailure(fe))
 	}
+	if !w.down.IsZero() { // given up, or interrupted, while the service was unreachable
+		return "", nil, fmt.Errorf("%w: the server at %s went away and stayed unreachable for %v (%s)", errServerGone,
+			w.cfg.Addr, w.obs.end.Sub(w.down).Round(time.Second), w.plainWhy(w.downWhy))
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return "", nil, rpcError("thin client stopped", runErr)
 	}
@@ -493,13 +602,14 @@ func (w *watcher) result(s thinclient.Stats, runErr error) (string, *verdict, er
 }
 
 // item is one report of the client, handed from its callbacks (which must
-// not block) to the watcher's goroutine: an event, a network change or a
-// re-dial, and when it came.
+// not block) to the watcher's goroutine: an event, a network change, a
+// re-dial or its stream going down or up, and when it came.
 type item struct {
 	at      time.Time
 	event   *vspb.SessionEvent
 	network string
 	redial  string
+	link    *linkChange
 }
 
 // itemQueue hands items from the client's callbacks to the watcher.
