@@ -57,6 +57,9 @@ type StreamsConfig struct {
 	Probes, ProbeConcurrency int
 	// OpenConcurrency bounds the streams being opened at once. Default 32.
 	OpenConcurrency int
+	// Hold keeps every stream open this long after the last probe (to
+	// profile the server, look at Redis, ...). Default 0.
+	Hold time.Duration
 	// Log, if set, gets progress lines.
 	Log io.Writer
 }
@@ -304,6 +307,14 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 	res.ServerRSS = srv.rss()
 	if res.Busy, err = probe(cfg.Streams); err != nil {
 		return res, err
+	}
+	if cfg.Hold > 0 {
+		logf("%6d streams open: holding them for %v (server pid %d)", cfg.Streams, cfg.Hold, srv.cmd.Process.Pid)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(cfg.Hold):
+		}
 	}
 	res.OpenErrors, res.StreamErrors = int(openErrs.Load()), int(streamErrs.Load())
 	after, err := srv.scrape(ctx)

@@ -64,6 +64,7 @@ type options struct {
 
 	streams, streamsMarks, streamsKinds, serverBin string
 	probes                                         int
+	hold                                           time.Duration
 
 	memSessions string
 	memJoined   bool
@@ -99,6 +100,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.streamsMarks, "streams-marks", "1000", "(g) stream counts at which Redis's clients are also counted (0 and -streams always are)")
 	fs.StringVar(&o.streamsKinds, "streams-kinds", "connect,watch", "(g) runs, one per kind: connect (Connect, joined) or watch (WatchSession with the session token)")
 	fs.StringVar(&o.serverBin, "server-bin", "", "(g) the server binary (default: go build ./cmd/server)")
+	fs.DurationVar(&o.hold, "streams-hold", 0, "(g) keep the streams open this long after the last probe (to profile the server)")
 	fs.IntVar(&o.probes, "probes", 300, "(g) CreateSession + GetSession pairs timed idle and with every stream open")
 
 	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")

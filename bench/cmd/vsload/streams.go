@@ -40,7 +40,7 @@ func figureG(ctx context.Context, o options, out io.Writer) error {
 		}
 		res, err := bench.Streams(ctx, bench.StreamsConfig{
 			ServerBin: bin, RedisURL: srv.url, Streams: n, Kind: kind, Marks: marks,
-			Probes: o.probes, Log: os.Stderr,
+			Probes: o.probes, Hold: o.hold, Log: os.Stderr,
 		})
 		srv.stop()
 		if err != nil {
