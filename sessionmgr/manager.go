@@ -583,10 +583,24 @@ func (m *Manager) takeover(ctx context.Context, s Session, adopt bool) error {
 
 // Watch calls fn with every event after `after`, oldest first, then with
 // live events, until the session's terminal event (then it returns nil),
-// ctx ends, or fn fails.
+// ctx ends, or fn fails. It reads the store once to replay, then waits on
+// the store's timeline (Redis: the replica's one follower, which hands
+// events to every waiting stream from memory), so an open stream costs no
+// store call per event and nothing while the session is quiet; every
+// watchCheck it also checks that the session has not ended without a
+// terminal event in reach (its timeline trimmed past the watcher).
 func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func(Event) error) error {
+	wait := false // the first read checks whether the session has ended
 	for {
-		evs, err := m.nextEvents(ctx, id, after)
+		var (
+			evs []Event
+			err error
+		)
+		if wait {
+			evs, err = m.waitEvents(ctx, id, after)
+		} else {
+			evs, err = m.nextEvents(ctx, id, after)
+		}
 		if errors.Is(err, ErrUnavailable) {
 			// A store outage: the stream stays open (the app's media does
 			// not depend on it) and catches up when the store is back.
@@ -595,6 +609,7 @@ func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func
 				return ctx.Err()
 			case <-time.After(flushRetry):
 			}
+			wait = false
 			continue
 		}
 		if err != nil {
@@ -603,6 +618,7 @@ func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func
 		if evs == nil {
 			return nil // ended, and the caller has seen the end
 		}
+		wait = len(evs) > 0
 		for _, e := range evs {
 			if err := fn(e); err != nil {
 				return err
@@ -613,6 +629,22 @@ func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func
 			}
 		}
 	}
+}
+
+// watchCheck is how long Watch waits for events before it checks the
+// session again (nextEvents).
+const watchCheck = time.Minute
+
+// waitEvents waits for the events after `after`, for at most watchCheck;
+// no events and no error when that passed (then Watch checks the session).
+func (m *Manager) waitEvents(ctx context.Context, id SessionID, after uint64) ([]Event, error) {
+	wctx, cancel := context.WithTimeout(ctx, watchCheck)
+	defer cancel()
+	evs, err := m.store.Events(wctx, id, after, 256, true)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return []Event{}, nil
+	}
+	return evs, err
 }
 
 // nextEvents returns the events after `after`, waiting for some when there
@@ -635,11 +667,7 @@ func (m *Manager) nextEvents(ctx context.Context, id SessionID, after uint64) ([
 		}
 		return nil, nil
 	}
-	evs, err = m.store.Events(ctx, id, after, 256, true)
-	if err == nil && evs == nil {
-		evs = []Event{} // a wake-up with nothing new: not the end
-	}
-	return evs, err
+	return m.waitEvents(ctx, id, after)
 }
 
 // Close ends every session this replica runs (CLOSED, SERVER_SHUTDOWN),
