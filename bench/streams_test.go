@@ -47,14 +47,15 @@ func TestStreamsBeyondPool(t *testing.T) {
 			if res.StoreErrors+res.PoolTimeouts > 0 {
 				t.Errorf("the server counted %v failed Redis commands and %v pool timeouts: %q", res.StoreErrors, res.PoolTimeouts, res.FirstErrors)
 			}
-			// Fast: within 2x of the idle replica, give or take 50 ms for a
-			// small sample on a shared machine.
+			// Fast: the median within 2x of the idle replica's (+10 ms for
+			// a shared machine), and no call near the store's 1 s per-call
+			// timeout (a call that waited for a pooled connection).
 			for _, c := range []struct {
 				name       string
 				idle, busy Dist
 			}{{"CreateSession", res.Idle.Create, res.Busy.Create}, {"GetSession", res.Idle.Get, res.Busy.Get}} {
-				if c.busy.P99() > 2*c.idle.P99()+50*time.Millisecond {
-					t.Errorf("%s p99 with 60 streams %v, idle %v: want within 2x (+50 ms)", c.name, c.busy.P99(), c.idle.P99())
+				if c.busy.P50() > 2*c.idle.P50()+10*time.Millisecond || c.busy.Max() > 500*time.Millisecond {
+					t.Errorf("%s with 60 streams open: %v; idle: %v; want the median within 2x (+10 ms) and every call under 500 ms", c.name, c.busy, c.idle)
 				}
 			}
 			// The pools grow with the calls in flight (opening runs 8 at a
