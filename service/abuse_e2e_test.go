@@ -293,14 +293,16 @@ func TestLimitsOfTheProto(t *testing.T) {
 	}
 
 	// after_sequence beyond the end: refused at once, not a silent wait.
-	w, err := srv.api.WatchSession(stacktest.Backend(t.Context()), &vspb.WatchSessionRequest{Name: name, AfterSequence: 1 << 40})
+	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer wcancel()
+	w, err := srv.api.WatchSession(stacktest.Backend(wctx), &vspb.WatchSessionRequest{Name: name, AfterSequence: 1 << 40})
 	if err == nil {
 		_, err = w.Recv()
 	}
 	if status.Code(err) != codes.OutOfRange || reasonOf(err) != "AFTER_SEQUENCE_OUT_OF_RANGE" {
 		t.Errorf("WatchSession after_sequence beyond the end = %v, want OUT_OF_RANGE AFTER_SEQUENCE_OUT_OF_RANGE", err)
 	}
-	stream, err := srv.api.Connect(own)
+	stream, err := srv.api.Connect(stacktest.WithToken(wctx, token))
 	if err != nil {
 		t.Fatal(err)
 	}
