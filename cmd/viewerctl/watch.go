@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -47,7 +46,7 @@ func watch(ctx context.Context, cfg watchConfig, stdout, stderr io.Writer) error
 	if cfg.JSON {
 		human, js = stderr, newJSONLines(stdout)
 	}
-	conn, err := dialService(cfg.Addr)
+	conn, err := dialConfig(cfg.commonConfig)
 	if err != nil {
 		err = fmt.Errorf("%w: -addr %q: %w", errUsage, cfg.Addr, err)
 		js.summary(time.Now(), nil, 0, err)
@@ -64,7 +63,16 @@ func watch(ctx context.Context, cfg watchConfig, stdout, stderr io.Writer) error
 // the closing CloseSession gets one too: after a network change, a socket
 // opened earlier may sit on a path that no longer exists.
 func dialService(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	return dialConfig(commonConfig{Addr: addr})
+}
+
+// dialConfig is dialService with -tls, -ca and -server-name.
+func dialConfig(c commonConfig) (*grpc.ClientConn, error) {
+	creds, err := c.transportCredentials()
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(c.Addr, grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			d := net.Dialer{Timeout: connectTimeout}
 			return d.DialContext(ctx, "tcp", addr)
@@ -81,6 +89,7 @@ func newWatcher(cfg watchConfig, conn *grpc.ClientConn, human io.Writer, js *jso
 		api: vspb.NewViewerSessionServiceClient(conn),
 		dev: newDevAPI(cfg.DevHTTP),
 	}
+	w.dial = func(context.Context) (*grpc.ClientConn, error) { return dialConfig(cfg.commonConfig) }
 	w.fault, _ = findFault(cfg.Fault)
 	return w
 }
@@ -94,7 +103,8 @@ type watcher struct {
 	loc   *time.Location
 	api   vspb.ViewerSessionServiceClient
 	dev   devAPI
-	fault fault // zero without -fault
+	fault fault                                           // zero without -fault
+	dial  func(context.Context) (*grpc.ClientConn, error) // the thin client's connections
 
 	session    *vspb.Session
 	faultSet   bool   // a fault was applied: clear it at the end
@@ -169,7 +179,7 @@ func (w *watcher) watch(ctx context.Context, token string) (string, *verdict, in
 	}
 
 	ccfg := thinclient.Config{
-		Dial:           func(context.Context) (*grpc.ClientConn, error) { return dialService(w.cfg.Addr) },
+		Dial:           w.dial,
 		Session:        w.session.GetName(),
 		Token:          token,
 		Mode:           w.cfg.Mode,
@@ -329,6 +339,9 @@ func (w *watcher) onItem(ctx context.Context, it item) {
 		w.printf("%s  %-15s  %s: re-dialing and telling the service", it.at.In(w.loc).Format(clockLayout), "network", it.network)
 	case it.redial != "":
 		w.js.redial(it.at, it.redial)
+		if !w.down.IsZero() {
+			return // one re-dial per attempt while down: the down line said it
+		}
 		w.printf("%s  %-15s  %s: a fresh connection to the service", it.at.In(w.loc).Format(clockLayout), "redial", it.redial)
 	case it.link != nil:
 		w.onLink(it.at, it.link)
@@ -336,7 +349,8 @@ func (w *watcher) onItem(ctx context.Context, it item) {
 }
 
 // onLink prints one line when the stream to the service goes down (and
-// why; the client re-dials on its own) and one when the app has rejoined.
+// why; the client re-dials on its own), one when the reason changes (not
+// one per attempt), and one when the app has rejoined.
 func (w *watcher) onLink(at time.Time, l *linkChange) {
 	clock := at.In(w.loc).Format(clockLayout)
 	switch {
@@ -345,16 +359,15 @@ func (w *watcher) onLink(at time.Time, l *linkChange) {
 		w.flushTimeline()
 		w.printf("%s  %-15s  the stream to the service at %s is down (%s): re-dialing; video goes on meanwhile", clock, "stream", w.cfg.Addr, w.plainWhy(l.why))
 	case l.down:
+		if why := w.plainWhy(l.why); why != w.plainWhy(w.downWhy) {
+			w.printf("%s  %-15s  still down (%s): re-dialing", clock, "stream", why)
+		}
 		w.downWhy = l.why
 	case !w.down.IsZero():
-		where := "the session"
-		if w.goingAway {
-			where = "the session on another replica"
-		}
-		w.printf("%s  %-15s  back: rejoined %s after %v down", clock, "stream", where, at.Sub(w.down).Round(time.Millisecond))
+		w.printf("%s  %-15s  back: the app rejoined the session after %v down", clock, "stream", at.Sub(w.down).Round(time.Millisecond))
 		w.down, w.downWhy, w.goingAway = time.Time{}, "", false
 	case w.goingAway:
-		w.printf("%s  %-15s  back: rejoined the session on another replica", clock, "stream")
+		w.printf("%s  %-15s  back: the app rejoined the session after the server's GOING_AWAY", clock, "stream")
 		w.goingAway = false
 	}
 }
@@ -559,7 +572,7 @@ func (w *watcher) closeSession(ctx context.Context, q *itemQueue, done <-chan er
 
 // closeCall is CloseSession on a connection of its own.
 func (w *watcher) closeCall(ctx context.Context) error {
-	conn, err := dialService(w.cfg.Addr)
+	conn, err := dialConfig(w.cfg.commonConfig)
 	if err != nil {
 		return err
 	}
