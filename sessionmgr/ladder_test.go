@@ -371,6 +371,53 @@ func TestStallStartsRecovery(t *testing.T) {
 	})
 }
 
+// TestSilenceIsNotAStall: when the app's reports stop (its control stream
+// broke, as in a 3 s Wi-Fi fade that video survives), the stall timer
+// running out starts nothing; the next report decides. Found on real
+// links: every fade ended in a needless recovery.
+func TestSilenceIsNotAStall(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		videoBack bool
+	}{{"video came back", true}, {"video did not come back", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, &fakeCamera{mode: camRestartCapable})
+				a := newApp(t, h, "si", sessionmgr.Options{})
+				a.connect()
+				mark := a.seen
+				a.report(true)
+				lastProgress := time.Now()
+				stall := sessionmgr.DefaultOptions().MediaStallTimeout
+				time.Sleep(stall + 2*time.Second) // no report at all
+				a.follow()
+				if n := len(a.since(mark, sessionmgr.EventMediaStalled, sessionmgr.EventRecoveryStarted)); n != 0 {
+					t.Fatalf("%d stall or recovery events while no reports arrived, want 0; timeline:%s", n, evSummary(a.since(mark)))
+				}
+				a.video = tt.videoBack
+				a.report(true)
+				a.follow()
+				stalls := a.since(mark, sessionmgr.EventMediaStalled)
+				if tt.videoBack {
+					if len(stalls) != 0 {
+						t.Errorf("MEDIA_STALLED after a report with video; timeline:%s", evSummary(a.since(mark)))
+					}
+					return
+				}
+				if len(stalls) != 1 {
+					t.Fatalf("%d MEDIA_STALLED after a flat report, want 1; timeline:%s", len(stalls), evSummary(a.since(mark)))
+				}
+				if got, _ := h.m.Get(t.Context(), a.id); got.State != sessionmgr.StateRecovering {
+					t.Errorf("after the flat report: %s, want RECOVERING", got.State)
+				}
+				if !strings.Contains(stalls[0].Message, (stall + 2*time.Second).String()) {
+					t.Errorf("MEDIA_STALLED message %q does not count from the last progress (%v ago)", stalls[0].Message, time.Since(lastProgress))
+				}
+			})
+		})
+	}
+}
+
 // TestRecoveredNeedsVideo: "connected" reports, from the old peer
 // connection or after a restart's answer, never end a recovery; only
 // growing counters after the step's answer do.

@@ -26,13 +26,25 @@ type mediaState struct {
 	// that showed it.
 	progress   time.Time
 	progressed MediaReport
+	// received is when the last report arrived, of any kind.
+	received time.Time
+	// stallPending: the stall timer ran out while no reports arrived. A
+	// missing report is not a stalled video (the control stream may be
+	// what broke, as in a short Wi-Fi fade that video survives), and a
+	// recovery needs that stream anyway: the next report decides.
+	stallPending bool
 }
+
+// reportSilence is how long without any media report (the app sends one a
+// second) means the control stream, not the video, went quiet.
+const reportSilence = 1500 * time.Millisecond
 
 // onMedia takes one media report: video progress is packets received
 // growing on a peer connection. A new peer connection's counters start
 // from zero.
 func (a *actor) onMedia(r MediaReport) {
 	m := &a.media
+	m.received = a.m.now()
 	if r.PeerConnection != m.pc {
 		m.pc, m.last, m.known = r.PeerConnection, MediaReport{PeerConnection: r.PeerConnection}, true
 	}
@@ -43,8 +55,14 @@ func (a *actor) onMedia(r MediaReport) {
 	grew := r.PeerConnection != 0 && r.Packets > m.last.Packets
 	m.last = r
 	if !grew {
+		if m.stallPending {
+			// Reports are back and the video is not: the stall stands.
+			m.stallPending = false
+			a.stalled()
+		}
 		return // flat: the stall timer, if video flowed, keeps running
 	}
+	m.stallPending = false
 	m.progress, m.progressed = a.m.now(), r
 	a.onVideo(r)
 }
@@ -106,9 +124,23 @@ func (a *actor) setMediaFlowing(v bool) {
 }
 
 // onStall: no video progress for media_stall_timeout on a connected peer
-// connection (flat counters, or no reports at all): an outage, counted from
-// the last progress.
+// connection: an outage, counted from the last progress, when the app's
+// reports kept arriving flat; when none arrived lately the next report
+// decides (stallPending).
 func (a *actor) onStall() {
+	if a.s.State != StateConnected || a.rec.step != StepUnknown {
+		return
+	}
+	if a.m.now().Sub(a.media.received) >= reportSilence {
+		a.media.stallPending = true
+		return
+	}
+	a.stalled()
+}
+
+// stalled starts the recovery of a stall: media_stall_timeout without
+// video progress, while reports arrived.
+func (a *actor) stalled() {
 	if a.s.State != StateConnected || a.rec.step != StepUnknown {
 		return
 	}

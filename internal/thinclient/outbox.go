@@ -3,6 +3,8 @@ package thinclient
 import (
 	"sync"
 	"time"
+
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
 
 // outbox holds the app's messages to the service and gives each its app
@@ -31,6 +33,9 @@ type outbox struct {
 	// The Signal call out, if any (acknowledged or not, a call that does
 	// not return blocks the sender): its message.
 	calling *outMsg
+	// media is the newest media report pushed: a report resent after a
+	// resume carries it, not the counters of when it was first sent.
+	media *vspb.MediaReport
 }
 
 func newOutbox() *outbox { return &outbox{ready: make(chan struct{}, 1)} }
@@ -53,6 +58,7 @@ func (o *outbox) push(m *outMsg) bool {
 	}
 	if m.kind == kindMediaReport {
 		o.queued = dropKind(o.queued, kindMediaReport)
+		o.media = m.media
 	}
 	o.queued = append(o.queued, m)
 	o.signalLocked()
@@ -87,6 +93,12 @@ func (o *outbox) next(stream uint64, now time.Time) (*outMsg, bool) {
 	for _, m := range o.unacked {
 		if m.sentOn != stream {
 			m.sentOn, m.sentAt = stream, now
+			if m.kind == kindMediaReport && o.media != nil {
+				// A resent report shows the counters as they are now:
+				// old ones would show the service video growing at the
+				// resume (receipt) time, however long ago it stopped.
+				m.media = o.media
+			}
 			return m, true
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
 
 // seqs returns the app sequences and kinds of what next hands stream,
@@ -157,5 +159,33 @@ func TestOutboxCallOutcomeWins(t *testing.T) {
 	}
 	if seqs, _ := sendAll(o, 2); len(seqs) != 0 {
 		t.Errorf("a new stream resent %v, want nothing", seqs)
+	}
+}
+
+// A media report resent after a resume carries the newest counters: the
+// old ones, received at the resume, would show the service video growing
+// then, however long ago it stopped (found on real links: a Wi-Fi fade
+// ended in a needless recovery).
+func TestOutboxResendsCurrentMedia(t *testing.T) {
+	o := newOutbox()
+	o.start()
+	o.push(&outMsg{kind: kindMediaReport, media: &vspb.MediaReport{PeerConnectionId: 1, PacketsReceived: 100}})
+	if m, _ := o.next(1, time.Now()); m.media.GetPacketsReceived() != 100 {
+		t.Fatalf("first send carries %d packets, want 100", m.media.GetPacketsReceived())
+	}
+	o.push(&outMsg{kind: kindMediaReport, media: &vspb.MediaReport{PeerConnectionId: 1, PacketsReceived: 100}})
+	o.next(1, time.Now())
+	// The stream died; video stopped at 100 packets and came back: 180 now.
+	o.push(&outMsg{kind: kindMediaReport, media: &vspb.MediaReport{PeerConnectionId: 1, PacketsReceived: 180}})
+	var got []uint64
+	for {
+		m, ok := o.next(2, time.Now())
+		if !ok {
+			break
+		}
+		got = append(got, m.media.GetPacketsReceived())
+	}
+	if !slices.Equal(got, []uint64{180, 180, 180}) {
+		t.Errorf("resent reports carry %v packets, want the current 180 in each", got)
 	}
 }
