@@ -1,16 +1,22 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/user"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/acme/viewersession/internal/thinclient"
 )
@@ -29,6 +35,44 @@ type commonConfig struct {
 	APIKey  string // backend API key. Secret: never printed.
 	Channel string // channel name, or an ARN ("arn:...")
 	Region  string // region of a channel given by name; empty = server default
+	// TLS dials the service over TLS (-tls); CA is a PEM file of the CAs
+	// to trust instead of the system's (-ca), ServerName the name the
+	// certificate must carry instead of -addr's host (-server-name).
+	// Either of those implies TLS.
+	TLS        bool
+	CA         string
+	ServerName string
+}
+
+// transportCredentials are the credentials of the connections to the
+// service: plaintext, or TLS 1.2+ checked against the system's roots or
+// -ca, for -addr's host or -server-name.
+func (c commonConfig) transportCredentials() (credentials.TransportCredentials, error) {
+	if !c.TLS {
+		return insecure.NewCredentials(), nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	if c.CA != "" {
+		pool, err := loadCAs(c.CA)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// loadCAs reads a PEM file of CA certificates.
+func loadCAs(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("-ca %s: no PEM certificate in the file", path)
+	}
+	return pool, nil
 }
 
 // watchConfig is the configuration of `viewerctl watch`.
@@ -104,6 +148,9 @@ func addCommon(fs *flag.FlagSet, c *commonConfig) {
 func addService(fs *flag.FlagSet, c *commonConfig) {
 	fs.StringVar(&c.Addr, "addr", "localhost:50051", "`host:port` of the service's gRPC server (env "+envAddr+")")
 	fs.StringVar(&c.APIKey, "api-key", "", "backend API `key`; the dev server prints one as \"dev API key\" (env "+envAPIKey+"; prefer the variable: flags are visible in ps)")
+	fs.BoolVar(&c.TLS, "tls", false, "dial the service over TLS (a server started with -tls-cert), checking its certificate against the system's CAs")
+	fs.StringVar(&c.CA, "ca", "", "PEM `file` of the CAs to trust for the service's certificate instead of the system's (implies -tls)")
+	fs.StringVar(&c.ServerName, "server-name", "", "the `name` the service's certificate must carry, when it is not -addr's host (implies -tls)")
 }
 
 // fillCommon applies the environment to flags not given and checks what
@@ -132,6 +179,14 @@ func fillService(fs *flag.FlagSet, c *commonConfig, getenv func(string) string) 
 	var problems []string
 	if c.Addr == "" {
 		problems = append(problems, "-addr is empty")
+	}
+	if c.CA != "" || c.ServerName != "" {
+		c.TLS = true
+	}
+	if c.CA != "" {
+		if _, err := loadCAs(c.CA); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if c.APIKey == "" {
 		problems = append(problems, "-api-key (or "+envAPIKey+") is required: the dev server prints one as \"dev API key\"")

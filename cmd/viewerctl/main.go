@@ -18,8 +18,9 @@
 // the sessions of a channel (with -all also the ended ones and why they
 // ended); get, close and timeline print, close and print the timeline of
 // one session, by name. Every flag has a default; -addr and -api-key also
-// come from VIEWERCTL_ADDR and VIEWERCTL_API_KEY. Run `viewerctl help` for
-// the full list.
+// come from VIEWERCTL_ADDR and VIEWERCTL_API_KEY; -tls, -ca and
+// -server-name dial a server that serves TLS. Run `viewerctl help` for the
+// full list.
 //
 // viewerctl never prints the session token or TURN credentials.
 package main
@@ -69,6 +70,8 @@ Usage:
 
 Run "viewerctl COMMAND -h" for a command's flags.
 -addr and -api-key also come from VIEWERCTL_ADDR and VIEWERCTL_API_KEY.
+Against a server with -tls-cert add -tls (the system's CAs), -ca FILE or
+-server-name NAME.
 `
 
 // run runs the command named by args[0] until it is done or ctx ends.

@@ -94,7 +94,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 // sessionAPI dials the service and returns its client and a context with
 // the backend API key; close the connection when done.
 func sessionAPI(ctx context.Context, cfg commonConfig) (vspb.ViewerSessionServiceClient, context.Context, func(), error) {
-	conn, err := dialService(cfg.Addr)
+	conn, err := dialConfig(cfg)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: -addr %q: %w", errUsage, cfg.Addr, err)
 	}

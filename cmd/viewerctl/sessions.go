@@ -6,8 +6,6 @@ import (
 	"io"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
@@ -18,7 +16,7 @@ const maxPages = 100
 
 // sessions runs `viewerctl sessions`: the channel's sessions, newest first.
 func sessions(ctx context.Context, cfg sessionsConfig, stdout io.Writer) error {
-	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dialConfig(cfg.commonConfig)
 	if err != nil {
 		return fmt.Errorf("%w: -addr %q: %w", errUsage, cfg.Addr, err)
 	}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/acme/viewersession/internal/redistest"
+)
+
+// writePEM writes one PEM block to a new file in dir.
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// testCA is a generated CA that issues the server's certificates.
+type testCA struct {
+	dir               string
+	cert              *x509.Certificate
+	key               *ecdsa.PrivateKey
+	caFile            string
+	certFile, keyFile string
+}
+
+// generatedCerts makes a CA and a server certificate it signed, for
+// localhost and 127.0.0.1, in PEM files.
+func generatedCerts(t *testing.T) *testCA {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "viewerctl test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testCA{dir: dir, cert: ca, key: caKey, caFile: writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER),
+		certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem")}
+	c.issue(t, 2)
+	return c
+}
+
+// issue writes a new server certificate and key with serial number
+// serial over the certificate files (the key first, then the
+// certificate, each replaced at once).
+func (c *testCA) issue(t *testing.T, serial int64) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		path, typ string
+		der       []byte
+	}{{c.keyFile, "PRIVATE KEY", keyDER}, {c.certFile, "CERTIFICATE", der}} {
+		tmp := writePEM(t, c.dir, "new-"+filepath.Base(f.path), f.typ, f.der)
+		if err := os.Rename(tmp, f.path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// servedSerial is the serial number of the certificate addr serves now.
+func servedSerial(t *testing.T, addr, caFile string) int64 {
+	t.Helper()
+	pool, err := loadCAs(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+// devServerTLS builds and starts the real server binary with -dev and the
+// certificate on its gRPC port; it returns the gRPC and HTTP addresses.
+func devServerTLS(t *testing.T, certFile, keyFile, caFile string) (grpcAddr, httpAddr string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "server")
+	build := exec.Command("go", "build", "-o", bin, "github.com/acme/viewersession/cmd/server")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the server: %v\n%s", err, out)
+	}
+	grpcAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
+	httpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "-dev", "-grpc-addr", grpcAddr, "-http-addr", httpAddr, "-web-addr", "",
+		"-tls-cert", certFile, "-tls-key", keyFile, "-log-format", "text")
+	cmd.Env = append(os.Environ(), "VS_API_KEYS="+testAPIKey)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	pool, err := loadCAs(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return grpcAddr, httpAddr
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the server exited while starting:\n%s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server is not serving over TLS after 60s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling another process
+	}
+}
+
+// Issue 15, TLS end to end: viewerctl watches the camera of a real -dev
+// server whose gRPC port serves a generated certificate, with -ca (and
+// -server-name); a plaintext viewerctl, or one that does not trust the
+// CA or expects another name, is refused with a clear error.
+func TestWatchOverTLS(t *testing.T) {
+	ca := generatedCerts(t)
+	caFile := ca.caFile
+	grpcAddr, httpAddr := devServerTLS(t, ca.certFile, ca.keyFile, caFile)
+	_, port, _ := net.SplitHostPort(grpcAddr)
+
+	watchTo := func(out io.Writer, extra ...string) error {
+		args := append([]string{"watch", "-api-key", testAPIKey, "-channel", "demo-camera", "-viewer-id", "tls-" + strconv.Itoa(len(extra)),
+			"-dev-http", "http://" + httpAddr}, extra...)
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		return run(ctx, args, out, out)
+	}
+	watch := func(extra ...string) (string, error) {
+		var out bytes.Buffer
+		err := watchTo(&out, extra...)
+		return out.String(), err
+	}
+
+	out, err := watch("-addr", grpcAddr, "-ca", caFile, "-duration", "5s")
+	if err != nil {
+		t.Fatalf("watch over TLS with -ca = %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "ok: CONNECTED") {
+		t.Errorf("watch over TLS: no \"ok: CONNECTED\" verdict:\n%s", out)
+	}
+	t.Logf("watch over TLS with -ca: %s", lastLine(out))
+
+	out, err = watch("-addr", "localhost:"+port, "-tls", "-ca", caFile, "-server-name", "localhost", "-duration", "3s")
+	if err != nil {
+		t.Fatalf("watch over TLS with -server-name localhost = %v\n%s", err, out)
+	}
+
+	// The certificate is rotated during a watch: the watch's stream is
+	// not dropped, new connections get the new certificate.
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	live := &syncBuffer{}
+	go func() {
+		err := watchTo(live, "-addr", grpcAddr, "-ca", caFile, "-duration", "8s")
+		done <- result{live.String(), err}
+	}()
+	for !strings.Contains(live.String(), "MEDIA_FLOWING") { // video flows over the first certificate's connection
+		select {
+		case r := <-done:
+			t.Fatalf("the watch ended before video flowed: %v\n%s", r.err, r.out)
+		case <-time.After(50 * time.Millisecond): // polling the watch's output
+		}
+	}
+	ca.issue(t, 3)
+	deadline := time.Now().Add(10 * time.Second)
+	for servedSerial(t, grpcAddr, caFile) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server still serves the old certificate 10 s after the files changed")
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's reload
+	}
+	r := <-done
+	if r.err != nil || strings.Contains(r.out, "is down") {
+		t.Errorf("watch across the certificate's rotation = %v, want it unbroken:\n%s", r.err, r.out)
+	}
+	t.Logf("rotated during a watch: the server serves certificate #3; the watch: %s", lastLine(r.out))
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"plaintext to a TLS port", []string{"-addr", grpcAddr}, "Unavailable"},
+		{"TLS without trusting the CA", []string{"-addr", grpcAddr, "-tls"}, "certificate signed by unknown authority"},
+		{"another name", []string{"-addr", grpcAddr, "-ca", caFile, "-server-name", "camera.example"}, "camera.example"},
+	} {
+		out, err := watch(append(tt.args, "-duration", "2s")...)
+		if err == nil {
+			t.Errorf("%s: watch succeeded, want it refused", tt.name)
+			continue
+		}
+		if !strings.Contains(out+err.Error(), tt.want) {
+			t.Errorf("%s: %v, want the output to say %q:\n%s", tt.name, err, tt.want, out)
+		}
+	}
+	if _, err := parseWatch([]string{"-api-key", "k", "-channel", "c", "-ca", filepath.Join(t.TempDir(), "missing.pem")}, func(string) string { return "" }, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "-ca") {
+		t.Errorf("parseWatch with a missing -ca file = %v, want an error naming -ca", err)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
