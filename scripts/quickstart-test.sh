@@ -11,7 +11,11 @@
 #     ANSWER_TIMEOUT failure, and exits 1;
 #   - the -network-change-after line (shortened) shows the move to 127.0.0.3,
 #     RECOVERED, and packets flowing again from the new address;
-#   - the sessions line lists the live session of a running watch.
+#   - the sessions line lists the live session of a running watch, with a
+#     REASON column;
+#   - issue 16's viewerctl papercuts: one line per state change, no "0.0 fps"
+#     lines, get and timeline of the watched session, the hint on a refused
+#     connection, and what a duration is when -duration has no unit.
 # Last, SIGTERM stops the server, which must exit 0. Every wait is bounded.
 # Every process the script starts is stopped however it exits.
 set -euo pipefail
@@ -135,7 +139,27 @@ check "watch reaches CONNECTED" grep -qE '^[0-9:.]+  CONNECTED ' "$out"
 check "watch packet counts grow: $(packets <"$out" | tr '\n' ' ')" growing "$out"
 check "watch closes the session" grep -q 'CLOSED_BY_BACKEND' "$out"
 check "watch prints no API key" lacks "$KEY" "$out"
-[ "$failed" = 0 ] || show watch
+# Issue 16's viewerctl papercuts, on the same run.
+one_line() { [ "$(grep -cF -- "$1" "$2")" = 1 ]; }
+check "watch prints each state change on one line" one_line 'CONNECTING -> CONNECTED' "$out"
+check "watch prints no 0.0 fps lines" lacks ' 0.0 fps' "$out"
+session=$(grep -oE 'sessions/[a-z0-9]+' "$out" | head -1)
+vctl() { # vctl NAME ARG...: the built viewerctl, bounded, output in $tmp/NAME.out
+  local name=$1
+  shift
+  RC=0
+  timeout -k 5 30 "$tmp/viewerctl" "$@" >"$tmp/$name.out" 2>&1 || RC=$?
+}
+vctl get get -addr "$GRPC" -api-key "$KEY" "${session:-sessions/none}"
+check "get exits 0 (got $RC) and says why the session ended" grep -qE '^reason: +CLOSED_BY_BACKEND$' "$tmp/get.out"
+vctl timeline timeline -addr "$GRPC" -api-key "$KEY" "${session:-sessions/none}"
+check "timeline exits 0 (got $RC) and ends with CLOSED" sh -c 'tail -n 1 "$1" | grep -q " CLOSED: "' - "$tmp/timeline.out"
+check "timeline prints each state change on one line" one_line 'CONNECTING -> CONNECTED' "$tmp/timeline.out"
+vctl refused get -addr 127.0.0.1:1 -api-key "$KEY" "${session:-sessions/none}"
+check "a refused connection gets the hint (exit $RC)" grep -qF 'is the server running at 127.0.0.1:1?' "$tmp/refused.out"
+vctl nounit watch -addr "$GRPC" -api-key "$KEY" -channel demo-camera -duration 10
+check "-duration 10 says what a duration is (exit $RC)" grep -qF -- '-duration "10": want a duration such as 10s' "$tmp/nounit.out"
+[ "$failed" = 0 ] || { show watch; show get; show timeline; show refused; show nounit; }
 
 # 2. The retry: -fault no-answer, with 1 s timers instead of the README's.
 before=$failed
@@ -173,6 +197,7 @@ done
 run_line sessions "$sessions_line"
 check "sessions exits 0 (got $RC)" is "$RC" 0
 check "sessions lists the live watch" grep -qE '^sessions/[a-z0-9]+ +viewerctl' "$tmp/sessions.out"
+check "sessions has a REASON column" grep -qE '^NAME .* REASON$' "$tmp/sessions.out"
 RC=0
 wait "$watch_pid" || RC=$?
 out=$tmp/network.out
