@@ -357,7 +357,7 @@ func (w *watcher) onLink(at time.Time, l *linkChange) {
 	case l.down && w.down.IsZero():
 		w.down, w.downWhy = at, l.why
 		w.flushTimeline()
-		w.printf("%s  %-15s  the stream to the service at %s is down (%s): re-dialing; video goes on meanwhile", clock, "stream", w.cfg.Addr, w.plainWhy(l.why))
+		w.printf("%s  %-15s  the stream to the service at %s is down (%s): re-dialing", clock, "stream", w.cfg.Addr, w.plainWhy(l.why))
 	case l.down:
 		if why := w.plainWhy(l.why); why != w.plainWhy(w.downWhy) {
 			w.printf("%s  %-15s  still down (%s): re-dialing", clock, "stream", why)
