@@ -1,15 +1,21 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/acme/viewersession/internal/redistest"
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
 
 // readyz returns /readyz's status code and body.
@@ -102,5 +108,23 @@ func TestStartWithoutAWSCredentials(t *testing.T) {
 	}
 	if !strings.Contains(p.log(), "startup check failed: aws credentials") {
 		t.Errorf("server log lacks the startup line about AWS credentials:\n%s", p.log())
+	}
+	// Issue 15: not a transient failure, so no RetryInfo.
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer k"), 10*time.Second)
+	defer cancel()
+	_, err := vspb.NewViewerSessionServiceClient(dial(t, p.grpcAddr)).CreateSession(ctx, &vspb.CreateSessionRequest{
+		Channel: &vspb.Channel{Name: "cam"}, ViewerId: "v"})
+	var reason string
+	retry := false
+	for _, d := range status.Convert(err).Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			reason = d.GetReason()
+		case *errdetails.RetryInfo:
+			retry = true
+		}
+	}
+	if status.Code(err) != codes.FailedPrecondition || reason != "AWS_CREDENTIALS" || retry {
+		t.Errorf("CreateSession without AWS credentials = %v (reason %q, RetryInfo %v), want FAILED_PRECONDITION AWS_CREDENTIALS without RetryInfo", err, reason, retry)
 	}
 }
