@@ -418,6 +418,39 @@ func TestSilenceIsNotAStall(t *testing.T) {
 	}
 }
 
+// TestResentGrowthIsUndated: after a silence (the app's stream died and it
+// re-dialed), its resent reports show growth from before the outage; dated
+// at their arrival, that growth hid the outage for another
+// media_stall_timeout (9.5 s to video with c-sample and watching off, on
+// real links). The stall counts from the last dated progress.
+func TestResentGrowthIsUndated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, &fakeCamera{mode: camRestartCapable})
+		a := newApp(t, h, "rg", sessionmgr.Options{})
+		a.connect()
+		mark := a.seen
+		a.report(true)
+		lastProgress := time.Now()
+		a.packets += 8 // video that arrived before the outage, reported too late
+		a.video = false
+		time.Sleep(2500 * time.Millisecond) // the stream is dead: no reports
+		a.report(false)                     // the resend: growth from before the outage
+		a.report(false)                     // and a fresh report: flat
+		for range 2 {
+			time.Sleep(time.Second)
+			a.report(false)
+		}
+		a.follow()
+		stalls := a.since(mark, sessionmgr.EventMediaStalled)
+		if len(stalls) != 1 {
+			t.Fatalf("%d MEDIA_STALLED, want 1; timeline:%s", len(stalls), evSummary(a.since(mark)))
+		}
+		if at := stalls[0].Time.Sub(lastProgress); at != sessionmgr.DefaultOptions().MediaStallTimeout {
+			t.Errorf("MEDIA_STALLED %v after the last dated progress, want %v", at, sessionmgr.DefaultOptions().MediaStallTimeout)
+		}
+	})
+}
+
 // TestRecoveredNeedsVideo: "connected" reports, from the old peer
 // connection or after a restart's answer, never end a recovery; only
 // growing counters after the step's answer do.

@@ -33,6 +33,10 @@ type mediaState struct {
 	// what broke, as in a short Wi-Fi fade that video survives), and a
 	// recovery needs that stream anyway: the next report decides.
 	stallPending bool
+	// undated: the first report after a silence showed growth, and when it
+	// happened is unknown (resent reports after a resume carry growth from
+	// before the outage); the next report says whether video flows now.
+	undated bool
 }
 
 // reportSilence is how long without any media report (the app sends one a
@@ -44,9 +48,12 @@ const reportSilence = 1500 * time.Millisecond
 // from zero.
 func (a *actor) onMedia(r MediaReport) {
 	m := &a.media
-	m.received = a.m.now()
+	now := a.m.now()
+	silent := !m.received.IsZero() && now.Sub(m.received) >= reportSilence
+	m.received = now
 	if r.PeerConnection != m.pc {
 		m.pc, m.last, m.known = r.PeerConnection, MediaReport{PeerConnection: r.PeerConnection}, true
+		m.undated, silent = false, false // a new peer connection's growth is new
 	}
 	if !m.known {
 		m.last, m.known = r, true
@@ -54,7 +61,16 @@ func (a *actor) onMedia(r MediaReport) {
 	}
 	grew := r.PeerConnection != 0 && r.Packets > m.last.Packets
 	m.last = r
+	if grew && silent && (a.rec.step == StepUnknown || a.rec.step == StepICERestart) {
+		// Growth on the same peer connection across a silence: it may be
+		// from before an outage (the app resends what the service missed)
+		// or video that came back. Dated at receipt it would hide an outage
+		// for another media_stall_timeout; the next report decides.
+		m.undated = true
+		return
+	}
 	if !grew {
+		m.undated = false // what grew across the silence is old: progress stays
 		if m.stallPending {
 			// Reports are back and the video is not: the stall stands.
 			m.stallPending = false
@@ -62,8 +78,8 @@ func (a *actor) onMedia(r MediaReport) {
 		}
 		return // flat: the stall timer, if video flowed, keeps running
 	}
-	m.stallPending = false
-	m.progress, m.progressed = a.m.now(), r
+	m.stallPending, m.undated = false, false
+	m.progress, m.progressed = now, r
 	a.onVideo(r)
 }
 
@@ -131,7 +147,7 @@ func (a *actor) onStall() {
 	if a.s.State != StateConnected || a.rec.step != StepUnknown {
 		return
 	}
-	if a.m.now().Sub(a.media.received) >= reportSilence {
+	if a.media.undated || a.m.now().Sub(a.media.received) >= reportSilence {
 		a.media.stallPending = true
 		return
 	}
