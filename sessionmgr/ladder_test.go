@@ -418,6 +418,30 @@ func TestSilenceIsNotAStall(t *testing.T) {
 	}
 }
 
+// TestFadeResendThenVideo: a fade's resume resends reports queued before
+// video came back (flat among themselves); the first fresh report shows the
+// video. No stall: found on real links, where a 3 s fade started a
+// recovery after video was back.
+func TestFadeResendThenVideo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, &fakeCamera{mode: camRestartCapable})
+		a := newApp(t, h, "fr", sessionmgr.Options{})
+		a.connect()
+		mark := a.seen
+		a.report(true)
+		a.packets += 8 // before the fade, reported late
+		time.Sleep(sessionmgr.DefaultOptions().MediaStallTimeout + 500*time.Millisecond) // the fade: silence
+		a.report(false) // resent: undated growth
+		a.report(false) // resent with it: the same counters
+		time.Sleep(time.Second)
+		a.report(true) // fresh: video is back
+		a.follow()
+		if n := len(a.since(mark, sessionmgr.EventMediaStalled, sessionmgr.EventRecoveryStarted)); n != 0 {
+			t.Fatalf("%d stall or recovery events after a fade that video survived; timeline:%s", n, evSummary(a.since(mark)))
+		}
+	})
+}
+
 // TestResentGrowthIsUndated: after a silence (the app's stream died and it
 // re-dialed), its resent reports show growth from before the outage; dated
 // at their arrival, that growth hid the outage for another
@@ -435,7 +459,7 @@ func TestResentGrowthIsUndated(t *testing.T) {
 		a.video = false
 		time.Sleep(2500 * time.Millisecond) // the stream is dead: no reports
 		a.report(false)                     // the resend: growth from before the outage
-		a.report(false)                     // and a fresh report: flat
+		a.report(false)                     // resent with it: proves nothing
 		for range 2 {
 			time.Sleep(time.Second)
 			a.report(false)

@@ -36,12 +36,18 @@ type mediaState struct {
 	// undated: the first report after a silence showed growth, and when it
 	// happened is unknown (resent reports after a resume carry growth from
 	// before the outage); the next report says whether video flows now.
-	undated bool
+	undated   bool
+	undatedAt time.Time
 }
 
 // reportSilence is how long without any media report (the app sends one a
 // second) means the control stream, not the video, went quiet.
 const reportSilence = 1500 * time.Millisecond
+
+// reportApart is how far apart two reports must arrive for flat counters
+// to prove video stands still: a resume's resent reports arrive together,
+// all with the counters of when the app last queued one.
+const reportApart = 700 * time.Millisecond
 
 // onMedia takes one media report: video progress is packets received
 // growing on a peer connection. A new peer connection's counters start
@@ -66,10 +72,13 @@ func (a *actor) onMedia(r MediaReport) {
 		// from before an outage (the app resends what the service missed)
 		// or video that came back. Dated at receipt it would hide an outage
 		// for another media_stall_timeout; the next report decides.
-		m.undated = true
+		m.undated, m.undatedAt = true, now
 		return
 	}
 	if !grew {
+		if m.undated && now.Sub(m.undatedAt) < reportApart {
+			return // resent with the undated one: it proves nothing yet
+		}
 		m.undated = false // what grew across the silence is old: progress stays
 		if m.stallPending {
 			// Reports are back and the video is not: the stall stands.
