@@ -429,10 +429,10 @@ func TestFadeResendThenVideo(t *testing.T) {
 		a.connect()
 		mark := a.seen
 		a.report(true)
-		a.packets += 8 // before the fade, reported late
+		a.packets += 8                                                                   // before the fade, reported late
 		time.Sleep(sessionmgr.DefaultOptions().MediaStallTimeout + 500*time.Millisecond) // the fade: silence
-		a.report(false) // resent: undated growth
-		a.report(false) // resent with it: the same counters
+		a.report(false)                                                                  // resent: undated growth
+		a.report(false)                                                                  // resent with it: the same counters
 		time.Sleep(time.Second)
 		a.report(true) // fresh: video is back
 		a.follow()
