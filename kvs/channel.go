@@ -81,6 +81,15 @@ func (c *Client) ResolveChannel(ctx context.Context, ref ChannelRef) (Channel, e
 			return ch, nil
 		}
 		ch, err := c.resolve(ctx, ref, region)
+		if errors.Is(err, ErrNotFound) {
+			// Name what was looked for and where: a wrong region is the
+			// usual cause.
+			what := fmt.Sprintf("channel %q", ref.Name)
+			if ref.ARN != "" {
+				what = fmt.Sprintf("channel %s", ref.ARN)
+			}
+			return Channel{}, fmt.Errorf("%s in region %s does not exist (or the service's AWS account cannot see it): %w", what, region, err)
+		}
 		if err != nil {
 			return Channel{}, err
 		}

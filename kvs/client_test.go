@@ -69,6 +69,17 @@ func TestResolveChannel(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("ResolveChannel(%+v) error = %v, want %v", tt.give, err, tt.want)
 			}
+			if errors.Is(err, ErrNotFound) {
+				// A papercut of the operators issue: CHANNEL_NOT_FOUND
+				// named neither the channel nor the region.
+				name := tt.give.Name
+				if tt.give.ARN != "" {
+					name = tt.give.ARN
+				}
+				if !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "region us-west-2") {
+					t.Errorf("ResolveChannel(%+v) error %q names neither the channel nor its region", tt.give, err)
+				}
+			}
 			if err != nil {
 				return
 			}

@@ -223,6 +223,20 @@ func TestE2EChannelFull(t *testing.T) {
 	}
 }
 
+// TestE2EChannelNotFoundNamesIt is a papercut of the operators issue:
+// CHANNEL_NOT_FOUND named neither the channel nor the region.
+func TestE2EChannelNotFoundNamesIt(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	_, err := s.API.CreateSession(stacktest.Backend(t.Context()), &vspb.CreateSessionRequest{
+		Channel: &vspb.Channel{Name: "no-such-camera", Region: "us-west-2"}, ViewerId: "v"})
+	if status.Code(err) != codes.NotFound || reasonOf(err) != "CHANNEL_NOT_FOUND" {
+		t.Fatalf("CreateSession on a missing channel = %v (reason %q), want NOT_FOUND CHANNEL_NOT_FOUND", err, reasonOf(err))
+	}
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, `"no-such-camera"`) || !strings.Contains(msg, "region us-west-2") {
+		t.Errorf("CHANNEL_NOT_FOUND message %q names neither the channel nor the region", msg)
+	}
+}
+
 // Acceptance 9: bad input, each with its status, the session unharmed.
 func TestE2EBadInput(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{})
