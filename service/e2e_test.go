@@ -237,6 +237,42 @@ func TestE2EChannelNotFoundNamesIt(t *testing.T) {
 	}
 }
 
+// TestE2EListSessionsByViewer is a papercut of the operators issue:
+// ListSessions could not filter by viewer_id.
+func TestE2EListSessionsByViewer(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	for _, v := range []string{"alice", "bob", "alice"} {
+		s.Create(t, v, nil)
+	}
+	ctx := stacktest.Backend(t.Context())
+	list, err := s.API.ListSessions(ctx, &vspb.ListSessionsRequest{ViewerId: "alice", PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := list.GetSessions()
+	if next := list.GetNextPageToken(); next != "" {
+		more, err := s.API.ListSessions(ctx, &vspb.ListSessionsRequest{ViewerId: "alice", PageSize: 1, PageToken: next})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, more.GetSessions()...)
+		if _, err := s.API.ListSessions(ctx, &vspb.ListSessionsRequest{ViewerId: "bob", PageToken: next}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("alice's page token used for bob's listing = %v, want INVALID_ARGUMENT", err)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("ListSessions(viewer_id alice) = %d sessions, want 2", len(got))
+	}
+	for _, sess := range got {
+		if sess.GetViewerId() != "alice" {
+			t.Errorf("ListSessions(viewer_id alice) returned viewer %q", sess.GetViewerId())
+		}
+	}
+	if _, err := s.API.ListSessions(ctx, &vspb.ListSessionsRequest{ViewerId: strings.Repeat("v", 257)}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a 257-byte viewer_id = %v, want INVALID_ARGUMENT", err)
+	}
+}
+
 // Acceptance 9: bad input, each with its status, the session unharmed.
 func TestE2EBadInput(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{})

@@ -206,11 +206,15 @@ func validateList(req *vspb.ListSessionsRequest) (int, sessionmgr.ListFilter, er
 	if c := req.GetChannel(); c != nil && c.GetArn() == "" && c.GetName() == "" {
 		return 0, f, invalidField("channel", "set arn, or name (and region)")
 	}
+	if v := req.GetViewerId(); len(v) > 256 {
+		return 0, f, invalidField("viewer_id", "at most 256 bytes")
+	}
+	f.ViewerID = req.GetViewerId()
 	return size, f, nil
 }
 
 func listFilterKey(f sessionmgr.ListFilter) string {
-	h := sha256.Sum256([]byte(f.ChannelARN + "\x00" + sessionmgr.State(f.State).String()))
+	h := sha256.Sum256([]byte(f.ChannelARN + "\x00" + sessionmgr.State(f.State).String() + "\x00" + f.ViewerID))
 	return hex.EncodeToString(h[:6])
 }
 

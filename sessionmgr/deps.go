@@ -57,6 +57,8 @@ type Store interface {
 type ListFilter struct {
 	ChannelARN string
 	State      State
+	// ViewerID, when set, keeps only the sessions of that viewer.
+	ViewerID string
 }
 
 // EventRetention is how many events of a timeline a store keeps.

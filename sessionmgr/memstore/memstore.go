@@ -260,6 +260,7 @@ func (s *Store) List(_ context.Context, f sessionmgr.ListFilter, limit int, curs
 	for _, e := range s.sessions {
 		if f.ChannelARN != "" && e.s.Channel.ARN != f.ChannelARN ||
 			f.State != sessionmgr.StateUnknown && e.s.State != f.State ||
+			f.ViewerID != "" && e.s.ViewerID != f.ViewerID ||
 			paginate && !newer(after, e.s) {
 			continue
 		}

@@ -71,7 +71,8 @@ func (s *Store) List(ctx context.Context, f sessionmgr.ListFilter, limit int, cu
 				gone = append(gone, page[i])
 			case full:
 			case f.ChannelARN != "" && rec.Channel.ARN != f.ChannelARN,
-				f.State != sessionmgr.StateUnknown && rec.State != f.State:
+				f.State != sessionmgr.StateUnknown && rec.State != f.State,
+				f.ViewerID != "" && rec.ViewerID != f.ViewerID:
 			default:
 				out = append(out, rec)
 				members = append(members, page[i])

@@ -776,17 +776,29 @@ func (h Harness) testListFilter(t *testing.T) {
 	aConnected := add(a, sessionmgr.StateConnected)
 	aClosed := add(a, sessionmgr.StateClosed)
 	bPending := add(b, sessionmgr.StatePending)
+	// Two sessions of one viewer, on two channels.
+	alice := func(ch sessionmgr.Channel, state sessionmgr.State) sessionmgr.SessionID {
+		s := newSession(ch)
+		s.State, s.ViewerID = state, "alice-phone"
+		return create(t, st, s, ample).ID
+	}
+	aAlice := alice(a, sessionmgr.StateConnected)
+	bAlice := alice(b, sessionmgr.StateClosed)
 
 	tests := []struct {
 		name string
 		give sessionmgr.ListFilter
 		want []sessionmgr.SessionID
 	}{
-		{name: "channel", give: sessionmgr.ListFilter{ChannelARN: a.ARN}, want: []sessionmgr.SessionID{aPending1, aPending2, aConnected, aClosed}},
+		{name: "channel", give: sessionmgr.ListFilter{ChannelARN: a.ARN}, want: []sessionmgr.SessionID{aPending1, aPending2, aConnected, aClosed, aAlice}},
+		{name: "viewer", give: sessionmgr.ListFilter{ViewerID: "alice-phone"}, want: []sessionmgr.SessionID{aAlice, bAlice}},
+		{name: "viewer and channel", give: sessionmgr.ListFilter{ChannelARN: b.ARN, ViewerID: "alice-phone"}, want: []sessionmgr.SessionID{bAlice}},
+		{name: "viewer and state", give: sessionmgr.ListFilter{ViewerID: "alice-phone", State: sessionmgr.StateConnected}, want: []sessionmgr.SessionID{aAlice}},
+		{name: "unknown viewer", give: sessionmgr.ListFilter{ChannelARN: a.ARN, ViewerID: "bob"}},
 		{name: "channel and state", give: sessionmgr.ListFilter{ChannelARN: a.ARN, State: sessionmgr.StatePending}, want: []sessionmgr.SessionID{aPending1, aPending2}},
 		{name: "terminal state", give: sessionmgr.ListFilter{ChannelARN: a.ARN, State: sessionmgr.StateClosed}, want: []sessionmgr.SessionID{aClosed}},
 		{name: "no match", give: sessionmgr.ListFilter{ChannelARN: a.ARN, State: sessionmgr.StateFailed}},
-		{name: "other channel", give: sessionmgr.ListFilter{ChannelARN: b.ARN}, want: []sessionmgr.SessionID{bPending}},
+		{name: "other channel", give: sessionmgr.ListFilter{ChannelARN: b.ARN}, want: []sessionmgr.SessionID{bPending, bAlice}},
 		{name: "unknown channel", give: sessionmgr.ListFilter{ChannelARN: newChannel().ARN}},
 	}
 	for _, tt := range tests {

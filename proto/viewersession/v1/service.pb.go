@@ -278,8 +278,11 @@ type ListSessionsRequest struct {
 	// `ice_servers`. Default false: they are omitted (the URLs stay); ended
 	// sessions never return them.
 	IncludeIceCredentials bool `protobuf:"varint,5,opt,name=include_ice_credentials,json=includeIceCredentials,proto3" json:"include_ice_credentials,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Only the sessions of this viewer (the `viewer_id` given at create
+	// time, compared exactly). Optional; at most 256 bytes.
+	ViewerId      string `protobuf:"bytes,6,opt,name=viewer_id,json=viewerId,proto3" json:"viewer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSessionsRequest) Reset() {
@@ -345,6 +348,13 @@ func (x *ListSessionsRequest) GetIncludeIceCredentials() bool {
 		return x.IncludeIceCredentials
 	}
 	return false
+}
+
+func (x *ListSessionsRequest) GetViewerId() string {
+	if x != nil {
+		return x.ViewerId
+	}
+	return ""
 }
 
 // ListSessionsResponse is the response of ListSessions.
@@ -1333,14 +1343,15 @@ const file_viewersession_v1_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\x17include_ice_credentials\x18\x02 \x01(\bR\x15includeIceCredentials\"I\n" +
 	"\x12GetSessionResponse\x123\n" +
-	"\asession\x18\x01 \x01(\v2\x19.viewersession.v1.SessionR\asession\"\xf4\x01\n" +
+	"\asession\x18\x01 \x01(\v2\x19.viewersession.v1.SessionR\asession\"\x91\x02\n" +
 	"\x13ListSessionsRequest\x123\n" +
 	"\achannel\x18\x01 \x01(\v2\x19.viewersession.v1.ChannelR\achannel\x124\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1e.viewersession.v1.SessionStateR\x05state\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x126\n" +
-	"\x17include_ice_credentials\x18\x05 \x01(\bR\x15includeIceCredentials\"u\n" +
+	"\x17include_ice_credentials\x18\x05 \x01(\bR\x15includeIceCredentials\x12\x1b\n" +
+	"\tviewer_id\x18\x06 \x01(\tR\bviewerId\"u\n" +
 	"\x14ListSessionsResponse\x125\n" +
 	"\bsessions\x18\x01 \x03(\v2\x19.viewersession.v1.SessionR\bsessions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +
