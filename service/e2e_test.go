@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"github.com/acme/viewersession/internal/stacktest"
@@ -270,6 +271,21 @@ func TestE2EListSessionsByViewer(t *testing.T) {
 	}
 	if _, err := s.API.ListSessions(ctx, &vspb.ListSessionsRequest{ViewerId: strings.Repeat("v", 257)}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a 257-byte viewer_id = %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// TestE2ESessionTokenShape pins what the proto says of session_token (a
+// papercut of the operators issue: it said "256 random bits"): the session
+// id, a dot, and a 256-bit HMAC in unpadded base64url.
+func TestE2ESessionTokenShape(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	cs := s.Create(t, "shape", nil)
+	id := strings.TrimPrefix(cs.GetSession().GetName(), "sessions/")
+	tok := cs.GetSessionToken()
+	prefix, tag, ok := strings.Cut(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(tag)
+	if !ok || prefix != id || err != nil || len(raw) != 32 {
+		t.Errorf("session_token %q: want %s.<32 bytes of unpadded base64url>", tok, id)
 	}
 }
 
