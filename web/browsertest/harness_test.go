@@ -42,6 +42,7 @@ func newBox(t *testing.T) *netns.NS {
 	if err != nil {
 		t.Fatal(err)
 	}
+	noIPv6(t, ns)
 	if err := netns.Veth(ctx, ns, "eth0", ns, "eth1"); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +50,20 @@ func newBox(t *testing.T) *netns.NS {
 		t.Fatal(err)
 	}
 	return ns
+}
+
+// noIPv6 turns IPv6 off in ns before its links exist. Otherwise each link
+// gains a link-local address a second or so after it comes up (duplicate
+// address detection), Chromium sees a network change, and the page's
+// requests in flight fail net::ERR_NETWORK_CHANGED (seen in CI: the camera
+// page's first KVS call).
+func noIPv6(t *testing.T, ns *netns.NS) {
+	t.Helper()
+	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
+		if err := ns.Sysctl(t.Context(), k, "1"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func newSet(t *testing.T) *netns.Set {

@@ -43,6 +43,8 @@ func newPhoneAndCloud(t *testing.T) (phone, cloud *netns.NS) {
 	if phone, err = set.New(ctx, "phone"); err != nil {
 		t.Fatal(err)
 	}
+	noIPv6(t, cloud)
+	noIPv6(t, phone)
 	for _, l := range [][2]string{{"wifi", "wifi-c"}, {"lte", "lte-c"}} {
 		if err := netns.Veth(ctx, phone, l[0], cloud, l[1]); err != nil {
 			t.Fatal(err)
@@ -66,8 +68,11 @@ func newPhoneAndCloud(t *testing.T) (phone, cloud *netns.NS) {
 		t.Fatal(err)
 	}
 	if err := phone.Batch(ctx,
+		// LTE comes up with the change (a phone that attaches to cellular
+		// when Wi-Fi goes), so nothing can carry the video over it before:
+		// the outage is certain, not a race with Chromium's own re-gathering.
 		"addr add "+wifiPhone+"/24 dev wifi", "addr add "+ltePhone+"/24 dev lte",
-		"link set wifi up", "link set lte up",
+		"link set wifi up",
 		"route add default via "+wifiCloud+" dev wifi",
 	); err != nil {
 		t.Fatal(err)
@@ -92,17 +97,48 @@ func TestNetworkChange(t *testing.T) {
 	before := d.waitVideo("v", &from, 15)
 	pcBefore := d.wait("v", new(int), time.Second, "a media report", func(e pageEvent) bool { return e.kind() == "media" }).num("peerConnectionId")
 
+	mark := len(d.all("v"))
 	lost := time.Now()
-	if err := phone.Batch(t.Context(), "link set wifi down", "addr flush dev wifi", "route replace default via "+lteCloud+" dev lte"); err != nil {
+	if err := phone.Batch(t.Context(), "link set wifi down", "addr flush dev wifi", "link set lte up", "route replace default via "+lteCloud+" dev lte"); err != nil {
 		t.Fatal(err)
 	}
-	out := d.wait("v", &from, 15*time.Second, "the library's outage event", func(e pageEvent) bool { return e.kind() == "outage" })
-	rec := d.wait("v", &from, 45*time.Second, "the library's recovered event", func(e pageEvent) bool { return e.kind() == "recovered" })
-	after := d.wait("v", &from, 15*time.Second, "video growing again after the recovery", func(e pageEvent) bool {
-		return e.kind() == "media" && e.num("framesDecoded") > 15
+	// Video must come back (or never stop). Chromium sometimes keeps the
+	// video by itself: its ICE agent moves the pair to the LTE address (a
+	// peer-reflexive candidate) within a second, and there is no outage to
+	// report (seen in CI). Otherwise the library tells the page of the
+	// outage: its own "outage" and "recovered" events when the decoded
+	// frames stop long enough, or the service's RECOVERY_STARTED and
+	// RECOVERED timeline events it delivers.
+	after := d.wait("v", &from, 45*time.Second, "video growing again after the change", func(e pageEvent) bool {
+		return e.kind() == "media" && e.num("framesDecoded") > 15 && time.Since(lost) > 3*time.Second
 	})
-	if rec.num("outageMs") <= 0 {
+	var out, rec pageEvent
+	var outage, recovered, flat bool
+	lastFrames, lastPC := -1.0, -1.0
+	for _, e := range d.all("v")[mark:] {
+		switch {
+		case e.kind() == "outage" || e.kind() == "timeline" && e.str("type") == "RECOVERY_STARTED":
+			if !outage {
+				out, outage = e, true
+			}
+		case e.kind() == "recovered" || e.kind() == "timeline" && e.str("type") == "RECOVERED":
+			rec, recovered = e, true
+		case e.kind() == "media":
+			if e.num("peerConnectionId") == lastPC && e.num("framesDecoded") <= lastFrames {
+				flat = true // a second without a decoded frame
+			}
+			lastFrames, lastPC = e.num("framesDecoded"), e.num("peerConnectionId")
+		}
+	}
+	switch {
+	case outage && !recovered:
+		t.Fatalf("the library reported an outage (%v) but no recovery", out.Data)
+	case outage && rec.num("outageMs") <= 0:
 		t.Errorf("recovered with outage %v ms; want the black video the user saw, > 0", rec.num("outageMs"))
+	case !outage && flat:
+		t.Errorf("the video stood still after the change and the library reported no outage")
+	case !outage:
+		t.Logf("no outage: the video never stopped (Chromium moved its ICE pair to LTE by itself)")
 	}
 	var acted []string
 	for _, e := range d.all("v") {
@@ -117,14 +153,17 @@ func TestNetworkChange(t *testing.T) {
 	// The control stream survived the change too: an event the service
 	// records now (fresh ICE servers, on KVS's RECONNECT_ICE_SERVER to
 	// this viewer) reaches the page.
-	cid := d.wait("v", new(int), time.Second, "an event with the clientId", func(e pageEvent) bool {
-		return e.kind() == "timeline" && e.str("type") == "OFFER_SENT"
-	}).str("clientId")
+	cid := ""
+	for _, e := range d.all("v") { // the current clientId: the last offer's
+		if e.kind() == "timeline" && e.str("type") == "OFFER_SENT" {
+			cid = e.str("clientId")
+		}
+	}
 	fault(t, cloud, map[string]any{"channelArn": channelARN(t, cloud, "demo-camera"), "fault": "reconnect-ice-server", "clientId": cid})
 	d.wait("v", &from, 15*time.Second, "ICE_SERVERS_REFRESHED after the change (the control stream is alive)", func(e pageEvent) bool {
 		return e.kind() == "timeline" && e.str("type") == "ICE_SERVERS_REFRESHED"
 	})
 	t.Logf("network change: frames decoded %v before (first frame %.0f ms); wifi lost; library: outage %q, %v; recovered (step %q) after an outage of %.0f ms; frames decoded %v on peer connection %v (was %v); control stream alive %.1f s after the loss",
-		before.frames, before.firstFrameMs, out.str("cause"), acted, rec.str("step"), rec.num("outageMs"),
+		before.frames, before.firstFrameMs, out.str("cause")+out.str("message"), acted, rec.str("step"), rec.num("outageMs"),
 		after.num("framesDecoded"), after.num("peerConnectionId"), pcBefore, time.Since(lost).Seconds())
 }
