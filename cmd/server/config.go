@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/acme/viewersession/kvsemu/camera"
+	"github.com/acme/viewersession/service"
 )
 
 // Config is the whole server configuration. Every field has a flag and a
@@ -117,8 +118,9 @@ type Config struct {
 	// MaxConcurrentStreams bounds the gRPC streams (and in-flight unary
 	// calls) of one client connection. Default 100.
 	MaxConcurrentStreams uint
-	// Limits bound what one caller can make the service do (issue 15).
-	Limits Limits
+	// Limits bound what one caller can make the service do; defaults
+	// service.DefaultLimits.
+	Limits service.Limits
 
 	// Session holds the server-wide defaults of per-session options.
 	Session SessionDefaults
@@ -133,24 +135,6 @@ type Config struct {
 	// KeepaliveTimeout is how long the server waits for a ping ack before it
 	// closes the connection. Default 10s.
 	KeepaliveTimeout time.Duration
-}
-
-// Limits are the per-caller limits of the service (service.Limits).
-type Limits struct {
-	// StreamsPerSession: Connect and WatchSession streams open on one
-	// session, per replica. Default 8.
-	StreamsPerSession int
-	// StreamsPerAPIKey: backend WatchSession streams of one API key, per
-	// replica. Default 1000.
-	StreamsPerAPIKey int
-	// CreatesPerSecond and CreateBurst: CreateSession per API key, a token
-	// bucket shared through Redis when configured. Defaults 50 and 100.
-	CreatesPerSecond float64
-	CreateBurst      int
-	// AppMessagesPerSecond and AppMessageBurst: app messages per session.
-	// Defaults 20 and 200.
-	AppMessagesPerSecond float64
-	AppMessageBurst      int
 }
 
 // SessionDefaults are the defaults of SessionOptions and the session limits.
@@ -212,14 +196,7 @@ func DefaultConfig() Config {
 		KeepaliveTimeout:     10 * time.Second,
 		HTTPIdleTimeout:      60 * time.Second,
 		MaxConcurrentStreams: 100,
-		Limits: Limits{
-			StreamsPerSession:    8,
-			StreamsPerAPIKey:     1000,
-			CreatesPerSecond:     50,
-			CreateBurst:          100,
-			AppMessagesPerSecond: 20,
-			AppMessageBurst:      200,
-		},
+		Limits:               service.DefaultLimits(),
 		Session: SessionDefaults{
 			AnswerTimeout:            30 * time.Second,
 			RetryDelay:               6 * time.Second,

@@ -52,15 +52,7 @@ type deps struct {
 // serviceOptions are the service's limits and, with Redis, the shared
 // rate limiter.
 func (d *deps) serviceOptions(cfg Config) []service.Option {
-	l := cfg.Limits
-	opts := []service.Option{service.WithLimits(service.Limits{
-		StreamsPerSession:    l.StreamsPerSession,
-		StreamsPerAPIKey:     l.StreamsPerAPIKey,
-		CreatesPerSecond:     l.CreatesPerSecond,
-		CreateBurst:          l.CreateBurst,
-		AppMessagesPerSecond: l.AppMessagesPerSecond,
-		AppMessageBurst:      l.AppMessageBurst,
-	})}
+	opts := []service.Option{service.WithLimits(cfg.Limits)}
 	if d.rates != nil {
 		opts = append(opts, service.WithRateLimiter(d.rates))
 	}
