@@ -33,10 +33,10 @@ type mediaState struct {
 	// what broke, as in a short Wi-Fi fade that video survives), and a
 	// recovery needs that stream anyway: the next report decides.
 	stallPending bool
-	// undated: the first report after a silence showed growth, and when it
-	// happened is unknown (resent reports after a resume carry growth from
-	// before the outage); the next report says whether video flows now.
-	undated   bool
+	// undatedAt is when the first report after a silence showed growth
+	// whose own time is unknown (resent reports after a resume carry growth
+	// from before the outage); a later report says whether video flows now.
+	// Zero: no undated growth.
 	undatedAt time.Time
 }
 
@@ -59,7 +59,7 @@ func (a *actor) onMedia(r MediaReport) {
 	m.received = now
 	if r.PeerConnection != m.pc {
 		m.pc, m.last, m.known = r.PeerConnection, MediaReport{PeerConnection: r.PeerConnection}, true
-		m.undated, silent = false, false // a new peer connection's growth is new
+		m.undatedAt, silent = time.Time{}, false // a new peer connection's growth is new
 	}
 	if !m.known {
 		m.last, m.known = r, true
@@ -72,14 +72,14 @@ func (a *actor) onMedia(r MediaReport) {
 		// from before an outage (the app resends what the service missed)
 		// or video that came back. Dated at receipt it would hide an outage
 		// for another media_stall_timeout; the next report decides.
-		m.undated, m.undatedAt = true, now
+		m.undatedAt = now
 		return
 	}
 	if !grew {
-		if m.undated && now.Sub(m.undatedAt) < reportApart {
+		if !m.undatedAt.IsZero() && now.Sub(m.undatedAt) < reportApart {
 			return // resent with the undated one: it proves nothing yet
 		}
-		m.undated = false // what grew across the silence is old: progress stays
+		m.undatedAt = time.Time{} // what grew across the silence is old: progress stays
 		if m.stallPending {
 			// Reports are back and the video is not: the stall stands.
 			m.stallPending = false
@@ -87,7 +87,7 @@ func (a *actor) onMedia(r MediaReport) {
 		}
 		return // flat: the stall timer, if video flowed, keeps running
 	}
-	m.stallPending, m.undated = false, false
+	m.stallPending, m.undatedAt = false, time.Time{}
 	m.progress, m.progressed = now, r
 	a.onVideo(r)
 }
@@ -156,7 +156,7 @@ func (a *actor) onStall() {
 	if a.s.State != StateConnected || a.rec.step != StepUnknown {
 		return
 	}
-	if a.media.undated || a.m.now().Sub(a.media.received) >= reportSilence {
+	if !a.media.undatedAt.IsZero() || a.m.now().Sub(a.media.received) >= reportSilence {
 		a.media.stallPending = true
 		return
 	}
