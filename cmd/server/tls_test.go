@@ -3,16 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,94 +17,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
+	"github.com/acme/viewersession/internal/testpki"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
-
-// testPKI is a CA with helpers to issue server and client certificates.
-type testPKI struct {
-	dir    string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	caFile string
-	pool   *x509.CertPool
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	p := &testPKI{dir: t.TempDir(), ca: ca, caKey: key, pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	p.caFile = filepath.Join(p.dir, "ca.pem")
-	writePEM(t, p.caFile, "CERTIFICATE", der)
-	return p
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	// Write then rename, as a Secret volume update does: a reader never
-	// sees half a file.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// issue writes a certificate with serial and its key to certFile/keyFile;
-// server certificates are for 127.0.0.1.
-func (p *testPKI) issue(t *testing.T, serial int64, server bool, certFile, keyFile string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
-	writePEM(t, certFile, "CERTIFICATE", der)
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair
-}
 
 func dialTLS(t *testing.T, addr string, pool *x509.CertPool, client *tls.Certificate) *grpc.ClientConn {
 	t.Helper()
@@ -151,18 +59,18 @@ func servedSerial(t *testing.T, addr string, pool *x509.CertPool, client *tls.Ce
 // connections get the new certificate, and a client without a certificate
 // is refused.
 func TestServerTLSRotationKeepsWatch(t *testing.T) {
-	pki := newTestPKI(t)
-	certFile, keyFile := filepath.Join(pki.dir, "tls.crt"), filepath.Join(pki.dir, "tls.key")
-	pki.issue(t, 100, true, certFile, keyFile)
-	client := pki.issue(t, 200, false, filepath.Join(pki.dir, "client.crt"), filepath.Join(pki.dir, "client.key"))
+	pki := testpki.New(t)
+	certFile, keyFile := filepath.Join(pki.Dir, "tls.crt"), filepath.Join(pki.Dir, "tls.key")
+	pki.Issue(t, 100, true, certFile, keyFile)
+	client := pki.Issue(t, 200, false, filepath.Join(pki.Dir, "client.crt"), filepath.Join(pki.Dir, "client.key"))
 	const key = "tls-test-api-key"
-	p := startServer(t, "-dev", "-api-keys", key, "-tls-cert", certFile, "-tls-key", keyFile, "-tls-client-ca", pki.caFile)
+	p := startServer(t, "-dev", "-api-keys", key, "-tls-cert", certFile, "-tls-key", keyFile, "-tls-client-ca", pki.File)
 
-	cc := dialTLS(t, p.grpcAddr, pki.pool, &client)
+	cc := dialTLS(t, p.grpcAddr, pki.Pool, &client)
 	waitServing(t, p, healthpb.NewHealthClient(cc))
 
 	// Without a client certificate the handshake is refused.
-	if _, err := servedSerial(t, p.grpcAddr, pki.pool, nil); err == nil {
+	if _, err := servedSerial(t, p.grpcAddr, pki.Pool, nil); err == nil {
 		t.Fatal("a client without a certificate was served under mTLS")
 	} else {
 		t.Logf("no client certificate: %v", err)
@@ -185,10 +93,10 @@ func TestServerTLSRotationKeepsWatch(t *testing.T) {
 	}
 
 	// Rotate: a new certificate (serial 101) under the same names.
-	pki.issue(t, 101, true, certFile, keyFile)
+	pki.Issue(t, 101, true, certFile, keyFile)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		serial, err := servedSerial(t, p.grpcAddr, pki.pool, &client)
+		serial, err := servedSerial(t, p.grpcAddr, pki.Pool, &client)
 		if err == nil && serial == 101 {
 			break
 		}

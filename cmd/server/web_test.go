@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/viewersession/internal/redistest"
+	"github.com/acme/viewersession/internal/testpki"
 )
 
 const webTestKey = "web-test-key"
@@ -267,11 +268,11 @@ func TestWebPortDrainDeliversGoingAway(t *testing.T) {
 
 // TestWebPortTLS: HTTP/2 over TLS with -web-tls.
 func TestWebPortTLS(t *testing.T) {
-	pki := newTestPKI(t)
-	certFile, keyFile := pki.dir+"/tls.crt", pki.dir+"/tls.key"
-	pki.issue(t, 7, true, certFile, keyFile)
-	_, web := startWebServerTLS(t, pki.pool, "-tls-cert", certFile, "-tls-key", keyFile, "-web-tls")
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool}, ForceAttemptHTTP2: true}}
+	pki := testpki.New(t)
+	certFile, keyFile := pki.Dir+"/tls.crt", pki.Dir+"/tls.key"
+	pki.Issue(t, 7, true, certFile, keyFile)
+	_, web := startWebServerTLS(t, pki.Pool, "-tls-cert", certFile, "-tls-key", keyFile, "-web-tls")
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}, ForceAttemptHTTP2: true}}
 	_, port, _ := net.SplitHostPort(web)
 	hr, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://127.0.0.1:"+port+"/grpc.health.v1.Health/Check", strings.NewReader("{}"))
 	hr.Header.Set("Content-Type", "application/json")

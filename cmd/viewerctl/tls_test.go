@@ -3,15 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -26,24 +19,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/acme/viewersession/internal/redistest"
+	"github.com/acme/viewersession/internal/testpki"
 )
 
-// writePEM writes one PEM block to a new file in dir.
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// testCA is a generated CA that issues the server's certificates.
+// testCA is a generated CA and the server certificate files it issues.
 type testCA struct {
-	dir               string
-	cert              *x509.Certificate
-	key               *ecdsa.PrivateKey
-	caFile            string
+	*testpki.CA
 	certFile, keyFile string
 }
 
@@ -51,62 +32,17 @@ type testCA struct {
 // localhost and 127.0.0.1, in PEM files.
 func generatedCerts(t *testing.T) *testCA {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "viewerctl test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &testCA{dir: dir, cert: ca, key: caKey, caFile: writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER),
-		certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem")}
+	ca := testpki.New(t)
+	c := &testCA{CA: ca, certFile: filepath.Join(ca.Dir, "cert.pem"), keyFile: filepath.Join(ca.Dir, "key.pem")}
 	c.issue(t, 2)
 	return c
 }
 
 // issue writes a new server certificate and key with serial number
-// serial over the certificate files (the key first, then the
-// certificate, each replaced at once).
+// serial over the certificate files (each replaced at once).
 func (c *testCA) issue(t *testing.T, serial int64) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []struct {
-		path, typ string
-		der       []byte
-	}{{c.keyFile, "PRIVATE KEY", keyDER}, {c.certFile, "CERTIFICATE", der}} {
-		tmp := writePEM(t, c.dir, "new-"+filepath.Base(f.path), f.typ, f.der)
-		if err := os.Rename(tmp, f.path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.Issue(t, serial, true, c.certFile, c.keyFile)
 }
 
 // servedSerial is the serial number of the certificate addr serves now.
@@ -188,7 +124,7 @@ func devServerTLS(t *testing.T, certFile, keyFile, caFile string) (grpcAddr, htt
 // CA or expects another name, is refused with a clear error.
 func TestWatchOverTLS(t *testing.T) {
 	ca := generatedCerts(t)
-	caFile := ca.caFile
+	caFile := ca.File
 	grpcAddr, httpAddr := devServerTLS(t, ca.certFile, ca.keyFile, caFile)
 	_, port, _ := net.SplitHostPort(grpcAddr)
 
