@@ -173,18 +173,22 @@ func quotaExceeded(reason, subject, desc string, retry time.Duration) error {
 // take asks the shared limiter, falling back to this process's buckets
 // when it fails (an outage must neither open the gates nor close them).
 // A key that was refused is refused here until its next token is due,
-// without asking again: a flood costs the store nothing (and Tap refuses
-// it before the request is read).
+// without asking again; when it is due, one call asks (the probe) while
+// the others are refused here until its answer: a flood costs the store
+// one call per refill at most (and Tap refuses it before the request is
+// read).
 func (s *Server) take(ctx context.Context, key string, perSecond float64, burst int) time.Duration {
 	if perSecond <= 0 {
 		return 0
 	}
 	now := time.Now()
-	if d := s.blockedFor(key, now); d > 0 {
-		return d
+	wait, probe := s.claim(key, now, perSecond)
+	if wait > 0 {
+		return wait
 	}
 	var d time.Duration
 	err := errNoSharedLimiter
+	defer func() { s.settle(key, now, d, probe) }()
 	if s.shared != nil {
 		d, err = s.shared.Take(ctx, key, perSecond, burst)
 		if err != nil && s.warnShared.Allow() {
@@ -194,27 +198,73 @@ func (s *Server) take(ctx context.Context, key string, perSecond float64, burst 
 	if err != nil {
 		d, _ = s.local.Take(ctx, key, perSecond, burst)
 	}
-	if d > 0 {
-		s.blockedMu.Lock()
-		if s.blocked == nil || len(s.blocked) >= 1<<16 {
-			s.blocked = map[string]time.Time{}
-		}
-		s.blocked[key] = now.Add(d)
-		s.blockedMu.Unlock()
-	}
 	return d
 }
 
 var errNoSharedLimiter = errors.New("no shared rate limiter")
 
-// blockedFor is how long key stays refused (0: ask the bucket).
-func (s *Server) blockedFor(key string, now time.Time) time.Duration {
+// blockState is what this replica knows of a refused key: refused until
+// until; probing while one call asks the limiter whether it may go again.
+type blockState struct {
+	until   time.Time
+	probing bool
+}
+
+// blockedFor is how long key stays refused (0: ask the limiter). While a
+// probe is out, the others wait one refill interval.
+func (s *Server) blockedFor(key string, now time.Time, perSecond float64) time.Duration {
 	s.blockedMu.Lock()
 	defer s.blockedMu.Unlock()
-	if until, ok := s.blocked[key]; ok && now.Before(until) {
-		return until.Sub(now)
+	return s.blockedForLocked(key, now, perSecond)
+}
+
+func (s *Server) blockedForLocked(key string, now time.Time, perSecond float64) time.Duration {
+	st, ok := s.blocked[key]
+	switch {
+	case !ok:
+		return 0
+	case now.Before(st.until):
+		return st.until.Sub(now)
+	case st.probing:
+		return refill(perSecond)
 	}
 	return 0
+}
+
+// claim is blockedFor for a call that will ask the limiter when it may:
+// probe reports that it is the one call asking for a refused key.
+func (s *Server) claim(key string, now time.Time, perSecond float64) (wait time.Duration, probe bool) {
+	s.blockedMu.Lock()
+	defer s.blockedMu.Unlock()
+	if wait = s.blockedForLocked(key, now, perSecond); wait > 0 {
+		return wait, false
+	}
+	if st, ok := s.blocked[key]; ok {
+		st.probing = true
+		return 0, true
+	}
+	return 0, false
+}
+
+// settle records the limiter's answer d for key (asked at now): refused
+// until the next token, or, for a granted probe, no longer refused.
+func (s *Server) settle(key string, now time.Time, d time.Duration, probe bool) {
+	s.blockedMu.Lock()
+	defer s.blockedMu.Unlock()
+	switch {
+	case d > 0:
+		if s.blocked == nil || len(s.blocked) >= 1<<16 {
+			s.blocked = map[string]*blockState{}
+		}
+		s.blocked[key] = &blockState{until: now.Add(d)}
+	case probe:
+		delete(s.blocked, key)
+	}
+}
+
+// refill is the time one token takes at perSecond.
+func refill(perSecond float64) time.Duration {
+	return time.Duration(float64(time.Second) / perSecond)
 }
 
 // allowCreate applies the create rate of the caller's API key.
@@ -245,7 +295,7 @@ func (s *Server) Tap(ctx context.Context, info *tap.Info) (context.Context, erro
 	if err != nil || !p.backend {
 		return ctx, nil // the handler answers for the credentials
 	}
-	if d := s.blockedFor("create:"+p.caller, time.Now()); d > 0 {
+	if d := s.blockedFor("create:"+p.caller, time.Now(), s.limits.CreatesPerSecond); d > 0 {
 		return ctx, s.createRefusal(p.caller, d)
 	}
 	return ctx, nil

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -39,10 +38,10 @@ type Server struct {
 	shared  RateLimiter       // create rate across replicas; nil: local only
 	local   *LocalRateLimiter // this process's buckets
 	streams streamCounts
-	// blocked holds the keys the shared limiter refused, until their next
-	// token is due.
+	// blocked holds the keys the limiter refused, until their next token
+	// is due and while one call probes whether it is.
 	blockedMu sync.Mutex
-	blocked   map[string]time.Time
+	blocked   map[string]*blockState
 	// warnShared paces the warning of a failing shared limiter.
 	warnShared *rate.Limiter
 }
