@@ -16,9 +16,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,86 +192,128 @@ func p99(ds []time.Duration) time.Duration {
 	return s[min(len(s)-1, len(s)*99/100)]
 }
 
-// 60,000 creates from one API key in 15 s: rate limited with RetryInfo,
-// while another key's CreateSession p99 stays within 2x of idle.
+// 60,000 creates from one API key in 15 s (4,000 a second, paced): rate
+// limited with RetryInfo, while another key's CreateSession p99 stays
+// within 2x of idle.
 func TestAttackCreates(t *testing.T) {
 	const attacker, honest = "attacker-key-0123456789abcdef", "honest-key-0123456789abcdef0"
 	c := newClusterOf(t, clusterSpec{ids: []string{"A"}, apiKeys: attacker + "," + honest})
 	a := c.replicas[0]
 	attackARN, honestARN := c.channel(t, "attack"), c.channel(t, "honest")
 
-	// Idle: the honest key alone, 300 creates at 20/s (as many as under
-	// the attack, so that the two p99s compare).
-	idle := latencies(t.Context(), t, a.api, honest, honestARN, 300, 50*time.Millisecond)
+	// Idle: the honest key alone, after a warm-up, 300 creates at 20/s (as
+	// many as under the attack, so that the two p99s compare).
+	latencies(t.Context(), t, a.api, honest, honestARN, 20, 50*time.Millisecond)
+	idle := latencies(t.Context(), t, a.api, honest, honestARN, 600, 25*time.Millisecond)
 
 	// The attacker is a process of its own (this test binary again), as it
-	// would be: its CPU and garbage are not the honest client's.
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
+	// would be: its CPU and garbage are not the honest client's. It says
+	// READY once connected and then attacks for 15 s; the honest key is
+	// measured over the same 15 s.
 	attack := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestAttackerProcess$", "-test.v")
-	attack.Env = append(os.Environ(), "ATTACK_ADDR="+a.grpcAddr, "ATTACK_KEY="+attacker, "ATTACK_ARN="+attackARN)
+	if os.Getenv("PIN") != "" {
+		attack = exec.CommandContext(t.Context(), "taskset", "-c", "1", os.Args[0], "-test.run=^TestAttackerProcess$", "-test.v")
+		if os.Getenv("PIN") == "all" {
+			for _, pid := range []int{os.Getpid(), a.cmd.Process.Pid, c.redis.cmd.Process.Pid} {
+				if out, err := exec.Command("taskset", "-a", "-p", "-c", "0", strconv.Itoa(pid)).CombinedOutput(); err != nil {
+					t.Fatalf("taskset: %v %s", err, out)
+				}
+			}
+		}
+	}
+	tallyFile := filepath.Join(t.TempDir(), "tally.json")
+	attack.Env = append(os.Environ(), "ATTACK_ADDR="+a.grpcAddr, "ATTACK_KEY="+attacker, "ATTACK_ARN="+attackARN, "ATTACK_TALLY="+tallyFile)
 	var attackOut bytes.Buffer
-	attack.Stdout, attack.Stderr = &attackOut, &attackOut
+	attack.Stderr = &attackOut
+	stdout, err := attack.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := attack.Start(); err != nil {
 		t.Fatal(err)
 	}
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() && lines.Text() != "READY" {
+		attackOut.WriteString(lines.Text() + "\n")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), attackFor)
+	defer cancel()
 	start := time.Now()
 	serverCPU := cpuSeconds(t, a.cmd.Process.Pid)
-	under := latencies(ctx, t, a.api, honest, honestARN, 1<<30, 50*time.Millisecond)
+	under := latencies(ctx, t, a.api, honest, honestARN, 1<<30, 25*time.Millisecond)
+	elapsed := time.Since(start)
+	serverCPU = cpuSeconds(t, a.cmd.Process.Pid) - serverCPU
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	attackerCPU := 0.0
 	if err := attack.Wait(); err != nil {
 		t.Fatalf("the attacker process: %v\n%s", err, attackOut.String())
 	} else {
 		attackerCPU = attack.ProcessState.UserTime().Seconds() + attack.ProcessState.SystemTime().Seconds()
 	}
-	elapsed := time.Since(start)
-	serverCPU = cpuSeconds(t, a.cmd.Process.Pid) - serverCPU
-	var tally struct{ Sent, Granted, Limited, WithRetry, Other int64 }
-	line := attackOut.String()
-	if i := strings.Index(line, "TALLY "); i >= 0 {
-		if err := json.Unmarshal([]byte(strings.SplitN(line[i+6:], "\n", 2)[0]), &tally); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		t.Fatalf("no tally from the attacker:\n%s", line)
+	var tally struct {
+		Sent, Granted, Limited, WithRetry, Other int64
+		Seconds                                  float64
+	}
+	if b, err := os.ReadFile(tallyFile); err != nil {
+		t.Fatalf("no tally from the attacker: %v\n%s", err, attackOut.String())
+	} else if err := json.Unmarshal(b, &tally); err != nil {
+		t.Fatal(err)
 	}
 	sent, granted, limited, withRetry, other := tally.Sent, tally.Granted, tally.Limited, tally.WithRetry, tally.Other
-	t.Logf("CPU during the attack: server %.2f cores, attacker process %.2f cores", serverCPU/elapsed.Seconds(), attackerCPU/elapsed.Seconds())
-	t.Logf("attack: %d creates sent from one key in %v (%.0f/s): %d granted (then closed), %d RESOURCE_EXHAUSTED (%d with RetryInfo), %d other",
-		sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), granted, limited, withRetry, other)
+	t.Logf("CPU during the attack: server %.2f cores, attacker process %.2f cores (its whole life)", serverCPU/elapsed.Seconds(), attackerCPU/elapsed.Seconds())
+	t.Logf("attack: %d creates sent from one key in %.3fs (%.0f/s): %d granted (then closed), %d RESOURCE_EXHAUSTED (%d with RetryInfo), %d other",
+		sent, tally.Seconds, float64(sent)/tally.Seconds, granted, limited, withRetry, other)
 	t.Logf("the other key's CreateSession: idle p50 %v p99 %v max %v (n=%d); under attack p50 %v p99 %v max %v (n=%d); p99 ratio %.2f",
 		pct(idle, 50), p99(idle).Round(time.Microsecond), pct(idle, 100), len(idle), pct(under, 50), p99(under).Round(time.Microsecond), pct(under, 100), len(under),
 		float64(p99(under))/float64(p99(idle)))
+	if sent != attackCreates || tally.Seconds < attackFor.Seconds()*0.9 || tally.Seconds > attackFor.Seconds()*1.1 {
+		t.Errorf("the attacker sent %d creates in %.3fs, want %d in about %v", sent, tally.Seconds, attackCreates, attackFor)
+	}
 	if limited == 0 || withRetry != limited || other != 0 {
 		t.Errorf("%d refusals, %d with RetryInfo, %d other: want the flood rate limited, every refusal with RetryInfo", limited, withRetry, other)
 	}
-	if maxGranted := int64(100 + 50*elapsed.Seconds() + 50); granted > maxGranted {
-		t.Errorf("%d creates granted in %v, want at most the bucket's %d", granted, elapsed, maxGranted)
+	if maxGranted := int64(100 + 50*tally.Seconds + 50); granted > maxGranted {
+		t.Errorf("%d creates granted in %.3fs, want at most the bucket's %d", granted, tally.Seconds, maxGranted)
 	}
 	if len(under) < 50 || p99(under) > 2*p99(idle) {
 		t.Errorf("the other key's p99 under attack %v (n=%d), want within 2x of idle %v", p99(under), len(under), p99(idle))
 	}
 }
 
+// The attack of TestAttackCreates: attackCreates creates paced evenly over
+// attackFor.
+const (
+	attackCreates = 60000
+	attackFor     = 15 * time.Second
+)
+
 // TestAttackerProcess is TestAttackCreates's attacker, run as a process of
-// its own (it does nothing unless ATTACK_ADDR is set): 60,000 creates with
-// ATTACK_KEY on ATTACK_ARN within 15 s from 64 callers, each granted one
-// closed at once; it prints its tally as "TALLY {json}".
+// its own (it does nothing unless ATTACK_ADDR is set): it connects, prints
+// READY, then sends attackCreates creates with ATTACK_KEY on ATTACK_ARN,
+// paced evenly over attackFor from 64 callers, each granted one closed at
+// once; it writes its tally, JSON, to the file ATTACK_TALLY.
 func TestAttackerProcess(t *testing.T) {
 	addr := os.Getenv("ATTACK_ADDR")
 	if addr == "" {
 		t.Skip("run by TestAttackCreates")
 	}
 	apis := conns(t, addr, 8)
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+os.Getenv("ATTACK_KEY"))
+	actx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+os.Getenv("ATTACK_KEY"))
 	var sent, granted, limited, withRetry, other atomic.Int64
 	var wg sync.WaitGroup
-	for w := range 64 {
+	const workers = 64
+	interval := attackFor * workers / attackCreates // each caller's pace
+	fmt.Println("READY")
+	start := time.Now()
+	for w := range workers {
 		wg.Go(func() {
 			api := apis[w%len(apis)]
-			for ctx.Err() == nil && sent.Add(1) <= 60000 {
+			// The callers start staggered over one interval: a steady
+			// stream, not 64 calls at once every interval.
+			<-time.After(interval * time.Duration(w) / workers)
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for sent.Add(1) <= attackCreates {
 				resp, err := api.CreateSession(actx, &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: os.Getenv("ATTACK_ARN")}, ViewerId: "flood"})
 				switch {
 				case err == nil:
@@ -282,17 +326,20 @@ func TestAttackerProcess(t *testing.T) {
 							withRetry.Add(1)
 						}
 					}
-				case ctx.Err() != nil:
 				default:
 					other.Add(1)
 					t.Logf("other: %v", err)
 				}
+				<-tick.C
 			}
 		})
 	}
 	wg.Wait()
-	b, _ := json.Marshal(map[string]int64{"Sent": min(sent.Load(), 60000), "Granted": granted.Load(), "Limited": limited.Load(), "WithRetry": withRetry.Load(), "Other": other.Load()})
-	fmt.Printf("TALLY %s\n", b)
+	b, _ := json.Marshal(map[string]any{"Sent": min(sent.Load(), attackCreates), "Granted": granted.Load(), "Limited": limited.Load(),
+		"WithRetry": withRetry.Load(), "Other": other.Load(), "Seconds": time.Since(start).Seconds()})
+	if err := os.WriteFile(os.Getenv("ATTACK_TALLY"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // 1,000 idle HTTP keep-alive connections are closed by the server after
