@@ -195,13 +195,26 @@ func p99(ds []time.Duration) time.Duration {
 // 60,000 creates from one API key in 15 s (4,000 a second, paced): rate
 // limited with RetryInfo, while another key's CreateSession p99 stays
 // within 2x of idle.
-func TestAttackCreates(t *testing.T) {
+func TestAttackCreates(t *testing.T) { createFlood(t, false) }
+
+// TestAttackCreatesElsewhere is the same flood at a second replica (same
+// Redis, same machine) while the honest key is timed on the first, whose
+// replica then refuses nothing: its p99 ratio is what sharing this
+// machine's cores with the attacker costs on its own, a reading to compare
+// TestAttackCreates with, not a bound. It checks the flood was limited.
+func TestAttackCreatesElsewhere(t *testing.T) { createFlood(t, true) }
+
+func createFlood(t *testing.T, elsewhere bool) {
 	const attacker, honest = "attacker-key-0123456789abcdef", "honest-key-0123456789abcdef0"
-	c := newClusterOf(t, clusterSpec{ids: []string{"A"}, apiKeys: attacker + "," + honest})
-	a := c.replicas[0]
+	ids := []string{"A"}
+	if elsewhere {
+		ids = append(ids, "B")
+	}
+	c := newClusterOf(t, clusterSpec{ids: ids, apiKeys: attacker + "," + honest})
+	a, target := c.replicas[0], c.replicas[len(c.replicas)-1]
 	attackARN, honestARN := c.channel(t, "attack"), c.channel(t, "honest")
 
-	// Idle: the honest key alone, after a warm-up, 300 creates at 20/s (as
+	// Idle: the honest key alone, after a warm-up, 600 creates at 40/s (as
 	// many as under the attack, so that the two p99s compare).
 	latencies(t.Context(), t, a.api, honest, honestARN, 20, 50*time.Millisecond)
 	idle := latencies(t.Context(), t, a.api, honest, honestARN, 600, 25*time.Millisecond)
@@ -211,18 +224,8 @@ func TestAttackCreates(t *testing.T) {
 	// READY once connected and then attacks for 15 s; the honest key is
 	// measured over the same 15 s.
 	attack := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestAttackerProcess$", "-test.v")
-	if os.Getenv("PIN") != "" {
-		attack = exec.CommandContext(t.Context(), "taskset", "-c", "1", os.Args[0], "-test.run=^TestAttackerProcess$", "-test.v")
-		if os.Getenv("PIN") == "all" {
-			for _, pid := range []int{os.Getpid(), a.cmd.Process.Pid, c.redis.cmd.Process.Pid} {
-				if out, err := exec.Command("taskset", "-a", "-p", "-c", "0", strconv.Itoa(pid)).CombinedOutput(); err != nil {
-					t.Fatalf("taskset: %v %s", err, out)
-				}
-			}
-		}
-	}
 	tallyFile := filepath.Join(t.TempDir(), "tally.json")
-	attack.Env = append(os.Environ(), "ATTACK_ADDR="+a.grpcAddr, "ATTACK_KEY="+attacker, "ATTACK_ARN="+attackARN, "ATTACK_TALLY="+tallyFile)
+	attack.Env = append(os.Environ(), "ATTACK_ADDR="+target.grpcAddr, "ATTACK_KEY="+attacker, "ATTACK_ARN="+attackARN, "ATTACK_TALLY="+tallyFile)
 	var attackOut bytes.Buffer
 	attack.Stderr = &attackOut
 	stdout, err := attack.StdoutPipe()
@@ -239,10 +242,10 @@ func TestAttackCreates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), attackFor)
 	defer cancel()
 	start := time.Now()
-	serverCPU := cpuSeconds(t, a.cmd.Process.Pid)
+	serverCPU := cpuSeconds(t, target.cmd.Process.Pid)
 	under := latencies(ctx, t, a.api, honest, honestARN, 1<<30, 25*time.Millisecond)
 	elapsed := time.Since(start)
-	serverCPU = cpuSeconds(t, a.cmd.Process.Pid) - serverCPU
+	serverCPU = cpuSeconds(t, target.cmd.Process.Pid) - serverCPU
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	attackerCPU := 0.0
 	if err := attack.Wait(); err != nil {
@@ -260,7 +263,8 @@ func TestAttackCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent, granted, limited, withRetry, other := tally.Sent, tally.Granted, tally.Limited, tally.WithRetry, tally.Other
-	t.Logf("CPU during the attack: server %.2f cores, attacker process %.2f cores (its whole life)", serverCPU/elapsed.Seconds(), attackerCPU/elapsed.Seconds())
+	t.Logf("flood at replica %s, the other key timed on replica %s", target.id, a.id)
+	t.Logf("CPU during the attack: flooded server %.2f cores, attacker process %.2f cores (its whole life)", serverCPU/elapsed.Seconds(), attackerCPU/elapsed.Seconds())
 	t.Logf("attack: %d creates sent from one key in %.3fs (%.0f/s): %d granted (then closed), %d RESOURCE_EXHAUSTED (%d with RetryInfo), %d other",
 		sent, tally.Seconds, float64(sent)/tally.Seconds, granted, limited, withRetry, other)
 	t.Logf("the other key's CreateSession: idle p50 %v p99 %v max %v (n=%d); under attack p50 %v p99 %v max %v (n=%d); p99 ratio %.2f",
@@ -275,7 +279,10 @@ func TestAttackCreates(t *testing.T) {
 	if maxGranted := int64(100 + 50*tally.Seconds + 50); granted > maxGranted {
 		t.Errorf("%d creates granted in %.3fs, want at most the bucket's %d", granted, tally.Seconds, maxGranted)
 	}
-	if len(under) < 50 || p99(under) > 2*p99(idle) {
+	if len(under) < 50 {
+		t.Errorf("%d creates of the other key timed under attack, want at least 50", len(under))
+	}
+	if !elsewhere && p99(under) > 2*p99(idle) {
 		t.Errorf("the other key's p99 under attack %v (n=%d), want within 2x of idle %v", p99(under), len(under), p99(idle))
 	}
 }
