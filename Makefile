@@ -34,9 +34,11 @@ fuzz:
 bench: redis-bin
 	scripts/with-redis.sh $(GO) test $(BENCH_FLAGS) ./...
 
+# lint: gofmt, a tidy go.mod (go mod tidy -diff), go vet, staticcheck, buf lint.
 lint: tools-buf
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	$(BUF) lint
