@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/acme/viewersession/kvsemu"
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/sessionmgr"
 )
 
@@ -123,7 +125,7 @@ func OfferAnswer(ctx context.Context, cfg OfferAnswerConfig) (OfferAnswerResult,
 			ch := i % cfg.Channels
 			sdp := offers[(i/cfg.Channels)%len(offers)]
 			if isDirect {
-				return st.directExchange(ctx, life, directARNs[ch], fmt.Sprintf("d%d-%d", r, i), sdp)
+				return directExchange(ctx, st.Emu, st.hc, life, directARNs[ch], fmt.Sprintf("d%d-%d", r, i), sdp)
 			}
 			return st.serviceExchange(ctx, life, serviceARNs[ch], fmt.Sprintf("s%d-%d", r, i), sdp)
 		})
@@ -150,11 +152,12 @@ func OfferAnswer(ctx context.Context, cfg OfferAnswerConfig) (OfferAnswerResult,
 }
 
 // sample is one exchange: its duration, the viewer's clientId and its
-// path.
+// path (direct or not, and which of several where a figure has more).
 type sample struct {
 	d        time.Duration
 	clientID string
 	direct   bool
+	path     int
 }
 
 // split returns the durations, and the durations minus the camera's
@@ -175,6 +178,7 @@ func split(ss []sample, turn map[string]time.Duration) (all, hops Dist) {
 type exchange struct {
 	clientID string
 	direct   bool
+	path     int // which of a figure's paths, where it has more than two
 	fire     func() (time.Duration, error)
 	done     func() error
 }
@@ -229,7 +233,7 @@ func round(ctx context.Context, n int, spacing time.Duration, prepare func(ctx c
 				fail(err)
 			} else {
 				mu.Lock()
-				samples = append(samples, sample{d: d, clientID: ex.clientID, direct: ex.direct})
+				samples = append(samples, sample{d: d, clientID: ex.clientID, direct: ex.direct, path: ex.path})
 				mu.Unlock()
 			}
 			<-release
@@ -255,9 +259,9 @@ const exchangeTimeout = 30 * time.Second
 
 // directExchange prepares a baseline exchange: a viewer straight on the
 // emulator, with its own signaling WebSocket, living at most timeout.
-func (s *Stack) directExchange(ctx context.Context, timeout time.Duration, arn, id, sdp string) (exchange, error) {
+func directExchange(ctx context.Context, emu *kvsemu.Emulator, hc *http.Client, timeout time.Duration, arn, id, sdp string) (exchange, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	ws, err := dialViewer(ctx, s.Emu, s.hc, arn, id)
+	ws, err := dialViewer(ctx, emu, hc, arn, id)
 	if err != nil {
 		cancel()
 		return exchange{}, err
@@ -274,17 +278,24 @@ func (s *Stack) directExchange(ctx context.Context, timeout time.Duration, arn, 
 	}, nil
 }
 
-// serviceExchange prepares an exchange through the service: create, join
+// serviceExchange prepares an exchange through the Stack's service.
+func (s *Stack) serviceExchange(ctx context.Context, timeout time.Duration, arn, viewer, sdp string) (exchange, error) {
+	return appExchange(ctx, timeout, s.client(), func(ctx context.Context) (*vspb.CreateSessionResponse, error) {
+		return s.CreateOn(ctx, arn, viewer, nil)
+	}, sdp)
+}
+
+// appExchange prepares an exchange through a service: create, join on api
 // (signaling open); the measured part is offer -> answer; then leave. The
 // session lives at most timeout.
-func (s *Stack) serviceExchange(ctx context.Context, timeout time.Duration, arn, viewer, sdp string) (exchange, error) {
+func appExchange(ctx context.Context, timeout time.Duration, api vspb.ViewerSessionServiceClient, create func(context.Context) (*vspb.CreateSessionResponse, error), sdp string) (exchange, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	cs, err := s.CreateOn(ctx, arn, viewer, nil)
+	cs, err := create(ctx)
 	if err != nil {
 		cancel()
 		return exchange{}, fmt.Errorf("create: %w", err)
 	}
-	a, err := s.join(ctx, cs)
+	a, err := joinOn(ctx, api, cs)
 	if err != nil {
 		cancel()
 		return exchange{}, err

@@ -122,8 +122,13 @@ type app struct {
 // join opens Connect for a created session and reads its timeline until
 // the session awaits the offer (its signaling is open).
 func (s *Stack) join(ctx context.Context, cs *vspb.CreateSessionResponse) (*app, error) {
+	return joinOn(ctx, s.client(), cs)
+}
+
+// joinOn is join on the service api.
+func joinOn(ctx context.Context, api vspb.ViewerSessionServiceClient, cs *vspb.CreateSessionResponse) (*app, error) {
 	sctx, cancel := context.WithCancel(withToken(ctx, cs.GetSessionToken()))
-	stream, err := s.client().Connect(sctx)
+	stream, err := api.Connect(sctx)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -183,7 +183,7 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 		return res, err
 	}
 
-	srv, err := startServer(ctx, bin, dir, cfg.RedisURL, emu, caFile)
+	srv, err := startServer(ctx, bin, dir, emu, caFile, "-redis-url", cfg.RedisURL, "-log-level", "warn")
 	if err != nil {
 		return res, err
 	}
@@ -555,10 +555,10 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// startServer starts the server binary on Redis and the emulator with
-// nothing but the addresses, the credentials and the API key set, and
-// waits until it is ready.
-func startServer(ctx context.Context, bin, dir, redisURL string, emu *kvsemu.Emulator, caFile string) (*serverProc, error) {
+// startServer starts the server binary on the emulator with nothing but
+// the addresses, the credentials, the API keys and args set, and waits
+// until it is ready. dir is the server's own (its HOME and its log).
+func startServer(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caFile string, args ...string) (*serverProc, error) {
 	grpcAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -573,11 +573,10 @@ func startServer(ctx context.Context, bin, dir, redisURL string, emu *kvsemu.Emu
 		return nil, err
 	}
 	creds := emu.Credentials()
-	s.cmd = exec.Command(bin,
+	s.cmd = exec.Command(bin, append([]string{
 		"-grpc-addr", grpcAddr, "-http-addr", httpAddr,
-		"-redis-url", redisURL,
 		"-kvs-endpoint", emu.Endpoint(), "-kvs-ca-file", caFile, "-aws-region", emu.Region(),
-		"-log-level", "warn")
+	}, args...)...)
 	s.cmd.Env = []string{
 		"VS_API_KEYS=" + strings.Join(streamKeys, ","),
 		"AWS_ACCESS_KEY_ID=" + creds.AccessKeyID,
