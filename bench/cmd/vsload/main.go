@@ -3,6 +3,7 @@
 // docs/BENCHMARKS.md, each with the machine it ran on.
 //
 //	go run ./bench/cmd/vsload -figures a -sessions 1,100,1000
+//	go run ./bench/cmd/vsload -figures a -web-port both -sessions 1,10,100
 //	go run ./bench/cmd/vsload -figures b,c,d,e,f
 //
 //	go run ./bench/cmd/vsload -figures g -streams 10000
@@ -16,8 +17,12 @@
 // unless -create-pool-size says otherwise). Figure g runs what production
 // runs: the real server binary (go build ./cmd/server, or -server-bin)
 // with its default settings on a private redis-server (the default pool,
-// the cluster-enabled manager), the KVS emulator in this process. The whole
-// run is bounded by -timeout.
+// the cluster-enabled manager), the KVS emulator in this process.
+// -web-port both runs figure a instead on two real server binaries (as
+// -server-bin, else go build) started together with default settings and
+// in-memory state, one with the web port off and one with -web-addr set,
+// the direct baseline and both servers' exchanges interleaved in every
+// round (issue 13, acceptance 3). The whole run is bounded by -timeout.
 package main
 
 import (
@@ -56,6 +61,7 @@ type options struct {
 	sessions, channels, rounds string
 	spacing                    time.Duration
 	burst                      bool
+	webPort                    string
 
 	redisURL          string
 	createConcurrency string
@@ -89,6 +95,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.rounds, "rounds", "0", "(a) rounds per level (0: max(3, 200/sessions)), comma-separated or one for all")
 	fs.DurationVar(&o.spacing, "spacing", 20*time.Millisecond, "(a) time between two offers of a round")
 	fs.BoolVar(&o.burst, "burst", false, "(a) fire every offer of a round at once")
+	fs.StringVar(&o.webPort, "web-port", "", "(a) both: run figure a on two server binaries, the web port off and on, instead of in this process")
 
 	fs.StringVar(&o.redisURL, "redis-url", "", "(b) Redis for the store, the clientIds and the SET NX baseline (default $REDIS_URL, else a private redis-server)")
 	fs.StringVar(&o.createConcurrency, "create-concurrency", "1,16,64", "(b) concurrent callers, comma-separated")
@@ -99,7 +106,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.streams, "streams", "10000", "(g) app streams opened, each on a session of its own")
 	fs.StringVar(&o.streamsMarks, "streams-marks", "1000", "(g) stream counts at which Redis's clients are also counted (0 and -streams always are)")
 	fs.StringVar(&o.streamsKinds, "streams-kinds", "connect,watch", "(g) runs, one per kind: connect (Connect, joined) or watch (WatchSession with the session token)")
-	fs.StringVar(&o.serverBin, "server-bin", "", "(g) the server binary (default: go build ./cmd/server)")
+	fs.StringVar(&o.serverBin, "server-bin", "", "(g, a with -web-port both) the server binary (default: go build ./cmd/server)")
 	fs.DurationVar(&o.hold, "streams-hold", 0, "(g) keep the streams open this long after the last probe (to profile the server)")
 	fs.IntVar(&o.probes, "probes", 300, "(g) CreateSession + GetSession pairs timed idle and with every stream open")
 
@@ -154,7 +161,14 @@ func run(args []string, out io.Writer) error {
 		var err error
 		switch strings.TrimSpace(fig) {
 		case "a":
-			err = figureA(ctx, o, out)
+			switch o.webPort {
+			case "":
+				err = figureA(ctx, o, out)
+			case "both":
+				err = figureAWebPort(ctx, o, out)
+			default:
+				err = fmt.Errorf("-web-port %q: want both or nothing", o.webPort)
+			}
 		case "b":
 			err = figureB(ctx, o, out)
 		case "c":
