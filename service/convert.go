@@ -80,17 +80,11 @@ func optionsFromProto(o *vspb.SessionOptions) (sessionmgr.Options, error) {
 		return out, invalidField("options.max_attempts", "at most 5")
 	}
 	out.MaxAttempts = int(o.GetMaxAttempts())
-	switch o.GetRecoveryPolicy() {
-	case vspb.RecoveryPolicy_RECOVERY_POLICY_UNSPECIFIED:
-	case vspb.RecoveryPolicy_RECOVERY_POLICY_AUTO:
-		out.Recovery = sessionmgr.RecoveryAuto
-	case vspb.RecoveryPolicy_RECOVERY_POLICY_ICE_RESTART_ONLY:
-		out.Recovery = sessionmgr.RecoveryICERestartOnly
-	case vspb.RecoveryPolicy_RECOVERY_POLICY_FULL_RECONNECT:
-		out.Recovery = sessionmgr.RecoveryFullReconnect
-	default:
+	rp, ok := recoveryPolicyFromProto[o.GetRecoveryPolicy()]
+	if !ok {
 		return out, invalidField("options.recovery_policy", "unknown value")
 	}
+	out.Recovery = rp
 	return out, nil
 }
 
@@ -99,7 +93,7 @@ func optionsToProto(o sessionmgr.Options) *vspb.SessionOptions {
 		AnswerTimeout:     durationpb.New(o.AnswerTimeout),
 		RetryDelay:        durationpb.New(o.RetryDelay),
 		MaxAttempts:       uint32(o.MaxAttempts),
-		RecoveryPolicy:    vspb.RecoveryPolicy(o.Recovery),
+		RecoveryPolicy:    recoveryPolicyToProto[o.Recovery],
 		ResumeGrace:       durationpb.New(o.ResumeGrace),
 		IceRestartTimeout: durationpb.New(o.ICERestartTimeout),
 		DisconnectedGrace: durationpb.New(o.DisconnectedGrace),
@@ -116,7 +110,7 @@ func sessionToProto(s sessionmgr.Session) *vspb.Session {
 		Channel:              &vspb.Channel{Arn: s.Channel.ARN},
 		ViewerId:             s.ViewerID,
 		ClientId:             s.ClientID,
-		State:                vspb.SessionState(s.State),
+		State:                stateToProto[s.State],
 		Attempt:              uint32(s.Attempt),
 		IceServers:           iceServersToProto(s.IceServers.Servers),
 		IceServersExpireTime: timeToProto(s.IceServers.Expires),
@@ -124,7 +118,7 @@ func sessionToProto(s sessionmgr.Session) *vspb.Session {
 		CreateTime:           timeToProto(s.Created),
 		UpdateTime:           timeToProto(s.Updated),
 		ExpireTime:           timeToProto(s.Expires),
-		CloseReason:          vspb.CloseReason(s.Close),
+		CloseReason:          closeToProto[s.Close],
 		LastSequence:         s.LastSeq,
 		AckedAppSequence:     s.AckedAppSeq,
 		MediaFlowing:         s.MediaFlowing,
@@ -170,7 +164,7 @@ func failureToProto(f *sessionmgr.Failure) *vspb.Failure {
 	if f == nil {
 		return nil
 	}
-	return &vspb.Failure{Reason: vspb.FailureReason(f.Reason), Message: f.Message}
+	return &vspb.Failure{Reason: failureReasonToProto[f.Reason], Message: f.Message}
 }
 
 func iceServersToProto(in []sessionmgr.IceServer) []*vspb.IceServer {
@@ -219,7 +213,7 @@ func candidateToProto(c *sessionmgr.Candidate) *vspb.IceCandidate {
 }
 
 func renegotiateToProto(r *sessionmgr.Renegotiate) *vspb.Renegotiate {
-	out := &vspb.Renegotiate{Action: vspb.Renegotiate_Action(r.Action), Reason: r.Reason}
+	out := &vspb.Renegotiate{Action: renegotiateActionToProto[r.Action], Reason: r.Reason}
 	if r.IceServers != nil {
 		out.IceServers = iceServersToProto(r.IceServers.Servers)
 	}
@@ -230,13 +224,13 @@ func eventToProto(e sessionmgr.Event) *vspb.SessionEvent {
 	p := &vspb.SessionEvent{
 		Sequence:    e.Seq,
 		Time:        timeToProto(e.Time),
-		Type:        vspb.EventType(e.Type),
-		State:       vspb.SessionState(e.State),
+		Type:        eventTypeToProto[e.Type],
+		State:       stateToProto[e.State],
 		Attempt:     uint32(e.Attempt),
 		ClientId:    e.ClientID,
 		Message:     e.Message,
 		Failure:     failureToProto(e.Failure),
-		CloseReason: vspb.CloseReason(e.Close),
+		CloseReason: closeToProto[e.Close],
 
 		AckedAppSequence: e.AckedAppSeq,
 	}
@@ -251,14 +245,14 @@ func eventToProto(e sessionmgr.Event) *vspb.SessionEvent {
 		p.Detail = &vspb.SessionEvent_GoingAway{GoingAway: &vspb.GoingAway{Reason: e.GoingAway}}
 	case e.ConnState != nil:
 		p.Detail = &vspb.SessionEvent_ConnectionState{ConnectionState: &vspb.ConnectionStateReport{
-			IceState: vspb.IceConnectionState(e.ConnState.ICE), PeerState: vspb.PeerConnectionState(e.ConnState.Peer),
+			IceState: iceStateToProto[e.ConnState.ICE], PeerState: peerStateToProto[e.ConnState.Peer],
 		}}
 	case e.IceServers != nil:
 		p.Detail = &vspb.SessionEvent_IceServers{IceServers: &vspb.IceServerUpdate{
 			IceServers: iceServersToProto(e.IceServers.Servers), ExpireTime: timeToProto(e.IceServers.Expires),
 		}}
 	case e.Recovery != nil:
-		r := &vspb.Recovery{Step: vspb.RecoveryStep(e.Recovery.Step), Learned: e.Recovery.Learned}
+		r := &vspb.Recovery{Step: recoveryStepToProto[e.Recovery.Step], Learned: e.Recovery.Learned}
 		if e.Type == sessionmgr.EventRecovered {
 			r.Outage = durationpb.New(e.Recovery.Outage)
 		}
@@ -317,14 +311,16 @@ func appPayload(m appOneof) (sessionmgr.AppMessage, error) {
 		return sessionmgr.AppMessage{Candidate: c}, nil
 	case m.GetStateReport() != nil:
 		r := m.GetStateReport()
-		if _, ok := vspb.IceConnectionState_name[int32(r.GetIceState())]; !ok {
+		ice, ok := iceStateFromProto[r.GetIceState()]
+		if !ok {
 			return sessionmgr.AppMessage{}, invalidField("state_report.ice_state", fmt.Sprintf("unknown value %d", r.GetIceState()))
 		}
-		if _, ok := vspb.PeerConnectionState_name[int32(r.GetPeerState())]; !ok {
+		peer, ok := peerStateFromProto[r.GetPeerState()]
+		if !ok {
 			return sessionmgr.AppMessage{}, invalidField("state_report.peer_state", fmt.Sprintf("unknown value %d", r.GetPeerState()))
 		}
 		return sessionmgr.AppMessage{StateReport: &sessionmgr.ConnState{
-			ICE: sessionmgr.ICEState(r.GetIceState()), Peer: sessionmgr.PeerState(r.GetPeerState()),
+			ICE: ice, Peer: peer,
 		}}, nil
 	case m.GetNetworkChanged() != nil:
 		d := m.GetNetworkChanged().GetDescription()

@@ -197,10 +197,11 @@ func validateList(req *vspb.ListSessionsRequest) (int, sessionmgr.ListFilter, er
 		size = maxPageSize
 	}
 	if st := req.GetState(); st != vspb.SessionState_SESSION_STATE_UNSPECIFIED {
-		if _, ok := vspb.SessionState_name[int32(st)]; !ok {
+		state, ok := stateFromProto[st]
+		if !ok {
 			return 0, f, invalidField("state", "unknown value")
 		}
-		f.State = sessionmgr.State(st)
+		f.State = state
 	}
 	if c := req.GetChannel(); c != nil && c.GetArn() == "" && c.GetName() == "" {
 		return 0, f, invalidField("channel", "set arn, or name (and region)")
