@@ -51,6 +51,37 @@ type Store interface {
 	// SetRecoveryHint remembers step (not StepUnknown) for the channel for
 	// ttl (> 0), replacing what was remembered; every replica reads it.
 	SetRecoveryHint(ctx context.Context, channelARN string, step RecoveryStep, ttl time.Duration) error
+
+	// The owner index: what each replica owns and what was taken from it,
+	// so that a replica's periodic work costs what it owns, not what the
+	// store holds. Create (of a live session), Takeover and a terminal
+	// Put maintain it; its entries are hints that the caller checks
+	// against the records (Owners).
+
+	// Moved returns the sessions taken over from replica (by Takeover)
+	// that Forget has not dropped, in one round trip.
+	Moved(ctx context.Context, replica string) ([]SessionID, error)
+	// Owned returns the live sessions the owner index lists for replica,
+	// in one round trip.
+	Owned(ctx context.Context, replica string) ([]SessionID, error)
+	// Owners returns each session's stored owner and epoch, in the order
+	// of ids (a zero Ownership for one that does not exist), in one round
+	// trip (per node of a Cluster). It decodes no record.
+	Owners(ctx context.Context, ids []SessionID) ([]Ownership, error)
+	// Replicas returns the replicas whose owner index may list sessions.
+	Replicas(ctx context.Context) ([]string, error)
+	// Forget drops moved from replica's moved sessions and owned from its
+	// owner index (entries found stale), and the replica from Replicas
+	// when its index is then empty.
+	Forget(ctx context.Context, replica string, moved, owned []SessionID) error
+}
+
+// Ownership is who owns a stored session, at which epoch; the zero value
+// stands for a session that does not exist.
+type Ownership struct {
+	Owner string
+	Epoch uint64
+	Live  bool // the session has not ended
 }
 
 // ListFilter selects sessions; zero fields match all.

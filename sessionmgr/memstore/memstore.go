@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -70,6 +71,11 @@ type Store struct {
 	// hints holds the recovery step remembered per channel ARN; an
 	// expired one is dropped when it is read or replaced.
 	hints map[string]hint
+	// owned is the owner index: per replica, its live sessions.
+	owned map[string]map[sessionmgr.SessionID]struct{}
+	// moved holds, per replica, the sessions taken over from it that
+	// Forget has not dropped.
+	moved map[string]map[sessionmgr.SessionID]struct{}
 }
 
 // hint is a remembered recovery step and when it expires.
@@ -115,6 +121,8 @@ func New(opts ...Option) *Store {
 		live:      make(map[string]map[sessionmgr.SessionID]struct{}),
 		requests:  make(map[request]sessionmgr.SessionID),
 		hints:     make(map[string]hint),
+		owned:     make(map[string]map[sessionmgr.SessionID]struct{}),
+		moved:     make(map[string]map[sessionmgr.SessionID]struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -218,8 +226,11 @@ func (s *Store) Takeover(_ context.Context, id sessionmgr.SessionID, owner strin
 	case e.s.Epoch != fromEpoch:
 		return sessionmgr.Session{}, fmt.Errorf("take over session %s from epoch %d, stored epoch %d: %w", id, fromEpoch, e.s.Epoch, sessionmgr.ErrConflict)
 	}
+	s.unindexLocked(e)
+	add(s.moved, e.s.Owner, id)
 	e.s.Epoch = fromEpoch + 1
 	e.s.Owner = owner
+	s.indexLocked(e, s.now())
 	return cloneSession(e.s), nil
 }
 
@@ -447,6 +458,23 @@ func (s *Store) indexLocked(e *entry, now time.Time) {
 			s.live[arn] = make(map[sessionmgr.SessionID]struct{})
 		}
 		s.live[arn][e.s.ID] = struct{}{}
+		add(s.owned, e.s.Owner, e.s.ID)
+	}
+}
+
+// add adds id to the set of key in sets.
+func add(sets map[string]map[sessionmgr.SessionID]struct{}, key string, id sessionmgr.SessionID) {
+	if sets[key] == nil {
+		sets[key] = make(map[sessionmgr.SessionID]struct{})
+	}
+	sets[key][id] = struct{}{}
+}
+
+// drop removes id from the set of key in sets.
+func drop(sets map[string]map[sessionmgr.SessionID]struct{}, key string, id sessionmgr.SessionID) {
+	delete(sets[key], id)
+	if len(sets[key]) == 0 {
+		delete(sets, key)
 	}
 }
 
@@ -457,12 +485,16 @@ func (s *Store) unindexLocked(e *entry) {
 	if len(s.live[arn]) == 0 {
 		delete(s.live, arn)
 	}
+	drop(s.owned, e.s.Owner, e.s.ID)
 }
 
 // removeLocked removes e and everything that refers to it, and wakes the
 // Events calls waiting on it.
 func (s *Store) removeLocked(e *entry) {
 	s.unindexLocked(e)
+	for r := range s.moved {
+		drop(s.moved, r, e.s.ID)
+	}
 	delete(s.sessions, e.s.ID)
 	if s.requests[e.req] == e.s.ID {
 		delete(s.requests, e.req)
@@ -488,4 +520,58 @@ func parseCursor(c string) (time.Time, sessionmgr.SessionID, error) {
 		return time.Time{}, "", fmt.Errorf("%w: malformed list cursor", sessionmgr.ErrInvalidArgument)
 	}
 	return t, sessionmgr.SessionID(id), nil
+}
+
+// Moved returns the sessions taken over from replica that Forget has not
+// dropped.
+func (s *Store) Moved(_ context.Context, replica string) ([]sessionmgr.SessionID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.moved[replica])), nil
+}
+
+// Owned returns the live sessions replica owns.
+func (s *Store) Owned(_ context.Context, replica string) ([]sessionmgr.SessionID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	return slices.Collect(maps.Keys(s.owned[replica])), nil
+}
+
+// Owners returns each session's owner and epoch, in the order of ids.
+func (s *Store) Owners(_ context.Context, ids []sessionmgr.SessionID) ([]sessionmgr.Ownership, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	out := make([]sessionmgr.Ownership, len(ids))
+	for i, id := range ids {
+		if e, ok := s.sessions[id]; ok {
+			out[i] = sessionmgr.Ownership{Owner: e.s.Owner, Epoch: e.s.Epoch, Live: !e.s.Terminal()}
+		}
+	}
+	return out, nil
+}
+
+// Replicas returns the replicas that own live sessions.
+func (s *Store) Replicas(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.owned)), nil
+}
+
+// Forget drops moved from replica's moved sessions. The owner index of
+// this store is exact (it follows every record change), so owned is
+// dropped only where the record no longer says so.
+func (s *Store) Forget(_ context.Context, replica string, moved, owned []sessionmgr.SessionID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range moved {
+		drop(s.moved, replica, id)
+	}
+	for _, id := range owned {
+		if e, ok := s.sessions[id]; !ok || e.s.Owner != replica || !e.s.State.Live() {
+			drop(s.owned, replica, id)
+		}
+	}
+	return nil
 }

@@ -21,6 +21,15 @@
 //	                            TTL (PX)
 //	vs:v1:{sessions}:list       zset: every session, for List without a
 //	                            channel
+//	vs:v1:{owners}:<replica>:owned
+//	                            zset: the replica's live sessions (the owner
+//	                            index), scored like the live sets
+//	vs:v1:{owners}:<replica>:moved
+//	                            zset: the sessions taken over from the
+//	                            replica, scored by the takeover's time (ms),
+//	                            kept movedKeep
+//	vs:v1:{owners}              set: the replicas whose owner index may
+//	                            list sessions
 //	vs:v1:{idem:<h(caller, request id)>}
 //	                            string: the session a CreateSession request
 //	                            made, for the idempotency window (its TTL)
@@ -44,6 +53,8 @@
 //     reservation drops the expired members, counts the rest against the
 //     limit and adds the session to both in one script.
 //   - The global listing and each idempotency key are alone in their slot.
+//   - The owner index's keys share {owners}: Forget drops entries and,
+//     when the index is empty, the replica, in one script.
 //
 // What spans slots is a sequence of such steps, ordered so that a failure
 // between two of them leaves nothing a reader can trip on:
@@ -53,13 +64,20 @@
 //     then lists the session, then claims the idempotency key; a claim lost
 //     to a concurrent repeat undoes the session and returns the winner's.
 //     A listing member therefore always had a record when it was added.
-//   - A terminal Put marks the record terminal, then leaves the live set.
+//   - A terminal Put marks the record terminal, then leaves the live set
+//     and its owner's index (one pipeline).
+//   - Takeover sets the record's epoch and owner, then moves the session
+//     from the old owner's index to the new one's and notes it in the old
+//     owner's moved set (one script on {owners}). Index entries are hints
+//     that readers check against the records (Owners), so one left
+//     behind by a failure misleads nobody.
 //   - Delete removes the record and timeline, then the index entries.
 //
 // On a single server (standalone, or Sentinel's master: the client is a
 // *redis.Client) every key is on one server, and Create runs those steps,
 // in the same order, in one script: one round trip, atomic (the sampled
-// listing sweep included). On a Cluster it runs them as above.
+// listing sweep and prune included); so does Takeover (the record and the
+// owner index). On a Cluster they run as above.
 //
 // A replica that dies between the steps leaves at worst a live-set member
 // without a live record (it holds a slot until its score passes) or an

@@ -57,6 +57,26 @@ func hintKey(arn string) string { return prefix + "{ch:" + digest(arn) + "}:hint
 // listKey is every session's listing, a zset of listMembers.
 func listKey() string { return prefix + "{sessions}:list" }
 
+// The owner index shares one slot, {owners}, so that one script keeps a
+// replica's keys and the set of replicas consistent.
+
+// replicasKey is the replicas whose owner index may list sessions, a set.
+func replicasKey() string { return prefix + "{owners}" }
+
+// ownedKey is replica's live sessions, a zset of session ids scored like
+// the channels' live sets (when each stops counting, Unix ms).
+func ownedKey(replica string) string { return prefix + "{owners}:" + replica + ":owned" }
+
+// movedKey is the sessions taken over from replica, a zset of session ids
+// scored by the takeover's time (Unix ms); it keeps movedKeep.
+func movedKey(replica string) string { return prefix + "{owners}:" + replica + ":moved" }
+
+// movedKeep is how long a takeover stays in the moved set of the replica
+// it was taken from: long enough for a replica that lost its connection
+// for a while (one that lost it for longer finds its heartbeat lapsed and
+// checks every session it runs).
+const movedKeep = 10 * time.Minute
+
 // idemKey is the idempotency key of a (caller, request id) pair, a string
 // holding the session id; "" when the pair is incomplete.
 func idemKey(caller, requestID string) string {

@@ -32,6 +32,7 @@ func TestKeysShareSlots(t *testing.T) {
 		{name: "record and timeline", give: []string{recordKey(id), eventsKey(id)}, wantTag: string(id)},
 		{name: "live set, channel listing and recovery hint", give: []string{liveKey(arn), channelListKey(arn), hintKey(arn)}, wantTag: "ch:" + digest(arn)},
 		{name: "listing", give: []string{listKey()}, wantTag: "sessions"},
+		{name: "owner index", give: []string{replicasKey(), ownedKey("replica-a"), movedKey("replica-a"), ownedKey("b{x}")}, wantTag: "owners"},
 		{name: "idempotency key", give: []string{idemKey("caller", "request")}, wantTag: "idem:" + digest("6:callerrequest")},
 	}
 	seen := make(map[string]string)

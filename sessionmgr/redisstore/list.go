@@ -128,6 +128,50 @@ func (s *Store) getMany(ctx context.Context, members []string) ([]sessionmgr.Ses
 	return out, nil
 }
 
+// pruneBatch is how many members of every session's listing a prune
+// checks.
+const pruneBatch = 16
+
+// prune checks the next pruneBatch members of every session's listing,
+// oldest first from where the last prune of this Store stopped (wrapping
+// at the end), and removes those whose record is gone. One Create in
+// sweepOneIn runs it (on a single server, inside Create's script), so the listing is walked at about one member a
+// Create and its dead members stay a bounded share of it, whatever the
+// history, and a replica that creates nothing costs nothing. Best effort:
+// errors are dropped.
+func (s *Store) prune(ctx context.Context) {
+	if rand.IntN(sweepOneIn) != 0 {
+		return
+	}
+	lo := "-"
+	if from := s.pruneStart(); from != "" {
+		lo = "(" + from
+	}
+	page, err := s.rdb.ZRangeByLex(ctx, listKey(), &redis.ZRangeBy{Min: lo, Max: "+", Count: pruneBatch}).Result()
+	if err != nil {
+		return
+	}
+	next := ""
+	if len(page) == pruneBatch {
+		next = page[len(page)-1]
+	}
+	s.pruneNext(next)
+	s.dropGone(ctx, listKey(), page)
+}
+
+// pruneStart is the listing member after which the next prune starts.
+func (s *Store) pruneStart() string {
+	s.pruneMu.Lock()
+	defer s.pruneMu.Unlock()
+	return s.pruneFrom
+}
+
+func (s *Store) pruneNext(member string) {
+	s.pruneMu.Lock()
+	defer s.pruneMu.Unlock()
+	s.pruneFrom = member
+}
+
 // sweep removes, from a few random members of a listing, those whose
 // record is gone, so that listings nobody pages through do not grow with
 // expired sessions. It is best effort: errors are dropped.
@@ -136,7 +180,16 @@ func (s *Store) sweep(ctx context.Context, key string) {
 		return // List prunes what it meets; a sample now and then suffices
 	}
 	sample, err := s.rdb.ZRandMember(ctx, key, sweepSample).Result()
-	if err != nil || len(sample) == 0 {
+	if err != nil {
+		return
+	}
+	s.dropGone(ctx, key, sample)
+}
+
+// dropGone removes from the listing key those of members whose record is
+// gone. Best effort: errors are dropped.
+func (s *Store) dropGone(ctx context.Context, key string, sample []string) {
+	if len(sample) == 0 {
 		return
 	}
 	cmds := make([]*redis.IntCmd, len(sample))

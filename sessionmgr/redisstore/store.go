@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,6 +35,11 @@ type Store struct {
 	// single: every key is on one server (standalone or Sentinel), so a
 	// script may touch keys of any slot (Create in one round trip).
 	single bool
+
+	// pruneMu guards pruneFrom: the listing member where the next prune
+	// starts ("" for the oldest).
+	pruneMu   sync.Mutex
+	pruneFrom string
 }
 
 var _ sessionmgr.Store = (*Store)(nil)
@@ -213,7 +219,14 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) 
 		}
 		return sessionmgr.Session{}, fmt.Errorf("create session %s: %w", sess.ID, sessionmgr.ErrChannelFull)
 	}
-	if err := s.rdb.ZAdd(cctx, listKey(), redis.Z{Member: member}).Err(); err != nil {
+	if _, err := s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+		p.ZAdd(cctx, listKey(), redis.Z{Member: member})
+		if live == "1" {
+			p.ZAdd(cctx, ownedKey(sess.Owner), redis.Z{Score: s.liveScore(sess), Member: string(sess.ID)})
+			p.SAdd(cctx, replicasKey(), sess.Owner)
+		}
+		return nil
+	}); err != nil {
 		return undo(callError(ctx, "create session "+string(sess.ID)+": list", err))
 	}
 	if idem != "" {
@@ -226,8 +239,8 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) 
 			return prev, sessionmgr.ErrAlreadyExists
 		}
 	}
-	s.sweep(cctx, listKey())
 	s.sweep(cctx, channelListKey(sess.Channel.ARN))
+	s.prune(cctx)
 	return decodeSession(data, sess.Epoch, sess.Owner)
 }
 
@@ -235,13 +248,16 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) 
 // where a script may touch keys of any slot: every step of the multi-slot
 // Create in one round trip, in the same order, atomically. One call in
 // sweepOneIn also drops up to sweepSample random listing members of each
-// listing whose record is gone.
+// listing whose record is gone, and prunes the global listing (prune).
 // KEYS: record, timeline, live set, channel listing, global listing,
-// idempotency key (a placeholder when there is none). ARGV: session JSON,
+// idempotency key (a placeholder when there is none), the owner's owner
+// index, the replicas with one. ARGV: session JSON,
 // epoch, owner, terminal, channel ARN, idempotency key name ("" for none),
 // listing member, Expires ms, retention ms, session id, live score, limit,
-// live ("1" or "0"), window ms, sweep ("1" or "0"), key prefix. Returns
-// {"ok"}, {"exists"}, {"full"} or {"repeat", JSON, epoch, owner}.
+// live ("1" or "0"), window ms, sweep ("1" or "0"), key prefix, where the
+// global listing's prune starts (see prune). Returns {"ok"} ({"ok", where
+// the next prune starts} after a sweep), {"exists"}, {"full"} or
+// {"repeat", JSON, epoch, owner}.
 var createOneScript = redis.NewScript(luaExpire + `
 local function rec(id) return ARGV[16] .. '{' .. id .. '}:rec' end
 if ARGV[6] ~= '' then
@@ -258,6 +274,8 @@ if ARGV[13] == '1' then
     return {'full'}
   end
   redis.call('ZADD', KEYS[3], ARGV[11], ARGV[10])
+  redis.call('ZADD', KEYS[7], ARGV[11], ARGV[10])
+  redis.call('SADD', KEYS[8], ARGV[3])
 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'term', ARGV[4],
@@ -275,6 +293,14 @@ if ARGV[15] == '1' then
       if redis.call('EXISTS', rec(id)) == 0 then redis.call('ZREM', key, m) end
     end
   end
+  local lo = '-'
+  if ARGV[17] ~= '' then lo = '(' .. ARGV[17] end
+  local page = redis.call('ZRANGEBYLEX', KEYS[5], lo, '+', 'LIMIT', 0, ` + strconv.Itoa(pruneBatch) + `)
+  for _, m in ipairs(page) do
+    if redis.call('EXISTS', rec(string.sub(m, ` + strconv.Itoa(memberTimeLen+2) + `))) == 0 then redis.call('ZREM', KEYS[5], m) end
+  end
+  if #page == ` + strconv.Itoa(pruneBatch) + ` then return {'ok', page[#page]} end
+  return {'ok', ''}
 end
 return {'ok'}
 `)
@@ -300,15 +326,19 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 	member := listMember(sess.Created, sess.ID)
 	op := "create session " + string(sess.ID)
 	res, err := createOneScript.Run(cctx, s.rdb,
-		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot},
+		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot,
+			ownedKey(sess.Owner), replicasKey()},
 		data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
 		idem, member, unixMillis(sess.Expires), millis(s.retention), string(sess.ID), s.liveScore(sess), limit, live,
-		millis(s.window), sweep, prefix).StringSlice()
+		millis(s.window), sweep, prefix, s.pruneStart()).StringSlice()
 	if err != nil {
 		return sessionmgr.Session{}, callError(ctx, op, err)
 	}
 	switch {
-	case len(res) == 1 && res[0] == "ok":
+	case len(res) <= 2 && res[0] == "ok":
+		if len(res) == 2 {
+			s.pruneNext(res[1])
+		}
 		return decodeSession(data, sess.Epoch, sess.Owner)
 	case len(res) == 1 && res[0] == "exists":
 		return sessionmgr.Session{}, fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists)
@@ -476,11 +506,21 @@ func (s *Store) Put(ctx context.Context, sess sessionmgr.Session) error {
 
 	// The record is written; now its channel's live set. On every terminal
 	// Put, so that a retry mends a failure here.
+	// The owner index follows, in the same round trip.
 	switch {
 	case sess.Terminal():
-		err = s.rdb.ZRem(cctx, liveKey(sess.Channel.ARN), string(sess.ID)).Err()
+		_, err = s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+			p.ZRem(cctx, liveKey(sess.Channel.ARN), string(sess.ID))
+			p.ZRem(cctx, ownedKey(sess.Owner), string(sess.ID))
+			return nil
+		})
 	case res == "rescore":
-		err = s.rdb.ZAddXX(cctx, liveKey(sess.Channel.ARN), redis.Z{Score: s.liveScore(sess), Member: string(sess.ID)}).Err()
+		_, err = s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+			z := redis.Z{Score: s.liveScore(sess), Member: string(sess.ID)}
+			p.ZAddXX(cctx, liveKey(sess.Channel.ARN), z)
+			p.ZAddXX(cctx, ownedKey(sess.Owner), z)
+			return nil
+		})
 	}
 	if err != nil {
 		return callError(ctx, op+": live set", err)
@@ -488,16 +528,51 @@ func (s *Store) Put(ctx context.Context, sess sessionmgr.Session) error {
 	return nil
 }
 
-// takeoverScript is the compare-and-set of Takeover.
-// KEYS: record. ARGV: from epoch, to epoch, owner. Returns {"ok", session
-// JSON}, {"notfound"}, {"closed"} or {"conflict", stored epoch}.
-var takeoverScript = redis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 'epoch', 'term', 's')
+// luaMove defines move(from, to, id, score, keep, key prefix), which
+// moves session id from the owner index of replica from to that of
+// replica to (scored score, "+inf" for never), records it in from's moved
+// set (kept keep ms) and lists to among the replicas. Every key it touches
+// is in the slot {owners}.
+const luaMove = luaNow + `
+local function move(from, to, id, score, keep, p)
+  local now = now_ms()
+  local moved = p .. '{owners}:' .. from .. ':moved'
+  redis.call('ZREM', p .. '{owners}:' .. from .. ':owned', id)
+  redis.call('ZADD', moved, now, id)
+  redis.call('ZREMRANGEBYSCORE', moved, '-inf', '(' .. string.format('%d', now - tonumber(keep)))
+  redis.call('PEXPIRE', moved, keep)
+  redis.call('ZADD', p .. '{owners}:' .. to .. ':owned', score, id)
+  redis.call('SADD', p .. '{owners}', to)
+end
+`
+
+// takeoverScript is the compare-and-set of Takeover, and on a single
+// server (ARGV[4] "1") the owner index's move too, in the same step.
+// KEYS: record. ARGV: from epoch, to epoch, owner, single, session id,
+// live grace ms, moved keep ms, key prefix. Returns {"ok", session JSON,
+// previous owner, Expires ms}, {"notfound"}, {"closed"} or {"conflict",
+// stored epoch}.
+var takeoverScript = redis.NewScript(luaMove + `
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'term', 's', 'owner', 'exp')
 if not r[1] then return {'notfound'} end
 if r[2] == '1' then return {'closed'} end
 if r[1] ~= ARGV[1] then return {'conflict', r[1]} end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'owner', ARGV[3])
-return {'ok', r[3]}
+local from, exp = r[4] or '', r[5] or ''
+if ARGV[4] == '1' then
+  local score = '+inf'
+  if exp ~= '' then score = string.format('%d', tonumber(exp) + tonumber(ARGV[6])) end
+  move(from, ARGV[3], ARGV[5], score, ARGV[7], ARGV[8])
+end
+return {'ok', r[3], from, exp}
+`)
+
+// moveScript is the owner index's part of Takeover on a Cluster, where it
+// cannot share the record's script (another slot). KEYS: the replicas
+// (for the slot). ARGV: from, to, session id, score, keep ms, key prefix.
+var moveScript = redis.NewScript(luaMove + `
+move(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return 1
 `)
 
 // Takeover makes owner the session's owner when its stored Epoch is
@@ -512,13 +587,28 @@ func (s *Store) Takeover(ctx context.Context, id sessionmgr.SessionID, owner str
 	cctx, cancel := s.bound(ctx)
 	defer cancel()
 	op := "take over session " + string(id)
+	single := "0"
+	if s.single {
+		single = "1"
+	}
 	res, err := takeoverScript.Run(cctx, s.rdb, []string{recordKey(id)},
-		strconv.FormatUint(fromEpoch, 10), strconv.FormatUint(fromEpoch+1, 10), owner).StringSlice()
+		strconv.FormatUint(fromEpoch, 10), strconv.FormatUint(fromEpoch+1, 10), owner,
+		single, string(id), millis(s.grace), millis(movedKeep), prefix).StringSlice()
 	if err != nil {
 		return sessionmgr.Session{}, callError(ctx, op, err)
 	}
 	switch {
-	case len(res) == 2 && res[0] == "ok":
+	case len(res) == 4 && res[0] == "ok":
+		if !s.single {
+			// Best effort, after the record (never an entry the record
+			// contradicts): the old owner's next write fails the fence
+			// anyway, and its sweep checks what the index says.
+			score := "+inf"
+			if exp, err := strconv.ParseInt(res[3], 10, 64); err == nil {
+				score = strconv.FormatInt(exp+millis(s.grace), 10)
+			}
+			_ = moveScript.Run(cctx, s.rdb, []string{replicasKey()}, res[2], owner, string(id), score, millis(movedKeep), prefix).Err()
+		}
 		return decodeSession(res[1], fromEpoch+1, owner)
 	case len(res) == 1 && res[0] == "notfound":
 		return sessionmgr.Session{}, sessionmgr.ErrNotFound
@@ -531,11 +621,12 @@ func (s *Store) Takeover(ctx context.Context, id sessionmgr.SessionID, owner str
 }
 
 // deleteScript removes a record and its timeline and returns the record's
-// channel ARN, listing member and idempotency key; nil when there is none.
+// channel ARN, listing member, idempotency key and owner; nil when there
+// is none.
 // It publishes an empty notification, which wakes the session's readers.
 // KEYS: record, timeline. ARGV: notification channel.
 var deleteScript = redis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 'ch', 'm', 'idem')
+local r = redis.call('HMGET', KEYS[1], 'ch', 'm', 'idem', 'owner')
 if not r[1] then return false end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('PUBLISH', ARGV[1], '')
@@ -564,12 +655,13 @@ func (s *Store) delete(ctx context.Context, id sessionmgr.SessionID) error {
 	if err != nil {
 		return err
 	}
-	if len(fields) != 3 {
+	if len(fields) != 4 {
 		return fmt.Errorf("unexpected script reply %q", fields)
 	}
-	arn, member, idem := fields[0], fields[1], fields[2]
+	arn, member, idem, owner := fields[0], fields[1], fields[2], fields[3]
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, liveKey(arn), string(id))
+		p.ZRem(ctx, ownedKey(owner), string(id))
 		p.ZRem(ctx, channelListKey(arn), member)
 		p.ZRem(ctx, listKey(), member)
 		return nil

@@ -88,6 +88,7 @@ func (h Harness) Run(t *testing.T) {
 	t.Run("PutChannel", h.testPutChannel)
 	t.Run("Takeover", h.testTakeover)
 	t.Run("TakeoverConcurrent", h.testTakeoverConcurrent)
+	t.Run("OwnerIndex", h.testOwnerIndex)
 	t.Run("Delete", h.testDelete)
 	t.Run("ListOrder", h.testListOrder)
 	t.Run("ListFilter", h.testListFilter)
@@ -1395,6 +1396,99 @@ func (h Harness) testRecoveryHintExpiry(t *testing.T) {
 }
 
 // Helpers. Each fails the test on an unexpected error.
+
+// testOwnerIndex checks what Create, Takeover, a terminal Put and Delete
+// do to the owner index (Owned, Moved, Replicas), Owners, and Forget.
+func (h Harness) testOwnerIndex(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	a, b := "replica-"+string(newID()[:10]), "replica-"+string(newID()[:10])
+	ch := newChannel()
+	var ss [3]sessionmgr.Session
+	for i := range ss {
+		ss[i] = newSession(ch)
+		ss[i].Owner = a
+		create(t, st, ss[i], ample)
+	}
+	ended := newSession(ch)
+	ended.Owner = a
+	create(t, st, ended, ample)
+	ended.State, ended.Close = sessionmgr.StateClosed, sessionmgr.CloseByBackend
+	if err := st.Put(ctx, ended); err != nil {
+		t.Fatalf("Put(ended) = %v", err)
+	}
+	owned := func(what, replica string, want ...sessionmgr.SessionID) {
+		t.Helper()
+		got, err := st.Owned(ctx, replica)
+		if err != nil {
+			t.Fatalf("%s: Owned(%s) = %v", what, replica, err)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		diff(t, what+": Owned", got, append([]sessionmgr.SessionID{}, want...))
+	}
+	moved := func(what, replica string, want ...sessionmgr.SessionID) {
+		t.Helper()
+		got, err := st.Moved(ctx, replica)
+		if err != nil {
+			t.Fatalf("%s: Moved(%s) = %v", what, replica, err)
+		}
+		diff(t, what+": Moved", got, append([]sessionmgr.SessionID{}, want...))
+	}
+	listed := func(what, replica string, want bool) {
+		t.Helper()
+		reps, err := st.Replicas(ctx)
+		if err != nil {
+			t.Fatalf("%s: Replicas = %v", what, err)
+		}
+		if got := slices.Contains(reps, replica); got != want {
+			t.Errorf("%s: Replicas lists %s: %v, want %v", what, replica, got, want)
+		}
+	}
+	owned("after Create", a, ss[0].ID, ss[1].ID, ss[2].ID)
+	listed("after Create", a, true)
+	moved("after Create", a)
+
+	gotOwners, err := st.Owners(ctx, []sessionmgr.SessionID{ss[0].ID, ended.ID, newID()})
+	if err != nil {
+		t.Fatalf("Owners = %v", err)
+	}
+	diff(t, "Owners", gotOwners, []sessionmgr.Ownership{{Owner: a, Epoch: 1, Live: true}, {Owner: a, Epoch: 1}, {}})
+
+	if _, err := st.Takeover(ctx, ss[0].ID, b, 1); err != nil {
+		t.Fatalf("Takeover = %v", err)
+	}
+	owned("after Takeover", a, ss[1].ID, ss[2].ID)
+	owned("after Takeover", b, ss[0].ID)
+	moved("after Takeover", a, ss[0].ID)
+	moved("after Takeover", b)
+	listed("after Takeover", b, true)
+	gotOwners, err = st.Owners(ctx, []sessionmgr.SessionID{ss[0].ID})
+	if err != nil {
+		t.Fatalf("Owners = %v", err)
+	}
+	diff(t, "Owners after Takeover", gotOwners, []sessionmgr.Ownership{{Owner: b, Epoch: 2, Live: true}})
+
+	ss[1].State, ss[1].Close = sessionmgr.StateClosed, sessionmgr.CloseByBackend
+	if err := st.Put(ctx, ss[1]); err != nil {
+		t.Fatalf("Put(terminal) = %v", err)
+	}
+	owned("after a terminal Put", a, ss[2].ID)
+	if err := st.Delete(ctx, ss[2].ID); err != nil {
+		t.Fatalf("Delete = %v", err)
+	}
+	owned("after Delete", a)
+
+	if err := st.Forget(ctx, a, []sessionmgr.SessionID{ss[0].ID}, nil); err != nil {
+		t.Fatalf("Forget = %v", err)
+	}
+	moved("after Forget", a)
+	listed("after Forget, owning nothing", a, false)
+	if err := st.Forget(ctx, b, nil, nil); err != nil {
+		t.Fatalf("Forget = %v", err)
+	}
+	listed("after Forget, owning a session", b, true)
+}
 
 func create(t *testing.T, st sessionmgr.Store, s sessionmgr.Session, limit int) sessionmgr.Session {
 	t.Helper()
