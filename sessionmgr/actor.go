@@ -144,12 +144,15 @@ type actor struct {
 	// fenced: another replica took the session over; this actor lets go
 	// without writing.
 	fenced bool
+	// epoch is the session's epoch this actor runs (a.s.Epoch, which never
+	// changes; this copy is read by the Manager's ownership watch).
+	epoch uint64
+	// fenceC: the Manager found the session taken over (its moved sessions
+	// named it and the record says so); buffered, one is enough.
+	fenceC chan struct{}
 	// letGo: this replica stops (drain, close) and leaves the live session
 	// to be taken over elsewhere.
 	letGo bool
-	// draining: the replica drains; ownership is checked often so a
-	// takeover elsewhere frees this actor quickly.
-	draining bool
 	// pending are events the store could not take (an outage), flushed in
 	// order when it is back.
 	pending []Event
@@ -173,6 +176,17 @@ func newActor(m *Manager, s Session, l Lease) *actor {
 		haveLease: true,
 		dialC:     make(chan dialResult, 4),
 		media:     mediaState{pc: s.MediaPC, known: s.MediaPC == 0},
+		epoch:     s.Epoch,
+		fenceC:    make(chan struct{}, 1),
+	}
+}
+
+// fence tells the actor that another replica took its session over; it
+// does not wait.
+func (a *actor) fence() {
+	select {
+	case a.fenceC <- struct{}{}:
+	default:
 	}
 }
 
@@ -276,9 +290,10 @@ func (a *actor) run() {
 		case <-a.renewT.c:
 			a.renewT.start(a.m.cfg.LeaseRenew)
 			a.renew()
+		case <-a.fenceC:
+			a.fenced = true
 		case <-a.ownerT.c:
-			a.ownerT.start(a.ownerCheckEvery())
-			a.checkOwner()
+			a.ownerT.start(a.m.cfg.OwnerCheck)
 			a.dropDeadStreams()
 		case <-a.flushT.c:
 			a.flushT.stop()
@@ -348,8 +363,6 @@ func (a *actor) handle(r request) {
 	case reqApp:
 		err = a.onSequenced(r.msg)
 	case reqGoAway:
-		a.draining = true
-		a.ownerT.start(a.ownerCheckEvery())
 		why := "this server is shutting down; reconnect (join after your last sequence) to continue on another replica"
 		a.emit(Event{Type: EventGoingAway, GoingAway: why, Message: why})
 	}
@@ -1086,22 +1099,17 @@ func (a *actor) ownEpoch() bool {
 }
 
 // checkOwner detects a takeover by another replica that this actor has not
-// yet written into.
+// yet written into (a request's check: the Manager's ownership watch
+// finds the others, see Manager.watchOwners). It reads the record's owner
+// fields only.
 func (a *actor) checkOwner() {
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
 	defer cancel()
-	s, err := a.m.store.Get(ctx, a.s.ID)
-	if err != nil {
-		return // an outage: the fence will tell on the next write
+	o, err := a.m.store.Owners(ctx, []SessionID{a.s.ID})
+	if err != nil || o[0].Epoch == 0 {
+		return // an outage (or no record): the fence will tell on the next write
 	}
-	if s.Epoch != a.s.Epoch || s.Owner != a.s.Owner {
+	if o[0].Epoch != a.s.Epoch || o[0].Owner != a.s.Owner {
 		a.fenced = true
 	}
-}
-
-func (a *actor) ownerCheckEvery() time.Duration {
-	if a.draining {
-		return min(a.m.cfg.OwnerCheck, 200*time.Millisecond)
-	}
-	return a.m.cfg.OwnerCheck
 }

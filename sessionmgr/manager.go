@@ -35,6 +35,12 @@ type Manager struct {
 	// hintFailing is set while reading remembered recovery steps fails,
 	// so that the failure is logged once, not per recovery.
 	hintFailing atomic.Bool
+	// recheck is set when this replica's own heartbeat lapsed (others may
+	// have taken its sessions over as a dead replica's): the ownership
+	// watch then checks every session it runs.
+	recheck atomic.Bool
+	// drainC wakes the ownership watch when Drain starts (buffered).
+	drainC chan struct{}
 	// stopping is closed by Close: background loops and final flushes end.
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -90,6 +96,7 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		pacers: make(map[string]*rate.Limiter),
 	}
 	m.stopping = make(chan struct{})
+	m.drainC = make(chan struct{}, 1)
 	for _, o := range opts {
 		o(m)
 	}
@@ -102,6 +109,7 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		m.bg.Go(func() { m.heartbeat(ctx) })
 		m.bg.Go(func() { m.serveForwarded(ctx) })
 		m.bg.Go(func() { m.sweep(ctx) })
+		m.bg.Go(func() { m.watchOwners(ctx) })
 	}
 	return m
 }
@@ -109,6 +117,10 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 // sweep adopts the live sessions of dead replicas, so that each either
 // resumes here when its app comes back or ends CLIENT_GONE after its resume
 // grace (freeing its channel slot), instead of waiting for a lifetime.
+// Every SweepEvery it reads the replicas that own sessions (one command)
+// and asks each other one whether it lives; only a dead replica's owner
+// index is read, so a sweep costs what the dead owned, not what the store
+// holds (ended sessions cost nothing: they leave the index).
 func (m *Manager) sweep(ctx context.Context) {
 	t := time.NewTicker(m.cfg.SweepEvery)
 	defer t.Stop()
@@ -118,36 +130,157 @@ func (m *Manager) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		cursor := ""
-		for ctx.Err() == nil {
-			list, next, err := m.store.List(ctx, ListFilter{}, 200, cursor)
-			if err != nil {
-				break
+		reps, err := m.store.Replicas(ctx)
+		if err != nil {
+			continue
+		}
+		for _, r := range reps {
+			if ctx.Err() != nil {
+				return
 			}
-			for _, s := range list {
-				if !s.State.Live() || s.Owner == m.cfg.ReplicaID || m.actor(s.ID) != nil || m.alive(ctx, s.Owner) {
-					continue
-				}
-				if err := m.takeover(ctx, s, true); err == nil {
-					m.log.Info("adopted the session of a dead replica", "session_id", s.ID, "from", s.Owner)
-				}
+			if r != m.cfg.ReplicaID && !m.alive(ctx, r) {
+				m.adopt(ctx, r)
 			}
-			if next == "" {
-				break
-			}
-			cursor = next
 		}
 	}
+}
+
+// adopt takes over the live sessions of dead replica r that no replica
+// took yet, and drops the index entries of r that its records contradict.
+func (m *Manager) adopt(ctx context.Context, r string) {
+	ids, err := m.store.Owned(ctx, r)
+	if err != nil {
+		return
+	}
+	owners, err := m.store.Owners(ctx, ids)
+	if err != nil {
+		return
+	}
+	var stale []SessionID
+	for i, id := range ids {
+		if o := owners[i]; !o.Live || o.Owner != r {
+			stale = append(stale, id)
+			continue
+		}
+		if m.actor(id) != nil {
+			continue
+		}
+		s, err := m.store.Get(ctx, id)
+		if err != nil || !s.State.Live() || s.Owner != r {
+			continue
+		}
+		if err := m.takeover(ctx, s, true); err == nil {
+			m.log.Info("adopted the session of a dead replica", "session_id", s.ID, "from", s.Owner)
+		}
+	}
+	// Also drops r from the replicas once it owns nothing.
+	_ = m.store.Forget(ctx, r, nil, stale)
+}
+
+// watchOwners fences the actors whose sessions another replica took over.
+// Every OwnerCheck (200 ms while draining, so that the apps' moves free
+// this replica quickly) it reads the sessions taken from this replica
+// (Store.Moved: one command, usually empty), checks the owner fields of
+// those it runs (one pipeline) and fences the actors whose epoch is not
+// the stored one. After its own heartbeat lapsed (the others may have
+// taken its sessions as a dead replica's) it checks every session it runs
+// that way once. The epoch fence on every write stays the safety net.
+func (m *Manager) watchOwners(ctx context.Context) {
+	t := time.NewTimer(m.cfg.OwnerCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.drainC:
+			t.Stop()
+		}
+		if m.recheck.Swap(false) {
+			if !m.checkOwners(ctx, m.actorIDs()) {
+				m.recheck.Store(true)
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+		if moved, err := m.store.Moved(cctx, m.cfg.ReplicaID); err == nil && len(moved) > 0 {
+			if m.checkOwners(cctx, moved) {
+				_ = m.store.Forget(cctx, m.cfg.ReplicaID, moved, nil)
+			}
+		}
+		cancel()
+		every := m.cfg.OwnerCheck
+		if m.isDraining() {
+			every = min(every, 200*time.Millisecond)
+		}
+		t.Reset(every)
+	}
+}
+
+// ownersBatch bounds the sessions of one Owners call.
+const ownersBatch = 1000
+
+// checkOwners fences the local actors of ids whose stored epoch or owner
+// is not theirs; false when the store could not tell.
+func (m *Manager) checkOwners(ctx context.Context, ids []SessionID) bool {
+	for len(ids) > 0 {
+		n := min(len(ids), ownersBatch)
+		var (
+			check  []SessionID
+			actors []*actor
+		)
+		m.mu.Lock()
+		for _, id := range ids[:n] {
+			if a := m.actors[id]; a != nil {
+				check = append(check, id)
+				actors = append(actors, a)
+			}
+		}
+		m.mu.Unlock()
+		ids = ids[n:]
+		if len(check) == 0 {
+			continue
+		}
+		owners, err := m.store.Owners(ctx, check)
+		if err != nil {
+			return false
+		}
+		for i, a := range actors {
+			o := owners[i]
+			if o.Epoch != 0 && (o.Epoch != a.epoch || o.Owner != m.cfg.ReplicaID) {
+				m.log.Info("session taken over by another replica", "session_id", a.s.ID, "owner", o.Owner, "epoch", o.Epoch)
+				a.fence()
+			}
+		}
+	}
+	return true
+}
+
+// actorIDs returns the sessions this replica runs.
+func (m *Manager) actorIDs() []SessionID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]SessionID, 0, len(m.actors))
+	for id := range m.actors {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // heartbeat keeps this replica alive in the cluster's eyes.
 func (m *Manager) heartbeat(ctx context.Context) {
 	t := time.NewTicker(m.cfg.OwnerCheck / 2)
 	defer t.Stop()
+	var lastOK time.Time
 	for {
 		hctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
 		err := m.cluster.Heartbeat(hctx, m.cfg.ReplicaID, m.cfg.ReplicaTTL)
 		cancel()
+		if err == nil {
+			if !lastOK.IsZero() && time.Since(lastOK) >= m.cfg.ReplicaTTL {
+				m.recheck.Store(true) // this replica may have been taken for dead
+			}
+			lastOK = time.Now()
+		}
 		m.mu.Lock()
 		switch {
 		case err != nil:
@@ -399,6 +532,10 @@ func (m *Manager) CloseSession(ctx context.Context, id SessionID) (Session, erro
 func (m *Manager) Drain(ctx context.Context) {
 	m.mu.Lock()
 	m.draining = true
+	select {
+	case m.drainC <- struct{}{}:
+	default:
+	}
 	actors := make([]*actor, 0, len(m.actors))
 	for _, a := range m.actors {
 		actors = append(actors, a)
