@@ -11,11 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/acme/viewersession/sessionmgr"
 )
@@ -147,8 +144,7 @@ func (a *Auth) backend(ctx context.Context, m *sessionmgr.Manager) (principal, e
 	if sid, ok := sessionmgr.TokenSession(p.token); ok {
 		err := a.authorize(ctx, m, sid, p.token)
 		if err == nil {
-			return p, withDetails(codes.PermissionDenied, "a session token cannot call backend RPCs; use an API key",
-				&errdetails.ErrorInfo{Domain: Domain, Reason: "PERMISSION_DENIED"})
+			return p, statusOf(sessionmgr.ErrPermissionDenied, "a session token cannot call backend RPCs; use an API key")
 		}
 		if !errors.Is(err, sessionmgr.ErrPermissionDenied) && !errors.Is(err, sessionmgr.ErrNotFound) {
 			// The store could not tell: not the caller's fault.
@@ -177,8 +173,7 @@ func (a *Auth) session(ctx context.Context, m *sessionmgr.Manager, id sessionmgr
 		return p, authUnavailable(err)
 	}
 	if sid != id {
-		return p, withDetails(codes.PermissionDenied, "this session token does not open "+sessionName(id),
-			&errdetails.ErrorInfo{Domain: Domain, Reason: "PERMISSION_DENIED"})
+		return p, statusOf(sessionmgr.ErrPermissionDenied, "this session token does not open "+sessionName(id))
 	}
 	return p, nil
 }
@@ -190,11 +185,9 @@ func authUnavailable(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()
 	}
-	return withDetails(codes.Unavailable, "the session token cannot be checked right now (the session store is unreachable); retry",
-		&errdetails.ErrorInfo{Domain: Domain, Reason: "UNAVAILABLE"},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+	return statusOf(sessionmgr.ErrUnavailable, "the session token cannot be checked right now (the session store is unreachable); retry")
 }
 
 func unauthenticated(err error) error {
-	return withDetails(codes.Unauthenticated, err.Error(), &errdetails.ErrorInfo{Domain: Domain, Reason: "UNAUTHENTICATED"})
+	return statusOf(sessionmgr.ErrUnauthenticated, err.Error())
 }

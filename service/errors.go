@@ -98,33 +98,51 @@ func toStatus(ctx context.Context, log *slog.Logger, err error, attrs ...any) er
 		if !errors.Is(err, r.err) {
 			continue
 		}
-		var details []protoadapt.MessageV1
-		details = append(details, &errdetails.ErrorInfo{Domain: Domain, Reason: r.reason})
-		var fe *sessionmgr.FieldError
-		if errors.As(err, &fe) {
-			details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-				{Field: fe.Field, Description: fe.Reason},
-			}})
-		}
-		if r.reason == "CHANNEL_FULL" {
-			details = append(details, &errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
-				Subject:     "channel",
-				Description: "at most the configured number of live sessions (KVS allows 10 viewers) per channel",
-			}}})
-		}
-		if r.retry > 0 {
-			details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(r.retry)})
-		}
 		msg := r.public
 		if msg == "" {
 			msg = scrub(err.Error())
 		} else {
 			log.WarnContext(ctx, "request failed", append([]any{"reason", r.reason, "error", err}, attrs...)...)
 		}
-		return withDetails(codes.Code(r.code), msg, details...)
+		return r.status(err, msg)
 	}
 	log.ErrorContext(ctx, "internal error", append([]any{"error", err}, attrs...)...)
 	return withDetails(codes.Internal, "internal error", &errdetails.ErrorInfo{Domain: Domain, Reason: "INTERNAL"})
+}
+
+// status is the rule's status for err with message msg: ErrorInfo with
+// the rule's reason, BadRequest for a field error, QuotaFailure for a full
+// channel, RetryInfo when the rule waits.
+func (r statusRule) status(err error, msg string) error {
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Domain: Domain, Reason: r.reason}}
+	var fe *sessionmgr.FieldError
+	if errors.As(err, &fe) {
+		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: fe.Field, Description: fe.Reason},
+		}})
+	}
+	if r.reason == "CHANNEL_FULL" {
+		details = append(details, &errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+			Subject:     "channel",
+			Description: "at most the configured number of live sessions (KVS allows 10 viewers) per channel",
+		}}})
+	}
+	if r.retry > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(r.retry)})
+	}
+	return withDetails(r.code, msg, details...)
+}
+
+// statusOf is the status of the class of err (one of statusRules'
+// errors) with message msg, for the callers that word their own message
+// (authentication): the code, reason and RetryInfo are the table's.
+func statusOf(class error, msg string) error {
+	for _, r := range statusRules {
+		if r.err == class {
+			return r.status(class, msg)
+		}
+	}
+	return withDetails(codes.Internal, "internal error", &errdetails.ErrorInfo{Domain: Domain, Reason: "INTERNAL"}) // not a class: a bug, pinned by a test
 }
 
 // failureStatus is the status an app's stream ends with when its session

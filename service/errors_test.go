@@ -150,3 +150,30 @@ func TestToStatusHidesInternals(t *testing.T) {
 		}
 	}
 }
+
+// The statuses authentication words itself take their code, reason and
+// RetryInfo from statusRules, like every other error: one table.
+func TestStatusOfTakesTheTable(t *testing.T) {
+	for _, r := range statusRules {
+		st := status.Convert(statusOf(r.err, "worded by the caller"))
+		if st.Code() != r.code || st.Message() != "worded by the caller" {
+			t.Errorf("statusOf(%v) = %v %q, want %v with the caller's message", r.err, st.Code(), st.Message(), r.code)
+		}
+		var reason string
+		var retry bool
+		for _, d := range st.Details() {
+			switch d := d.(type) {
+			case *errdetails.ErrorInfo:
+				reason = d.GetReason()
+			case *errdetails.RetryInfo:
+				retry = d.GetRetryDelay().AsDuration() == r.retry
+			}
+		}
+		if reason != r.reason || retry != (r.retry > 0) {
+			t.Errorf("statusOf(%v): reason %q, RetryInfo as the table's %v; want %q, %v", r.err, reason, retry, r.reason, r.retry > 0)
+		}
+	}
+	if st := status.Convert(statusOf(errors.New("not a class"), "x")); st.Code() != codes.Internal {
+		t.Errorf("statusOf(an unknown class) = %v, want INTERNAL", st.Code())
+	}
+}
