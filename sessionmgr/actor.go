@@ -157,8 +157,8 @@ type actor struct {
 	// order when it is back.
 	pending []Event
 
-	answerT, retryT, predialT, resumeT, stepT, stallT, discT, lifeT, renewT, flushT, ownerT, redialT timer
-	dialRetries                                                                                      int // throttled dials of the current attempt
+	answerT, retryT, predialT, resumeT, stepT, stallT, discT, lifeT, renewT, flushT, remoteT, redialT timer
+	dialRetries                                                                                       int // throttled dials of the current attempt
 }
 
 func newActor(m *Manager, s Session, l Lease) *actor {
@@ -178,6 +178,15 @@ func newActor(m *Manager, s Session, l Lease) *actor {
 		media:     mediaState{pc: s.MediaPC, known: s.MediaPC == 0},
 		epoch:     s.Epoch,
 		fenceC:    make(chan struct{}, 1),
+	}
+}
+
+// watchRemoteStreams arms remoteT, which checks every OwnerCheck that the
+// replicas app streams are attached from still live (dropDeadStreams),
+// while there are such streams; an actor without any has no timer to run.
+func (a *actor) watchRemoteStreams() {
+	if a.m.cluster != nil && a.remoteT.c == nil && len(a.streams.replicas()) > 0 {
+		a.remoteT.start(a.m.cfg.OwnerCheck)
 	}
 }
 
@@ -238,9 +247,6 @@ func (a *actor) run() {
 	a.lifeT.start(time.Until(a.s.Expires))
 	a.resumeT.start(o.ResumeGrace) // the app must join within the grace too
 	a.renewT.start(a.m.cfg.LeaseRenew)
-	if a.m.cluster != nil {
-		a.ownerT.start(a.m.cfg.OwnerCheck)
-	}
 	if a.takeoverFrom != "" {
 		a.onTakeover()
 		a.flush()
@@ -292,9 +298,10 @@ func (a *actor) run() {
 			a.renew()
 		case <-a.fenceC:
 			a.fenced = true
-		case <-a.ownerT.c:
-			a.ownerT.start(a.m.cfg.OwnerCheck)
+		case <-a.remoteT.c:
+			a.remoteT.stop()
 			a.dropDeadStreams()
+			a.watchRemoteStreams()
 		case <-a.flushT.c:
 			a.flushT.stop()
 		case <-a.redialT.c:
@@ -377,6 +384,7 @@ func (a *actor) attach(r request) error {
 	if r.att != nil && !a.streams.add(r.att.stream, r.from) {
 		return nil // detached before it arrived: its caller is gone
 	}
+	a.watchRemoteStreams()
 	a.resumeT.stop()
 	a.emit(Event{Type: EventAppAttached, Message: "the app attached"})
 	a.refreshICEIfStale()
@@ -821,7 +829,7 @@ func (a *actor) fail(reason FailureReason, msg string) {
 
 // teardown releases everything a terminal session holds.
 func (a *actor) teardown() {
-	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.stepT, &a.stallT, &a.discT, &a.lifeT, &a.renewT, &a.flushT, &a.ownerT, &a.redialT} {
+	for _, t := range []*timer{&a.answerT, &a.retryT, &a.predialT, &a.resumeT, &a.stepT, &a.stallT, &a.discT, &a.lifeT, &a.renewT, &a.flushT, &a.remoteT, &a.redialT} {
 		t.stop()
 	}
 	a.closeConn()

@@ -276,8 +276,11 @@ func (m *Manager) heartbeat(ctx context.Context) {
 		err := m.cluster.Heartbeat(hctx, m.cfg.ReplicaID, m.cfg.ReplicaTTL)
 		cancel()
 		if err == nil {
-			if !lastOK.IsZero() && time.Since(lastOK) >= m.cfg.ReplicaTTL {
-				m.recheck.Store(true) // this replica may have been taken for dead
+			if !lastOK.IsZero() && time.Since(lastOK) >= m.cfg.ReplicaTTL/2 {
+				// This replica may have been taken for dead (half the TTL:
+				// what others saw of the gap may be longer than what this
+				// replica saw).
+				m.recheck.Store(true)
 			}
 			lastOK = time.Now()
 		}

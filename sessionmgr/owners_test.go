@@ -289,3 +289,36 @@ func newTestID(t *testing.T) sessionmgr.SessionID {
 	t.Helper()
 	return sessionmgr.SessionID(strings.ToLower(rand.Text()))
 }
+
+// The owner detaches the app streams of a replica that died (their detach
+// will never come), so the session ends CLIENT_GONE after its resume grace
+// instead of waiting for a lifetime.
+func TestDeadReplicasStreamsDetached(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newReplicas(t)
+		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "far"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		time.Sleep(sessionmgr.DefaultConfig().ReplicaTTL) // fake time: A trusts its heartbeat
+		got, err := r.b.Attach(t.Context(), s.ID)         // forwarded: A holds B's stream
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Owner != "replica-a" {
+			t.Fatalf("owner after a join on B: %s, want replica-a", got.Owner)
+		}
+		r.c.kill("replica-b")
+		cfg := sessionmgr.DefaultConfig()
+		time.Sleep(cfg.ReplicaTTL + 2*cfg.OwnerCheck + sessionmgr.DefaultOptions().ResumeGrace + time.Second)
+		synctest.Wait()
+		got, err = r.a.Get(t.Context(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != sessionmgr.StateClosed || got.Close != sessionmgr.CloseClientGone {
+			t.Errorf("after its app's replica died: %s (%s), want CLOSED (CLIENT_GONE)", got.State, got.Close)
+		}
+	})
+}
