@@ -97,7 +97,10 @@ type Status struct {
 
 // Internal limits of a connection.
 const (
-	eventBuffer    = 64
+	// eventBuffer is small: a connection's events come a few at a time
+	// (an answer, its candidates) to a consumer that keeps reading, and a
+	// buffer is allocated whole per connection (an Event is 112 bytes).
+	eventBuffer    = 4
 	maxPending     = 128             // correlationIds remembered for STATUS_RESPONSE
 	sendTimeout    = 5 * time.Second // bounds one frame write (the C SDK's send timeout)
 	reconnectGrace = 15 * time.Second
@@ -121,6 +124,11 @@ func validateClientID(id string) error {
 // refetches ICE servers on RECONNECT_ICE_SERVER, and pings to keep the socket
 // alive. It is safe for concurrent use. Its owner must drain Events and call
 // Close (or cancel the Dial context) to stop its goroutines.
+//
+// An open connection holds one goroutine, its socket's reader. Keepalive
+// pings run on a timer and the close on ctx is a context.AfterFunc: each
+// takes a goroutine only while it runs. A RECONNECT_ICE_SERVER refresh takes
+// one for its HTTP call.
 type Conn struct {
 	client   *Client
 	clientID string
@@ -435,23 +443,23 @@ var errGoAway = errors.New("kvs: GO_AWAY from KVS")
 
 // serve reads frames from ws until the socket ends, GO_AWAY arrives or ctx
 // is done, keeping it alive with pings meanwhile. It returns why it left.
+// It starts no goroutine that outlives a step: the close on ctx and the
+// pings run on callbacks, and serve waits for them before it returns.
 func (cn *Conn) serve(ctx context.Context, ws *websocket.Conn, helpers *sync.WaitGroup) error {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
-	wg.Go(func() {
-		select {
-		case <-ctx.Done():
-			// A clean closure; it also ends the pending read below.
-			_ = ws.Close(websocket.StatusNormalClosure, "")
-		case <-stop:
-		}
+	closed := make(chan struct{})
+	stopClose := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		// A clean closure; it also ends the pending read below.
+		_ = ws.Close(websocket.StatusNormalClosure, "")
 	})
+	defer func() {
+		if !stopClose() {
+			<-closed
+		}
+	}()
 	if iv := cn.client.cfg.PingInterval; iv > 0 {
-		wg.Go(func() { keepalive(ctx, ws, iv, stop) })
+		k := startKeepalive(ctx, ws, iv)
+		defer k.stop()
 	}
 	// Reads must not see ctx: a cancelled read kills the socket uncleanly.
 	rctx := context.WithoutCancel(ctx)
@@ -512,28 +520,65 @@ func readFrame(ctx context.Context, ws *websocket.Conn) (websocket.MessageType, 
 	return typ, b, nil
 }
 
-// keepalive pings ws every interval until stop; a ping without a pong
-// within the interval drops the socket, which makes run reconnect. Pings do
-// not see ctx's cancellation (a cancelled ping kills the socket uncleanly);
-// serve closes the socket cleanly instead.
-func keepalive(ctx context.Context, ws *websocket.Conn, interval time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	base := context.WithoutCancel(ctx)
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(base, interval)
-		err := ws.Ping(pctx)
-		cancel()
-		if err != nil {
-			_ = ws.CloseNow()
-			return
-		}
+// keepalive pings a socket every interval, from a timer: a goroutine exists
+// only while a ping waits for its pong (the socket's reader reads it). A
+// ping without a pong within the interval drops the socket, which makes run
+// reconnect. Pings do not see ctx's cancellation (a cancelled ping kills the
+// socket uncleanly); serve closes the socket cleanly instead.
+type keepalive struct {
+	ws       *websocket.Conn
+	interval time.Duration
+	base     context.Context // ctx without its cancellation
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+	pinging sync.WaitGroup // a ping in flight; Add only while !stopped
+}
+
+// startKeepalive arms the first ping of ws.
+func startKeepalive(ctx context.Context, ws *websocket.Conn, interval time.Duration) *keepalive {
+	k := &keepalive{ws: ws, interval: interval, base: context.WithoutCancel(ctx)}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.t = time.AfterFunc(interval, k.ping)
+	return k
+}
+
+// ping is the timer's callback: one ping, then the next is armed.
+func (k *keepalive) ping() {
+	k.mu.Lock()
+	if k.stopped {
+		k.mu.Unlock()
+		return
 	}
+	k.pinging.Add(1)
+	k.mu.Unlock()
+	defer k.pinging.Done()
+
+	pctx, cancel := context.WithTimeout(k.base, k.interval)
+	err := k.ws.Ping(pctx)
+	cancel()
+	if err != nil {
+		_ = k.ws.CloseNow()
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.stopped {
+		k.t.Reset(k.interval)
+	}
+}
+
+// stop disarms the pings and waits for one in flight (it ends with the
+// socket's close, or its timeout).
+func (k *keepalive) stop() {
+	k.mu.Lock()
+	k.stopped = true
+	k.t.Stop()
+	k.mu.Unlock()
+	k.pinging.Wait()
 }
 
 // refreshIce refetches the channel's ICE servers in the background after
