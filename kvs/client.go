@@ -86,15 +86,22 @@ func New(awsCfg aws.Config, cfg Config) (*Client, error) {
 }
 
 // newHTTPClient builds the one HTTP client of a Client: HTTP/1.1 (KVS's
-// WebSocket endpoints need it, as the C SDK notes), the configured roots, and
-// short connect timeouts.
+// WebSocket endpoints need it, as the C SDK notes), the configured roots, a
+// TLS session cache, and short connect timeouts. Each signaling socket is a
+// TLS connection of its own; the cache lets it resume the session of an
+// earlier one to the same endpoint (session tickets) instead of a full
+// handshake.
 func newHTTPClient(cfg Config) *http.Client {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: cfg.CAPool, MinVersion: tls.VersionTLS12},
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig: &tls.Config{
+			RootCAs:            cfg.CAPool,
+			MinVersion:         tls.VersionTLS12,
+			ClientSessionCache: tls.NewLRUClientSessionCache(tlsSessions),
+		},
 		TLSHandshakeTimeout:   cfg.DialTimeout,
 		ResponseHeaderTimeout: 10 * time.Second,
 		IdleConnTimeout:       90 * time.Second,
@@ -103,6 +110,11 @@ func newHTTPClient(cfg Config) *http.Client {
 	}
 	return &http.Client{Transport: tr}
 }
+
+// tlsSessions is the size of a Client's TLS session cache: one session is
+// kept per endpoint host (the control plane, each region's signaling and
+// HTTPS endpoints), the most recent first.
+const tlsSessions = 256
 
 // closeIdleConnections drops pooled HTTP connections (tests use it before
 // checking for leaked goroutines).

@@ -130,16 +130,17 @@ func validateClientID(id string) error {
 // takes a goroutine only while it runs. A RECONNECT_ICE_SERVER refresh takes
 // one for its HTTP call.
 type Conn struct {
-	client   *Client
-	clientID string
-	log      *slog.Logger
-	events   chan Event
-	cancel   context.CancelFunc
-	done     chan struct{} // closed when the connection has ended for good
-	prefix   string        // correlationId prefix, random per Conn
-	seq      atomic.Uint64
-	icing    atomic.Bool // a RECONNECT_ICE_SERVER refresh is running
-	userStop atomic.Bool // Close was called
+	client     *Client
+	clientID   string
+	tlsResumed bool // the first socket resumed a TLS session (tests)
+	log        *slog.Logger
+	events     chan Event
+	cancel     context.CancelFunc
+	done       chan struct{} // closed when the connection has ended for good
+	prefix     string        // correlationId prefix, random per Conn
+	seq        atomic.Uint64
+	icing      atomic.Bool // a RECONNECT_ICE_SERVER refresh is running
+	userStop   atomic.Bool // Close was called
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -164,9 +165,11 @@ func (c *Client) Dial(ctx context.Context, ch Channel, clientID string) (*Conn, 
 	if ch.ARN == "" || ch.WSSEndpoint == "" {
 		return nil, fmt.Errorf("kvs: %w: channel has no ARN or WSS endpoint (resolve it first)", ErrInvalidArgument)
 	}
+	var resumed bool
 	ws, err := retry(ctx, c.cfg.Backoff, isThrottled, func() (*websocket.Conn, error) {
-		ws, err := c.connect(ctx, ch, clientID)
+		ws, r, err := c.connect(ctx, ch, clientID)
 		c.observe("ConnectAsViewer", err)
+		resumed = r
 		return ws, err
 	})
 	if err != nil {
@@ -181,53 +184,55 @@ func (c *Client) Dial(ctx context.Context, ch Channel, clientID string) (*Conn, 
 	close(ready)
 	runCtx, cancel := context.WithCancel(ctx)
 	cn := &Conn{
-		client:   c,
-		clientID: clientID,
-		log:      c.log.With("channel_arn", ch.ARN, "client_id", clientID),
-		events:   make(chan Event, eventBuffer),
-		cancel:   cancel,
-		done:     make(chan struct{}),
-		prefix:   hex.EncodeToString(p[:]),
-		ch:       ch,
-		ws:       ws,
-		ready:    ready,
-		pending:  make(map[string]string),
+		client:     c,
+		clientID:   clientID,
+		tlsResumed: resumed,
+		log:        c.log.With("channel_arn", ch.ARN, "client_id", clientID),
+		events:     make(chan Event, eventBuffer),
+		cancel:     cancel,
+		done:       make(chan struct{}),
+		prefix:     hex.EncodeToString(p[:]),
+		ch:         ch,
+		ws:         ws,
+		ready:      ready,
+		pending:    make(map[string]string),
 	}
 	go cn.run(runCtx, ws)
-	cn.log.DebugContext(ctx, "kvs signaling connected")
+	cn.log.DebugContext(ctx, "kvs signaling connected", "tls_resumed", resumed)
 	return cn, nil
 }
 
-// connect presigns the URL and performs one WebSocket handshake.
-func (c *Client) connect(ctx context.Context, ch Channel, clientID string) (*websocket.Conn, error) {
+// connect presigns the URL and performs one WebSocket handshake. It reports
+// whether the TLS session was resumed (the Client's session cache).
+func (c *Client) connect(ctx context.Context, ch Channel, clientID string) (*websocket.Conn, bool, error) {
 	const op = "ConnectAsViewer"
 	creds, err := c.credentials(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	u, err := presignURL(ctx, c.signer, creds, ch.WSSEndpoint, ch.Region,
 		url.Values{"X-Amz-ChannelARN": {ch.ARN}, "X-Amz-ClientId": {clientID}}, c.cfg.PresignExpiry, time.Now())
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: c.http})
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxErr
+			return nil, false, ctxErr
 		}
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			var raw []byte
 			if resp.Body != nil {
 				raw, _ = io.ReadAll(io.LimitReader(resp.Body, maxICEBody))
 			}
-			return nil, errorFromResponse(op, resp, raw)
+			return nil, false, errorFromResponse(op, resp, raw)
 		}
-		return nil, unavailable(op, redact(err))
+		return nil, false, unavailable(op, redact(err))
 	}
 	ws.SetReadLimit(-1) // frames are size-checked by readFrame, which drops big ones without closing
-	return ws, nil
+	return ws, resp.TLS != nil && resp.TLS.DidResume, nil
 }
 
 // redact drops the request URL (which carries the session token and
@@ -624,7 +629,7 @@ func (cn *Conn) reconnect(ctx context.Context) (*websocket.Conn, error) {
 			}
 		}
 		actx, cancel := context.WithTimeout(ctx, reconnectGrace)
-		ws, err := cn.client.connect(actx, ch, cn.clientID)
+		ws, _, err := cn.client.connect(actx, ch, cn.clientID)
 		cancel()
 		cn.client.observe("ConnectAsViewer", err)
 		if err == nil {

@@ -9,7 +9,7 @@ import (
 )
 
 // The tests in this file check what one signaling connection costs, against
-// kvsemu.
+// kvsemu: its goroutines and its TLS handshake.
 
 // clientGoroutines counts the goroutines on the client's side of signaling:
 // those started by this package, by coder/websocket, by the HTTP transport
@@ -103,5 +103,34 @@ func TestEmuConnGoroutines(t *testing.T) {
 	}
 	if got > want {
 		t.Errorf("client goroutines for %d open connections = %d, want at most %d (1 each)", conns, got, want)
+	}
+}
+
+// TestEmuTLSResumes checks that signaling sockets resume the TLS session of
+// an earlier connection to the endpoint instead of a full handshake.
+func TestEmuTLSResumes(t *testing.T) {
+	emu, c := startEmu(t)
+	arn, err := emu.CreateChannel("porch", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := c.ResolveChannel(t.Context(), ChannelRef{ARN: arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		// No pooled connection to reuse: each socket is a TLS connection of
+		// its own, after the control plane's (which left a session ticket).
+		c.closeIdleConnections()
+		cn, err := c.Dial(t.Context(), ch, fmt.Sprintf("viewer-%d", i))
+		if err != nil {
+			t.Fatalf("Dial #%d: %v", i+1, err)
+		}
+		if !cn.tlsResumed {
+			t.Errorf("Dial #%d: TLS session not resumed, want a resumed session", i+1)
+		}
+		if err := cn.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
