@@ -247,7 +247,7 @@ func (m *Manager) checkOwners(ctx context.Context, ids []SessionID) bool {
 		for i, a := range actors {
 			o := owners[i]
 			if o.Epoch != 0 && (o.Epoch != a.epoch || o.Owner != m.cfg.ReplicaID) {
-				m.log.Info("session taken over by another replica", "session_id", a.s.ID, "owner", o.Owner, "epoch", o.Epoch)
+				m.log.Info("session taken over by another replica", "session_id", check[i], "owner", o.Owner, "epoch", o.Epoch)
 				a.fence()
 			}
 		}
