@@ -34,16 +34,16 @@ type Config struct {
 	MaxCandidates int
 	// StoreTimeout bounds each store call of a session actor. Default 2s.
 	StoreTimeout time.Duration
-	// OwnerCheck is how often a session checks that no other replica took
-	// it over (cluster mode), and how often the replica heartbeats.
-	// Default 2s.
+	// OwnerCheck is how often a replica reads the sessions other replicas
+	// took from it, to fence their actors (cluster mode; one store call,
+	// not one per session), and twice how often it heartbeats. Default 2s.
 	OwnerCheck time.Duration
 	// ReplicaTTL is how long a replica counts as alive after its last
 	// heartbeat; a session of a replica silent for longer is taken over by
 	// the replica its app comes back on. Default 6s.
 	ReplicaTTL time.Duration
 	// SweepEvery is how often a replica looks for live sessions of dead
-	// replicas to adopt (cluster mode). Default 5s.
+	// replicas to adopt, in their owner indexes (cluster mode). Default 5s.
 	SweepEvery time.Duration
 	// ForwardTimeout bounds the wait for a forwarded request's reply.
 	// Default 5s.
