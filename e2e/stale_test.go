@@ -9,14 +9,14 @@ import (
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
 
-// BUG (sessionmgr, Manager.send): after replica C takes a session over
-// (the app attached there), the old owner A still has the session's actor
-// and, until that actor next writes or runs its owner check (up to
-// OwnerCheck, 2 s), answers the app's requests itself instead of
-// forwarding them to C. A Signal(offer) that a round-robin client sends to
-// A meets A's stale PENDING actor and is refused FAILED_PRECONDITION
-// NOT_JOINED, although the session is joined on C; the app drops the
-// refused offer and the session stays AWAITING_OFFER.
+// A regression test (sessionmgr, Manager.send): after replica C takes a
+// session over (the app attached there), the old owner A still has the
+// session's actor until it learns of the takeover (its next write, or A's
+// ownership watch within OwnerCheck). A request A receives meanwhile must
+// be forwarded to C, not answered by the stale actor: a Signal(offer)
+// that a round-robin client sends to A was refused FAILED_PRECONDITION
+// NOT_JOINED although the session was joined on C, and the session stayed
+// AWAITING_OFFER.
 func TestSignalToOldOwnerAfterTakeover(t *testing.T) {
 	c := newCluster(t)
 	a, cc := c.replicas[0], c.replicas[2]
