@@ -39,6 +39,9 @@ type Manager struct {
 	// have taken its sessions over as a dead replica's): the ownership
 	// watch then checks every session it runs.
 	recheck atomic.Bool
+	// watchCheck is how long Watch waits for events before it checks the
+	// session again (tests shorten it).
+	watchCheck time.Duration
 	// drainC wakes the ownership watch when Drain starts (buffered).
 	drainC chan struct{}
 	// stopping is closed by Close: background loops and final flushes end.
@@ -94,6 +97,8 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		actors: make(map[SessionID]*actor),
 		legacy: make(map[SessionID][]*Attachment),
 		pacers: make(map[string]*rate.Limiter),
+
+		watchCheck: watchCheck,
 	}
 	m.stopping = make(chan struct{})
 	m.drainC = make(chan struct{}, 1)
@@ -728,7 +733,8 @@ func (m *Manager) takeover(ctx context.Context, s Session, adopt bool) error {
 // events to every waiting stream from memory), so an open stream costs no
 // store call per event and nothing while the session is quiet; every
 // watchCheck it also checks that the session has not ended without a
-// terminal event in reach (its timeline trimmed past the watcher).
+// terminal event in reach (its timeline trimmed past the watcher): an
+// events read and a read of the record's owner fields, no record decode.
 func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func(Event) error) error {
 	wait := false // the first read checks whether the session has ended
 	for {
@@ -778,7 +784,7 @@ const watchCheck = time.Minute
 // waitEvents waits for the events after `after`, for at most watchCheck;
 // no events and no error when that passed (then Watch checks the session).
 func (m *Manager) waitEvents(ctx context.Context, id SessionID, after uint64) ([]Event, error) {
-	wctx, cancel := context.WithTimeout(ctx, watchCheck)
+	wctx, cancel := context.WithTimeout(ctx, m.watchCheck)
 	defer cancel()
 	evs, err := m.store.Events(wctx, id, after, 256, true)
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
@@ -796,11 +802,11 @@ func (m *Manager) nextEvents(ctx context.Context, id SessionID, after uint64) ([
 	if err != nil || len(evs) > 0 {
 		return evs, err
 	}
-	s, err := m.store.Get(ctx, id)
+	ended, err := m.ended(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if s.Terminal() {
+	if ended {
 		evs, err := m.store.Events(ctx, id, after, 256, false)
 		if err != nil || len(evs) > 0 {
 			return evs, err
@@ -808,6 +814,25 @@ func (m *Manager) nextEvents(ctx context.Context, id SessionID, after uint64) ([
 		return nil, nil
 	}
 	return m.waitEvents(ctx, id, after)
+}
+
+// ended reports whether the stored session is terminal. That is all a
+// watch needs of the record, so it reads the record's owner fields
+// (Owners: no decode), and the whole record only for a session Owners does
+// not find, so that a missing one fails as Get fails (ErrNotFound).
+func (m *Manager) ended(ctx context.Context, id SessionID) (bool, error) {
+	o, err := m.store.Owners(ctx, []SessionID{id})
+	if err != nil {
+		return false, err
+	}
+	if len(o) == 1 && o[0] != (Ownership{}) {
+		return !o[0].Live, nil
+	}
+	s, err := m.store.Get(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return s.Terminal(), nil
 }
 
 // Close ends every session this replica runs (CLOSED, SERVER_SHUTDOWN),
