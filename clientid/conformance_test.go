@@ -16,6 +16,7 @@ import (
 type allocator interface {
 	Acquire(ctx context.Context, req clientid.Request) (clientid.Lease, error)
 	Renew(ctx context.Context, l clientid.Lease) error
+	RenewMany(ctx context.Context, leases []clientid.Lease) []error
 	Release(ctx context.Context, l clientid.Lease) error
 }
 
@@ -70,6 +71,7 @@ func runConformance(t *testing.T, h harness) {
 	h.run(t, "ReuseAfterCooldown", func(t *testing.T) { testReuseAfterCooldown(t, h, 0, suiteCooldown) })
 	h.run(t, "ReuseAfterMessageTTL", func(t *testing.T) { testReuseAfterCooldown(t, h, 800*time.Millisecond, 800*time.Millisecond) })
 	h.run(t, "RenewExtends", func(t *testing.T) { testRenewExtends(t, h) })
+	h.run(t, "RenewManyAsRenewEach", func(t *testing.T) { testRenewMany(t, h) })
 	h.run(t, "StaleOwnerRefused", func(t *testing.T) { testStaleOwner(t, h) })
 	h.run(t, "ExpiredOwnerRefused", func(t *testing.T) { testExpiredOwner(t, h) })
 	h.run(t, "CrashFreesAfterTTLAndCooldown", func(t *testing.T) { testCrash(t, h) })

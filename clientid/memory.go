@@ -112,6 +112,16 @@ func (m *Memory) Renew(ctx context.Context, l Lease) error {
 	return nil
 }
 
+// RenewMany renews each of leases as Renew would; errs[i] is leases[i]'s
+// answer, nil when renewed.
+func (m *Memory) RenewMany(ctx context.Context, leases []Lease) (errs []error) {
+	errs = make([]error, len(leases))
+	for i, l := range leases {
+		errs[i] = m.Renew(ctx, l)
+	}
+	return errs
+}
+
 // Release ends a live lease: the id rests for the lease's cooldown from now
 // and is then free. It fails with ErrNotOwner when l's token no longer owns
 // the id (then it is already cooling down or someone else's) and with the

@@ -212,6 +212,79 @@ func (r *Redis) Renew(ctx context.Context, l Lease) error {
 	return r.fenced(ctx, "renew", renewScript, l, millis(cooldown), millis(r.cfg.LeaseTTL+cooldown))
 }
 
+// renewChunk bounds the leases of one RenewMany pipeline.
+const renewChunk = 1000
+
+// RenewMany renews each of leases as Renew would, the renewals of up to
+// renewChunk leases in one pipeline (one round trip, per node of a Redis
+// Cluster), each bounded by Config.Timeout. errs[i] is leases[i]'s answer:
+// nil when renewed, else what Renew would have failed with (ErrNotOwner,
+// ErrUnavailable, the context's error). The first renewals after Redis lost
+// its script cache take a second round trip.
+func (r *Redis) RenewMany(ctx context.Context, leases []Lease) (errs []error) {
+	errs = make([]error, len(leases))
+	for start := 0; start < len(leases); start += renewChunk {
+		end := min(start+renewChunk, len(leases))
+		r.renewChunk(ctx, leases[start:end], errs[start:end])
+	}
+	return errs
+}
+
+// renewChunk renews leases in one pipeline (two when the script is not
+// cached) and sets errs[i] for leases[i].
+func (r *Redis) renewChunk(ctx context.Context, leases []Lease, errs []error) {
+	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(leases))
+	run := func(todo []int, eval bool) {
+		_, _ = r.rdb.Pipelined(callCtx, func(p redis.Pipeliner) error {
+			for _, i := range todo {
+				l := leases[i]
+				cooldown := max(l.Cooldown, r.cfg.DefaultCooldown)
+				keys := []string{r.keyPrefix(l.Channel) + string(l.ID)}
+				args := []any{l.Token, millis(cooldown), millis(r.cfg.LeaseTTL + cooldown)}
+				if eval {
+					cmds[i] = renewScript.Eval(callCtx, p, keys, args...)
+				} else {
+					cmds[i] = renewScript.EvalSha(callCtx, p, keys, args...)
+				}
+			}
+			return nil
+		}) // each command carries its own error
+	}
+	todo := make([]int, 0, len(leases))
+	for i, l := range leases {
+		if l.Token == "" {
+			errs[i] = fmt.Errorf("%w: %s in channel %s", ErrNotOwner, l.ID, l.Channel)
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return
+	}
+	run(todo, false)
+	var noScript []int
+	for _, i := range todo {
+		if err := cmds[i].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			noScript = append(noScript, i)
+		}
+	}
+	if len(noScript) > 0 {
+		run(noScript, true)
+	}
+	for _, i := range todo {
+		l := leases[i]
+		n, err := cmds[i].Int()
+		switch {
+		case err != nil:
+			errs[i] = r.callError(ctx, "renew", err)
+		case n != 1:
+			errs[i] = fmt.Errorf("%w: %s in channel %s", ErrNotOwner, l.ID, l.Channel)
+		}
+	}
+}
+
 // Release ends a live lease: the key becomes a tombstone that lives for the
 // lease's cooldown, after which the id is free. It fails with ErrNotOwner
 // when l's token no longer owns the id (then it is already cooling down or

@@ -1,0 +1,160 @@
+package clientid_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/redistest"
+)
+
+// testRenewMany: RenewMany answers each lease as Renew would (a live one
+// renewed, a released, expired, stolen or forged one ErrNotOwner, in the
+// leases' order), and the renewed ones outlive their first TTL.
+func testRenewMany(t *testing.T, h harness) {
+	a := h.newAlloc(t, suiteConfig())
+	ctx := t.Context()
+	live1 := mustAcquire(t, a, clientid.Request{Channel: chanA, Base: "many"})
+	live2 := mustAcquire(t, a, clientid.Request{Channel: chanB, Base: "many"})
+	released := mustAcquire(t, a, clientid.Request{Channel: chanA, Base: "gone"})
+	if err := a.Release(ctx, released); err != nil {
+		t.Fatalf("Release = %v", err)
+	}
+	expired := mustAcquire(t, a, clientid.Request{Channel: chanB, Base: "lapsed"})
+	forged, empty := live1, live1
+	forged.Token = "AAAAAAAAAAAAAAAAAAAAAAAAAA"
+	empty.Token = ""
+	leases := []clientid.Lease{live1, released, forged, live2, empty, expired}
+	wantOK := []bool{true, false, false, true, false, false}
+
+	// Two thirds of a TTL, a batch renewal, two thirds again: past the
+	// first TTL, which only the renewed leases outlive. expired is
+	// renewed in neither batch but the last, after its TTL passed.
+	time.Sleep(suiteTTL * 2 / 3)
+	if errs := a.RenewMany(ctx, []clientid.Lease{live1, live2}); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("RenewMany(live leases) = %v; want no errors", errs)
+	}
+	time.Sleep(suiteTTL * 2 / 3)
+	errs := a.RenewMany(ctx, leases)
+	if len(errs) != len(leases) {
+		t.Fatalf("RenewMany of %d leases returned %d answers", len(leases), len(errs))
+	}
+	for i, err := range errs {
+		if wantOK[i] && err != nil {
+			t.Errorf("RenewMany: lease %d (%s) = %v; want nil", i, leases[i].ID, err)
+		}
+		if !wantOK[i] && !errors.Is(err, clientid.ErrNotOwner) {
+			t.Errorf("RenewMany: lease %d (%s) = %v; want ErrNotOwner", i, leases[i].ID, err)
+		}
+	}
+	// The renewed leases still hold their ids.
+	for _, l := range []clientid.Lease{live1, live2} {
+		if l2 := mustAcquire(t, a, clientid.Request{Channel: l.Channel, Base: "many"}); l2.ID == l.ID {
+			t.Errorf("Acquire of renewed lease %s's id = %q; want another id", l.ID, l2.ID)
+		}
+	}
+	// An empty batch is no call at all.
+	if errs := a.RenewMany(ctx, nil); len(errs) != 0 {
+		t.Errorf("RenewMany(nil) = %v; want no answers", errs)
+	}
+}
+
+// roundTrips counts the scripts a client sends (EVAL, EVALSHA): alone or
+// in pipelines (one round trip each), and the scripts inside pipelines.
+// Other commands (a new connection's HELLO) are not counted.
+type roundTrips struct {
+	singles, pipelines, piped atomic.Int64
+}
+
+func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if isScript(cmd) {
+			c.singles.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		scripts := 0
+		for _, cmd := range cmds {
+			if isScript(cmd) {
+				scripts++
+			}
+		}
+		if scripts > 0 {
+			c.pipelines.Add(1)
+			c.piped.Add(int64(scripts))
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func isScript(cmd redis.Cmder) bool {
+	name := strings.ToLower(cmd.Name())
+	return name == "eval" || name == "evalsha"
+}
+
+func (c *roundTrips) reset() (singles, pipelines, piped int64) {
+	return c.singles.Swap(0), c.pipelines.Swap(0), c.piped.Swap(0)
+}
+
+// TestRedisRenewManyRoundTrips: renewing n leases with RenewMany costs one
+// round trip per chunk of 1,000 (a pipeline), not one per lease, on a real
+// server; only the first batch after the script cache was emptied takes a
+// second one. Every lease's key got its TTL pushed out.
+func TestRedisRenewManyRoundTrips(t *testing.T) {
+	rdb := newRedisClient(t, redistest.URL(t), 4)
+	cfg := clientid.Config{LeaseTTL: 30 * time.Second, DefaultCooldown: time.Minute}
+	cfg.KeyPrefix = testPrefix()
+	a := clientid.NewRedis(rdb, cfg)
+	ctx := t.Context()
+	const n = 2500 // three chunks
+	leases := make([]clientid.Lease, n)
+	for i := range leases {
+		ch := fmt.Sprintf("arn:aws:kinesisvideo:us-west-2:111122223333:channel/c%d/1", i%50)
+		leases[i] = mustAcquire(t, a, clientid.Request{Channel: ch, Base: fmt.Sprint("v", i)})
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var rt roundTrips
+	rdb.AddHook(&rt)
+	check := func(name string, minPipelines, maxPipelines int64) {
+		t.Helper()
+		errs := a.RenewMany(ctx, leases)
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("%s: RenewMany: lease %d = %v; want nil", name, i, err)
+			}
+		}
+		singles, pipelines, piped := rt.reset()
+		t.Logf("%s: %d leases renewed in %d pipelines (%d scripts) and %d single scripts", name, n, pipelines, piped, singles)
+		if singles != 0 || pipelines < minPipelines || pipelines > maxPipelines || piped < n {
+			t.Errorf("%s: RenewMany of %d leases = %d pipelines (%d scripts) and %d single scripts; want %d to %d pipelines of at least %d scripts, no single one",
+				name, n, pipelines, piped, singles, minPipelines, maxPipelines, n)
+		}
+	}
+	check("script not cached", 4, 6) // EVALSHA, then EVAL, for the first chunk (EVAL caches it)
+	for i := range 3 {
+		check(fmt.Sprint("interval ", i+1), 3, 3)
+	}
+	// Each key now lives LeaseTTL+cooldown again, from the last renewal.
+	for _, i := range []int{0, n / 2, n - 1} {
+		key := cfg.KeyPrefix + ":cid:{" + leases[i].Channel + "}:" + string(leases[i].ID)
+		ttl, err := rdb.PTTL(ctx, key).Result()
+		if err != nil || ttl < 80*time.Second {
+			t.Errorf("PTTL %s = %v, %v; want close to 90s", key, ttl, err)
+		}
+	}
+}
