@@ -157,6 +157,9 @@ type actor struct {
 	// order when it is back.
 	pending []Event
 
+	// leaseLost: the Manager's renewer failed to renew a lease (buffered).
+	leaseLost chan leaseLoss
+
 	answerT, retryT, predialT, resumeT, stepT, stallT, discT, lifeT, renewT, flushT, remoteT, redialT timer
 	dialRetries                                                                                       int // throttled dials of the current attempt
 }
@@ -178,6 +181,7 @@ func newActor(m *Manager, s Session, l Lease) *actor {
 		media:     mediaState{pc: s.MediaPC, known: s.MediaPC == 0},
 		epoch:     s.Epoch,
 		fenceC:    make(chan struct{}, 1),
+		leaseLost: make(chan leaseLoss, 1),
 	}
 }
 
@@ -246,7 +250,12 @@ func (a *actor) run() {
 	o := a.s.Options
 	a.lifeT.start(time.Until(a.s.Expires))
 	a.resumeT.start(o.ResumeGrace) // the app must join within the grace too
-	a.renewT.start(a.m.cfg.LeaseRenew)
+	if a.m.renewer == nil {
+		a.renewT.start(a.m.cfg.LeaseRenew)
+	} else if a.haveLease {
+		a.m.holdLease(a, a.lease)
+	}
+	defer a.m.dropLease(a)
 	if a.takeoverFrom != "" {
 		a.onTakeover()
 		a.flush()
@@ -296,6 +305,8 @@ func (a *actor) run() {
 		case <-a.renewT.c:
 			a.renewT.start(a.m.cfg.LeaseRenew)
 			a.renew()
+		case loss := <-a.leaseLost:
+			a.onLeaseLost(loss)
 		case <-a.fenceC:
 			a.fenced = true
 		case <-a.remoteT.c:
@@ -666,6 +677,7 @@ func (a *actor) newClientID() bool {
 		return false
 	}
 	a.lease, a.haveLease = l, true
+	a.m.holdLease(a, l)
 	a.s.ClientID = l.ClientID
 	a.s.Attempt++
 	a.m.obs.Attempt()
@@ -851,6 +863,7 @@ func (a *actor) releaseLease() {
 		return
 	}
 	a.haveLease = false
+	a.m.dropLease(a)
 	a.m.release(a.ctx, a.lease)
 }
 
@@ -863,6 +876,16 @@ func (a *actor) renew() {
 	if err := a.m.ids.Renew(ctx, a.lease); err != nil {
 		a.log.Warn("renew clientId lease", "client_id", a.lease.ClientID, "error", err)
 	}
+}
+
+// onLeaseLost reports a failed renewal by the Manager's renewer, as renew
+// reports its own, unless the lease is no longer the actor's (released or
+// replaced while the renewal ran).
+func (a *actor) onLeaseLost(loss leaseLoss) {
+	if !a.haveLease || a.lease.Token != loss.token {
+		return
+	}
+	a.log.Warn("renew clientId lease", "client_id", a.lease.ClientID, "error", loss.err)
 }
 
 // refreshICEIfStale refetches ICE servers that are close to expiry and

@@ -20,8 +20,10 @@ type Config struct {
 	MinTimer time.Duration
 	// ReplicaID names this replica as a session owner. Default "local".
 	ReplicaID string
-	// LeaseRenew is how often a session renews its clientId lease.
-	// Default 10s (the allocator's lease lives 30s).
+	// LeaseRenew is how often a session's clientId lease is renewed: by
+	// the Manager, every session's together, when its ClientIDs is a
+	// LeaseRenewer, else by each session. Default 10s (the allocator's
+	// lease lives 30s).
 	LeaseRenew time.Duration
 	// ICERefreshBefore: ICE servers this close to expiry are refetched
 	// before they are handed to the app. Default 30s.

@@ -39,6 +39,11 @@ type Manager struct {
 	// have taken its sessions over as a dead replica's): the ownership
 	// watch then checks every session it runs.
 	recheck atomic.Bool
+	// renewer renews the leases of all sessions together (when ids can);
+	// held are the leases it renews, by actor, under leaseMu.
+	renewer LeaseRenewer
+	leaseMu sync.Mutex
+	held    map[*actor]Lease
 	// watchCheck is how long Watch waits for events before it checks the
 	// session again (tests shorten it).
 	watchCheck time.Duration
@@ -104,6 +109,15 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 	m.drainC = make(chan struct{}, 1)
 	for _, o := range opts {
 		o(m)
+	}
+	if r, ok := ids.(LeaseRenewer); ok && ids != nil {
+		m.renewer, m.held = r, make(map[*actor]Lease)
+		ctx, cancel := context.WithCancel(context.Background())
+		m.bg.Go(func() {
+			<-m.stopping
+			cancel()
+		})
+		m.bg.Go(func() { m.renewLeases(ctx) })
 	}
 	if m.cluster != nil {
 		ctx, cancel := context.WithCancel(context.Background())

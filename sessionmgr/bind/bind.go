@@ -257,6 +257,40 @@ func (c *ClientIDs) Renew(ctx context.Context, l sessionmgr.Lease) error {
 	return idError(c.a.Renew(ctx, leaseOf(l)))
 }
 
+// RenewMany implements sessionmgr.LeaseRenewer: in one call of the
+// allocator's RenewMany when it has one (both clientid allocators do),
+// else a Renew per lease.
+func (c *ClientIDs) RenewMany(ctx context.Context, leases []sessionmgr.Lease) []error {
+	ls := make([]clientid.Lease, len(leases))
+	for i, l := range leases {
+		ls[i] = leaseOf(l)
+	}
+	var errs []error
+	if m, ok := c.a.(manyRenewer); ok {
+		errs = m.RenewMany(ctx, ls)
+	} else {
+		errs = make([]error, len(ls))
+		for i, l := range ls {
+			errs[i] = c.a.Renew(ctx, l)
+		}
+	}
+	for i, err := range errs {
+		errs[i] = idError(err)
+	}
+	return errs
+}
+
+// manyRenewer is an Allocator that renews many leases in one call.
+type manyRenewer interface {
+	RenewMany(ctx context.Context, leases []clientid.Lease) []error
+}
+
+var (
+	_ sessionmgr.LeaseRenewer = (*ClientIDs)(nil)
+	_ manyRenewer             = (*clientid.Redis)(nil)
+	_ manyRenewer             = (*clientid.Memory)(nil)
+)
+
 // Release implements sessionmgr.ClientIDs.
 func (c *ClientIDs) Release(ctx context.Context, l sessionmgr.Lease) error {
 	return idError(c.a.Release(ctx, leaseOf(l)))

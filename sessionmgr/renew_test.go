@@ -1,0 +1,195 @@
+package sessionmgr_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/redistest"
+	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/bind"
+	"github.com/acme/viewersession/sessionmgr/memstore"
+)
+
+// scriptCounter counts the scripts (EVAL, EVALSHA) a client sends alone
+// and the pipelines that carry scripts; each pipeline that carries at
+// least min scripts is announced on full.
+type scriptCounter struct {
+	min              int
+	singles, batches atomic.Int64
+	full             chan int // the number of scripts of the pipeline
+}
+
+func isScriptCmd(cmd redis.Cmder) bool {
+	name := strings.ToLower(cmd.Name())
+	return name == "eval" || name == "evalsha"
+}
+
+func (c *scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if isScriptCmd(cmd) {
+			c.singles.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		n := 0
+		for _, cmd := range cmds {
+			if isScriptCmd(cmd) {
+				n++
+			}
+		}
+		if n > 0 {
+			c.batches.Add(1)
+		}
+		err := next(ctx, cmds)
+		if n >= c.min {
+			select {
+			case c.full <- n:
+			default:
+			}
+		}
+		return err
+	}
+}
+
+// renewLog collects the "renew clientId lease" warnings by session id.
+type renewLog struct {
+	mu   sync.Mutex
+	lost map[string]int
+	c    chan string // each warning's session id
+}
+
+func (l *renewLog) Write(p []byte) (int, error) {
+	for line := range bytes.Lines(p) {
+		var rec struct {
+			Msg       string `json:"msg"`
+			SessionID string `json:"session_id"`
+		}
+		if json.Unmarshal(line, &rec) != nil || rec.Msg != "renew clientId lease" {
+			continue
+		}
+		l.mu.Lock()
+		l.lost[rec.SessionID]++
+		l.mu.Unlock()
+		select {
+		case l.c <- rec.SessionID:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func (l *renewLog) reports() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]int, len(l.lost))
+	for k, v := range l.lost {
+		out[k] = v
+	}
+	return out
+}
+
+// TestLeasesRenewedTogether: a Manager on the Redis allocator renews the
+// clientId leases of all its sessions together, in pipelines (no script
+// sent alone: none per session), every LeaseRenew; a lease taken from
+// its session (its key overwritten) is still reported by that session,
+// and by no other.
+func TestLeasesRenewedTogether(t *testing.T) {
+	opts, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() }) // after the manager's Close, which releases
+	const n = 50
+	counter := &scriptCounter{min: n, full: make(chan int, 1)}
+	rdb.AddHook(counter)
+	idCfg := clientid.DefaultConfig()
+	idCfg.KeyPrefix = "test:" + strings.ToLower(rand.Text())
+	log := &renewLog{lost: map[string]int{}, c: make(chan string, 1)}
+	cfg := sessionmgr.DefaultConfig()
+	cfg.DialsPerSecond = 1000
+	cfg.LeaseRenew = 50 * time.Millisecond
+	m := sessionmgr.New(cfg, memstore.New(), &fakeCamera{}, bind.NewClientIDs(clientid.NewRedis(rdb, idCfg)),
+		sessionmgr.WithLogger(slog.New(slog.NewJSONHandler(log, nil))))
+	t.Cleanup(func() {
+		if err := m.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	sessions := make([]sessionmgr.Session, n)
+	for i := range sessions {
+		s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprint("cam", i%10)}, ViewerID: fmt.Sprint("v", i)})
+		if err != nil {
+			t.Fatalf("Create %d: %v", i, err)
+		}
+		sessions[i] = s
+	}
+	waitBatch := func(what string) {
+		t.Helper()
+		select {
+		case got := <-counter.full:
+			if got < n {
+				t.Fatalf("%s: a renewal pipeline of %d scripts, want all %d leases", what, got, n)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: no pipeline renewed all %d leases", what, n)
+		}
+	}
+	// Past the first batch (which may load the script), count 3 intervals.
+	waitBatch("first interval")
+	counter.singles.Store(0)
+	counter.batches.Store(0)
+	for i := range 3 {
+		waitBatch(fmt.Sprint("interval ", i+2))
+	}
+	singles, batches := counter.singles.Load(), counter.batches.Load()
+	t.Logf("3 intervals renewing %d leases: %d pipelines, %d scripts sent alone", n, batches, singles)
+	if singles != 0 || batches < 2 || batches > 4 {
+		t.Errorf("3 intervals renewing %d leases: %d pipelines and %d scripts sent alone; want 2 to 4 pipelines, none alone", n, batches, singles)
+	}
+	if r := log.reports(); len(r) != 0 {
+		t.Fatalf("renewal failures reported while every lease was held: %v", r)
+	}
+
+	// Another owner takes session 7's id (as after its lease lapsed).
+	lost := sessions[7]
+	key := idCfg.KeyPrefix + ":cid:{" + lost.Channel.ARN + "}:" + lost.ClientID
+	if err := rdb.Set(ctx, key, "BBBBBBBBBBBBBBBBBBBBBBBBBB", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-log.c:
+		if id != string(lost.ID) {
+			t.Fatalf("a lost lease was reported by session %s, want %s", id, lost.ID)
+		}
+	case <-ctx.Done():
+		t.Fatalf("the lost lease of session %s was never reported", lost.ID)
+	}
+	waitBatch("after the loss") // one more round: still only session 7
+	waitBatch("after the loss")
+	r := log.reports()
+	if r[string(lost.ID)] == 0 || len(r) != 1 {
+		t.Errorf("renewal failures reported by session = %v; want only %s", r, lost.ID)
+	}
+}
