@@ -46,7 +46,7 @@ func (m *Manager) dropLease(a *actor) {
 // one RenewMany, until ctx ends. A lease that fails to renew is reported
 // to its actor, which logs it as a renewal of its own would have been.
 func (m *Manager) renewLeases(ctx context.Context) {
-	t := time.NewTicker(m.cfg.LeaseRenew)
+	t := time.NewTicker(max(m.cfg.LeaseRenew, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
