@@ -1,15 +1,10 @@
 package clientid_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/viewersession/clientid"
 	"github.com/acme/viewersession/internal/redistest"
@@ -66,49 +61,6 @@ func testRenewMany(t *testing.T, h harness) {
 	}
 }
 
-// roundTrips counts the scripts a client sends (EVAL, EVALSHA): alone or
-// in pipelines (one round trip each), and the scripts inside pipelines.
-// Other commands (a new connection's HELLO) are not counted.
-type roundTrips struct {
-	singles, pipelines, piped atomic.Int64
-}
-
-func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if isScript(cmd) {
-			c.singles.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		scripts := 0
-		for _, cmd := range cmds {
-			if isScript(cmd) {
-				scripts++
-			}
-		}
-		if scripts > 0 {
-			c.pipelines.Add(1)
-			c.piped.Add(int64(scripts))
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func isScript(cmd redis.Cmder) bool {
-	name := strings.ToLower(cmd.Name())
-	return name == "eval" || name == "evalsha"
-}
-
-func (c *roundTrips) reset() (singles, pipelines, piped int64) {
-	return c.singles.Swap(0), c.pipelines.Swap(0), c.piped.Swap(0)
-}
-
 // TestRedisRenewManyRoundTrips: renewing n leases with RenewMany costs one
 // round trip per chunk of 1,000 (a pipeline), not one per lease, on a real
 // server; only the first batch after the script cache was emptied takes a
@@ -128,8 +80,11 @@ func TestRedisRenewManyRoundTrips(t *testing.T) {
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	var rt roundTrips
+	var rt redistest.ScriptCounter
 	rdb.AddHook(&rt)
+	reset := func() (singles, pipelines, piped int64) {
+		return rt.Singles.Swap(0), rt.Pipelines.Swap(0), rt.Piped.Swap(0)
+	}
 	check := func(name string, minPipelines, maxPipelines int64) {
 		t.Helper()
 		errs := a.RenewMany(ctx, leases)
@@ -138,7 +93,7 @@ func TestRedisRenewManyRoundTrips(t *testing.T) {
 				t.Fatalf("%s: RenewMany: lease %d = %v; want nil", name, i, err)
 			}
 		}
-		singles, pipelines, piped := rt.reset()
+		singles, pipelines, piped := reset()
 		t.Logf("%s: %d leases renewed in %d pipelines (%d scripts) and %d single scripts", name, n, pipelines, piped, singles)
 		if singles != 0 || pipelines < minPipelines || pipelines > maxPipelines || piped < n {
 			t.Errorf("%s: RenewMany of %d leases = %d pipelines (%d scripts) and %d single scripts; want %d to %d pipelines of at least %d scripts, no single one",

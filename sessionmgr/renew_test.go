@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,53 +20,6 @@ import (
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/memstore"
 )
-
-// scriptCounter counts the scripts (EVAL, EVALSHA) a client sends alone
-// and the pipelines that carry scripts; each pipeline that carries at
-// least min scripts is announced on full.
-type scriptCounter struct {
-	min              int
-	singles, batches atomic.Int64
-	full             chan int // the number of scripts of the pipeline
-}
-
-func isScriptCmd(cmd redis.Cmder) bool {
-	name := strings.ToLower(cmd.Name())
-	return name == "eval" || name == "evalsha"
-}
-
-func (c *scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if isScriptCmd(cmd) {
-			c.singles.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		n := 0
-		for _, cmd := range cmds {
-			if isScriptCmd(cmd) {
-				n++
-			}
-		}
-		if n > 0 {
-			c.batches.Add(1)
-		}
-		err := next(ctx, cmds)
-		if n >= c.min {
-			select {
-			case c.full <- n:
-			default:
-			}
-		}
-		return err
-	}
-}
 
 // renewLog collects the "renew clientId lease" warnings by session id.
 type renewLog struct {
@@ -120,7 +72,16 @@ func TestLeasesRenewedTogether(t *testing.T) {
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() }) // after the manager's Close, which releases
 	const n = 50
-	counter := &scriptCounter{min: n, full: make(chan int, 1)}
+	// Each pipeline that carries at least n scripts is announced on full.
+	full := make(chan int, 1)
+	counter := &redistest.ScriptCounter{OnPipeline: func(scripts int) {
+		if scripts >= n {
+			select {
+			case full <- scripts:
+			default:
+			}
+		}
+	}}
 	rdb.AddHook(counter)
 	idCfg := clientid.DefaultConfig()
 	idCfg.KeyPrefix = "test:" + strings.ToLower(rand.Text())
@@ -148,7 +109,7 @@ func TestLeasesRenewedTogether(t *testing.T) {
 	waitBatch := func(what string) {
 		t.Helper()
 		select {
-		case got := <-counter.full:
+		case got := <-full:
 			if got < n {
 				t.Fatalf("%s: a renewal pipeline of %d scripts, want all %d leases", what, got, n)
 			}
@@ -158,12 +119,12 @@ func TestLeasesRenewedTogether(t *testing.T) {
 	}
 	// Past the first batch (which may load the script), count 3 intervals.
 	waitBatch("first interval")
-	counter.singles.Store(0)
-	counter.batches.Store(0)
+	counter.Singles.Store(0)
+	counter.Pipelines.Store(0)
 	for i := range 3 {
 		waitBatch(fmt.Sprint("interval ", i+2))
 	}
-	singles, batches := counter.singles.Load(), counter.batches.Load()
+	singles, batches := counter.Singles.Load(), counter.Pipelines.Load()
 	t.Logf("3 intervals renewing %d leases: %d pipelines, %d scripts sent alone", n, batches, singles)
 	if singles != 0 || batches < 2 || batches > 4 {
 		t.Errorf("3 intervals renewing %d leases: %d pipelines and %d scripts sent alone; want 2 to 4 pipelines, none alone", n, batches, singles)
