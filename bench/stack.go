@@ -238,8 +238,14 @@ func (s *Stack) startCameras(ctx context.Context, cfg StackConfig) error {
 			s.cams = append(s.cams, c)
 		}
 	}
+	return mastersConnected(ctx, s.Emu)
+}
+
+// mastersConnected waits until every channel of emu has its master
+// connected.
+func mastersConnected(ctx context.Context, emu *kvsemu.Emulator) error {
 	return pollUntil(ctx, 20*time.Second, func() bool {
-		for _, ch := range s.Emu.Channels() {
+		for _, ch := range emu.Channels() {
 			if !ch.MasterConnected {
 				return false
 			}

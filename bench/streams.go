@@ -138,11 +138,7 @@ type StreamsResult struct {
 func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err error) {
 	cfg = cfg.withDefaults()
 	res.Config = cfg
-	logf := func(format string, args ...any) {
-		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, format+"\n", args...)
-		}
-	}
+	logf := logTo(cfg.Log)
 	if cfg.Kind != "connect" && cfg.Kind != "watch" {
 		return res, fmt.Errorf("kind %q: want connect or watch", cfg.Kind)
 	}
@@ -150,18 +146,11 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 		return res, errors.New("no Redis URL")
 	}
 	raiseFileLimit()
-	dir, err := os.MkdirTemp("", "vsload-streams-")
+	dir, bin, err := serverWorkdir(ctx, "vsload-streams-", cfg.ServerBin)
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-
-	bin := cfg.ServerBin
-	if bin == "" {
-		if bin, err = BuildServer(ctx, dir); err != nil {
-			return res, err
-		}
-	}
 
 	ecfg := kvsemu.DefaultConfig()
 	ecfg.Addr = "127.0.0.1:0"
@@ -178,8 +167,8 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 		}
 	}
 	streamARNs, probeARNs := arns[:len(arns)-probeChannels], arns[len(arns)-probeChannels:]
-	caFile := filepath.Join(dir, "kvs-ca.pem")
-	if err := os.WriteFile(caFile, emu.CACertPEM(), 0o600); err != nil {
+	caFile, err := writeCA(dir, emu)
+	if err != nil {
 		return res, err
 	}
 
@@ -522,6 +511,38 @@ func raiseFileLimit() {
 }
 
 // BuildServer builds ./cmd/server of the module this runs in, with the
+// logTo returns a printf that writes a line to w, or nothing when w is nil.
+func logTo(w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		if w != nil {
+			fmt.Fprintf(w, format+"\n", args...)
+		}
+	}
+}
+
+// serverWorkdir makes a temporary directory (prefix) for server processes
+// and returns it with the server binary: bin, or one built there when bin
+// is empty. The caller removes dir.
+func serverWorkdir(ctx context.Context, prefix, bin string) (dir, server string, err error) {
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", "", err
+	}
+	if bin == "" {
+		if bin, err = BuildServer(ctx, dir); err != nil {
+			os.RemoveAll(dir)
+			return "", "", err
+		}
+	}
+	return dir, bin, nil
+}
+
+// writeCA writes the emulator's CA certificate into dir for the servers'
+// -kvs-ca-file and returns its path.
+func writeCA(dir string, emu *kvsemu.Emulator) (string, error) {
+	f := filepath.Join(dir, "kvs-ca.pem")
+	return f, os.WriteFile(f, emu.CACertPEM(), 0o600)
+}
+
 // default settings of go build, into dir and returns its path.
 func BuildServer(ctx context.Context, dir string) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()

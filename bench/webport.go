@@ -81,22 +81,12 @@ type WebPortResult struct {
 func WebPort(ctx context.Context, cfg WebPortConfig) (res WebPortResult, err error) {
 	cfg = cfg.withDefaults()
 	res.Config = cfg
-	logf := func(format string, args ...any) {
-		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, format+"\n", args...)
-		}
-	}
-	dir, err := os.MkdirTemp("", "vsload-webport-")
+	logf := logTo(cfg.Log)
+	dir, bin, err := serverWorkdir(ctx, "vsload-webport-", cfg.ServerBin)
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	bin := cfg.ServerBin
-	if bin == "" {
-		if bin, err = BuildServer(ctx, dir); err != nil {
-			return res, err
-		}
-	}
 
 	ecfg := kvsemu.DefaultConfig()
 	ecfg.Addr = "127.0.0.1:0"
@@ -125,18 +115,11 @@ func WebPort(ctx context.Context, cfg WebPortConfig) (res WebPortResult, err err
 			defer cam.stop()
 		}
 	}
-	if err := pollUntil(ctx, 20*time.Second, func() bool {
-		for _, ch := range emu.Channels() {
-			if !ch.MasterConnected {
-				return false
-			}
-		}
-		return true
-	}); err != nil {
+	if err := mastersConnected(ctx, emu); err != nil {
 		return res, fmt.Errorf("cameras: %w", err)
 	}
-	caFile := filepath.Join(dir, "kvs-ca.pem")
-	if err := os.WriteFile(caFile, emu.CACertPEM(), 0o600); err != nil {
+	caFile, err := writeCA(dir, emu)
+	if err != nil {
 		return res, err
 	}
 
