@@ -13,17 +13,9 @@ import (
 )
 
 func figureA(ctx context.Context, o options, out io.Writer) error {
-	levels, err := ints(o.sessions)
+	levels, chans, rounds, err := figureALevels(o)
 	if err != nil {
-		return fmt.Errorf("-sessions: %w", err)
-	}
-	chans, err := ints(o.channels)
-	if err != nil {
-		return fmt.Errorf("-channels: %w", err)
-	}
-	rounds, err := ints(o.rounds)
-	if err != nil {
-		return fmt.Errorf("-rounds: %w", err)
+		return err
 	}
 	var results []bench.OfferAnswerResult
 	for i, n := range levels {
@@ -70,6 +62,37 @@ func figureA(ctx context.Context, o options, out io.Writer) error {
 	}
 	fmt.Fprintln(out)
 	return nil
+}
+
+// figureALevels parses figure (a)'s -sessions, -channels and -rounds.
+func figureALevels(o options) (levels, chans, rounds []int, err error) {
+	if levels, err = ints(o.sessions); err != nil {
+		return nil, nil, nil, fmt.Errorf("-sessions: %w", err)
+	}
+	if chans, err = ints(o.channels); err != nil {
+		return nil, nil, nil, fmt.Errorf("-channels: %w", err)
+	}
+	if rounds, err = ints(o.rounds); err != nil {
+		return nil, nil, nil, fmt.Errorf("-rounds: %w", err)
+	}
+	return levels, chans, rounds, nil
+}
+
+// serverBinary is -server-bin, or the server built into a temporary
+// directory that cleanup removes.
+func serverBinary(ctx context.Context, o options) (bin string, cleanup func(), err error) {
+	if o.serverBin != "" {
+		return o.serverBin, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "vsload-server-")
+	if err != nil {
+		return "", nil, err
+	}
+	if bin, err = bench.BuildServer(ctx, dir); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
 func ratio(a, b time.Duration) float64 {

@@ -21,17 +21,11 @@ func figureG(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-streams-marks: %w", err)
 	}
-	bin := o.serverBin
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "vsload-server-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if bin, err = bench.BuildServer(ctx, dir); err != nil {
-			return err
-		}
+	bin, cleanup, err := serverBinary(ctx, o)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	for _, kind := range strings.Split(o.streamsKinds, ",") {
 		kind = strings.TrimSpace(kind)
 		srv, err := startRedis(ctx)

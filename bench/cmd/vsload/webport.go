@@ -12,32 +12,18 @@ import (
 // figureAWebPort: figure (a) on two real server processes, the web port
 // off and on (issue 13, acceptance 3).
 func figureAWebPort(ctx context.Context, o options, out io.Writer) error {
-	levels, err := ints(o.sessions)
+	levels, chans, rounds, err := figureALevels(o)
 	if err != nil {
-		return fmt.Errorf("-sessions: %w", err)
-	}
-	chans, err := ints(o.channels)
-	if err != nil {
-		return fmt.Errorf("-channels: %w", err)
-	}
-	rounds, err := ints(o.rounds)
-	if err != nil {
-		return fmt.Errorf("-rounds: %w", err)
+		return err
 	}
 	if o.burst {
 		return fmt.Errorf("-burst: not with -web-port both")
 	}
-	bin := o.serverBin
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "vsload-server-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if bin, err = bench.BuildServer(ctx, dir); err != nil {
-			return err
-		}
+	bin, cleanup, err := serverBinary(ctx, o)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	var results []bench.WebPortResult
 	for i, n := range levels {
 		r, err := bench.WebPort(ctx, bench.WebPortConfig{
