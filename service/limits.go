@@ -188,7 +188,6 @@ func (s *Server) take(ctx context.Context, key string, perSecond float64, burst 
 	}
 	var d time.Duration
 	err := errNoSharedLimiter
-	defer func() { s.settle(key, now, d, probe) }()
 	if s.shared != nil {
 		d, err = s.shared.Take(ctx, key, perSecond, burst)
 		if err != nil && s.warnShared.Allow() {
@@ -197,6 +196,9 @@ func (s *Server) take(ctx context.Context, key string, perSecond float64, burst 
 	}
 	if err != nil {
 		d, _ = s.local.Take(ctx, key, perSecond, burst)
+	}
+	if d > 0 || probe {
+		s.settle(key, now, d, probe)
 	}
 	return d
 }
