@@ -951,6 +951,9 @@ func (a *actor) emit(e Event) {
 	if eo, ok := a.m.obs.(EventObserver); ok {
 		eo.SessionEvent(a.s.ID, a.s.Channel.ARN, e)
 	}
+	if so, ok := a.m.obs.(SessionObserver); ok {
+		so.SessionEventOf(SessionRef{ID: a.s.ID, ChannelARN: a.s.Channel.ARN, ChannelName: a.s.Channel.Name, ViewerID: a.s.ViewerID}, e)
+	}
 	// Events are written by flush, at the end of the step that emitted
 	// them and before any reply: the step's I/O (an offer to KVS) goes out
 	// first, and readers, who read the store, see every event in order.

@@ -42,6 +42,23 @@ type EventObserver interface {
 	SessionEvent(id SessionID, channelARN string, e Event)
 }
 
+// SessionObserver is an Observer that also receives every timeline event
+// with who the session is for (for webhooks). Same rules: safe for
+// concurrent use, never blocks; the Event shares its payload pointers with
+// the session, so the callee must not change them.
+type SessionObserver interface {
+	Observer
+	SessionEventOf(s SessionRef, e Event)
+}
+
+// SessionRef names a session and whom it serves.
+type SessionRef struct {
+	ID          SessionID
+	ChannelARN  string
+	ChannelName string
+	ViewerID    string
+}
+
 // WithObserver sets the Manager's Observer.
 func WithObserver(o Observer) Option { return func(m *Manager) { m.obs = o } }
 
