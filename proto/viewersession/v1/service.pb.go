@@ -9,6 +9,7 @@ package viewersessionpb
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -20,6 +21,303 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// IceCandidateType is an ICE candidate's type (RFC 8445 section 5.1.1.1).
+type IceCandidateType int32
+
+const (
+	// Not known.
+	IceCandidateType_ICE_CANDIDATE_TYPE_UNSPECIFIED IceCandidateType = 0
+	// An address of the host itself.
+	IceCandidateType_ICE_CANDIDATE_TYPE_HOST IceCandidateType = 1
+	// Server reflexive: the host's address as a STUN server saw it (behind a
+	// NAT).
+	IceCandidateType_ICE_CANDIDATE_TYPE_SRFLX IceCandidateType = 2
+	// Peer reflexive: learned from the peer's connectivity checks.
+	IceCandidateType_ICE_CANDIDATE_TYPE_PRFLX IceCandidateType = 3
+	// Relayed through a TURN server.
+	IceCandidateType_ICE_CANDIDATE_TYPE_RELAY IceCandidateType = 4
+)
+
+// Enum value maps for IceCandidateType.
+var (
+	IceCandidateType_name = map[int32]string{
+		0: "ICE_CANDIDATE_TYPE_UNSPECIFIED",
+		1: "ICE_CANDIDATE_TYPE_HOST",
+		2: "ICE_CANDIDATE_TYPE_SRFLX",
+		3: "ICE_CANDIDATE_TYPE_PRFLX",
+		4: "ICE_CANDIDATE_TYPE_RELAY",
+	}
+	IceCandidateType_value = map[string]int32{
+		"ICE_CANDIDATE_TYPE_UNSPECIFIED": 0,
+		"ICE_CANDIDATE_TYPE_HOST":        1,
+		"ICE_CANDIDATE_TYPE_SRFLX":       2,
+		"ICE_CANDIDATE_TYPE_PRFLX":       3,
+		"ICE_CANDIDATE_TYPE_RELAY":       4,
+	}
+)
+
+func (x IceCandidateType) Enum() *IceCandidateType {
+	p := new(IceCandidateType)
+	*p = x
+	return p
+}
+
+func (x IceCandidateType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IceCandidateType) Descriptor() protoreflect.EnumDescriptor {
+	return file_viewersession_v1_service_proto_enumTypes[0].Descriptor()
+}
+
+func (IceCandidateType) Type() protoreflect.EnumType {
+	return &file_viewersession_v1_service_proto_enumTypes[0]
+}
+
+func (x IceCandidateType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IceCandidateType.Descriptor instead.
+func (IceCandidateType) EnumDescriptor() ([]byte, []int) {
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+// ProbeChannelRequest is the request of ProbeChannel.
+type ProbeChannelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel to probe. Required.
+	Channel *Channel `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// How long the probe may take, from its start to the first video packet;
+	// the camera's answer and its video must both arrive within it. Default
+	// 10 s; limit 1 s..30 s. A shorter deadline of the call itself ends the
+	// probe with it.
+	Deadline      *durationpb.Duration `protobuf:"bytes,2,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeChannelRequest) Reset() {
+	*x = ProbeChannelRequest{}
+	mi := &file_viewersession_v1_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeChannelRequest) ProtoMessage() {}
+
+func (x *ProbeChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_viewersession_v1_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeChannelRequest.ProtoReflect.Descriptor instead.
+func (*ProbeChannelRequest) Descriptor() ([]byte, []int) {
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ProbeChannelRequest) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *ProbeChannelRequest) GetDeadline() *durationpb.Duration {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+// ProbeChannelResponse is the response of ProbeChannel: the camera answered
+// and its video arrived.
+type ProbeChannelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The clientId the probe used on the channel (now cooling down).
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// From the start of the signaling connect to the WebSocket being open.
+	ConnectLatency *durationpb.Duration `protobuf:"bytes,2,opt,name=connect_latency,json=connectLatency,proto3" json:"connect_latency,omitempty"`
+	// From the offer sent to the camera's SDP answer received.
+	AnswerLatency *durationpb.Duration `protobuf:"bytes,3,opt,name=answer_latency,json=answerLatency,proto3" json:"answer_latency,omitempty"`
+	// From the offer sent to the first video RTP packet received.
+	FirstPacketLatency *durationpb.Duration `protobuf:"bytes,4,opt,name=first_packet_latency,json=firstPacketLatency,proto3" json:"first_packet_latency,omitempty"`
+	// The video codec's MIME type, e.g. `video/H264`.
+	Codec string `protobuf:"bytes,5,opt,name=codec,proto3" json:"codec,omitempty"`
+	// The ICE candidate pair the video arrived over.
+	IcePath *IcePath `protobuf:"bytes,6,opt,name=ice_path,json=icePath,proto3" json:"ice_path,omitempty"`
+	// From the start of the probe (its channel slot taken) to the first video
+	// packet.
+	Elapsed       *durationpb.Duration `protobuf:"bytes,7,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeChannelResponse) Reset() {
+	*x = ProbeChannelResponse{}
+	mi := &file_viewersession_v1_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeChannelResponse) ProtoMessage() {}
+
+func (x *ProbeChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_viewersession_v1_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeChannelResponse.ProtoReflect.Descriptor instead.
+func (*ProbeChannelResponse) Descriptor() ([]byte, []int) {
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProbeChannelResponse) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ProbeChannelResponse) GetConnectLatency() *durationpb.Duration {
+	if x != nil {
+		return x.ConnectLatency
+	}
+	return nil
+}
+
+func (x *ProbeChannelResponse) GetAnswerLatency() *durationpb.Duration {
+	if x != nil {
+		return x.AnswerLatency
+	}
+	return nil
+}
+
+func (x *ProbeChannelResponse) GetFirstPacketLatency() *durationpb.Duration {
+	if x != nil {
+		return x.FirstPacketLatency
+	}
+	return nil
+}
+
+func (x *ProbeChannelResponse) GetCodec() string {
+	if x != nil {
+		return x.Codec
+	}
+	return ""
+}
+
+func (x *ProbeChannelResponse) GetIcePath() *IcePath {
+	if x != nil {
+		return x.IcePath
+	}
+	return nil
+}
+
+func (x *ProbeChannelResponse) GetElapsed() *durationpb.Duration {
+	if x != nil {
+		return x.Elapsed
+	}
+	return nil
+}
+
+// IcePath is a selected ICE candidate pair: the probe's (local) candidate
+// and the camera's (remote) one.
+type IcePath struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The type of the probe's candidate.
+	LocalType IceCandidateType `protobuf:"varint,1,opt,name=local_type,json=localType,proto3,enum=viewersession.v1.IceCandidateType" json:"local_type,omitempty"`
+	// The type of the camera's candidate.
+	RemoteType IceCandidateType `protobuf:"varint,2,opt,name=remote_type,json=remoteType,proto3,enum=viewersession.v1.IceCandidateType" json:"remote_type,omitempty"`
+	// The pair's transport, `udp` or `tcp`.
+	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// For a relay local candidate, how the service reaches the TURN server:
+	// `udp`, `tcp` or `tls`; empty otherwise.
+	RelayProtocol string `protobuf:"bytes,4,opt,name=relay_protocol,json=relayProtocol,proto3" json:"relay_protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IcePath) Reset() {
+	*x = IcePath{}
+	mi := &file_viewersession_v1_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IcePath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IcePath) ProtoMessage() {}
+
+func (x *IcePath) ProtoReflect() protoreflect.Message {
+	mi := &file_viewersession_v1_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IcePath.ProtoReflect.Descriptor instead.
+func (*IcePath) Descriptor() ([]byte, []int) {
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IcePath) GetLocalType() IceCandidateType {
+	if x != nil {
+		return x.LocalType
+	}
+	return IceCandidateType_ICE_CANDIDATE_TYPE_UNSPECIFIED
+}
+
+func (x *IcePath) GetRemoteType() IceCandidateType {
+	if x != nil {
+		return x.RemoteType
+	}
+	return IceCandidateType_ICE_CANDIDATE_TYPE_UNSPECIFIED
+}
+
+func (x *IcePath) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *IcePath) GetRelayProtocol() string {
+	if x != nil {
+		return x.RelayProtocol
+	}
+	return ""
+}
 
 // CreateSessionRequest is the request of CreateSession.
 type CreateSessionRequest struct {
@@ -41,7 +339,7 @@ type CreateSessionRequest struct {
 
 func (x *CreateSessionRequest) Reset() {
 	*x = CreateSessionRequest{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[0]
+	mi := &file_viewersession_v1_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +351,7 @@ func (x *CreateSessionRequest) String() string {
 func (*CreateSessionRequest) ProtoMessage() {}
 
 func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[0]
+	mi := &file_viewersession_v1_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +364,7 @@ func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSessionRequest) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{0}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateSessionRequest) GetChannel() *Channel {
@@ -115,7 +413,7 @@ type CreateSessionResponse struct {
 
 func (x *CreateSessionResponse) Reset() {
 	*x = CreateSessionResponse{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[1]
+	mi := &file_viewersession_v1_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +425,7 @@ func (x *CreateSessionResponse) String() string {
 func (*CreateSessionResponse) ProtoMessage() {}
 
 func (x *CreateSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[1]
+	mi := &file_viewersession_v1_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +438,7 @@ func (x *CreateSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSessionResponse) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{1}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateSessionResponse) GetSession() *Session {
@@ -172,7 +470,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[2]
+	mi := &file_viewersession_v1_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +482,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[2]
+	mi := &file_viewersession_v1_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +495,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{2}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetSessionRequest) GetName() string {
@@ -225,7 +523,7 @@ type GetSessionResponse struct {
 
 func (x *GetSessionResponse) Reset() {
 	*x = GetSessionResponse{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[3]
+	mi := &file_viewersession_v1_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +535,7 @@ func (x *GetSessionResponse) String() string {
 func (*GetSessionResponse) ProtoMessage() {}
 
 func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[3]
+	mi := &file_viewersession_v1_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +548,7 @@ func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetSessionResponse) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{3}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetSessionResponse) GetSession() *Session {
@@ -287,7 +585,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[4]
+	mi := &file_viewersession_v1_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +597,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[4]
+	mi := &file_viewersession_v1_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +610,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{4}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListSessionsRequest) GetChannel() *Channel {
@@ -370,7 +668,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[5]
+	mi := &file_viewersession_v1_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +680,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[5]
+	mi := &file_viewersession_v1_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +693,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{5}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -423,7 +721,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[6]
+	mi := &file_viewersession_v1_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +733,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[6]
+	mi := &file_viewersession_v1_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +746,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{6}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CloseSessionRequest) GetName() string {
@@ -469,7 +767,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[7]
+	mi := &file_viewersession_v1_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +779,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[7]
+	mi := &file_viewersession_v1_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +792,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CloseSessionResponse) GetSession() *Session {
@@ -519,7 +817,7 @@ type WatchSessionRequest struct {
 
 func (x *WatchSessionRequest) Reset() {
 	*x = WatchSessionRequest{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[8]
+	mi := &file_viewersession_v1_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +829,7 @@ func (x *WatchSessionRequest) String() string {
 func (*WatchSessionRequest) ProtoMessage() {}
 
 func (x *WatchSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[8]
+	mi := &file_viewersession_v1_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +842,7 @@ func (x *WatchSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionRequest.ProtoReflect.Descriptor instead.
 func (*WatchSessionRequest) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{8}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchSessionRequest) GetName() string {
@@ -572,7 +870,7 @@ type WatchSessionResponse struct {
 
 func (x *WatchSessionResponse) Reset() {
 	*x = WatchSessionResponse{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[9]
+	mi := &file_viewersession_v1_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +882,7 @@ func (x *WatchSessionResponse) String() string {
 func (*WatchSessionResponse) ProtoMessage() {}
 
 func (x *WatchSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[9]
+	mi := &file_viewersession_v1_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +895,7 @@ func (x *WatchSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionResponse.ProtoReflect.Descriptor instead.
 func (*WatchSessionResponse) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchSessionResponse) GetEvent() *SessionEvent {
@@ -635,7 +933,7 @@ type ConnectRequest struct {
 
 func (x *ConnectRequest) Reset() {
 	*x = ConnectRequest{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[10]
+	mi := &file_viewersession_v1_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +945,7 @@ func (x *ConnectRequest) String() string {
 func (*ConnectRequest) ProtoMessage() {}
 
 func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[10]
+	mi := &file_viewersession_v1_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +958,7 @@ func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectRequest.ProtoReflect.Descriptor instead.
 func (*ConnectRequest) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConnectRequest) GetMessage() isConnectRequest_Message {
@@ -810,7 +1108,7 @@ type Join struct {
 
 func (x *Join) Reset() {
 	*x = Join{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[11]
+	mi := &file_viewersession_v1_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +1120,7 @@ func (x *Join) String() string {
 func (*Join) ProtoMessage() {}
 
 func (x *Join) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[11]
+	mi := &file_viewersession_v1_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +1133,7 @@ func (x *Join) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Join.ProtoReflect.Descriptor instead.
 func (*Join) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Join) GetName() string {
@@ -867,7 +1165,7 @@ type Joined struct {
 
 func (x *Joined) Reset() {
 	*x = Joined{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[12]
+	mi := &file_viewersession_v1_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1177,7 @@ func (x *Joined) String() string {
 func (*Joined) ProtoMessage() {}
 
 func (x *Joined) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[12]
+	mi := &file_viewersession_v1_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1190,7 @@ func (x *Joined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Joined.ProtoReflect.Descriptor instead.
 func (*Joined) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Joined) GetSession() *Session {
@@ -930,7 +1228,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[13]
+	mi := &file_viewersession_v1_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1240,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[13]
+	mi := &file_viewersession_v1_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1253,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConnectResponse) GetMessage() isConnectResponse_Message {
@@ -1111,7 +1409,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[14]
+	mi := &file_viewersession_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1421,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[14]
+	mi := &file_viewersession_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1434,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SignalRequest) GetName() string {
@@ -1276,7 +1574,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_viewersession_v1_service_proto_msgTypes[15]
+	mi := &file_viewersession_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1586,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewersession_v1_service_proto_msgTypes[15]
+	mi := &file_viewersession_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1599,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_viewersession_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SignalResponse) GetState() SessionState {
@@ -1329,7 +1627,25 @@ var File_viewersession_v1_service_proto protoreflect.FileDescriptor
 
 const file_viewersession_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1eviewersession/v1/service.proto\x12\x10viewersession.v1\x1a\x1eviewersession/v1/session.proto\x1a viewersession/v1/signaling.proto\"\xc3\x01\n" +
+	"\x1eviewersession/v1/service.proto\x12\x10viewersession.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1eviewersession/v1/session.proto\x1a viewersession/v1/signaling.proto\"\x81\x01\n" +
+	"\x13ProbeChannelRequest\x123\n" +
+	"\achannel\x18\x01 \x01(\v2\x19.viewersession.v1.ChannelR\achannel\x125\n" +
+	"\bdeadline\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"\x87\x03\n" +
+	"\x14ProbeChannelResponse\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12B\n" +
+	"\x0fconnect_latency\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0econnectLatency\x12@\n" +
+	"\x0eanswer_latency\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\ranswerLatency\x12K\n" +
+	"\x14first_packet_latency\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x12firstPacketLatency\x12\x14\n" +
+	"\x05codec\x18\x05 \x01(\tR\x05codec\x124\n" +
+	"\bice_path\x18\x06 \x01(\v2\x19.viewersession.v1.IcePathR\aicePath\x123\n" +
+	"\aelapsed\x18\a \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"\xd4\x01\n" +
+	"\aIcePath\x12A\n" +
+	"\n" +
+	"local_type\x18\x01 \x01(\x0e2\".viewersession.v1.IceCandidateTypeR\tlocalType\x12C\n" +
+	"\vremote_type\x18\x02 \x01(\x0e2\".viewersession.v1.IceCandidateTypeR\n" +
+	"remoteType\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12%\n" +
+	"\x0erelay_protocol\x18\x04 \x01(\tR\rrelayProtocol\"\xc3\x01\n" +
 	"\x14CreateSessionRequest\x123\n" +
 	"\achannel\x18\x01 \x01(\v2\x19.viewersession.v1.ChannelR\achannel\x12\x1b\n" +
 	"\tviewer_id\x18\x02 \x01(\tR\bviewerId\x12:\n" +
@@ -1403,7 +1719,13 @@ const file_viewersession_v1_service_proto_rawDesc = "" +
 	"\x0eSignalResponse\x124\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1e.viewersession.v1.SessionStateR\x05state\x12#\n" +
 	"\rlast_sequence\x18\x02 \x01(\x04R\flastSequence\x12,\n" +
-	"\x12acked_app_sequence\x18\x03 \x01(\x04R\x10ackedAppSequence2\x91\x05\n" +
+	"\x12acked_app_sequence\x18\x03 \x01(\x04R\x10ackedAppSequence*\xad\x01\n" +
+	"\x10IceCandidateType\x12\"\n" +
+	"\x1eICE_CANDIDATE_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ICE_CANDIDATE_TYPE_HOST\x10\x01\x12\x1c\n" +
+	"\x18ICE_CANDIDATE_TYPE_SRFLX\x10\x02\x12\x1c\n" +
+	"\x18ICE_CANDIDATE_TYPE_PRFLX\x10\x03\x12\x1c\n" +
+	"\x18ICE_CANDIDATE_TYPE_RELAY\x10\x042\xf0\x05\n" +
 	"\x14ViewerSessionService\x12`\n" +
 	"\rCreateSession\x12&.viewersession.v1.CreateSessionRequest\x1a'.viewersession.v1.CreateSessionResponse\x12W\n" +
 	"\n" +
@@ -1412,7 +1734,8 @@ const file_viewersession_v1_service_proto_rawDesc = "" +
 	"\fCloseSession\x12%.viewersession.v1.CloseSessionRequest\x1a&.viewersession.v1.CloseSessionResponse\x12_\n" +
 	"\fWatchSession\x12%.viewersession.v1.WatchSessionRequest\x1a&.viewersession.v1.WatchSessionResponse0\x01\x12R\n" +
 	"\aConnect\x12 .viewersession.v1.ConnectRequest\x1a!.viewersession.v1.ConnectResponse(\x010\x01\x12K\n" +
-	"\x06Signal\x12\x1f.viewersession.v1.SignalRequest\x1a .viewersession.v1.SignalResponseBFZDgithub.com/acme/viewersession/proto/viewersession/v1;viewersessionpbb\x06proto3"
+	"\x06Signal\x12\x1f.viewersession.v1.SignalRequest\x1a .viewersession.v1.SignalResponse\x12]\n" +
+	"\fProbeChannel\x12%.viewersession.v1.ProbeChannelRequest\x1a&.viewersession.v1.ProbeChannelResponseBFZDgithub.com/acme/viewersession/proto/viewersession/v1;viewersessionpbb\x06proto3"
 
 var (
 	file_viewersession_v1_service_proto_rawDescOnce sync.Once
@@ -1426,90 +1749,107 @@ func file_viewersession_v1_service_proto_rawDescGZIP() []byte {
 	return file_viewersession_v1_service_proto_rawDescData
 }
 
-var file_viewersession_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_viewersession_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_viewersession_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_viewersession_v1_service_proto_goTypes = []any{
-	(*CreateSessionRequest)(nil),  // 0: viewersession.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil), // 1: viewersession.v1.CreateSessionResponse
-	(*GetSessionRequest)(nil),     // 2: viewersession.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),    // 3: viewersession.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),   // 4: viewersession.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 5: viewersession.v1.ListSessionsResponse
-	(*CloseSessionRequest)(nil),   // 6: viewersession.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 7: viewersession.v1.CloseSessionResponse
-	(*WatchSessionRequest)(nil),   // 8: viewersession.v1.WatchSessionRequest
-	(*WatchSessionResponse)(nil),  // 9: viewersession.v1.WatchSessionResponse
-	(*ConnectRequest)(nil),        // 10: viewersession.v1.ConnectRequest
-	(*Join)(nil),                  // 11: viewersession.v1.Join
-	(*Joined)(nil),                // 12: viewersession.v1.Joined
-	(*ConnectResponse)(nil),       // 13: viewersession.v1.ConnectResponse
-	(*SignalRequest)(nil),         // 14: viewersession.v1.SignalRequest
-	(*SignalResponse)(nil),        // 15: viewersession.v1.SignalResponse
-	(*Channel)(nil),               // 16: viewersession.v1.Channel
-	(*SessionOptions)(nil),        // 17: viewersession.v1.SessionOptions
-	(*Session)(nil),               // 18: viewersession.v1.Session
-	(SessionState)(0),             // 19: viewersession.v1.SessionState
-	(*SessionEvent)(nil),          // 20: viewersession.v1.SessionEvent
-	(*SessionDescription)(nil),    // 21: viewersession.v1.SessionDescription
-	(*IceCandidate)(nil),          // 22: viewersession.v1.IceCandidate
-	(*ConnectionStateReport)(nil), // 23: viewersession.v1.ConnectionStateReport
-	(*NetworkChanged)(nil),        // 24: viewersession.v1.NetworkChanged
-	(*Leave)(nil),                 // 25: viewersession.v1.Leave
-	(*MediaReport)(nil),           // 26: viewersession.v1.MediaReport
-	(*Renegotiate)(nil),           // 27: viewersession.v1.Renegotiate
-	(*GoingAway)(nil),             // 28: viewersession.v1.GoingAway
-	(*Ack)(nil),                   // 29: viewersession.v1.Ack
+	(IceCandidateType)(0),         // 0: viewersession.v1.IceCandidateType
+	(*ProbeChannelRequest)(nil),   // 1: viewersession.v1.ProbeChannelRequest
+	(*ProbeChannelResponse)(nil),  // 2: viewersession.v1.ProbeChannelResponse
+	(*IcePath)(nil),               // 3: viewersession.v1.IcePath
+	(*CreateSessionRequest)(nil),  // 4: viewersession.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil), // 5: viewersession.v1.CreateSessionResponse
+	(*GetSessionRequest)(nil),     // 6: viewersession.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),    // 7: viewersession.v1.GetSessionResponse
+	(*ListSessionsRequest)(nil),   // 8: viewersession.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),  // 9: viewersession.v1.ListSessionsResponse
+	(*CloseSessionRequest)(nil),   // 10: viewersession.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 11: viewersession.v1.CloseSessionResponse
+	(*WatchSessionRequest)(nil),   // 12: viewersession.v1.WatchSessionRequest
+	(*WatchSessionResponse)(nil),  // 13: viewersession.v1.WatchSessionResponse
+	(*ConnectRequest)(nil),        // 14: viewersession.v1.ConnectRequest
+	(*Join)(nil),                  // 15: viewersession.v1.Join
+	(*Joined)(nil),                // 16: viewersession.v1.Joined
+	(*ConnectResponse)(nil),       // 17: viewersession.v1.ConnectResponse
+	(*SignalRequest)(nil),         // 18: viewersession.v1.SignalRequest
+	(*SignalResponse)(nil),        // 19: viewersession.v1.SignalResponse
+	(*Channel)(nil),               // 20: viewersession.v1.Channel
+	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
+	(*SessionOptions)(nil),        // 22: viewersession.v1.SessionOptions
+	(*Session)(nil),               // 23: viewersession.v1.Session
+	(SessionState)(0),             // 24: viewersession.v1.SessionState
+	(*SessionEvent)(nil),          // 25: viewersession.v1.SessionEvent
+	(*SessionDescription)(nil),    // 26: viewersession.v1.SessionDescription
+	(*IceCandidate)(nil),          // 27: viewersession.v1.IceCandidate
+	(*ConnectionStateReport)(nil), // 28: viewersession.v1.ConnectionStateReport
+	(*NetworkChanged)(nil),        // 29: viewersession.v1.NetworkChanged
+	(*Leave)(nil),                 // 30: viewersession.v1.Leave
+	(*MediaReport)(nil),           // 31: viewersession.v1.MediaReport
+	(*Renegotiate)(nil),           // 32: viewersession.v1.Renegotiate
+	(*GoingAway)(nil),             // 33: viewersession.v1.GoingAway
+	(*Ack)(nil),                   // 34: viewersession.v1.Ack
 }
 var file_viewersession_v1_service_proto_depIdxs = []int32{
-	16, // 0: viewersession.v1.CreateSessionRequest.channel:type_name -> viewersession.v1.Channel
-	17, // 1: viewersession.v1.CreateSessionRequest.options:type_name -> viewersession.v1.SessionOptions
-	18, // 2: viewersession.v1.CreateSessionResponse.session:type_name -> viewersession.v1.Session
-	18, // 3: viewersession.v1.GetSessionResponse.session:type_name -> viewersession.v1.Session
-	16, // 4: viewersession.v1.ListSessionsRequest.channel:type_name -> viewersession.v1.Channel
-	19, // 5: viewersession.v1.ListSessionsRequest.state:type_name -> viewersession.v1.SessionState
-	18, // 6: viewersession.v1.ListSessionsResponse.sessions:type_name -> viewersession.v1.Session
-	18, // 7: viewersession.v1.CloseSessionResponse.session:type_name -> viewersession.v1.Session
-	20, // 8: viewersession.v1.WatchSessionResponse.event:type_name -> viewersession.v1.SessionEvent
-	11, // 9: viewersession.v1.ConnectRequest.join:type_name -> viewersession.v1.Join
-	21, // 10: viewersession.v1.ConnectRequest.offer:type_name -> viewersession.v1.SessionDescription
-	22, // 11: viewersession.v1.ConnectRequest.candidate:type_name -> viewersession.v1.IceCandidate
-	23, // 12: viewersession.v1.ConnectRequest.state_report:type_name -> viewersession.v1.ConnectionStateReport
-	24, // 13: viewersession.v1.ConnectRequest.network_changed:type_name -> viewersession.v1.NetworkChanged
-	25, // 14: viewersession.v1.ConnectRequest.leave:type_name -> viewersession.v1.Leave
-	26, // 15: viewersession.v1.ConnectRequest.media_report:type_name -> viewersession.v1.MediaReport
-	18, // 16: viewersession.v1.Joined.session:type_name -> viewersession.v1.Session
-	12, // 17: viewersession.v1.ConnectResponse.joined:type_name -> viewersession.v1.Joined
-	21, // 18: viewersession.v1.ConnectResponse.answer:type_name -> viewersession.v1.SessionDescription
-	22, // 19: viewersession.v1.ConnectResponse.candidate:type_name -> viewersession.v1.IceCandidate
-	20, // 20: viewersession.v1.ConnectResponse.event:type_name -> viewersession.v1.SessionEvent
-	27, // 21: viewersession.v1.ConnectResponse.renegotiate:type_name -> viewersession.v1.Renegotiate
-	28, // 22: viewersession.v1.ConnectResponse.going_away:type_name -> viewersession.v1.GoingAway
-	29, // 23: viewersession.v1.ConnectResponse.ack:type_name -> viewersession.v1.Ack
-	21, // 24: viewersession.v1.SignalRequest.offer:type_name -> viewersession.v1.SessionDescription
-	22, // 25: viewersession.v1.SignalRequest.candidate:type_name -> viewersession.v1.IceCandidate
-	23, // 26: viewersession.v1.SignalRequest.state_report:type_name -> viewersession.v1.ConnectionStateReport
-	24, // 27: viewersession.v1.SignalRequest.network_changed:type_name -> viewersession.v1.NetworkChanged
-	25, // 28: viewersession.v1.SignalRequest.leave:type_name -> viewersession.v1.Leave
-	26, // 29: viewersession.v1.SignalRequest.media_report:type_name -> viewersession.v1.MediaReport
-	19, // 30: viewersession.v1.SignalResponse.state:type_name -> viewersession.v1.SessionState
-	0,  // 31: viewersession.v1.ViewerSessionService.CreateSession:input_type -> viewersession.v1.CreateSessionRequest
-	2,  // 32: viewersession.v1.ViewerSessionService.GetSession:input_type -> viewersession.v1.GetSessionRequest
-	4,  // 33: viewersession.v1.ViewerSessionService.ListSessions:input_type -> viewersession.v1.ListSessionsRequest
-	6,  // 34: viewersession.v1.ViewerSessionService.CloseSession:input_type -> viewersession.v1.CloseSessionRequest
-	8,  // 35: viewersession.v1.ViewerSessionService.WatchSession:input_type -> viewersession.v1.WatchSessionRequest
-	10, // 36: viewersession.v1.ViewerSessionService.Connect:input_type -> viewersession.v1.ConnectRequest
-	14, // 37: viewersession.v1.ViewerSessionService.Signal:input_type -> viewersession.v1.SignalRequest
-	1,  // 38: viewersession.v1.ViewerSessionService.CreateSession:output_type -> viewersession.v1.CreateSessionResponse
-	3,  // 39: viewersession.v1.ViewerSessionService.GetSession:output_type -> viewersession.v1.GetSessionResponse
-	5,  // 40: viewersession.v1.ViewerSessionService.ListSessions:output_type -> viewersession.v1.ListSessionsResponse
-	7,  // 41: viewersession.v1.ViewerSessionService.CloseSession:output_type -> viewersession.v1.CloseSessionResponse
-	9,  // 42: viewersession.v1.ViewerSessionService.WatchSession:output_type -> viewersession.v1.WatchSessionResponse
-	13, // 43: viewersession.v1.ViewerSessionService.Connect:output_type -> viewersession.v1.ConnectResponse
-	15, // 44: viewersession.v1.ViewerSessionService.Signal:output_type -> viewersession.v1.SignalResponse
-	38, // [38:45] is the sub-list for method output_type
-	31, // [31:38] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	20, // 0: viewersession.v1.ProbeChannelRequest.channel:type_name -> viewersession.v1.Channel
+	21, // 1: viewersession.v1.ProbeChannelRequest.deadline:type_name -> google.protobuf.Duration
+	21, // 2: viewersession.v1.ProbeChannelResponse.connect_latency:type_name -> google.protobuf.Duration
+	21, // 3: viewersession.v1.ProbeChannelResponse.answer_latency:type_name -> google.protobuf.Duration
+	21, // 4: viewersession.v1.ProbeChannelResponse.first_packet_latency:type_name -> google.protobuf.Duration
+	3,  // 5: viewersession.v1.ProbeChannelResponse.ice_path:type_name -> viewersession.v1.IcePath
+	21, // 6: viewersession.v1.ProbeChannelResponse.elapsed:type_name -> google.protobuf.Duration
+	0,  // 7: viewersession.v1.IcePath.local_type:type_name -> viewersession.v1.IceCandidateType
+	0,  // 8: viewersession.v1.IcePath.remote_type:type_name -> viewersession.v1.IceCandidateType
+	20, // 9: viewersession.v1.CreateSessionRequest.channel:type_name -> viewersession.v1.Channel
+	22, // 10: viewersession.v1.CreateSessionRequest.options:type_name -> viewersession.v1.SessionOptions
+	23, // 11: viewersession.v1.CreateSessionResponse.session:type_name -> viewersession.v1.Session
+	23, // 12: viewersession.v1.GetSessionResponse.session:type_name -> viewersession.v1.Session
+	20, // 13: viewersession.v1.ListSessionsRequest.channel:type_name -> viewersession.v1.Channel
+	24, // 14: viewersession.v1.ListSessionsRequest.state:type_name -> viewersession.v1.SessionState
+	23, // 15: viewersession.v1.ListSessionsResponse.sessions:type_name -> viewersession.v1.Session
+	23, // 16: viewersession.v1.CloseSessionResponse.session:type_name -> viewersession.v1.Session
+	25, // 17: viewersession.v1.WatchSessionResponse.event:type_name -> viewersession.v1.SessionEvent
+	15, // 18: viewersession.v1.ConnectRequest.join:type_name -> viewersession.v1.Join
+	26, // 19: viewersession.v1.ConnectRequest.offer:type_name -> viewersession.v1.SessionDescription
+	27, // 20: viewersession.v1.ConnectRequest.candidate:type_name -> viewersession.v1.IceCandidate
+	28, // 21: viewersession.v1.ConnectRequest.state_report:type_name -> viewersession.v1.ConnectionStateReport
+	29, // 22: viewersession.v1.ConnectRequest.network_changed:type_name -> viewersession.v1.NetworkChanged
+	30, // 23: viewersession.v1.ConnectRequest.leave:type_name -> viewersession.v1.Leave
+	31, // 24: viewersession.v1.ConnectRequest.media_report:type_name -> viewersession.v1.MediaReport
+	23, // 25: viewersession.v1.Joined.session:type_name -> viewersession.v1.Session
+	16, // 26: viewersession.v1.ConnectResponse.joined:type_name -> viewersession.v1.Joined
+	26, // 27: viewersession.v1.ConnectResponse.answer:type_name -> viewersession.v1.SessionDescription
+	27, // 28: viewersession.v1.ConnectResponse.candidate:type_name -> viewersession.v1.IceCandidate
+	25, // 29: viewersession.v1.ConnectResponse.event:type_name -> viewersession.v1.SessionEvent
+	32, // 30: viewersession.v1.ConnectResponse.renegotiate:type_name -> viewersession.v1.Renegotiate
+	33, // 31: viewersession.v1.ConnectResponse.going_away:type_name -> viewersession.v1.GoingAway
+	34, // 32: viewersession.v1.ConnectResponse.ack:type_name -> viewersession.v1.Ack
+	26, // 33: viewersession.v1.SignalRequest.offer:type_name -> viewersession.v1.SessionDescription
+	27, // 34: viewersession.v1.SignalRequest.candidate:type_name -> viewersession.v1.IceCandidate
+	28, // 35: viewersession.v1.SignalRequest.state_report:type_name -> viewersession.v1.ConnectionStateReport
+	29, // 36: viewersession.v1.SignalRequest.network_changed:type_name -> viewersession.v1.NetworkChanged
+	30, // 37: viewersession.v1.SignalRequest.leave:type_name -> viewersession.v1.Leave
+	31, // 38: viewersession.v1.SignalRequest.media_report:type_name -> viewersession.v1.MediaReport
+	24, // 39: viewersession.v1.SignalResponse.state:type_name -> viewersession.v1.SessionState
+	4,  // 40: viewersession.v1.ViewerSessionService.CreateSession:input_type -> viewersession.v1.CreateSessionRequest
+	6,  // 41: viewersession.v1.ViewerSessionService.GetSession:input_type -> viewersession.v1.GetSessionRequest
+	8,  // 42: viewersession.v1.ViewerSessionService.ListSessions:input_type -> viewersession.v1.ListSessionsRequest
+	10, // 43: viewersession.v1.ViewerSessionService.CloseSession:input_type -> viewersession.v1.CloseSessionRequest
+	12, // 44: viewersession.v1.ViewerSessionService.WatchSession:input_type -> viewersession.v1.WatchSessionRequest
+	14, // 45: viewersession.v1.ViewerSessionService.Connect:input_type -> viewersession.v1.ConnectRequest
+	18, // 46: viewersession.v1.ViewerSessionService.Signal:input_type -> viewersession.v1.SignalRequest
+	1,  // 47: viewersession.v1.ViewerSessionService.ProbeChannel:input_type -> viewersession.v1.ProbeChannelRequest
+	5,  // 48: viewersession.v1.ViewerSessionService.CreateSession:output_type -> viewersession.v1.CreateSessionResponse
+	7,  // 49: viewersession.v1.ViewerSessionService.GetSession:output_type -> viewersession.v1.GetSessionResponse
+	9,  // 50: viewersession.v1.ViewerSessionService.ListSessions:output_type -> viewersession.v1.ListSessionsResponse
+	11, // 51: viewersession.v1.ViewerSessionService.CloseSession:output_type -> viewersession.v1.CloseSessionResponse
+	13, // 52: viewersession.v1.ViewerSessionService.WatchSession:output_type -> viewersession.v1.WatchSessionResponse
+	17, // 53: viewersession.v1.ViewerSessionService.Connect:output_type -> viewersession.v1.ConnectResponse
+	19, // 54: viewersession.v1.ViewerSessionService.Signal:output_type -> viewersession.v1.SignalResponse
+	2,  // 55: viewersession.v1.ViewerSessionService.ProbeChannel:output_type -> viewersession.v1.ProbeChannelResponse
+	48, // [48:56] is the sub-list for method output_type
+	40, // [40:48] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_viewersession_v1_service_proto_init() }
@@ -1519,7 +1859,7 @@ func file_viewersession_v1_service_proto_init() {
 	}
 	file_viewersession_v1_session_proto_init()
 	file_viewersession_v1_signaling_proto_init()
-	file_viewersession_v1_service_proto_msgTypes[10].OneofWrappers = []any{
+	file_viewersession_v1_service_proto_msgTypes[13].OneofWrappers = []any{
 		(*ConnectRequest_Join)(nil),
 		(*ConnectRequest_Offer)(nil),
 		(*ConnectRequest_Candidate)(nil),
@@ -1528,7 +1868,7 @@ func file_viewersession_v1_service_proto_init() {
 		(*ConnectRequest_Leave)(nil),
 		(*ConnectRequest_MediaReport)(nil),
 	}
-	file_viewersession_v1_service_proto_msgTypes[13].OneofWrappers = []any{
+	file_viewersession_v1_service_proto_msgTypes[16].OneofWrappers = []any{
 		(*ConnectResponse_Joined)(nil),
 		(*ConnectResponse_Answer)(nil),
 		(*ConnectResponse_Candidate)(nil),
@@ -1537,7 +1877,7 @@ func file_viewersession_v1_service_proto_init() {
 		(*ConnectResponse_GoingAway)(nil),
 		(*ConnectResponse_Ack)(nil),
 	}
-	file_viewersession_v1_service_proto_msgTypes[14].OneofWrappers = []any{
+	file_viewersession_v1_service_proto_msgTypes[17].OneofWrappers = []any{
 		(*SignalRequest_Offer)(nil),
 		(*SignalRequest_Candidate)(nil),
 		(*SignalRequest_StateReport)(nil),
@@ -1550,13 +1890,14 @@ func file_viewersession_v1_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_viewersession_v1_service_proto_rawDesc), len(file_viewersession_v1_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   16,
+			NumEnums:      1,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_viewersession_v1_service_proto_goTypes,
 		DependencyIndexes: file_viewersession_v1_service_proto_depIdxs,
+		EnumInfos:         file_viewersession_v1_service_proto_enumTypes,
 		MessageInfos:      file_viewersession_v1_service_proto_msgTypes,
 	}.Build()
 	File_viewersession_v1_service_proto = out.File

@@ -26,6 +26,7 @@ const (
 	ViewerSessionService_WatchSession_FullMethodName  = "/viewersession.v1.ViewerSessionService/WatchSession"
 	ViewerSessionService_Connect_FullMethodName       = "/viewersession.v1.ViewerSessionService/Connect"
 	ViewerSessionService_Signal_FullMethodName        = "/viewersession.v1.ViewerSessionService/Signal"
+	ViewerSessionService_ProbeChannel_FullMethodName  = "/viewersession.v1.ViewerSessionService/ProbeChannel"
 )
 
 // ViewerSessionServiceClient is the client API for ViewerSessionService service.
@@ -77,6 +78,24 @@ type ViewerSessionServiceClient interface {
 	// travels as timeline events on WatchSession. It returns once the session
 	// has taken the message. Errors are those of the same message on Connect.
 	Signal(ctx context.Context, in *SignalRequest, opts ...grpc.CallOption) (*SignalResponse, error)
+	// ProbeChannel tells whether a channel's camera streams right now
+	// (backend), short of a viewer app: a viewer inside the service takes a
+	// clientId as a session does (unique on the channel; it cools down
+	// afterwards like a session's), connects to KVS signaling, offers, and
+	// waits for the camera's SDP answer and its first video RTP packet,
+	// within `deadline`. While it runs the probe counts against the
+	// channel's live-session limit. OK means video arrived; the response
+	// says how fast, in which codec and over which ICE path. Errors:
+	// INVALID_ARGUMENT (bad channel or deadline), NOT_FOUND
+	// (CHANNEL_NOT_FOUND), RESOURCE_EXHAUSTED (CHANNEL_FULL: the channel's
+	// live sessions and probes are at the limit; RATE_LIMITED: too many
+	// probes of the channel; CLIENT_ID_EXHAUSTED), DEADLINE_EXCEEDED
+	// (PROBE_NO_ANSWER: the camera did not answer by the deadline;
+	// PROBE_NO_MEDIA: it answered, but no video arrived by the deadline; the
+	// ErrorInfo metadata carries what was measured), FAILED_PRECONDITION
+	// (SIGNALING_REJECTED: KVS refused the probe's offer), UNAVAILABLE
+	// (KVS_THROTTLED, UNAVAILABLE).
+	ProbeChannel(ctx context.Context, in *ProbeChannelRequest, opts ...grpc.CallOption) (*ProbeChannelResponse, error)
 }
 
 type viewerSessionServiceClient struct {
@@ -169,6 +188,16 @@ func (c *viewerSessionServiceClient) Signal(ctx context.Context, in *SignalReque
 	return out, nil
 }
 
+func (c *viewerSessionServiceClient) ProbeChannel(ctx context.Context, in *ProbeChannelRequest, opts ...grpc.CallOption) (*ProbeChannelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProbeChannelResponse)
+	err := c.cc.Invoke(ctx, ViewerSessionService_ProbeChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ViewerSessionServiceServer is the server API for ViewerSessionService service.
 // All implementations must embed UnimplementedViewerSessionServiceServer
 // for forward compatibility.
@@ -218,6 +247,24 @@ type ViewerSessionServiceServer interface {
 	// travels as timeline events on WatchSession. It returns once the session
 	// has taken the message. Errors are those of the same message on Connect.
 	Signal(context.Context, *SignalRequest) (*SignalResponse, error)
+	// ProbeChannel tells whether a channel's camera streams right now
+	// (backend), short of a viewer app: a viewer inside the service takes a
+	// clientId as a session does (unique on the channel; it cools down
+	// afterwards like a session's), connects to KVS signaling, offers, and
+	// waits for the camera's SDP answer and its first video RTP packet,
+	// within `deadline`. While it runs the probe counts against the
+	// channel's live-session limit. OK means video arrived; the response
+	// says how fast, in which codec and over which ICE path. Errors:
+	// INVALID_ARGUMENT (bad channel or deadline), NOT_FOUND
+	// (CHANNEL_NOT_FOUND), RESOURCE_EXHAUSTED (CHANNEL_FULL: the channel's
+	// live sessions and probes are at the limit; RATE_LIMITED: too many
+	// probes of the channel; CLIENT_ID_EXHAUSTED), DEADLINE_EXCEEDED
+	// (PROBE_NO_ANSWER: the camera did not answer by the deadline;
+	// PROBE_NO_MEDIA: it answered, but no video arrived by the deadline; the
+	// ErrorInfo metadata carries what was measured), FAILED_PRECONDITION
+	// (SIGNALING_REJECTED: KVS refused the probe's offer), UNAVAILABLE
+	// (KVS_THROTTLED, UNAVAILABLE).
+	ProbeChannel(context.Context, *ProbeChannelRequest) (*ProbeChannelResponse, error)
 	mustEmbedUnimplementedViewerSessionServiceServer()
 }
 
@@ -248,6 +295,9 @@ func (UnimplementedViewerSessionServiceServer) Connect(grpc.BidiStreamingServer[
 }
 func (UnimplementedViewerSessionServiceServer) Signal(context.Context, *SignalRequest) (*SignalResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Signal not implemented")
+}
+func (UnimplementedViewerSessionServiceServer) ProbeChannel(context.Context, *ProbeChannelRequest) (*ProbeChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProbeChannel not implemented")
 }
 func (UnimplementedViewerSessionServiceServer) mustEmbedUnimplementedViewerSessionServiceServer() {}
 func (UnimplementedViewerSessionServiceServer) testEmbeddedByValue()                              {}
@@ -378,6 +428,24 @@ func _ViewerSessionService_Signal_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ViewerSessionService_ProbeChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProbeChannelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ViewerSessionServiceServer).ProbeChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ViewerSessionService_ProbeChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ViewerSessionServiceServer).ProbeChannel(ctx, req.(*ProbeChannelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ViewerSessionService_ServiceDesc is the grpc.ServiceDesc for ViewerSessionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -404,6 +472,10 @@ var ViewerSessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Signal",
 			Handler:    _ViewerSessionService_Signal_Handler,
+		},
+		{
+			MethodName: "ProbeChannel",
+			Handler:    _ViewerSessionService_ProbeChannel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2,8 +2,10 @@
 // @generated from file viewersession/v1/service.proto (package viewersession.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Channel, Session, SessionOptions, SessionState } from "./session_pb";
 import { file_viewersession_v1_session } from "./session_pb";
 import type { Ack, ConnectionStateReport, GoingAway, IceCandidate, Leave, MediaReport, NetworkChanged, Renegotiate, SessionDescription, SessionEvent } from "./signaling_pb";
@@ -14,7 +16,147 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file viewersession/v1/service.proto.
  */
 export const file_viewersession_v1_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch52aWV3ZXJzZXNzaW9uL3YxL3NlcnZpY2UucHJvdG8SEHZpZXdlcnNlc3Npb24udjEinAEKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EioKB2NoYW5uZWwYASABKAsyGS52aWV3ZXJzZXNzaW9uLnYxLkNoYW5uZWwSEQoJdmlld2VyX2lkGAIgASgJEjEKB29wdGlvbnMYAyABKAsyIC52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb25PcHRpb25zEhIKCnJlcXVlc3RfaWQYBCABKAkiWgoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEioKB3Nlc3Npb24YASABKAsyGS52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb24SFQoNc2Vzc2lvbl90b2tlbhgCIAEoCSJCChFHZXRTZXNzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEh8KF2luY2x1ZGVfaWNlX2NyZWRlbnRpYWxzGAIgASgIIkAKEkdldFNlc3Npb25SZXNwb25zZRIqCgdzZXNzaW9uGAEgASgLMhkudmlld2Vyc2Vzc2lvbi52MS5TZXNzaW9uIssBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EioKB2NoYW5uZWwYASABKAsyGS52aWV3ZXJzZXNzaW9uLnYxLkNoYW5uZWwSLQoFc3RhdGUYAiABKA4yHi52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb25TdGF0ZRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRIfChdpbmNsdWRlX2ljZV9jcmVkZW50aWFscxgFIAEoCBIRCgl2aWV3ZXJfaWQYBiABKAkiXAoUTGlzdFNlc3Npb25zUmVzcG9uc2USKwoIc2Vzc2lvbnMYASADKAsyGS52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKE0Nsb3NlU2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJCChRDbG9zZVNlc3Npb25SZXNwb25zZRIqCgdzZXNzaW9uGAEgASgLMhkudmlld2Vyc2Vzc2lvbi52MS5TZXNzaW9uIjsKE1dhdGNoU2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoBCJFChRXYXRjaFNlc3Npb25SZXNwb25zZRItCgVldmVudBgBIAEoCzIeLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbkV2ZW50IqQDCg5Db25uZWN0UmVxdWVzdBImCgRqb2luGAEgASgLMhYudmlld2Vyc2Vzc2lvbi52MS5Kb2luSAASNQoFb2ZmZXIYAiABKAsyJC52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb25EZXNjcmlwdGlvbkgAEjMKCWNhbmRpZGF0ZRgDIAEoCzIeLnZpZXdlcnNlc3Npb24udjEuSWNlQ2FuZGlkYXRlSAASPwoMc3RhdGVfcmVwb3J0GAQgASgLMicudmlld2Vyc2Vzc2lvbi52MS5Db25uZWN0aW9uU3RhdGVSZXBvcnRIABI7Cg9uZXR3b3JrX2NoYW5nZWQYBSABKAsyIC52aWV3ZXJzZXNzaW9uLnYxLk5ldHdvcmtDaGFuZ2VkSAASKAoFbGVhdmUYBiABKAsyFy52aWV3ZXJzZXNzaW9uLnYxLkxlYXZlSAASNQoMbWVkaWFfcmVwb3J0GAggASgLMh0udmlld2Vyc2Vzc2lvbi52MS5NZWRpYVJlcG9ydEgAEhQKDGFwcF9zZXF1ZW5jZRgHIAEoBEIJCgdtZXNzYWdlIiwKBEpvaW4SDAoEbmFtZRgBIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoBCJQCgZKb2luZWQSKgoHc2Vzc2lvbhgBIAEoCzIZLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbhIaChJhY2tlZF9hcHBfc2VxdWVuY2UYAiABKAQi9QIKD0Nvbm5lY3RSZXNwb25zZRIqCgZqb2luZWQYASABKAsyGC52aWV3ZXJzZXNzaW9uLnYxLkpvaW5lZEgAEjYKBmFuc3dlchgCIAEoCzIkLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbkRlc2NyaXB0aW9uSAASMwoJY2FuZGlkYXRlGAMgASgLMh4udmlld2Vyc2Vzc2lvbi52MS5JY2VDYW5kaWRhdGVIABIvCgVldmVudBgEIAEoCzIeLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbkV2ZW50SAASNAoLcmVuZWdvdGlhdGUYBSABKAsyHS52aWV3ZXJzZXNzaW9uLnYxLlJlbmVnb3RpYXRlSAASMQoKZ29pbmdfYXdheRgGIAEoCzIbLnZpZXdlcnNlc3Npb24udjEuR29pbmdBd2F5SAASJAoDYWNrGAcgASgLMhUudmlld2Vyc2Vzc2lvbi52MS5BY2tIAEIJCgdtZXNzYWdlIokDCg1TaWduYWxSZXF1ZXN0EgwKBG5hbWUYASABKAkSNQoFb2ZmZXIYAiABKAsyJC52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb25EZXNjcmlwdGlvbkgAEjMKCWNhbmRpZGF0ZRgDIAEoCzIeLnZpZXdlcnNlc3Npb24udjEuSWNlQ2FuZGlkYXRlSAASPwoMc3RhdGVfcmVwb3J0GAQgASgLMicudmlld2Vyc2Vzc2lvbi52MS5Db25uZWN0aW9uU3RhdGVSZXBvcnRIABI7Cg9uZXR3b3JrX2NoYW5nZWQYBSABKAsyIC52aWV3ZXJzZXNzaW9uLnYxLk5ldHdvcmtDaGFuZ2VkSAASKAoFbGVhdmUYBiABKAsyFy52aWV3ZXJzZXNzaW9uLnYxLkxlYXZlSAASNQoMbWVkaWFfcmVwb3J0GAggASgLMh0udmlld2Vyc2Vzc2lvbi52MS5NZWRpYVJlcG9ydEgAEhQKDGFwcF9zZXF1ZW5jZRgHIAEoBEIJCgdtZXNzYWdlInIKDlNpZ25hbFJlc3BvbnNlEi0KBXN0YXRlGAEgASgOMh4udmlld2Vyc2Vzc2lvbi52MS5TZXNzaW9uU3RhdGUSFQoNbGFzdF9zZXF1ZW5jZRgCIAEoBBIaChJhY2tlZF9hcHBfc2VxdWVuY2UYAyABKAQykQUKFFZpZXdlclNlc3Npb25TZXJ2aWNlEmAKDUNyZWF0ZVNlc3Npb24SJi52aWV3ZXJzZXNzaW9uLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0Gicudmlld2Vyc2Vzc2lvbi52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2USVwoKR2V0U2Vzc2lvbhIjLnZpZXdlcnNlc3Npb24udjEuR2V0U2Vzc2lvblJlcXVlc3QaJC52aWV3ZXJzZXNzaW9uLnYxLkdldFNlc3Npb25SZXNwb25zZRJdCgxMaXN0U2Vzc2lvbnMSJS52aWV3ZXJzZXNzaW9uLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaJi52aWV3ZXJzZXNzaW9uLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlEl0KDENsb3NlU2Vzc2lvbhIlLnZpZXdlcnNlc3Npb24udjEuQ2xvc2VTZXNzaW9uUmVxdWVzdBomLnZpZXdlcnNlc3Npb24udjEuQ2xvc2VTZXNzaW9uUmVzcG9uc2USXwoMV2F0Y2hTZXNzaW9uEiUudmlld2Vyc2Vzc2lvbi52MS5XYXRjaFNlc3Npb25SZXF1ZXN0GiYudmlld2Vyc2Vzc2lvbi52MS5XYXRjaFNlc3Npb25SZXNwb25zZTABElIKB0Nvbm5lY3QSIC52aWV3ZXJzZXNzaW9uLnYxLkNvbm5lY3RSZXF1ZXN0GiEudmlld2Vyc2Vzc2lvbi52MS5Db25uZWN0UmVzcG9uc2UoATABEksKBlNpZ25hbBIfLnZpZXdlcnNlc3Npb24udjEuU2lnbmFsUmVxdWVzdBogLnZpZXdlcnNlc3Npb24udjEuU2lnbmFsUmVzcG9uc2VCRlpEZ2l0aHViLmNvbS9hY21lL3ZpZXdlcnNlc3Npb24vcHJvdG8vdmlld2Vyc2Vzc2lvbi92MTt2aWV3ZXJzZXNzaW9ucGJiBnByb3RvMw", [file_viewersession_v1_session, file_viewersession_v1_signaling]);
+  fileDesc("Ch52aWV3ZXJzZXNzaW9uL3YxL3NlcnZpY2UucHJvdG8SEHZpZXdlcnNlc3Npb24udjEibgoTUHJvYmVDaGFubmVsUmVxdWVzdBIqCgdjaGFubmVsGAEgASgLMhkudmlld2Vyc2Vzc2lvbi52MS5DaGFubmVsEisKCGRlYWRsaW5lGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIrECChRQcm9iZUNoYW5uZWxSZXNwb25zZRIRCgljbGllbnRfaWQYASABKAkSMgoPY29ubmVjdF9sYXRlbmN5GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjEKDmFuc3dlcl9sYXRlbmN5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjcKFGZpcnN0X3BhY2tldF9sYXRlbmN5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBWNvZGVjGAUgASgJEisKCGljZV9wYXRoGAYgASgLMhkudmlld2Vyc2Vzc2lvbi52MS5JY2VQYXRoEioKB2VsYXBzZWQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ipAEKB0ljZVBhdGgSNgoKbG9jYWxfdHlwZRgBIAEoDjIiLnZpZXdlcnNlc3Npb24udjEuSWNlQ2FuZGlkYXRlVHlwZRI3CgtyZW1vdGVfdHlwZRgCIAEoDjIiLnZpZXdlcnNlc3Npb24udjEuSWNlQ2FuZGlkYXRlVHlwZRIQCghwcm90b2NvbBgDIAEoCRIWCg5yZWxheV9wcm90b2NvbBgEIAEoCSKcAQoUQ3JlYXRlU2Vzc2lvblJlcXVlc3QSKgoHY2hhbm5lbBgBIAEoCzIZLnZpZXdlcnNlc3Npb24udjEuQ2hhbm5lbBIRCgl2aWV3ZXJfaWQYAiABKAkSMQoHb3B0aW9ucxgDIAEoCzIgLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbk9wdGlvbnMSEgoKcmVxdWVzdF9pZBgEIAEoCSJaChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USKgoHc2Vzc2lvbhgBIAEoCzIZLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbhIVCg1zZXNzaW9uX3Rva2VuGAIgASgJIkIKEUdldFNlc3Npb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSHwoXaW5jbHVkZV9pY2VfY3JlZGVudGlhbHMYAiABKAgiQAoSR2V0U2Vzc2lvblJlc3BvbnNlEioKB3Nlc3Npb24YASABKAsyGS52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb24iywEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSKgoHY2hhbm5lbBgBIAEoCzIZLnZpZXdlcnNlc3Npb24udjEuQ2hhbm5lbBItCgVzdGF0ZRgCIAEoDjIeLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvblN0YXRlEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEh8KF2luY2x1ZGVfaWNlX2NyZWRlbnRpYWxzGAUgASgIEhEKCXZpZXdlcl9pZBgGIAEoCSJcChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIrCghzZXNzaW9ucxgBIAMoCzIZLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoTQ2xvc2VTZXNzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIkIKFENsb3NlU2Vzc2lvblJlc3BvbnNlEioKB3Nlc3Npb24YASABKAsyGS52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb24iOwoTV2F0Y2hTZXNzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEIkUKFFdhdGNoU2Vzc2lvblJlc3BvbnNlEi0KBWV2ZW50GAEgASgLMh4udmlld2Vyc2Vzc2lvbi52MS5TZXNzaW9uRXZlbnQipAMKDkNvbm5lY3RSZXF1ZXN0EiYKBGpvaW4YASABKAsyFi52aWV3ZXJzZXNzaW9uLnYxLkpvaW5IABI1CgVvZmZlchgCIAEoCzIkLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbkRlc2NyaXB0aW9uSAASMwoJY2FuZGlkYXRlGAMgASgLMh4udmlld2Vyc2Vzc2lvbi52MS5JY2VDYW5kaWRhdGVIABI/CgxzdGF0ZV9yZXBvcnQYBCABKAsyJy52aWV3ZXJzZXNzaW9uLnYxLkNvbm5lY3Rpb25TdGF0ZVJlcG9ydEgAEjsKD25ldHdvcmtfY2hhbmdlZBgFIAEoCzIgLnZpZXdlcnNlc3Npb24udjEuTmV0d29ya0NoYW5nZWRIABIoCgVsZWF2ZRgGIAEoCzIXLnZpZXdlcnNlc3Npb24udjEuTGVhdmVIABI1CgxtZWRpYV9yZXBvcnQYCCABKAsyHS52aWV3ZXJzZXNzaW9uLnYxLk1lZGlhUmVwb3J0SAASFAoMYXBwX3NlcXVlbmNlGAcgASgEQgkKB21lc3NhZ2UiLAoESm9pbhIMCgRuYW1lGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEIlAKBkpvaW5lZBIqCgdzZXNzaW9uGAEgASgLMhkudmlld2Vyc2Vzc2lvbi52MS5TZXNzaW9uEhoKEmFja2VkX2FwcF9zZXF1ZW5jZRgCIAEoBCL1AgoPQ29ubmVjdFJlc3BvbnNlEioKBmpvaW5lZBgBIAEoCzIYLnZpZXdlcnNlc3Npb24udjEuSm9pbmVkSAASNgoGYW5zd2VyGAIgASgLMiQudmlld2Vyc2Vzc2lvbi52MS5TZXNzaW9uRGVzY3JpcHRpb25IABIzCgljYW5kaWRhdGUYAyABKAsyHi52aWV3ZXJzZXNzaW9uLnYxLkljZUNhbmRpZGF0ZUgAEi8KBWV2ZW50GAQgASgLMh4udmlld2Vyc2Vzc2lvbi52MS5TZXNzaW9uRXZlbnRIABI0CgtyZW5lZ290aWF0ZRgFIAEoCzIdLnZpZXdlcnNlc3Npb24udjEuUmVuZWdvdGlhdGVIABIxCgpnb2luZ19hd2F5GAYgASgLMhsudmlld2Vyc2Vzc2lvbi52MS5Hb2luZ0F3YXlIABIkCgNhY2sYByABKAsyFS52aWV3ZXJzZXNzaW9uLnYxLkFja0gAQgkKB21lc3NhZ2UiiQMKDVNpZ25hbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRI1CgVvZmZlchgCIAEoCzIkLnZpZXdlcnNlc3Npb24udjEuU2Vzc2lvbkRlc2NyaXB0aW9uSAASMwoJY2FuZGlkYXRlGAMgASgLMh4udmlld2Vyc2Vzc2lvbi52MS5JY2VDYW5kaWRhdGVIABI/CgxzdGF0ZV9yZXBvcnQYBCABKAsyJy52aWV3ZXJzZXNzaW9uLnYxLkNvbm5lY3Rpb25TdGF0ZVJlcG9ydEgAEjsKD25ldHdvcmtfY2hhbmdlZBgFIAEoCzIgLnZpZXdlcnNlc3Npb24udjEuTmV0d29ya0NoYW5nZWRIABIoCgVsZWF2ZRgGIAEoCzIXLnZpZXdlcnNlc3Npb24udjEuTGVhdmVIABI1CgxtZWRpYV9yZXBvcnQYCCABKAsyHS52aWV3ZXJzZXNzaW9uLnYxLk1lZGlhUmVwb3J0SAASFAoMYXBwX3NlcXVlbmNlGAcgASgEQgkKB21lc3NhZ2UicgoOU2lnbmFsUmVzcG9uc2USLQoFc3RhdGUYASABKA4yHi52aWV3ZXJzZXNzaW9uLnYxLlNlc3Npb25TdGF0ZRIVCg1sYXN0X3NlcXVlbmNlGAIgASgEEhoKEmFja2VkX2FwcF9zZXF1ZW5jZRgDIAEoBCqtAQoQSWNlQ2FuZGlkYXRlVHlwZRIiCh5JQ0VfQ0FORElEQVRFX1RZUEVfVU5TUEVDSUZJRUQQABIbChdJQ0VfQ0FORElEQVRFX1RZUEVfSE9TVBABEhwKGElDRV9DQU5ESURBVEVfVFlQRV9TUkZMWBACEhwKGElDRV9DQU5ESURBVEVfVFlQRV9QUkZMWBADEhwKGElDRV9DQU5ESURBVEVfVFlQRV9SRUxBWRAEMvAFChRWaWV3ZXJTZXNzaW9uU2VydmljZRJgCg1DcmVhdGVTZXNzaW9uEiYudmlld2Vyc2Vzc2lvbi52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBonLnZpZXdlcnNlc3Npb24udjEuQ3JlYXRlU2Vzc2lvblJlc3BvbnNlElcKCkdldFNlc3Npb24SIy52aWV3ZXJzZXNzaW9uLnYxLkdldFNlc3Npb25SZXF1ZXN0GiQudmlld2Vyc2Vzc2lvbi52MS5HZXRTZXNzaW9uUmVzcG9uc2USXQoMTGlzdFNlc3Npb25zEiUudmlld2Vyc2Vzc2lvbi52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiYudmlld2Vyc2Vzc2lvbi52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJdCgxDbG9zZVNlc3Npb24SJS52aWV3ZXJzZXNzaW9uLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaJi52aWV3ZXJzZXNzaW9uLnYxLkNsb3NlU2Vzc2lvblJlc3BvbnNlEl8KDFdhdGNoU2Vzc2lvbhIlLnZpZXdlcnNlc3Npb24udjEuV2F0Y2hTZXNzaW9uUmVxdWVzdBomLnZpZXdlcnNlc3Npb24udjEuV2F0Y2hTZXNzaW9uUmVzcG9uc2UwARJSCgdDb25uZWN0EiAudmlld2Vyc2Vzc2lvbi52MS5Db25uZWN0UmVxdWVzdBohLnZpZXdlcnNlc3Npb24udjEuQ29ubmVjdFJlc3BvbnNlKAEwARJLCgZTaWduYWwSHy52aWV3ZXJzZXNzaW9uLnYxLlNpZ25hbFJlcXVlc3QaIC52aWV3ZXJzZXNzaW9uLnYxLlNpZ25hbFJlc3BvbnNlEl0KDFByb2JlQ2hhbm5lbBIlLnZpZXdlcnNlc3Npb24udjEuUHJvYmVDaGFubmVsUmVxdWVzdBomLnZpZXdlcnNlc3Npb24udjEuUHJvYmVDaGFubmVsUmVzcG9uc2VCRlpEZ2l0aHViLmNvbS9hY21lL3ZpZXdlcnNlc3Npb24vcHJvdG8vdmlld2Vyc2Vzc2lvbi92MTt2aWV3ZXJzZXNzaW9ucGJiBnByb3RvMw", [file_google_protobuf_duration, file_viewersession_v1_session, file_viewersession_v1_signaling]);
+
+/**
+ * ProbeChannelRequest is the request of ProbeChannel.
+ *
+ * @generated from message viewersession.v1.ProbeChannelRequest
+ */
+export type ProbeChannelRequest = Message<"viewersession.v1.ProbeChannelRequest"> & {
+  /**
+   * The channel to probe. Required.
+   *
+   * @generated from field: viewersession.v1.Channel channel = 1;
+   */
+  channel?: Channel | undefined;
+
+  /**
+   * How long the probe may take, from its start to the first video packet;
+   * the camera's answer and its video must both arrive within it. Default
+   * 10 s; limit 1 s..30 s. A shorter deadline of the call itself ends the
+   * probe with it.
+   *
+   * @generated from field: google.protobuf.Duration deadline = 2;
+   */
+  deadline?: Duration | undefined;
+};
+
+/**
+ * Describes the message viewersession.v1.ProbeChannelRequest.
+ * Use `create(ProbeChannelRequestSchema)` to create a new message.
+ */
+export const ProbeChannelRequestSchema: GenMessage<ProbeChannelRequest> = /*@__PURE__*/
+  messageDesc(file_viewersession_v1_service, 0);
+
+/**
+ * ProbeChannelResponse is the response of ProbeChannel: the camera answered
+ * and its video arrived.
+ *
+ * @generated from message viewersession.v1.ProbeChannelResponse
+ */
+export type ProbeChannelResponse = Message<"viewersession.v1.ProbeChannelResponse"> & {
+  /**
+   * The clientId the probe used on the channel (now cooling down).
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * From the start of the signaling connect to the WebSocket being open.
+   *
+   * @generated from field: google.protobuf.Duration connect_latency = 2;
+   */
+  connectLatency?: Duration | undefined;
+
+  /**
+   * From the offer sent to the camera's SDP answer received.
+   *
+   * @generated from field: google.protobuf.Duration answer_latency = 3;
+   */
+  answerLatency?: Duration | undefined;
+
+  /**
+   * From the offer sent to the first video RTP packet received.
+   *
+   * @generated from field: google.protobuf.Duration first_packet_latency = 4;
+   */
+  firstPacketLatency?: Duration | undefined;
+
+  /**
+   * The video codec's MIME type, e.g. `video/H264`.
+   *
+   * @generated from field: string codec = 5;
+   */
+  codec: string;
+
+  /**
+   * The ICE candidate pair the video arrived over.
+   *
+   * @generated from field: viewersession.v1.IcePath ice_path = 6;
+   */
+  icePath?: IcePath | undefined;
+
+  /**
+   * From the start of the probe (its channel slot taken) to the first video
+   * packet.
+   *
+   * @generated from field: google.protobuf.Duration elapsed = 7;
+   */
+  elapsed?: Duration | undefined;
+};
+
+/**
+ * Describes the message viewersession.v1.ProbeChannelResponse.
+ * Use `create(ProbeChannelResponseSchema)` to create a new message.
+ */
+export const ProbeChannelResponseSchema: GenMessage<ProbeChannelResponse> = /*@__PURE__*/
+  messageDesc(file_viewersession_v1_service, 1);
+
+/**
+ * IcePath is a selected ICE candidate pair: the probe's (local) candidate
+ * and the camera's (remote) one.
+ *
+ * @generated from message viewersession.v1.IcePath
+ */
+export type IcePath = Message<"viewersession.v1.IcePath"> & {
+  /**
+   * The type of the probe's candidate.
+   *
+   * @generated from field: viewersession.v1.IceCandidateType local_type = 1;
+   */
+  localType: IceCandidateType;
+
+  /**
+   * The type of the camera's candidate.
+   *
+   * @generated from field: viewersession.v1.IceCandidateType remote_type = 2;
+   */
+  remoteType: IceCandidateType;
+
+  /**
+   * The pair's transport, `udp` or `tcp`.
+   *
+   * @generated from field: string protocol = 3;
+   */
+  protocol: string;
+
+  /**
+   * For a relay local candidate, how the service reaches the TURN server:
+   * `udp`, `tcp` or `tls`; empty otherwise.
+   *
+   * @generated from field: string relay_protocol = 4;
+   */
+  relayProtocol: string;
+};
+
+/**
+ * Describes the message viewersession.v1.IcePath.
+ * Use `create(IcePathSchema)` to create a new message.
+ */
+export const IcePathSchema: GenMessage<IcePath> = /*@__PURE__*/
+  messageDesc(file_viewersession_v1_service, 2);
 
 /**
  * CreateSessionRequest is the request of CreateSession.
@@ -59,7 +201,7 @@ export type CreateSessionRequest = Message<"viewersession.v1.CreateSessionReques
  * Use `create(CreateSessionRequestSchema)` to create a new message.
  */
 export const CreateSessionRequestSchema: GenMessage<CreateSessionRequest> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 0);
+  messageDesc(file_viewersession_v1_service, 3);
 
 /**
  * CreateSessionResponse is the response of CreateSession.
@@ -92,7 +234,7 @@ export type CreateSessionResponse = Message<"viewersession.v1.CreateSessionRespo
  * Use `create(CreateSessionResponseSchema)` to create a new message.
  */
 export const CreateSessionResponseSchema: GenMessage<CreateSessionResponse> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 1);
+  messageDesc(file_viewersession_v1_service, 4);
 
 /**
  * GetSessionRequest is the request of GetSession.
@@ -122,7 +264,7 @@ export type GetSessionRequest = Message<"viewersession.v1.GetSessionRequest"> & 
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 2);
+  messageDesc(file_viewersession_v1_service, 5);
 
 /**
  * GetSessionResponse is the response of GetSession.
@@ -143,7 +285,7 @@ export type GetSessionResponse = Message<"viewersession.v1.GetSessionResponse"> 
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 3);
+  messageDesc(file_viewersession_v1_service, 6);
 
 /**
  * ListSessionsRequest is the request of ListSessions.
@@ -205,7 +347,7 @@ export type ListSessionsRequest = Message<"viewersession.v1.ListSessionsRequest"
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 4);
+  messageDesc(file_viewersession_v1_service, 7);
 
 /**
  * ListSessionsResponse is the response of ListSessions.
@@ -233,7 +375,7 @@ export type ListSessionsResponse = Message<"viewersession.v1.ListSessionsRespons
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 5);
+  messageDesc(file_viewersession_v1_service, 8);
 
 /**
  * CloseSessionRequest is the request of CloseSession.
@@ -254,7 +396,7 @@ export type CloseSessionRequest = Message<"viewersession.v1.CloseSessionRequest"
  * Use `create(CloseSessionRequestSchema)` to create a new message.
  */
 export const CloseSessionRequestSchema: GenMessage<CloseSessionRequest> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 6);
+  messageDesc(file_viewersession_v1_service, 9);
 
 /**
  * CloseSessionResponse is the response of CloseSession.
@@ -275,7 +417,7 @@ export type CloseSessionResponse = Message<"viewersession.v1.CloseSessionRespons
  * Use `create(CloseSessionResponseSchema)` to create a new message.
  */
 export const CloseSessionResponseSchema: GenMessage<CloseSessionResponse> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 7);
+  messageDesc(file_viewersession_v1_service, 10);
 
 /**
  * WatchSessionRequest is the request of WatchSession.
@@ -305,7 +447,7 @@ export type WatchSessionRequest = Message<"viewersession.v1.WatchSessionRequest"
  * Use `create(WatchSessionRequestSchema)` to create a new message.
  */
 export const WatchSessionRequestSchema: GenMessage<WatchSessionRequest> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 8);
+  messageDesc(file_viewersession_v1_service, 11);
 
 /**
  * WatchSessionResponse is one message of WatchSession.
@@ -326,7 +468,7 @@ export type WatchSessionResponse = Message<"viewersession.v1.WatchSessionRespons
  * Use `create(WatchSessionResponseSchema)` to create a new message.
  */
 export const WatchSessionResponseSchema: GenMessage<WatchSessionResponse> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 9);
+  messageDesc(file_viewersession_v1_service, 12);
 
 /**
  * ConnectRequest is one app -> service message on Connect.
@@ -418,7 +560,7 @@ export type ConnectRequest = Message<"viewersession.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 10);
+  messageDesc(file_viewersession_v1_service, 13);
 
 /**
  * Join attaches a Connect stream to a session.
@@ -447,7 +589,7 @@ export type Join = Message<"viewersession.v1.Join"> & {
  * Use `create(JoinSchema)` to create a new message.
  */
 export const JoinSchema: GenMessage<Join> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 11);
+  messageDesc(file_viewersession_v1_service, 14);
 
 /**
  * Joined answers `join`.
@@ -477,7 +619,7 @@ export type Joined = Message<"viewersession.v1.Joined"> & {
  * Use `create(JoinedSchema)` to create a new message.
  */
 export const JoinedSchema: GenMessage<Joined> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 12);
+  messageDesc(file_viewersession_v1_service, 15);
 
 /**
  * ConnectResponse is one service -> app message on Connect.
@@ -558,7 +700,7 @@ export type ConnectResponse = Message<"viewersession.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 13);
+  messageDesc(file_viewersession_v1_service, 16);
 
 /**
  * SignalRequest carries one app -> service message without a stream.
@@ -643,7 +785,7 @@ export type SignalRequest = Message<"viewersession.v1.SignalRequest"> & {
  * Use `create(SignalRequestSchema)` to create a new message.
  */
 export const SignalRequestSchema: GenMessage<SignalRequest> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 14);
+  messageDesc(file_viewersession_v1_service, 17);
 
 /**
  * SignalResponse is the response of Signal.
@@ -679,7 +821,56 @@ export type SignalResponse = Message<"viewersession.v1.SignalResponse"> & {
  * Use `create(SignalResponseSchema)` to create a new message.
  */
 export const SignalResponseSchema: GenMessage<SignalResponse> = /*@__PURE__*/
-  messageDesc(file_viewersession_v1_service, 15);
+  messageDesc(file_viewersession_v1_service, 18);
+
+/**
+ * IceCandidateType is an ICE candidate's type (RFC 8445 section 5.1.1.1).
+ *
+ * @generated from enum viewersession.v1.IceCandidateType
+ */
+export enum IceCandidateType {
+  /**
+   * Not known.
+   *
+   * @generated from enum value: ICE_CANDIDATE_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An address of the host itself.
+   *
+   * @generated from enum value: ICE_CANDIDATE_TYPE_HOST = 1;
+   */
+  HOST = 1,
+
+  /**
+   * Server reflexive: the host's address as a STUN server saw it (behind a
+   * NAT).
+   *
+   * @generated from enum value: ICE_CANDIDATE_TYPE_SRFLX = 2;
+   */
+  SRFLX = 2,
+
+  /**
+   * Peer reflexive: learned from the peer's connectivity checks.
+   *
+   * @generated from enum value: ICE_CANDIDATE_TYPE_PRFLX = 3;
+   */
+  PRFLX = 3,
+
+  /**
+   * Relayed through a TURN server.
+   *
+   * @generated from enum value: ICE_CANDIDATE_TYPE_RELAY = 4;
+   */
+  RELAY = 4,
+}
+
+/**
+ * Describes the enum viewersession.v1.IceCandidateType.
+ */
+export const IceCandidateTypeSchema: GenEnum<IceCandidateType> = /*@__PURE__*/
+  enumDesc(file_viewersession_v1_service, 0);
 
 /**
  * ViewerSessionService runs the viewer side of Amazon Kinesis Video Streams
@@ -785,6 +976,32 @@ export const ViewerSessionService: GenService<{
     methodKind: "unary";
     input: typeof SignalRequestSchema;
     output: typeof SignalResponseSchema;
+  },
+  /**
+   * ProbeChannel tells whether a channel's camera streams right now
+   * (backend), short of a viewer app: a viewer inside the service takes a
+   * clientId as a session does (unique on the channel; it cools down
+   * afterwards like a session's), connects to KVS signaling, offers, and
+   * waits for the camera's SDP answer and its first video RTP packet,
+   * within `deadline`. While it runs the probe counts against the
+   * channel's live-session limit. OK means video arrived; the response
+   * says how fast, in which codec and over which ICE path. Errors:
+   * INVALID_ARGUMENT (bad channel or deadline), NOT_FOUND
+   * (CHANNEL_NOT_FOUND), RESOURCE_EXHAUSTED (CHANNEL_FULL: the channel's
+   * live sessions and probes are at the limit; RATE_LIMITED: too many
+   * probes of the channel; CLIENT_ID_EXHAUSTED), DEADLINE_EXCEEDED
+   * (PROBE_NO_ANSWER: the camera did not answer by the deadline;
+   * PROBE_NO_MEDIA: it answered, but no video arrived by the deadline; the
+   * ErrorInfo metadata carries what was measured), FAILED_PRECONDITION
+   * (SIGNALING_REJECTED: KVS refused the probe's offer), UNAVAILABLE
+   * (KVS_THROTTLED, UNAVAILABLE).
+   *
+   * @generated from rpc viewersession.v1.ViewerSessionService.ProbeChannel
+   */
+  probeChannel: {
+    methodKind: "unary";
+    input: typeof ProbeChannelRequestSchema;
+    output: typeof ProbeChannelResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_viewersession_v1_service, 0);
