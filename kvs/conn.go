@@ -125,16 +125,17 @@ func validateClientID(id string) error {
 // alive. It is safe for concurrent use. Its owner must drain Events and call
 // Close (or cancel the Dial context) to stop its goroutines.
 //
-// An open connection holds one goroutine, its socket's reader. Keepalive
-// pings run on a timer and the close on ctx is a context.AfterFunc: each
-// takes a goroutine only while it runs. A RECONNECT_ICE_SERVER refresh takes
-// one for its HTTP call.
+// An open connection holds one goroutine, its socket's reader, which also
+// delivers the events (see DialAs). Keepalive pings run on a timer and the
+// close on ctx is a context.AfterFunc: each takes a goroutine only while it
+// runs. A RECONNECT_ICE_SERVER refresh takes one for its HTTP call.
 type Conn struct {
 	client     *Client
 	clientID   string
 	tlsResumed bool // the first socket resumed a TLS session (tests)
 	log        *slog.Logger
-	events     chan Event
+	events     chan Event // Events; nil after DialAs
+	out        sink       // where the reader delivers the events
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when the connection has ended for good
 	prefix     string        // correlationId prefix, random per Conn
@@ -159,6 +160,28 @@ type Conn struct {
 // Close or until ctx is done. When the endpoint fails (not found, unreachable)
 // the channel's cached endpoints are invalidated.
 func (c *Client) Dial(ctx context.Context, ch Channel, clientID string) (*Conn, error) {
+	events := make(chan Event, eventBuffer)
+	return c.dial(ctx, ch, clientID, events, &chanSink[Event]{ch: events, conv: asIs})
+}
+
+// DialAs is Dial for a consumer that wants the events in a type of its own:
+// conv translates each event on the connection's reader goroutine (false
+// drops it), and the returned channel delivers the results in order, with
+// the contract of Events (closed after the last one, EventClosed's; the
+// consumer must keep reading it). The Conn's own Events is then nil. It
+// spares the consumer a goroutine and a second buffer to translate them.
+func DialAs[T any](ctx context.Context, c *Client, ch Channel, clientID string, conv func(Event) (T, bool)) (*Conn, <-chan T, error) {
+	events := make(chan T, eventBuffer)
+	cn, err := c.dial(ctx, ch, clientID, nil, &chanSink[T]{ch: events, conv: conv})
+	if err != nil {
+		return nil, nil, err
+	}
+	return cn, events, nil
+}
+
+// dial opens the connection; out delivers its events (events is the
+// channel Events returns, nil when out delivers elsewhere).
+func (c *Client) dial(ctx context.Context, ch Channel, clientID string, events chan Event, out sink) (*Conn, error) {
 	if err := validateClientID(clientID); err != nil {
 		return nil, err
 	}
@@ -188,7 +211,8 @@ func (c *Client) Dial(ctx context.Context, ch Channel, clientID string) (*Conn, 
 		clientID:   clientID,
 		tlsResumed: resumed,
 		log:        c.log.With("channel_arn", ch.ARN, "client_id", clientID),
-		events:     make(chan Event, eventBuffer),
+		events:     events,
+		out:        out,
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		prefix:     hex.EncodeToString(p[:]),
@@ -251,8 +275,54 @@ func redact(err error) error {
 // Events returns the connection's events. It is closed after the connection
 // ends for good (Close, the Dial context, or reconnect failure), right after
 // EventClosed. The consumer must keep reading it: a full buffer stalls the
-// socket reader.
+// socket reader. It is nil for a connection opened by DialAs.
 func (cn *Conn) Events() <-chan Event { return cn.events }
+
+// sink delivers a connection's events, in order, from its reader goroutine.
+type sink interface {
+	// emit delivers ev unless ctx ends first.
+	emit(ctx context.Context, ev Event)
+	// end delivers the last event (EventClosed), even after ctx ended when
+	// the buffer has room, and closes the channel.
+	end(ctx context.Context, ev Event)
+}
+
+// chanSink delivers events on a channel, translated by conv.
+type chanSink[T any] struct {
+	ch   chan T
+	conv func(Event) (T, bool)
+}
+
+func asIs(ev Event) (Event, bool) { return ev, true }
+
+func (s *chanSink[T]) emit(ctx context.Context, ev Event) {
+	v, ok := s.conv(ev)
+	if !ok {
+		return
+	}
+	select {
+	case s.ch <- v:
+	case <-ctx.Done():
+	}
+}
+
+func (s *chanSink[T]) end(ctx context.Context, ev Event) {
+	defer close(s.ch)
+	v, ok := s.conv(ev)
+	if !ok {
+		return
+	}
+	select {
+	case s.ch <- v:
+	case <-ctx.Done():
+		select {
+		case s.ch <- v:
+		default:
+			// A full buffer after Close: the close of the channel is the
+			// signal.
+		}
+	}
+}
 
 // Close ends the connection with a normal WebSocket closure and waits for its
 // goroutines. It is idempotent and returns nil.
@@ -376,12 +446,7 @@ func (cn *Conn) setSocket(ws *websocket.Conn) {
 }
 
 // emit delivers ev unless ctx ends first.
-func (cn *Conn) emit(ctx context.Context, ev Event) {
-	select {
-	case cn.events <- ev:
-	case <-ctx.Done():
-	}
-}
+func (cn *Conn) emit(ctx context.Context, ev Event) { cn.out.emit(ctx, ev) }
 
 // run owns the connection: it serves each socket, reopens it after GO_AWAY
 // or a drop, and ends the connection for good.
@@ -429,18 +494,8 @@ func (cn *Conn) run(ctx context.Context, ws *websocket.Conn) {
 	if !errors.Is(why, ErrClosed) {
 		cn.log.WarnContext(ctx, "kvs signaling connection ended", "err", why)
 	}
-	final := Event{Type: EventClosed, Err: why}
-	select {
-	case cn.events <- final:
-	case <-ctx.Done():
-		select {
-		case cn.events <- final:
-		default:
-			// A full buffer after Close: the close of Events is the signal.
-		}
-	}
+	cn.out.end(ctx, Event{Type: EventClosed, Err: why})
 	cn.cancel()
-	close(cn.events)
 }
 
 // errGoAway is why a socket left after GO_AWAY.

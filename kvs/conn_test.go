@@ -378,3 +378,63 @@ func TestConnConcurrentSends(t *testing.T) {
 		seen[fr.CorrelationID] = true
 	}
 }
+
+// TestDialAsTranslates checks DialAs: the reader delivers each event as
+// conv made it, in order, drops the ones conv refuses, and closes the
+// channel after the last (EventClosed's) once the connection is closed.
+func TestDialAsTranslates(t *testing.T) {
+	f := newFakeKVS(t)
+	c := newTestClient(t, testConfig(f))
+	conv := func(ev Event) (string, bool) {
+		switch ev.Type {
+		case EventCandidate:
+			return "", false
+		case EventAnswer:
+			return "answer " + ev.SDP, true
+		}
+		return ev.Type.String(), true
+	}
+	cn, events, err := DialAs(t.Context(), c, f.channel(), "viewer-1", conv)
+	if err != nil {
+		t.Fatalf("DialAs: %v", err)
+	}
+	t.Cleanup(func() { _ = cn.Close() })
+	if cn.Events() != nil {
+		t.Error("Events() of a DialAs connection is not nil")
+	}
+	s := f.next(t)
+	answer := func(sdp string) string {
+		return `{"messageType":"SDP_ANSWER","messagePayload":"` + b64(`{"type":"answer","sdp":"`+sdp+`"}`) + `"}`
+	}
+	s.send(t, answer("a1"))
+	s.send(t, `{"messageType":"ICE_CANDIDATE","messagePayload":"`+b64(`{"candidate":"candidate:2 1 udp 1 127.0.0.1 6000 typ host","sdpMid":"0"}`)+`"}`)
+	s.send(t, answer("a2"))
+	next := func() string {
+		t.Helper()
+		select {
+		case v, ok := <-events:
+			if !ok {
+				t.Fatal("events closed early")
+			}
+			return v
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event within 10s")
+			return ""
+		}
+	}
+	for _, want := range []string{"answer a1", "answer a2"} {
+		if got := next(); got != want {
+			t.Errorf("event = %q, want %q", got, want)
+		}
+	}
+	if err := cn.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	var got []string
+	for v := range events {
+		got = append(got, v)
+	}
+	if len(got) != 1 || got[0] != "Closed" {
+		t.Errorf("events after Close = %q, want [Closed] and the channel closed", got)
+	}
+}

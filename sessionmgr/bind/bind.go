@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/acme/viewersession/clientid"
@@ -83,13 +82,13 @@ func (s *Signaler) Dial(ctx context.Context, ch sessionmgr.Channel, clientID str
 	if err != nil {
 		return nil, err
 	}
-	conn, err := s.c.Dial(ctx, kc, clientID)
+	// The kvs connection's reader translates its events as it delivers
+	// them: no goroutine or buffer of our own in between.
+	conn, events, err := kvs.DialAs(ctx, s.c, kc, clientID, signalOf)
 	if err != nil {
 		return nil, kvsError(err)
 	}
-	c := &conn2{c: conn, events: make(chan sessionmgr.SignalEvent, 16), done: make(chan struct{})}
-	c.wg.Go(c.pump)
-	return c, nil
+	return &conn2{c: conn, events: events}, nil
 }
 
 // ValidateOffer implements sessionmgr.Signaler.
@@ -110,30 +109,14 @@ func kvsCandidate(c sessionmgr.Candidate) kvs.Candidate {
 	return kvs.Candidate{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 }
 
-// conn2 adapts a *kvs.Conn: a pump goroutine translates its events.
+// conn2 adapts a *kvs.Conn whose events come translated (kvs.DialAs).
 type conn2 struct {
 	c      *kvs.Conn
-	events chan sessionmgr.SignalEvent
-	done   chan struct{} // closed by Close: the pump stops delivering
-	once   sync.Once
-	wg     sync.WaitGroup
+	events <-chan sessionmgr.SignalEvent
 }
 
-func (c *conn2) pump() {
-	defer close(c.events)
-	for ev := range c.c.Events() {
-		out, ok := signalOf(ev)
-		if !ok {
-			continue
-		}
-		select {
-		case c.events <- out:
-		case <-c.done:
-			// Nobody listens any more; drain until the kvs conn ends.
-		}
-	}
-}
-
+// signalOf translates a kvs event; false drops it. It runs on the kvs
+// connection's reader goroutine.
 func signalOf(ev kvs.Event) (sessionmgr.SignalEvent, bool) {
 	switch ev.Type {
 	case kvs.EventAnswer:
@@ -182,16 +165,10 @@ func (c *conn2) SendCandidate(ctx context.Context, cand sessionmgr.Candidate) er
 
 func (c *conn2) Events() <-chan sessionmgr.SignalEvent { return c.events }
 
-// Close closes the kvs connection and waits for the pump.
-func (c *conn2) Close() error {
-	var err error
-	c.once.Do(func() {
-		close(c.done)
-		err = c.c.Close()
-		c.wg.Wait()
-	})
-	return err
-}
+// Close closes the kvs connection and waits for its reader; idempotent
+// (as kvs.Conn.Close is). Events undelivered by then are dropped and the
+// events channel is closed.
+func (c *conn2) Close() error { return c.c.Close() }
 
 // kvsError translates kvs errors to sessionmgr's sentinels, keeping the
 // message.
