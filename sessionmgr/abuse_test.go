@@ -38,6 +38,20 @@ func (g *gatedStore) open() {
 	g.mu.Unlock()
 }
 
+func (g *gatedStore) Save(ctx context.Context, s sessionmgr.Session, events []sessionmgr.Event) error {
+	g.wait()
+	return g.Store.Save(ctx, s, events)
+}
+
+func (g *gatedStore) wait() {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+}
+
 func (g *gatedStore) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint64, e sessionmgr.Event) error {
 	g.mu.Lock()
 	gate := g.gate

@@ -13,8 +13,9 @@ type Store interface {
 	// atomically across replicas; otherwise ErrChannelFull. When s.Caller and
 	// s.RequestID are set and a session created with the same pair exists
 	// (within the idempotency window), it returns that session and
-	// ErrAlreadyExists instead.
-	Create(ctx context.Context, s Session, limit int) (Session, error)
+	// ErrAlreadyExists instead. events, when given, start the session's
+	// timeline (Seq 1, 2, ...) in the same write.
+	Create(ctx context.Context, s Session, limit int, events ...Event) (Session, error)
 	// Get returns a session or ErrNotFound.
 	Get(ctx context.Context, id SessionID) (Session, error)
 	// Put replaces a session's record. It fails with ErrConflict when the
@@ -23,6 +24,13 @@ type Store interface {
 	// session from its channel's live count; a terminal record expires after
 	// the retention period.
 	Put(ctx context.Context, s Session) error
+	// Save appends events to the session's timeline and replaces its
+	// record with s, in one write: an actor's turn. It fails as Put does.
+	// Events the timeline already holds (Seq <= its last: a write of this
+	// epoch that landed after it timed out) are skipped; the others must
+	// have increasing Seq after the last (gaps allowed: events dropped
+	// during a long outage), else ErrConflict and nothing changes.
+	Save(ctx context.Context, s Session, events []Event) error
 	// Delete removes a session that never became visible to an app (a
 	// create that failed half-way).
 	Delete(ctx context.Context, id SessionID) error
@@ -165,6 +173,14 @@ type ClientIDs interface {
 	Renew(ctx context.Context, l Lease) error
 	// Release ends the lease; the id cools down before reuse.
 	Release(ctx context.Context, l Lease) error
+}
+
+// LeaseReturner is a ClientIDs that can end a lease whose clientId never
+// reached KVS (a create refused after the lease): the id is free at once,
+// with no cooldown, since KVS never saw it.
+type LeaseReturner interface {
+	// Return ends l if it is still ours; the id is free at once.
+	Return(ctx context.Context, l Lease) error
 }
 
 // Cluster is what a Manager needs to share sessions with other replicas:

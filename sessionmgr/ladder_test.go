@@ -605,6 +605,11 @@ func (w *writeCounter) Append(ctx context.Context, id sessionmgr.SessionID, epoc
 	return w.Store.Append(ctx, id, epoch, e)
 }
 
+func (w *writeCounter) Save(ctx context.Context, s sessionmgr.Session, events []sessionmgr.Event) error {
+	w.count()
+	return w.Store.Save(ctx, s, events)
+}
+
 func (w *writeCounter) count() {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -133,9 +133,14 @@ func New(opts ...Option) *Store {
 // Create inserts sess unless a session created with the same (Caller,
 // RequestID) is within the idempotency window (that session and
 // sessionmgr.ErrAlreadyExists), the ID is taken (ErrAlreadyExists), or the
-// channel has limit live sessions (ErrChannelFull). It returns the stored
-// copy.
-func (s *Store) Create(_ context.Context, sess sessionmgr.Session, limit int) (sessionmgr.Session, error) {
+// channel has limit live sessions (ErrChannelFull). events, when given,
+// start its timeline (Seq 1, 2, ...). It returns the stored copy.
+func (s *Store) Create(_ context.Context, sess sessionmgr.Session, limit int, events ...sessionmgr.Event) (sessionmgr.Session, error) {
+	for i, ev := range events {
+		if ev.Seq != uint64(i+1) {
+			return sessionmgr.Session{}, fmt.Errorf("%w: create session %s: event %d has seq %d", sessionmgr.ErrInvalidArgument, sess.ID, i, ev.Seq)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.expireLocked()
@@ -155,6 +160,10 @@ func (s *Store) Create(_ context.Context, sess sessionmgr.Session, limit int) (s
 	}
 
 	e := &entry{s: cloneSession(sess), created: now, appended: make(chan struct{})}
+	for _, ev := range events {
+		e.events = append(e.events, cloneEvent(ev))
+		e.lastSeq = ev.Seq
+	}
 	s.sessions[sess.ID] = e
 	s.indexLocked(e, now)
 	if idempotent {
@@ -205,6 +214,60 @@ func (s *Store) Put(_ context.Context, sess sessionmgr.Session) error {
 	s.unindexLocked(e)
 	e.s = cloneSession(sess)
 	s.indexLocked(e, now)
+	return nil
+}
+
+// Save appends events to the session's timeline and replaces its record
+// with sess, as one step: the checks and errors of Put, and events that
+// the timeline already holds (Seq <= its last: a write of this epoch that
+// landed after it timed out) are skipped. The rest must have increasing
+// Seq after the last stored (a gap is allowed: events dropped during a
+// long outage), else ErrConflict and nothing changes.
+func (s *Store) Save(_ context.Context, sess sessionmgr.Session, events []sessionmgr.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.expireLocked()
+	e, ok := s.sessions[sess.ID]
+	if !ok {
+		return sessionmgr.ErrNotFound
+	}
+	if e.s.Epoch != sess.Epoch {
+		return fmt.Errorf("save session %s at epoch %d, stored epoch %d: %w", sess.ID, sess.Epoch, e.s.Epoch, sessionmgr.ErrConflict)
+	}
+	if e.s.Channel.ARN != sess.Channel.ARN {
+		return fmt.Errorf("%w: save session %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, sess.ID, e.s.Channel.ARN, sess.Channel.ARN)
+	}
+	if e.s.Terminal() && !sess.Terminal() {
+		return fmt.Errorf("save session %s in state %v: it is %v: %w", sess.ID, sess.State, e.s.State, sessionmgr.ErrSessionClosed)
+	}
+	last := e.lastSeq
+	for _, ev := range events {
+		if ev.Seq > last {
+			last = ev.Seq
+		} else if ev.Seq > e.lastSeq {
+			return fmt.Errorf("save session %s: seq %d after %d: %w", sess.ID, ev.Seq, last, sessionmgr.ErrConflict)
+		}
+	}
+	appended := false
+	for _, ev := range events {
+		if ev.Seq <= e.lastSeq {
+			continue
+		}
+		e.events = append(e.events, cloneEvent(ev))
+		e.lastSeq = ev.Seq
+		appended = true
+	}
+	if n := len(e.events); n > sessionmgr.EventRetention {
+		clear(e.events[:n-sessionmgr.EventRetention])
+		e.events = e.events[n-sessionmgr.EventRetention:]
+	}
+	s.unindexLocked(e)
+	e.s = cloneSession(sess)
+	s.indexLocked(e, now)
+	if appended {
+		close(e.appended)
+		e.appended = make(chan struct{})
+	}
 	return nil
 }
 

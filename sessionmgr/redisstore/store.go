@@ -106,15 +106,32 @@ local function expire(rec, ev, terminal, exp, retention)
 end
 `
 
-// createScript writes a new record unless the id is taken (0). It drops a
-// timeline a previous session of the id may have left.
+// luaFirstEvents defines first_events(ev, from), which adds to the
+// timeline ev the events given as ARGV pairs (seq, event JSON) from
+// ARGV[from] on, and returns the last seq ('0' for none).
+const luaFirstEvents = `
+local function first_events(ev, from)
+  local last = '0'
+  for i = from, #ARGV - 1, 2 do
+    redis.call('XADD', ev, ARGV[i] .. '-0', '` + eventField + `', ARGV[i + 1])
+    last = ARGV[i]
+  end
+  return last
+end
+`
+
+// createScript writes a new record and its first events unless the id is
+// taken (0). It drops a timeline a previous session of the id may have
+// left.
 // KEYS: record, timeline. ARGV: session JSON, epoch, owner, terminal,
-// channel ARN, idempotency key, listing member, Expires ms, retention ms.
-var createScript = redis.NewScript(luaExpire + `
+// channel ARN, idempotency key, listing member, Expires ms, retention ms,
+// then (seq, event JSON) pairs.
+var createScript = redis.NewScript(luaExpire + luaFirstEvents + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
+local seq = first_events(KEYS[2], 10)
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'term', ARGV[4],
-  'ch', ARGV[5], 'seq', '0', 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
+  'ch', ARGV[5], 'seq', seq, 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
 expire(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9])
 return 1
 `)
@@ -158,14 +175,18 @@ return 0
 // channel has limit live sessions (ErrChannelFull). An ID that cannot name
 // keys (empty, or with braces) is ErrInvalidArgument. It returns the
 // stored copy. See the package doc for the order of its steps.
-func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) (sessionmgr.Session, error) {
+func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int, events ...sessionmgr.Event) (sessionmgr.Session, error) {
 	if !validID(sess.ID) {
 		return sessionmgr.Session{}, fmt.Errorf("%w: session id %q", sessionmgr.ErrInvalidArgument, sess.ID)
+	}
+	evArgs, err := firstEventArgs(sess.ID, events)
+	if err != nil {
+		return sessionmgr.Session{}, err
 	}
 	cctx, cancel := s.bound(ctx)
 	defer cancel()
 	if s.single {
-		return s.createOne(ctx, cctx, sess, limit)
+		return s.createOne(ctx, cctx, sess, limit, evArgs)
 	}
 	idem := idemKey(sess.Caller, sess.RequestID)
 	if idem != "" {
@@ -185,8 +206,8 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) 
 	}
 	member := listMember(sess.Created, sess.ID)
 	created, err := createScript.Run(cctx, s.rdb, []string{recordKey(sess.ID), eventsKey(sess.ID)},
-		data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
-		idem, member, unixMillis(sess.Expires), millis(s.retention)).Int()
+		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
+			idem, member, unixMillis(sess.Expires), millis(s.retention)}, evArgs...)...).Int()
 	if err != nil {
 		return sessionmgr.Session{}, callError(ctx, "create session "+string(sess.ID), err)
 	}
@@ -256,9 +277,11 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int) 
 // listing member, Expires ms, retention ms, session id, live score, limit,
 // live ("1" or "0"), window ms, sweep ("1" or "0"), key prefix, where the
 // global listing's prune starts (see prune). Returns {"ok"} ({"ok", where
+// the next prune starts} after a sweep), then (seq, event JSON) pairs, the
+// first events. Returns {"ok"} ({"ok", where
 // the next prune starts} after a sweep), {"exists"}, {"full"} or
 // {"repeat", JSON, epoch, owner}.
-var createOneScript = redis.NewScript(luaExpire + `
+var createOneScript = redis.NewScript(luaExpire + luaFirstEvents + `
 local function rec(id) return ARGV[16] .. '{' .. id .. '}:rec' end
 if ARGV[6] ~= '' then
   local prev = redis.call('GET', KEYS[6])
@@ -278,8 +301,9 @@ if ARGV[13] == '1' then
   redis.call('SADD', KEYS[8], ARGV[3])
 end
 redis.call('DEL', KEYS[2])
+local seq = first_events(KEYS[2], 18)
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'term', ARGV[4],
-  'ch', ARGV[5], 'seq', '0', 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
+  'ch', ARGV[5], 'seq', seq, 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
 expire(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9])
 redis.call('ZADD', KEYS[4], 0, ARGV[7])
 redis.call('ZADD', KEYS[5], 0, ARGV[7])
@@ -306,7 +330,7 @@ return {'ok'}
 `)
 
 // createOne is Create on a single server, in one round trip.
-func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, limit int) (sessionmgr.Session, error) {
+func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, limit int, evArgs []any) (sessionmgr.Session, error) {
 	idem := idemKey(sess.Caller, sess.RequestID)
 	idemSlot := idem
 	if idem == "" {
@@ -328,9 +352,9 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 	res, err := createOneScript.Run(cctx, s.rdb,
 		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot,
 			ownedKey(sess.Owner), replicasKey()},
-		data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
-		idem, member, unixMillis(sess.Expires), millis(s.retention), string(sess.ID), s.liveScore(sess), limit, live,
-		millis(s.window), sweep, prefix, s.pruneStart()).StringSlice()
+		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
+			idem, member, unixMillis(sess.Expires), millis(s.retention), string(sess.ID), s.liveScore(sess), limit, live,
+			millis(s.window), sweep, prefix, s.pruneStart()}, evArgs...)...).StringSlice()
 	if err != nil {
 		return sessionmgr.Session{}, callError(ctx, op, err)
 	}

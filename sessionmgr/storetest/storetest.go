@@ -93,6 +93,10 @@ func (h Harness) Run(t *testing.T) {
 	t.Run("ListOrder", h.testListOrder)
 	t.Run("ListFilter", h.testListFilter)
 	t.Run("ListBadCursor", h.testListBadCursor)
+	t.Run("CreateWithEvents", h.testCreateWithEvents)
+	t.Run("Save", h.testSave)
+	t.Run("SaveFence", h.testSaveFence)
+	t.Run("SaveWakes", h.testSaveWakes)
 	t.Run("AppendSeq", h.testAppendSeq)
 	t.Run("AppendFence", h.testAppendFence)
 	t.Run("AppendRetention", h.testAppendRetention)
@@ -850,6 +854,142 @@ func (h Harness) testListBadCursor(t *testing.T) {
 				t.Errorf("List(cursor %q) = %v, want ErrInvalidArgument", give, err)
 			}
 		})
+	}
+}
+
+// testCreateWithEvents: Create's events start the timeline, numbered
+// from 1, and the timeline goes on from the last.
+func (h Harness) testCreateWithEvents(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	s := newSession(newChannel())
+	s.LastSeq = 2
+	got, err := st.Create(ctx, s, ample, event(1), event(2))
+	if err != nil {
+		t.Fatalf("Create with 2 events = %v", err)
+	}
+	diff(t, "Create's copy", got, s)
+	diff(t, "Events after Create", events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2)})
+	if err := st.Append(ctx, s.ID, s.Epoch, event(2)); !errors.Is(err, sessionmgr.ErrConflict) {
+		t.Errorf("Append(seq 2) after Create's 2 events = %v, want ErrConflict", err)
+	}
+	appendEvents(t, st, s, 3, 3)
+
+	bad := newSession(newChannel())
+	if _, err := st.Create(ctx, bad, ample, event(2)); !errors.Is(err, sessionmgr.ErrInvalidArgument) {
+		t.Errorf("Create with a first event of seq 2 = %v, want ErrInvalidArgument", err)
+	}
+	if _, err := st.Get(ctx, bad.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Get after a refused Create = %v, want ErrNotFound", err)
+	}
+}
+
+// testSave: Save appends the events the timeline lacks and replaces the
+// record in one step; a terminal Save frees the channel's slot.
+func (h Harness) testSave(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	ch := newChannel()
+	s := create(t, st, newSession(ch), 1)
+
+	s.State, s.LastSeq = sessionmgr.StateConnecting, 2
+	if err := st.Save(ctx, s, []sessionmgr.Event{event(1), event(2)}); err != nil {
+		t.Fatalf("Save(events 1-2) = %v", err)
+	}
+	diff(t, "Get after Save", get(t, st, s.ID), s)
+	diff(t, "Events after Save", events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2)})
+
+	// A repeat of a write that landed (it timed out for its writer) and
+	// what followed: only the new events are added.
+	s.LastSeq = 3
+	if err := st.Save(ctx, s, []sessionmgr.Event{event(1), event(2), event(3)}); err != nil {
+		t.Fatalf("Save(events 1-3) after 1-2 = %v", err)
+	}
+	diff(t, "Events after the repeat", events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2), event(3)})
+
+	// Out of order: nothing changes.
+	before := get(t, st, s.ID)
+	s2 := s
+	s2.State = sessionmgr.StateAwaitingOffer
+	if err := st.Save(ctx, s2, []sessionmgr.Event{event(5), event(4)}); !errors.Is(err, sessionmgr.ErrConflict) {
+		t.Errorf("Save(events 5, 4) = %v, want ErrConflict", err)
+	}
+	diff(t, "Get after an out-of-order Save", get(t, st, s.ID), before)
+	diff(t, "Events after an out-of-order Save", events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2), event(3)})
+
+	// A gap (events dropped in a long outage) is kept as it is.
+	s.LastSeq = 7
+	if err := st.Save(ctx, s, []sessionmgr.Event{event(6), event(7)}); err != nil {
+		t.Fatalf("Save(events 6-7) after 3 = %v", err)
+	}
+	diff(t, "Events after a gap", events(t, st, s.ID, 0, 0), []sessionmgr.Event{event(1), event(2), event(3), event(6), event(7)})
+	if err := st.Append(ctx, s.ID, s.Epoch, event(8)); err != nil {
+		t.Errorf("Append(seq 8) after Save's 7 = %v", err)
+	}
+
+	// The channel (limit 1) is full until a terminal Save.
+	if _, err := st.Create(ctx, newSession(ch), 1); !errors.Is(err, sessionmgr.ErrChannelFull) {
+		t.Fatalf("Create on the full channel = %v, want ErrChannelFull", err)
+	}
+	s.State, s.Close, s.LastSeq = sessionmgr.StateClosed, sessionmgr.CloseClientLeft, 9
+	if err := st.Save(ctx, s, []sessionmgr.Event{event(9)}); err != nil {
+		t.Fatalf("terminal Save = %v", err)
+	}
+	create(t, st, newSession(ch), 1)
+	s.State = sessionmgr.StateConnected
+	if err := st.Save(ctx, s, nil); !errors.Is(err, sessionmgr.ErrSessionClosed) {
+		t.Errorf("Save(live) after a terminal Save = %v, want ErrSessionClosed", err)
+	}
+	if err := st.Save(ctx, newSession(ch), nil); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("Save(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+// testSaveFence: only the stored epoch may Save, and a fenced Save
+// changes nothing.
+func (h Harness) testSaveFence(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	s := newSession(newChannel())
+	s.Epoch = 5
+	create(t, st, s, ample)
+	for _, epoch := range []uint64{4, 6, 0} {
+		stale := s
+		stale.Epoch, stale.State, stale.LastSeq = epoch, sessionmgr.StateConnecting, 1
+		if err := st.Save(ctx, stale, []sessionmgr.Event{event(1)}); !errors.Is(err, sessionmgr.ErrConflict) {
+			t.Errorf("Save(epoch %d over 5) = %v, want ErrConflict", epoch, err)
+		}
+	}
+	diff(t, "Get after fenced Saves", get(t, st, s.ID), s)
+	diff(t, "Events after fenced Saves", events(t, st, s.ID, 0, 0), []sessionmgr.Event(nil))
+}
+
+// testSaveWakes: a Save's events wake the waiting readers, as an Append's
+// do.
+func (h Harness) testSaveWakes(t *testing.T) {
+	st, _ := h.store(t)
+	s := create(t, st, newSession(newChannel()), ample)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	type result struct {
+		evs []sessionmgr.Event
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		evs, err := st.Events(ctx, s.ID, 0, 0, true)
+		done <- result{evs, err}
+	}()
+	s.LastSeq = 2
+	if err := st.Save(ctx, s, []sessionmgr.Event{event(1), event(2)}); err != nil {
+		t.Fatalf("Save = %v", err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Events(wait) = %v", r.err)
+	}
+	if len(r.evs) == 0 || r.evs[0].Seq != 1 {
+		t.Fatalf("Events(wait) woken by Save = %v, want event 1 first", r.evs)
 	}
 }
 

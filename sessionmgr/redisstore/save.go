@@ -1,0 +1,167 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+// eventArgs encodes events as the (seq, event JSON) argument pairs of the
+// create and save scripts.
+func eventArgs(id sessionmgr.SessionID, events []sessionmgr.Event) ([]any, error) {
+	args := make([]any, 0, 2*len(events))
+	for _, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode event %d of session %s: %w", e.Seq, id, err)
+		}
+		args = append(args, strconv.FormatUint(e.Seq, 10), string(data))
+	}
+	return args, nil
+}
+
+// firstEventArgs is eventArgs for a new timeline, whose events must be
+// numbered 1, 2, ...
+func firstEventArgs(id sessionmgr.SessionID, events []sessionmgr.Event) ([]any, error) {
+	for i, e := range events {
+		if e.Seq != uint64(i+1) {
+			return nil, fmt.Errorf("%w: create session %s: event %d has seq %d", sessionmgr.ErrInvalidArgument, id, i, e.Seq)
+		}
+	}
+	return eventArgs(id, events)
+}
+
+// saveScript is Save: Put's checks, then the events the timeline lacks
+// (each published for the followers, as Append does), then the record,
+// in one step. On a single server (ARGV[10] "1") the channel's live set
+// and the owner's index follow in the same step.
+// KEYS: record, timeline (and on a single server: live set, owner index).
+// ARGV: session JSON, epoch, owner, terminal, channel ARN, Expires ms,
+// retention ms, retention count, notification channel, single, session
+// id, live score, then (seq, event JSON) pairs. Returns "ok", "rescore"
+// (live, and Expires changed), "notfound", "conflict:<epoch>",
+// "channel:<stored ARN>", "closed" or "seq:<stored last seq>".
+var saveScript = redis.NewScript(luaExpire + `
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'term', 'ch', 'exp', 'seq')
+if not r[1] then return 'notfound' end
+if r[1] ~= ARGV[2] then return 'conflict:' .. r[1] end
+if r[3] ~= ARGV[5] then return 'channel:' .. r[3] end
+if r[2] == '1' and ARGV[4] ~= '1' then return 'closed' end
+local stored = tonumber(r[5]) or 0
+local last = stored
+for i = 13, #ARGV - 1, 2 do
+  local q = tonumber(ARGV[i])
+  if q > stored then
+    if q <= last then return 'seq:' .. r[5] end
+    last = q
+  end
+end
+for i = 13, #ARGV - 1, 2 do
+  if tonumber(ARGV[i]) > stored then
+    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[8], ARGV[i] .. '-0', '` + eventField + `', ARGV[i + 1])
+    redis.call('PUBLISH', ARGV[9], ARGV[i + 1])
+  end
+end
+redis.call('HSET', KEYS[1], 's', ARGV[1], 'owner', ARGV[3], 'term', ARGV[4], 'exp', ARGV[6],
+  'seq', string.format('%d', last))
+if r[2] ~= '1' then
+  expire(KEYS[1], KEYS[2], ARGV[4], ARGV[6], ARGV[7])
+elseif last > stored then
+  follow(KEYS[1], KEYS[2])
+end
+local res = 'ok'
+if ARGV[4] ~= '1' and r[4] ~= ARGV[6] then res = 'rescore' end
+if ARGV[10] == '1' then
+  if ARGV[4] == '1' then
+    redis.call('ZREM', KEYS[3], ARGV[11])
+    redis.call('ZREM', KEYS[4], ARGV[11])
+  elseif res == 'rescore' then
+    redis.call('ZADD', KEYS[3], 'XX', ARGV[12], ARGV[11])
+    redis.call('ZADD', KEYS[4], 'XX', ARGV[12], ARGV[11])
+  end
+  return 'ok'
+end
+return res
+`)
+
+// Save appends events to the session's timeline and replaces its record
+// with sess, in one round trip on a single server (on a Cluster, a terminal
+// save or a changed Expires takes a second, for the channel's live set and
+// the owner index, as Put does). It fails as Put does, and with
+// sessionmgr.ErrConflict, nothing changed, when the events the timeline
+// lacks are not in increasing Seq order. Events the timeline already holds
+// (Seq <= its last) are skipped.
+func (s *Store) Save(ctx context.Context, sess sessionmgr.Session, events []sessionmgr.Event) error {
+	if !validID(sess.ID) {
+		return sessionmgr.ErrNotFound
+	}
+	data, err := encodeSession(sess)
+	if err != nil {
+		return err
+	}
+	evArgs, err := eventArgs(sess.ID, events)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	op := "save session " + string(sess.ID)
+	keys := []string{recordKey(sess.ID), eventsKey(sess.ID)}
+	single := "0"
+	if s.single {
+		single = "1"
+		keys = append(keys, liveKey(sess.Channel.ARN), ownedKey(sess.Owner))
+	}
+	score := s.liveScore(sess)
+	res, err := saveScript.Run(cctx, s.rdb, keys,
+		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
+			unixMillis(sess.Expires), millis(s.retention), sessionmgr.EventRetention, timelineChannel(sess.ID),
+			single, string(sess.ID), score}, evArgs...)...).Text()
+	if err != nil {
+		return callError(ctx, op, err)
+	}
+	switch what, detail, _ := strings.Cut(res, ":"); what {
+	case "ok", "rescore":
+	case "notfound":
+		return sessionmgr.ErrNotFound
+	case "conflict":
+		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, sess.Epoch, detail, sessionmgr.ErrConflict)
+	case "channel":
+		return fmt.Errorf("%w: %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, op, detail, sess.Channel.ARN)
+	case "closed":
+		return fmt.Errorf("%s in state %v: it has ended: %w", op, sess.State, sessionmgr.ErrSessionClosed)
+	case "seq":
+		return fmt.Errorf("%s: events out of order after seq %s: %w", op, detail, sessionmgr.ErrConflict)
+	default:
+		return fmt.Errorf("%s: unexpected script reply %q", op, res)
+	}
+	if s.single {
+		return nil
+	}
+	// A Cluster: the live set and the owner index are in other slots.
+	switch {
+	case sess.Terminal():
+		_, err = s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+			p.ZRem(cctx, liveKey(sess.Channel.ARN), string(sess.ID))
+			p.ZRem(cctx, ownedKey(sess.Owner), string(sess.ID))
+			return nil
+		})
+	case res == "rescore":
+		_, err = s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+			z := redis.Z{Score: score, Member: string(sess.ID)}
+			p.ZAddXX(cctx, liveKey(sess.Channel.ARN), z)
+			p.ZAddXX(cctx, ownedKey(sess.Owner), z)
+			return nil
+		})
+	}
+	if err != nil {
+		return callError(ctx, op+": live set", err)
+	}
+	return nil
+}
