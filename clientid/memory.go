@@ -141,6 +141,21 @@ func (m *Memory) Release(ctx context.Context, l Lease) error {
 	return nil
 }
 
+// Return ends a live lease whose id was never presented to KVS: the id is
+// free at once, with no cooldown. Errors as for Release.
+func (m *Memory) Return(ctx context.Context, l Lease) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.ownedLocked(l, m.now()); err != nil {
+		return err
+	}
+	delete(m.channels[l.Channel], l.ID)
+	return nil
+}
+
 // ownedLocked returns l's entry if l's token holds a live lease on it.
 func (m *Memory) ownedLocked(l Lease, now time.Time) (memEntry, error) {
 	e, ok := m.channels[l.Channel][l.ID]

@@ -342,3 +342,21 @@ func outageReply(err error) bool {
 func millis(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
+
+// returnScript frees a live lease's key at once. KEYS[1] is the key;
+// ARGV[1] the token, ARGV[2] the cooldown in milliseconds. Returns 1, or
+// 0 when the lease is not (or no longer) live.
+var returnScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('PTTL', KEYS[1]) <= tonumber(ARGV[2]) then return 0 end
+return redis.call('DEL', KEYS[1])
+`)
+
+// Return ends a live lease whose id was never presented to KVS (a
+// session refused after its lease was taken): the id is free at once,
+// with no cooldown. Errors as for Release. Use Release for an id KVS may
+// have seen.
+func (r *Redis) Return(ctx context.Context, l Lease) error {
+	cooldown := max(l.Cooldown, r.cfg.DefaultCooldown)
+	return r.fenced(ctx, "return", returnScript, l, millis(cooldown))
+}
