@@ -939,7 +939,10 @@ func (a *actor) transition(in input, why string) (State, error) {
 
 // emit appends an event to the timeline, stamped with the session's
 // current state, attempt and clientId.
-func (a *actor) emit(e Event) {
+func (a *actor) emit(e Event) { a.notify(a.record(e)) }
+
+// record stamps e, buffers it for the next store write and returns it.
+func (a *actor) record(e Event) Event {
 	e.Seq = a.s.LastSeq + 1
 	e.Time = a.m.now()
 	e.State = a.s.State
@@ -948,12 +951,6 @@ func (a *actor) emit(e Event) {
 	e.AckedAppSeq = a.s.AckedAppSeq
 	a.s.LastSeq = e.Seq
 	a.dirty = true
-	if eo, ok := a.m.obs.(EventObserver); ok {
-		eo.SessionEvent(a.s.ID, a.s.Channel.ARN, e)
-	}
-	if so, ok := a.m.obs.(SessionObserver); ok {
-		so.SessionEventOf(SessionRef{ID: a.s.ID, ChannelARN: a.s.Channel.ARN, ChannelName: a.s.Channel.Name, ViewerID: a.s.ViewerID}, e)
-	}
 	// Events are written by flush, at the end of the step that emitted
 	// them and before any reply: the step's I/O (an offer to KVS) goes out
 	// first, and readers, who read the store, see every event in order.
@@ -963,37 +960,47 @@ func (a *actor) emit(e Event) {
 			"type", a.pending[0].Type.String(), "seq", a.pending[0].Seq)
 		a.pending = a.pending[1:]
 	}
+	return e
+}
+
+// notify hands e to the observers.
+func (a *actor) notify(e Event) {
+	if eo, ok := a.m.obs.(EventObserver); ok {
+		eo.SessionEvent(a.s.ID, a.s.Channel.ARN, e)
+	}
+	if so, ok := a.m.obs.(SessionObserver); ok {
+		so.SessionEventOf(SessionRef{ID: a.s.ID, ChannelARN: a.s.Channel.ARN, ChannelName: a.s.Channel.Name, ViewerID: a.s.ViewerID}, e)
+	}
 }
 
 // maxPendingEvents bounds the events a session buffers while the store is
 // unreachable.
 const maxPendingEvents = 10000
 
-// flushEvents writes buffered events in order; it stops at the first
-// failure (retried by flushT) and marks the actor fenced on a conflict.
+// flushEvents writes buffered events and the record in one store write
+// (Save); on a failure it leaves them buffered (retried by flushT), and on
+// a conflict marks the actor fenced.
 func (a *actor) flushEvents() {
-	for len(a.pending) > 0 && !a.fenced {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.m.cfg.StoreTimeout)
-		err := a.m.store.Append(ctx, a.s.ID, a.s.Epoch, a.pending[0])
-		cancel()
-		switch {
-		case err == nil:
-			a.pending = a.pending[1:]
-		case errors.Is(err, ErrConflict):
-			// Only a new epoch fences. At our own epoch the conflict is
-			// our own earlier write landing after it timed out (an outage):
-			// this replica is the only writer of the epoch.
-			if a.ownEpoch() {
-				a.pending = a.pending[1:]
-				continue
-			}
-			a.fenced = true
-		default:
-			if !a.flushT.running() {
-				a.log.Warn("store unavailable; buffering events", "buffered", len(a.pending), "error", err)
-				a.flushT.start(flushRetry)
-			}
-			return
+	if (len(a.pending) == 0 && !a.dirty) || a.fenced {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.m.cfg.StoreTimeout)
+	err := a.save(ctx)
+	cancel()
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrConflict) && a.ownEpoch():
+		// Out-of-order events at our own epoch cannot come from another
+		// writer (Save skips what an earlier write that timed out stored):
+		// drop them rather than retry forever.
+		a.log.Error("store refused buffered events at our own epoch; dropping them", "dropped", len(a.pending), "error", err)
+		a.pending = nil
+	case errors.Is(err, ErrConflict):
+		a.fenced = true
+	default:
+		if !a.flushT.running() {
+			a.log.Warn("store unavailable; buffering events", "buffered", len(a.pending), "error", err)
+			a.flushT.start(flushRetry)
 		}
 	}
 }
@@ -1019,44 +1026,15 @@ func (a *actor) drainPending(max time.Duration) {
 	}
 }
 
-// flush writes buffered events, then the record when it changed.
-func (a *actor) flush() {
-	a.flushEvents()
-	if !a.dirty || len(a.pending) > 0 || a.fenced {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.m.cfg.StoreTimeout)
-	defer cancel()
-	switch err := a.persist(ctx); {
-	case err == nil:
-	case errors.Is(err, ErrConflict):
-		a.fenced = true
-	default:
-		if !a.flushT.running() {
-			a.log.Warn("store session", "error", err)
-			a.flushT.start(flushRetry)
-		}
-	}
-}
+// flush writes buffered events and the record when it changed.
+func (a *actor) flush() { a.flushEvents() }
 
-// persistAll writes the buffered events and the record, or fails (Create:
-// a session is only handed out once it is stored).
-func (a *actor) persistAll(ctx context.Context) error {
-	for len(a.pending) > 0 {
-		if err := a.m.store.Append(ctx, a.s.ID, a.s.Epoch, a.pending[0]); err != nil {
-			return err
-		}
-		a.pending = a.pending[1:]
-	}
-	return a.persist(ctx)
-}
-
-// persist writes the record.
-func (a *actor) persist(ctx context.Context) error {
-	if err := a.m.store.Put(ctx, a.s); err != nil {
+// save writes the buffered events and the record in one store write.
+func (a *actor) save(ctx context.Context) error {
+	if err := a.m.store.Save(ctx, a.s, a.pending); err != nil {
 		return err
 	}
-	a.dirty = false
+	a.pending, a.dirty = nil, false
 	return nil
 }
 

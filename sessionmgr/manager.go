@@ -400,8 +400,10 @@ type CreateParams struct {
 }
 
 // Create creates a session: it validates the request, resolves the
-// channel, reserves a slot on it, leases a clientId, fetches ICE servers,
-// and starts the session's actor. It returns the session and its token.
+// channel, leases a clientId, fetches ICE servers, stores the session with
+// its first events (reserving a slot on the channel, or answering a
+// repeat of the same request), and starts the session's actor. It returns
+// the session and its token.
 func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, error) {
 	if err := validChannelRef(p.Channel); err != nil {
 		return Session{}, "", err
@@ -420,31 +422,56 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	if err != nil {
 		return Session{}, "", fmt.Errorf("resolve channel: %w", err)
 	}
+	// Two store round trips: the clientId's lease, then one write of the
+	// record with its first events (which also takes the channel's slot).
+	lease, err := m.acquire(ctx, ch, p.ViewerID)
+	if err != nil {
+		return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
+	}
+	ice, err := m.sig.IceServers(ctx, ch, lease.ClientID, false)
+	if err != nil {
+		m.giveBack(ctx, lease)
+		return Session{}, "", fmt.Errorf("get ICE servers: %w", err)
+	}
 	id := newSessionID()
 	token := m.token(id)
 	now := m.now()
 	s := Session{
-		ID:        id,
-		Channel:   ch,
-		ViewerID:  p.ViewerID,
-		State:     StatePending,
-		Options:   opts,
-		Created:   now,
-		Updated:   now,
-		Expires:   now.Add(opts.MaxLifetime),
-		TokenHash: hashToken(token),
-		Caller:    p.Caller,
-		RequestID: p.RequestID,
-		Owner:     m.cfg.ReplicaID,
-		Epoch:     1,
+		ID:         id,
+		Channel:    ch,
+		ViewerID:   p.ViewerID,
+		State:      StatePending,
+		Options:    opts,
+		Created:    now,
+		Updated:    now,
+		Expires:    now.Add(opts.MaxLifetime),
+		TokenHash:  hashToken(token),
+		Caller:     p.Caller,
+		RequestID:  p.RequestID,
+		Owner:      m.cfg.ReplicaID,
+		Epoch:      1,
+		ClientID:   lease.ClientID,
+		Attempt:    1,
+		IceServers: ice,
 	}
-	stored, err := m.store.Create(ctx, s, m.cfg.MaxPerChannel)
-	if errors.Is(err, ErrAlreadyExists) && stored.ID != "" && stored.ID != s.ID {
-		return m.repeat(stored, p, ch)
+	a := newActor(m, s, lease)
+	first := []Event{
+		a.record(Event{Type: EventCreated, Message: fmt.Sprintf("session created for viewer %q on channel %s", p.ViewerID, ch.Name)}),
+		a.record(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt 1)", lease.ClientID)}),
 	}
+	stored, err := m.store.Create(ctx, a.s, m.cfg.MaxPerChannel, a.pending...)
 	if err != nil {
-		return Session{}, "", err
+		// The clientId never reached KVS: it needs no cooldown.
+		m.giveBack(ctx, lease)
+		if errors.Is(err, ErrAlreadyExists) && stored.ID != "" && stored.ID != s.ID {
+			return m.repeat(stored, p, ch)
+		}
+		if errors.Is(err, ErrChannelFull) || errors.Is(err, ErrAlreadyExists) {
+			return Session{}, "", err
+		}
+		return Session{}, "", fmt.Errorf("store session: %w", err)
 	}
+	a.pending, a.dirty = nil, false
 	undo := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
 		defer cancel()
@@ -452,38 +479,18 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 			m.log.Warn("undo create", "session_id", s.ID, "error", err)
 		}
 	}
-	lease, err := m.acquire(ctx, ch, p.ViewerID)
-	if err != nil {
-		undo()
-		return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
-	}
-	ice, err := m.sig.IceServers(ctx, ch, lease.ClientID, false)
-	if err != nil {
-		m.release(ctx, lease)
-		undo()
-		return Session{}, "", fmt.Errorf("get ICE servers: %w", err)
-	}
-	s.ClientID = lease.ClientID
-	s.Attempt = 1
-	s.IceServers = ice
-
-	a := newActor(m, s, lease)
-	a.emit(Event{Type: EventCreated, Message: fmt.Sprintf("session created for viewer %q on channel %s", p.ViewerID, ch.Name)})
-	a.emit(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt 1)", lease.ClientID)})
-	if err := a.persistAll(ctx); err != nil {
-		m.release(ctx, lease)
-		undo()
-		return Session{}, "", fmt.Errorf("store session: %w", err)
-	}
 	created := a.snapshot() // before the actor runs: then it owns a.s
 	m.obs.SessionState(StateUnknown, StatePending)
 	m.obs.Attempt()
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
-		m.release(ctx, lease)
+		m.giveBack(ctx, lease)
 		undo()
 		return Session{}, "", ErrShuttingDown
+	}
+	for _, e := range first {
+		a.notify(e) // before the actor runs: then it owns a
 	}
 	m.actors[s.ID] = a
 	m.wg.Go(a.run)
@@ -498,6 +505,21 @@ func (m *Manager) acquire(ctx context.Context, ch Channel, base string) (Lease, 
 	l, err := m.ids.Acquire(ctx, ch.ARN, base, ch.MessageTTL)
 	m.obs.ClientID(time.Since(start), l.Collided, err)
 	return l, err
+}
+
+// giveBack ends a lease whose clientId never reached KVS: free at once
+// when the allocator can (LeaseReturner), else released into its cooldown.
+func (m *Manager) giveBack(ctx context.Context, l Lease) {
+	r, ok := m.ids.(LeaseReturner)
+	if !ok {
+		m.release(ctx, l)
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
+	defer cancel()
+	if err := r.Return(rctx, l); err != nil {
+		m.log.Warn("return unused clientId", "client_id", l.ClientID, "error", err)
+	}
 }
 
 func (m *Manager) release(ctx context.Context, l Lease) {
