@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/acme/viewersession/probe"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/sessionmgr"
 )
@@ -44,6 +45,11 @@ type Server struct {
 	blocked   map[string]*blockState
 	// warnShared paces the warning of a failing shared limiter.
 	warnShared *rate.Limiter
+	// prober runs ProbeChannel (service/probe.go); made on first use when
+	// no WithProber gave one.
+	prober     *probe.Prober
+	proberOnce sync.Once
+	proberErr  error
 }
 
 var _ vspb.ViewerSessionServiceServer = (*Server)(nil)
@@ -380,84 +386,39 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 		return err
 	}
 
-	// The sender: the timeline after join.after_sequence, as it happens.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sendDone := make(chan error, 1)
-	go func() {
-		sendDone <- s.m.Watch(ctx, id, join.GetAfterSequence(), func(e sessionmgr.Event) error {
-			if err := out.send(connectMessages(e)...); err != nil {
-				return err
-			}
-			switch e.Type {
-			case sessionmgr.EventFailed:
-				return failureStatus(e.Failure)
-			case sessionmgr.EventGoingAway:
-				return errGoingAway // the stream ends OK; the app resumes elsewhere
-			}
-			return nil
-		})
-	}()
-
-	// The receiver: app messages until the stream or the session ends.
-	// Each sequenced message the session took is acknowledged, a refused
-	// one too before the stream ends with its status, so that the resumed
-	// app does not send it again; one that never reached the session (bad
-	// input, routing, a store outage) is not.
+	// Two goroutines serve the stream: a receiver of its own for the app's
+	// messages, and this one, which sends the timeline after
+	// join.after_sequence as it happens. The receiver ends the timeline's
+	// wait when it ends.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	recvDone := make(chan error, 1)
 	go func() {
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				recvDone <- err
-				return
-			}
-			if req.GetJoin() != nil {
-				recvDone <- s.status(ctx, sessionmgr.ErrAlreadyJoined)
-				return
-			}
-			msg, err := appMessage(req)
-			if err != nil {
-				recvDone <- err
-				return
-			}
-			if err := s.allowAppMessage(ctx, string(id)); err != nil {
-				recvDone <- err
-				return
-			}
-			sess, err := s.m.Send(ctx, id, msg)
-			if msg.AppSeq != 0 && sess.ID != "" {
-				ack := &vspb.ConnectResponse{Message: &vspb.ConnectResponse_Ack{Ack: &vspb.Ack{AppSequence: sess.AckedAppSeq}}}
-				if serr := out.send(ack); serr != nil {
-					recvDone <- serr
-					return
-				}
-			}
-			if err != nil {
-				recvDone <- s.sessionStatus(ctx, id, err)
-				return
-			}
-		}
+		err := s.receive(ctx, stream, id, out)
+		recvDone <- err
+		cancel(errReceiverEnded)
 	}()
-
-	select {
-	case err := <-sendDone:
-		// The timeline ended (CLOSED: OK; FAILED: its status), the replica
-		// is going away (OK), or sending failed.
-		cancel()
-		if errors.Is(err, errGoingAway) {
-			return nil
+	err = s.m.Watch(ctx, id, join.GetAfterSequence(), func(e sessionmgr.Event) error {
+		if err := out.send(connectMessages(e)...); err != nil {
+			return err
 		}
-		if err != nil {
-			if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
-				return err
-			}
-			return s.sessionStatus(ctx, id, err)
+		switch e.Type {
+		case sessionmgr.EventFailed:
+			return failureStatus(e.Failure)
+		case sessionmgr.EventGoingAway:
+			return errGoingAway // the stream ends OK; the app resumes elsewhere
 		}
 		return nil
-	case err := <-recvDone:
-		cancel()
-		<-sendDone
+	})
+	timelineEnded := err == nil || errors.Is(err, errGoingAway)
+	if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
+		timelineEnded = true
+	}
+	if !timelineEnded && context.Cause(ctx) == errReceiverEnded {
+		// The receiver ended first (the app closed its side, sent bad
+		// input, or the session refused a message): its error is the
+		// stream's.
+		err := <-recvDone
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -468,6 +429,58 @@ func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vs
 			return err
 		}
 		return s.sessionStatus(ctx, id, err)
+	}
+	// The timeline ended (CLOSED: OK; FAILED: its status), the replica is
+	// going away (OK), or sending failed. The receiver ends with the
+	// stream.
+	cancel(nil)
+	if errors.Is(err, errGoingAway) {
+		return nil
+	}
+	if err != nil {
+		if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
+			return err
+		}
+		return s.sessionStatus(ctx, id, err)
+	}
+	return nil
+}
+
+// errReceiverEnded is why a Connect stream's receiver cancels the
+// timeline's wait.
+var errReceiverEnded = errors.New("the app's messages ended")
+
+// receive handles a Connect stream's app messages until the stream or the
+// session ends, and returns why. Each sequenced message the session took is
+// acknowledged, a refused one too before the stream ends with its status,
+// so that the resumed app does not send it again; one that never reached
+// the session (bad input, routing, a store outage) is not.
+func (s *Server) receive(ctx context.Context, stream grpc.BidiStreamingServer[vspb.ConnectRequest, vspb.ConnectResponse], id sessionmgr.SessionID, out *connectSender) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if req.GetJoin() != nil {
+			return s.status(ctx, sessionmgr.ErrAlreadyJoined)
+		}
+		msg, err := appMessage(req)
+		if err != nil {
+			return err
+		}
+		if err := s.allowAppMessage(ctx, string(id)); err != nil {
+			return err
+		}
+		sess, err := s.m.Send(ctx, id, msg)
+		if msg.AppSeq != 0 && sess.ID != "" {
+			ack := &vspb.ConnectResponse{Message: &vspb.ConnectResponse_Ack{Ack: &vspb.Ack{AppSequence: sess.AckedAppSeq}}}
+			if serr := out.send(ack); serr != nil {
+				return serr
+			}
+		}
+		if err != nil {
+			return s.sessionStatus(ctx, id, err)
+		}
 	}
 }
 
