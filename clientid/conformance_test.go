@@ -18,6 +18,7 @@ type allocator interface {
 	Renew(ctx context.Context, l clientid.Lease) error
 	RenewMany(ctx context.Context, leases []clientid.Lease) []error
 	Release(ctx context.Context, l clientid.Lease) error
+	Return(ctx context.Context, l clientid.Lease) error
 }
 
 var (
@@ -70,6 +71,7 @@ func runConformance(t *testing.T, h harness) {
 	h.run(t, "ContextDone", func(t *testing.T) { testContextDone(t, h) })
 	h.run(t, "ReuseAfterCooldown", func(t *testing.T) { testReuseAfterCooldown(t, h, 0, suiteCooldown) })
 	h.run(t, "ReuseAfterMessageTTL", func(t *testing.T) { testReuseAfterCooldown(t, h, 800*time.Millisecond, 800*time.Millisecond) })
+	h.run(t, "ReturnFreesAtOnce", func(t *testing.T) { testReturn(t, h) })
 	h.run(t, "RenewExtends", func(t *testing.T) { testRenewExtends(t, h) })
 	h.run(t, "RenewManyAsRenewEach", func(t *testing.T) { testRenewMany(t, h) })
 	h.run(t, "StaleOwnerRefused", func(t *testing.T) { testStaleOwner(t, h) })
@@ -403,4 +405,34 @@ func testCrash(t *testing.T, h harness) {
 	// Never renewed, never released: the owner died.
 	f := waitFree(t, h, a, chanA, l.ID)
 	checkFreedAt(t, h, "after a crash", f, call.Add(suiteTTL+suiteCooldown), ret.Add(suiteTTL+suiteCooldown))
+}
+
+// testReturn: a returned lease (its id never reached KVS) is free at once,
+// with no cooldown; only its owner may return it, once.
+func testReturn(t *testing.T, h harness) {
+	a := h.newAlloc(t, suiteConfig())
+	req := clientid.Request{Channel: chanA, Base: "giveback"}
+	l := mustAcquire(t, a, req)
+	stale := l
+	stale.Token = "not-the-owner"
+	if err := a.Return(t.Context(), stale); !errors.Is(err, clientid.ErrNotOwner) {
+		t.Fatalf("Return by a stranger = %v; want ErrNotOwner", err)
+	}
+	if err := a.Return(t.Context(), l); err != nil {
+		t.Fatalf("Return = %v; want nil", err)
+	}
+	again := mustAcquire(t, a, req)
+	if again.ID != l.ID {
+		t.Errorf("Acquire right after Return = %s; want the returned %s (no cooldown)", again.ID, l.ID)
+	}
+	if err := a.Return(t.Context(), l); !errors.Is(err, clientid.ErrNotOwner) {
+		t.Errorf("Return of a lease returned and taken again = %v; want ErrNotOwner", err)
+	}
+	// A released id, by contrast, cools down.
+	if err := a.Release(t.Context(), again); err != nil {
+		t.Fatal(err)
+	}
+	if next := mustAcquire(t, a, req); next.ID == again.ID {
+		t.Errorf("Acquire right after Release = %s; want another id (the released one cools down)", next.ID)
+	}
 }

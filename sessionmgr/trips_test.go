@@ -2,6 +2,7 @@ package sessionmgr_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
+	"github.com/acme/viewersession/sessionmgr/memstore"
 	"github.com/acme/viewersession/sessionmgr/redisstore"
 )
 
@@ -128,5 +130,50 @@ func TestCreateRoundTrips(t *testing.T) {
 	t.Logf("a whole session: %d Redis round trips, cumulative: %v", n, phases)
 	if n > 15 {
 		t.Errorf("a whole session took %d Redis round trips, want at most 15 (cumulative: %v)", n, phases)
+	}
+}
+
+// A create refused after its clientId was leased (the channel is full)
+// gives the id back at once: KVS never saw it, so it needs no cooldown,
+// and the viewer's next create gets the same id, not base-2.
+func TestRefusedCreateReturnsItsClientID(t *testing.T) {
+	cfg := sessionmgr.DefaultConfig()
+	cfg.DialsPerSecond = 1000
+	cfg.MaxPerChannel = 1
+	ids := bind.NewClientIDs(clientid.NewMemory(clientid.DefaultConfig()))
+	m := sessionmgr.New(cfg, memstore.New(), &fakeCamera{answerFrom: 1}, ids, quietLogger())
+	t.Cleanup(func() { m.Close(context.Background()) })
+	ctx := t.Context()
+	cam := sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "full"}, ViewerID: "first"}
+	first, _, err := m.Create(ctx, cam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam.ViewerID = "second"
+	for range 3 {
+		if _, _, err := m.Create(ctx, cam); !errors.Is(err, sessionmgr.ErrChannelFull) {
+			t.Fatalf("Create on the full channel = %v, want ErrChannelFull", err)
+		}
+	}
+	if _, err := m.CloseSession(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The slot is freed when the closed session's record is written, and
+	// its CLOSED event with it.
+	errClosed := errors.New("closed")
+	if err := m.Watch(ctx, first.ID, 0, func(e sessionmgr.Event) error {
+		if e.State == sessionmgr.StateClosed {
+			return errClosed
+		}
+		return nil
+	}); !errors.Is(err, errClosed) {
+		t.Fatalf("Watch until CLOSED = %v", err)
+	}
+	s, _, err := m.Create(ctx, cam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ClientID != "second" {
+		t.Errorf("clientId after 3 refused creates = %q, want %q (the refused leases were given back)", s.ClientID, "second")
 	}
 }
