@@ -7,9 +7,10 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/acme/viewersession/internal/thinclient"
+	"github.com/acme/viewersession/internal/switchnet"
 	"github.com/acme/viewersession/kvsemu/camera"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // RecoveryPath is one way a session recovers from a network change.
@@ -89,17 +90,17 @@ func recoverOnce(ctx context.Context, path RecoveryPath, i int) (timeline, recov
 		return 0, 0, 0, fmt.Errorf("create: %w", err)
 	}
 	// Each run on addresses of its own: 127.0.<n>.2 (Wi-Fi), then .3 (LTE).
-	net, err := thinclient.NewSwitchNet(fmt.Sprintf("127.0.%d.2", 10+i%200))
+	net, err := switchnet.New(fmt.Sprintf("127.0.%d.2", 10+i%200))
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	c, err := thinclient.New(thinclient.Config{
+	c, err := viewerclient.New(viewerclient.Config{
 		Conn:        st.conns[0],
 		Session:     cs.GetSession().GetName(),
 		Token:       cs.GetSessionToken(),
 		Net:         net,
 		IceServers:  cs.GetSession().GetIceServers(),
-		ICETimeouts: thinclient.ICETimeouts{Disconnected: time.Second, Failed: 2 * time.Second, Keepalive: 250 * time.Millisecond},
+		ICETimeouts: viewerclient.ICETimeouts{Disconnected: time.Second, Failed: 2 * time.Second, Keepalive: 250 * time.Millisecond},
 	})
 	if err != nil {
 		return 0, 0, 0, err

@@ -14,29 +14,35 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/acme/viewersession/internal/thinclient"
+	"github.com/acme/viewersession/internal/switchnet"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // app is a thin client (a real pion peer) running one session.
 type app struct {
 	name string
 	cs   *vspb.CreateSessionResponse
-	c    *thinclient.Client
+	c    *viewerclient.Client
 	done chan error // Run's result; put back by whoever takes it
 }
 
 // iceTimeouts make a dead ICE pair noticed within seconds.
-var iceTimeouts = thinclient.ICETimeouts{Disconnected: time.Second, Failed: 2 * time.Second, Keepalive: 250 * time.Millisecond}
+var iceTimeouts = viewerclient.ICETimeouts{Disconnected: time.Second, Failed: 2 * time.Second, Keepalive: 250 * time.Millisecond}
 
 // startApp runs a thin client for cs over conn; t.Cleanup stops it.
-func startApp(t *testing.T, name string, conn *grpc.ClientConn, cs *vspb.CreateSessionResponse, mode thinclient.Mode) *app {
+func startApp(t *testing.T, name string, conn *grpc.ClientConn, cs *vspb.CreateSessionResponse, mode viewerclient.Mode) *app {
 	t.Helper()
-	c, err := thinclient.New(thinclient.Config{
+	net, err := switchnet.New("127.0.0.1") // loopback only, the machine's network unwatched
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := viewerclient.New(viewerclient.Config{
 		Conn:        conn,
 		Session:     cs.GetSession().GetName(),
 		Token:       cs.GetSessionToken(),
 		Mode:        mode,
+		Net:         net,
 		IceServers:  cs.GetSession().GetIceServers(),
 		ICETimeouts: iceTimeouts,
 	})

@@ -9,9 +9,9 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/acme/viewersession/internal/thinclient"
 	"github.com/acme/viewersession/kvsemu"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // fleet is a set of apps, all CONNECTED with media, and what each had
@@ -36,7 +36,7 @@ func startFleet(t *testing.T, api vspb.ViewerSessionServiceClient, arns []string
 			// so a reuse of a dead replica's id would show.
 			cs := create(t, api, arn, "tv")
 			n := len(f.apps)
-			f.apps = append(f.apps, startApp(t, fmt.Sprintf("app%02d(ch%d/%d)", n, ci, i), conns[n%len(conns)], cs, thinclient.ModeConnect))
+			f.apps = append(f.apps, startApp(t, fmt.Sprintf("app%02d(ch%d/%d)", n, ci, i), conns[n%len(conns)], cs, viewerclient.ModeConnect))
 		}
 	}
 	start := time.Now()

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/acme/viewersession/internal/thinclient"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // Acceptance 2: three replicas serve one session as one. The subtests
@@ -32,7 +32,7 @@ func TestAcrossReplicas(t *testing.T) {
 		cs := create(t, a.api, arn, "alice")
 		name := cs.GetSession().GetName()
 		w := watchBackend(t, cc.api, name, 0)
-		app := startApp(t, "alice", b.conn, cs, thinclient.ModeConnect)
+		app := startApp(t, "alice", b.conn, cs, viewerclient.ModeConnect)
 		app.wait(t, 30*time.Second, "CONNECTED", connected)
 		app.rtp(t, 30, 20*time.Second)
 
@@ -96,7 +96,7 @@ func TestAcrossReplicas(t *testing.T) {
 		rr, _ := balancedConn(t, "round_robin", false, c.replicas,
 			grpc.WithChainUnaryInterceptor(served.unary(vspb.ViewerSessionService_Signal_FullMethodName)),
 			grpc.WithChainStreamInterceptor(pinStream(vspb.ViewerSessionService_WatchSession_FullMethodName, cc.conn)))
-		app := startApp(t, "browser", rr, cs, thinclient.ModeSignal)
+		app := startApp(t, "browser", rr, cs, viewerclient.ModeSignal)
 		app.wait(t, 30*time.Second, "CONNECTED", connected)
 		app.rtp(t, 30, 20*time.Second)
 		closed := closeSession(t, b.api, cs.GetSession().GetName())

@@ -13,35 +13,42 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/acme/viewersession/internal/thinclient"
+	"github.com/acme/viewersession/internal/switchnet"
 	"github.com/acme/viewersession/kvsemu/camera"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 var modes = []struct {
 	name string
-	mode thinclient.Mode
+	mode viewerclient.Mode
 }{
-	{"connect", thinclient.ModeConnect},
-	{"signal", thinclient.ModeSignal},
+	{"connect", viewerclient.ModeConnect},
+	{"signal", viewerclient.ModeSignal},
 }
 
 // app is a thin client (a real pion peer) running against the stack.
 type app struct {
-	c    *thinclient.Client
+	c    *viewerclient.Client
 	done chan error
 }
 
-func startApp(t *testing.T, s *stacktest.Stack, cs *vspb.CreateSessionResponse, mode thinclient.Mode, net *thinclient.SwitchNet) *app {
+func startApp(t *testing.T, s *stacktest.Stack, cs *vspb.CreateSessionResponse, mode viewerclient.Mode, net *switchnet.SwitchNet) *app {
 	t.Helper()
-	c, err := thinclient.New(thinclient.Config{
+	if net == nil { // loopback only, the machine's network unwatched
+		var err error
+		if net, err = switchnet.New("127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := viewerclient.New(viewerclient.Config{
 		Conn:        s.Conn,
 		Session:     cs.GetSession().GetName(),
 		Token:       cs.GetSessionToken(),
 		Mode:        mode,
 		Net:         net,
 		IceServers:  cs.GetSession().GetIceServers(),
-		ICETimeouts: thinclient.ICETimeouts{Disconnected: time.Second, Failed: 2 * time.Second, Keepalive: 250 * time.Millisecond},
+		ICETimeouts: viewerclient.ICETimeouts{Disconnected: time.Second, Failed: 2 * time.Second, Keepalive: 250 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,14 +133,14 @@ func milestones(evs []*vspb.SessionEvent) []string {
 func TestE2EHappyPath(t *testing.T) {
 	type variant struct {
 		name  string
-		mode  thinclient.Mode
+		mode  viewerclient.Mode
 		redis bool
 	}
 	var variants []variant
 	for _, m := range modes {
 		variants = append(variants, variant{m.name, m.mode, false})
 	}
-	variants = append(variants, variant{"connect-redis", thinclient.ModeConnect, true})
+	variants = append(variants, variant{"connect-redis", viewerclient.ModeConnect, true})
 	for _, m := range variants {
 		t.Run(m.name, func(t *testing.T) {
 			s := stacktest.Start(t, stacktest.Options{Redis: m.redis})
@@ -191,7 +198,7 @@ func TestE2ENoAnswerThinClient(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("thin client still running after 20s")
 			}
-			var fe *thinclient.FailedError
+			var fe *viewerclient.FailedError
 			if !errors.As(err, &fe) || fe.Reason() != vspb.FailureReason_FAILURE_REASON_ANSWER_TIMEOUT || status.Code(err) != codes.DeadlineExceeded {
 				t.Fatalf("Run = %v, want FAILED ANSWER_TIMEOUT (DEADLINE_EXCEEDED)", err)
 			}
@@ -223,7 +230,7 @@ func TestE2EAnswerFromSecondOffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := s.Create(t, "second", &vspb.SessionOptions{AnswerTimeout: durationpb.New(time.Second), RetryDelay: durationpb.New(300 * time.Millisecond)})
-	a := startApp(t, s, cs, thinclient.ModeConnect, nil)
+	a := startApp(t, s, cs, viewerclient.ModeConnect, nil)
 	e := a.wait(t, 20*time.Second, "CONNECTED", connected)
 	if e.GetAttempt() != 2 || e.GetClientId() == cs.GetSession().GetClientId() {
 		t.Errorf("CONNECTED on attempt %d with %s, want attempt 2 with a new clientId (first was %s)", e.GetAttempt(), e.GetClientId(), cs.GetSession().GetClientId())
@@ -244,7 +251,7 @@ func TestE2ELateAnswerDropped(t *testing.T) {
 	}
 	cs := s.Create(t, "late", &vspb.SessionOptions{AnswerTimeout: durationpb.New(at), RetryDelay: durationpb.New(200 * time.Millisecond)})
 	first := cs.GetSession().GetClientId()
-	a := startApp(t, s, cs, thinclient.ModeConnect, nil)
+	a := startApp(t, s, cs, viewerclient.ModeConnect, nil)
 	a.wait(t, 20*time.Second, "RETRY_SCHEDULED", func(e *vspb.SessionEvent) bool { return e.GetType() == vspb.EventType_EVENT_TYPE_RETRY_SCHEDULED })
 	if err := s.Emu.SetCameraFault(s.ARN, camera.Fault{}); err != nil { // attempt 2 is answered at once
 		t.Fatal(err)
@@ -307,7 +314,7 @@ func TestE2ENetworkChange(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s", m.name, tt.camera), func(t *testing.T) {
 				s := stacktest.Start(t, stacktest.Options{CameraMode: tt.camera})
 				cs := s.Create(t, "mobile", &vspb.SessionOptions{IceRestartTimeout: durationpb.New(1500 * time.Millisecond)})
-				net, err := thinclient.NewSwitchNet("127.0.0.2")
+				net, err := switchnet.New("127.0.0.2")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -384,7 +391,7 @@ func TestE2ENetworkChange(t *testing.T) {
 func TestE2EResumeLosesNothing(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{})
 	cs := s.Create(t, "resumer", nil)
-	a := startApp(t, s, cs, thinclient.ModeConnect, nil)
+	a := startApp(t, s, cs, viewerclient.ModeConnect, nil)
 	a.wait(t, 20*time.Second, "CONNECTED", connected)
 	a.c.DropStream()
 	a.wait(t, 10*time.Second, "a second APP_ATTACHED", func(e *vspb.SessionEvent) bool {

@@ -14,8 +14,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/acme/viewersession/internal/thinclient"
+	"github.com/acme/viewersession/internal/switchnet"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // collector is an in-process OTLP/gRPC trace collector.
@@ -115,9 +116,13 @@ func TestOTLPSessionSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := strings.TrimPrefix(cs.GetSession().GetName(), "sessions/")
-	app, err := thinclient.New(thinclient.Config{
+	lo, err := switchnet.New("127.0.0.1") // loopback only, the machine's network unwatched
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := viewerclient.New(viewerclient.Config{
 		Conn: cc, Session: cs.GetSession().GetName(), Token: cs.GetSessionToken(),
-		IceServers: cs.GetSession().GetIceServers(),
+		IceServers: cs.GetSession().GetIceServers(), Net: lo,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/acme/viewersession/internal/thinclient"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // Environment variables read when the matching flag is not given.
@@ -80,7 +80,7 @@ type watchConfig struct {
 	commonConfig
 	ViewerID           string
 	Duration           time.Duration // 0: until interrupted or the session ends
-	Mode               thinclient.Mode
+	Mode               viewerclient.Mode
 	Fault              string // one of faults, or empty
 	FaultDelay         time.Duration
 	DevHTTP            string // base URL of the server's HTTP port (dev proxy)
@@ -246,9 +246,9 @@ func parseWatch(args []string, getenv func(string) string, stderr io.Writer) (wa
 	}
 	switch mode {
 	case "connect":
-		c.Mode = thinclient.ModeConnect
+		c.Mode = viewerclient.ModeConnect
 	case "signal":
-		c.Mode = thinclient.ModeSignal
+		c.Mode = viewerclient.ModeSignal
 	default:
 		problems = append(problems, fmt.Sprintf("-mode %q: want connect or signal", mode))
 	}

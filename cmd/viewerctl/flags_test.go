@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/viewersession/internal/thinclient"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 func env(kv ...string) func(string) string {
@@ -25,7 +25,7 @@ func defaultWatch() watchConfig {
 		commonConfig: commonConfig{Addr: "localhost:50051", APIKey: "k", Channel: "demo-camera"},
 		ViewerID:     "viewerctl-alice",
 		Duration:     10 * time.Second,
-		Mode:         thinclient.ModeConnect,
+		Mode:         viewerclient.ModeConnect,
 		DevHTTP:      "http://localhost:8080",
 		WatchNetwork: true,
 	}
@@ -62,7 +62,7 @@ func TestParseWatch(t *testing.T) {
 				"-answer-timeout", "5s", "-retry-delay", "2s", "-max-attempts", "3", "-ice-restart-timeout", "1s",
 				"-network-change-after", "4s", "-watch-network=false", "-json", "-v"},
 			want: func(c *watchConfig) {
-				c.Channel, c.ViewerID, c.Duration, c.Mode = "arn:aws:kinesisvideo:us-west-2:1:channel/c/1", "bob", 0, thinclient.ModeSignal
+				c.Channel, c.ViewerID, c.Duration, c.Mode = "arn:aws:kinesisvideo:us-west-2:1:channel/c/1", "bob", 0, viewerclient.ModeSignal
 				c.Fault, c.FaultDelay, c.DevHTTP = "late-answer", 7*time.Second, "http://127.0.0.1:9"
 				c.AnswerTimeout, c.RetryDelay, c.MaxAttempts, c.ICERestartTimeout = 5*time.Second, 2*time.Second, 3, time.Second
 				c.NetworkChangeAfter, c.WatchNetwork, c.JSON, c.Verbose = 4*time.Second, false, true, true

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
 
-	"github.com/acme/viewersession/internal/thinclient"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // clockLayout is how timeline and stats lines show the time.
@@ -58,7 +58,7 @@ func formatEvent(e *vspb.SessionEvent, loc *time.Location) string {
 
 // formatStats is the once-a-second media line; prev is the previous
 // snapshot, for the packet rate over the last interval.
-func formatStats(now time.Time, s, prev thinclient.Stats, interval time.Duration) string {
+func formatStats(now time.Time, s, prev viewerclient.Stats, interval time.Duration) string {
 	rate := 0.0
 	if interval > 0 {
 		rate = float64(s.PacketsReceived-prev.PacketsReceived) / interval.Seconds()
@@ -73,7 +73,7 @@ func formatStats(now time.Time, s, prev thinclient.Stats, interval time.Duration
 
 // summary is the last line of a successful watch: where the session first
 // connected, its recoveries, and the media received.
-func summary(first, last *vspb.SessionEvent, recoveries int, s thinclient.Stats) string {
+func summary(first, last *vspb.SessionEvent, recoveries int, s viewerclient.Stats) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ok: CONNECTED on attempt %d (clientId %s)", first.GetAttempt(), first.GetClientId())
 	if recoveries > 0 {
@@ -125,7 +125,7 @@ func orDash(s string) string {
 // describeFailure says in plain words why the session FAILED: the failure
 // reason, the status code the service ended the stream with, and its
 // message.
-func describeFailure(fe *thinclient.FailedError) string {
+func describeFailure(fe *viewerclient.FailedError) string {
 	st := fe.GRPCStatus()
 	return fmt.Sprintf("session FAILED: %s (%s): %s", trimEnum(fe.Reason().String(), "FAILURE_REASON_"), st.Code(), st.Message())
 }
@@ -146,9 +146,9 @@ func rpcError(call string, err error) error {
 	return fmt.Errorf("%s: %s%s: %s", call, st.Code(), reason, st.Message())
 }
 
-// asFailed returns err's *thinclient.FailedError, if it has one.
-func asFailed(err error) (*thinclient.FailedError, bool) {
-	var fe *thinclient.FailedError
+// asFailed returns err's *viewerclient.FailedError, if it has one.
+func asFailed(err error) (*viewerclient.FailedError, bool) {
+	var fe *viewerclient.FailedError
 	ok := errors.As(err, &fe)
 	return fe, ok
 }

@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/acme/viewersession/internal/thinclient"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 var at = time.Date(2026, 11, 21, 10, 8, 46, 101e6, time.UTC)
@@ -113,22 +113,22 @@ func TestNoisy(t *testing.T) {
 func TestFormatStats(t *testing.T) {
 	tests := []struct {
 		name     string
-		give     thinclient.Stats
-		prev     thinclient.Stats
+		give     viewerclient.Stats
+		prev     viewerclient.Stats
 		interval time.Duration
 		want     string
 	}{
 		{
 			name:     "flowing",
-			give:     thinclient.Stats{PacketsReceived: 312, BytesReceived: 289100, FramesPerSecond: 15, LocalAddress: "127.0.0.2:5000", LocalCandidateType: "host"},
-			prev:     thinclient.Stats{PacketsReceived: 294},
+			give:     viewerclient.Stats{PacketsReceived: 312, BytesReceived: 289100, FramesPerSecond: 15, LocalAddress: "127.0.0.2:5000", LocalCandidateType: "host"},
+			prev:     viewerclient.Stats{PacketsReceived: 294},
 			interval: time.Second,
 			want:     "10:08:46.101  media            packets 312 (+18/s)  289.1 kB  15.0 fps  via 127.0.0.2:5000 (host)",
 		},
 		{
 			name:     "stalled, no selected pair",
-			give:     thinclient.Stats{PacketsReceived: 53, BytesReceived: 999},
-			prev:     thinclient.Stats{PacketsReceived: 53},
+			give:     viewerclient.Stats{PacketsReceived: 53, BytesReceived: 999},
+			prev:     viewerclient.Stats{PacketsReceived: 53},
 			interval: 2 * time.Second,
 			want:     "10:08:46.101  media            packets 53 (+0/s)  999 B  0.0 fps",
 		},
@@ -163,7 +163,7 @@ func TestFormatBytes(t *testing.T) {
 func TestSummary(t *testing.T) {
 	first := &vspb.SessionEvent{Attempt: 1, ClientId: "a"}
 	last := &vspb.SessionEvent{Attempt: 2, ClientId: "b"}
-	s := thinclient.Stats{PacketsReceived: 174, BytesReceived: 111600}
+	s := viewerclient.Stats{PacketsReceived: 174, BytesReceived: 111600}
 	tests := []struct {
 		recoveries int
 		want       string

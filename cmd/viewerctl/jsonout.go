@@ -5,8 +5,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/acme/viewersession/internal/thinclient"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // jsonTime is the layout of a line's "time": RFC 3339 with all nine
@@ -37,7 +37,7 @@ type jsonMedia struct {
 	Frames  uint64 `json:"frames"`
 }
 
-func (j *jsonLines) media(at time.Time, m thinclient.MediaCounters) {
+func (j *jsonLines) media(at time.Time, m viewerclient.MediaCounters) {
 	j.write(jsonMedia{Time: at.Format(jsonTime), Kind: "media", PC: m.PeerConnectionID, Packets: m.Packets, Bytes: m.Bytes, Frames: m.Frames})
 }
 

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acme/viewersession/internal/thinclient"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 // What watch judges video by.
@@ -39,7 +39,7 @@ type sample struct {
 type observation struct {
 	created time.Time // CreateSession returned
 	end     time.Time // -duration was up, or interrupted (before closing)
-	stats   thinclient.Stats
+	stats   viewerclient.Stats
 	events  []seenEvent
 	samples []sample
 }
@@ -73,7 +73,7 @@ func judge(o observation) verdict {
 	for _, g := range s.Gaps {
 		v.gaps = append(v.gaps, g.To.Sub(g.From))
 	}
-	if !s.LastPacketAt.IsZero() && o.end.Sub(s.LastPacketAt) > thinclient.VideoGap {
+	if !s.LastPacketAt.IsZero() && o.end.Sub(s.LastPacketAt) > viewerclient.VideoGap {
 		v.gaps = append(v.gaps, o.end.Sub(s.LastPacketAt))
 	}
 	for _, g := range v.gaps {

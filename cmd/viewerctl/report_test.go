@@ -8,8 +8,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/acme/viewersession/internal/thinclient"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 func TestJudge(t *testing.T) {
@@ -67,15 +67,15 @@ func TestJudge(t *testing.T) {
 		{
 			name: "video throughout",
 			give: observation{created: t0, end: at(10 * time.Second),
-				stats:   thinclient.Stats{FirstPacketAt: at(400 * time.Millisecond), LastPacketAt: at(9950 * time.Millisecond)},
+				stats:   viewerclient.Stats{FirstPacketAt: at(400 * time.Millisecond), LastPacketAt: at(9950 * time.Millisecond)},
 				samples: flow(500*time.Millisecond, 10*time.Second, 1)},
 			wantFirst: 400 * time.Millisecond,
 		},
 		{
 			name: "an outage that recovered",
 			give: observation{created: t0, end: at(10 * time.Second),
-				stats: thinclient.Stats{FirstPacketAt: at(300 * time.Millisecond), LastPacketAt: at(9990 * time.Millisecond),
-					Gaps: []thinclient.Gap{{From: at(3 * time.Second), To: at(5200 * time.Millisecond)}}},
+				stats: viewerclient.Stats{FirstPacketAt: at(300 * time.Millisecond), LastPacketAt: at(9990 * time.Millisecond),
+					Gaps: []viewerclient.Gap{{From: at(3 * time.Second), To: at(5200 * time.Millisecond)}}},
 				events: []seenEvent{
 					ev(3500*time.Millisecond, stalled, none, 0),
 					ev(3500*time.Millisecond, started, restart, 0),
@@ -88,7 +88,7 @@ func TestJudge(t *testing.T) {
 		{
 			name: "video stops at the end",
 			give: observation{created: t0, end: at(10 * time.Second),
-				stats:   thinclient.Stats{FirstPacketAt: at(300 * time.Millisecond), LastPacketAt: at(6 * time.Second)},
+				stats:   viewerclient.Stats{FirstPacketAt: at(300 * time.Millisecond), LastPacketAt: at(6 * time.Second)},
 				events:  []seenEvent{ev(8*time.Second, stalled, none, 0), ev(8*time.Second, started, restart, 0)},
 				samples: cat(flow(300*time.Millisecond, 6*time.Second, 1), flat(6100*time.Millisecond, 10*time.Second, 300))},
 			wantFirst: 300 * time.Millisecond, wantBlack: 4 * time.Second,
@@ -98,8 +98,8 @@ func TestJudge(t *testing.T) {
 		{
 			name: "a false recovery",
 			give: observation{created: t0, end: at(10 * time.Second),
-				stats: thinclient.Stats{FirstPacketAt: at(300 * time.Millisecond), LastPacketAt: at(9900 * time.Millisecond),
-					Gaps: []thinclient.Gap{{From: at(3 * time.Second), To: at(7 * time.Second)}}},
+				stats: viewerclient.Stats{FirstPacketAt: at(300 * time.Millisecond), LastPacketAt: at(9900 * time.Millisecond),
+					Gaps: []viewerclient.Gap{{From: at(3 * time.Second), To: at(7 * time.Second)}}},
 				events: []seenEvent{
 					ev(3500*time.Millisecond, started, restart, 0),
 					ev(4*time.Second, recovered, restart, time.Second), // video came back only at 7 s
@@ -112,7 +112,7 @@ func TestJudge(t *testing.T) {
 		{
 			name: "a RECOVERED too close to the end is not judged",
 			give: observation{created: t0, end: at(10 * time.Second),
-				stats:   thinclient.Stats{FirstPacketAt: at(300 * time.Millisecond), LastPacketAt: at(9900 * time.Millisecond)},
+				stats:   viewerclient.Stats{FirstPacketAt: at(300 * time.Millisecond), LastPacketAt: at(9900 * time.Millisecond)},
 				events:  []seenEvent{ev(9*time.Second, started, restart, 0), ev(9500*time.Millisecond, recovered, restart, 500*time.Millisecond)},
 				samples: flow(300*time.Millisecond, 10*time.Second, 1)},
 			wantFirst: 300 * time.Millisecond, wantOutages: []string{"ICE_RESTART 500ms"},

@@ -15,9 +15,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/acme/viewersession/internal/thinclient"
+	"github.com/acme/viewersession/internal/switchnet"
 	"github.com/acme/viewersession/kvsemu"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 const (
@@ -126,7 +127,7 @@ type watcher struct {
 	recoveries int
 	netC       <-chan time.Time // fires the network change
 	netTimer   *time.Timer
-	sw         *thinclient.SwitchNet
+	sw         *switchnet.SwitchNet
 
 	obs observation // what the judge needs
 }
@@ -178,30 +179,29 @@ func (w *watcher) watch(ctx context.Context, token string) (string, *verdict, in
 		}
 	}
 
-	ccfg := thinclient.Config{
+	ccfg := viewerclient.Config{
 		Dial:           w.dial,
 		Session:        w.session.GetName(),
 		Token:          token,
 		Mode:           w.cfg.Mode,
-		HostNetwork:    true,
 		NoNetworkWatch: !w.cfg.WatchNetwork,
 		IceServers:     w.session.GetIceServers(),
 	}
 	if w.cfg.NetworkChangeAfter > 0 {
-		sw, err := thinclient.NewSwitchNet(firstAddr)
+		sw, err := switchnet.New(firstAddr)
 		if err != nil {
 			return "", nil, 0, err
 		}
 		w.sw = sw
-		ccfg.Net, ccfg.HostNetwork, ccfg.NoNetworkWatch = sw, false, false
+		ccfg.Net = sw
 		w.note("network", "the client uses %s; it moves to %s %v after CONNECTED", firstAddr, secondAddr, w.cfg.NetworkChangeAfter)
 	}
 	q := newItemQueue()
 	ccfg.OnEvent = func(e *vspb.SessionEvent) { q.push(item{at: time.Now(), event: e}) }
 	ccfg.OnNetworkChange = func(d string) { q.push(item{at: time.Now(), network: d}) }
-	ccfg.OnRedial = func(r string) { q.push(item{at: time.Now(), redial: r}) }
+	ccfg.OnRedial = func(r viewerclient.RedialReason) { q.push(item{at: time.Now(), redial: string(r)}) }
 	ccfg.Logger = slog.New(linkLogs{push: q.push})
-	c, err := thinclient.New(ccfg)
+	c, err := viewerclient.New(ccfg)
 	if err != nil {
 		return "", nil, 0, err
 	}
@@ -274,7 +274,7 @@ func (w *watcher) printHeader() {
 // (ended true, with Run's error), -duration passes (counted from the app's
 // join, its first APP_ATTACHED) or ctx ends; it samples the packet
 // counters every 100 ms.
-func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *itemQueue, done <-chan error) (runErr error, ended bool) {
+func (w *watcher) follow(ctx context.Context, c *viewerclient.Client, q *itemQueue, done <-chan error) (runErr error, ended bool) {
 	ticker := time.NewTicker(statsInterval)
 	defer ticker.Stop()
 	samples := time.NewTicker(sampleInterval)
@@ -286,7 +286,7 @@ func (w *watcher) follow(ctx context.Context, c *thinclient.Client, q *itemQueue
 			durT.Stop()
 		}
 	}()
-	var prev thinclient.Stats
+	var prev viewerclient.Stats
 	prevAt := time.Now()
 	for {
 		if w.joined && durT == nil && w.cfg.Duration > 0 {
@@ -390,7 +390,7 @@ func (w *watcher) plainWhy(err string) string {
 
 // mediaLine prints the once-a-second media line while video arrives, and
 // a single "no video" line when it stops, not one a second.
-func (w *watcher) mediaLine(now time.Time, s, prev thinclient.Stats, interval time.Duration) {
+func (w *watcher) mediaLine(now time.Time, s, prev viewerclient.Stats, interval time.Duration) {
 	if s.PacketsReceived > prev.PacketsReceived {
 		w.noVideo = false
 		w.printf("%s", formatStats(now, s, prev, interval))
@@ -468,7 +468,7 @@ func (w *watcher) onEvent(ctx context.Context, e *vspb.SessionEvent) {
 
 // changeNetwork moves the client to the second address (the old one goes
 // silent, like a phone leaving Wi-Fi) and tells the service.
-func (w *watcher) changeNetwork(ctx context.Context, c *thinclient.Client) {
+func (w *watcher) changeNetwork(ctx context.Context, c *viewerclient.Client) {
 	if err := w.sw.Switch(secondAddr); err != nil {
 		w.faultFailed(err)
 		return
@@ -586,7 +586,7 @@ func (w *watcher) closeCall(ctx context.Context) error {
 // result judges the run: a summary when the session reached CONNECTED,
 // video arrived and kept flowing, the failure in plain words otherwise;
 // and the verdict on the video once there was video to judge.
-func (w *watcher) result(s thinclient.Stats, runErr error) (string, *verdict, error) {
+func (w *watcher) result(s viewerclient.Stats, runErr error) (string, *verdict, error) {
 	if fe, ok := asFailed(runErr); ok {
 		return "", nil, errors.New(describeFailure(fe))
 	}

@@ -22,9 +22,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/acme/viewersession/internal/stacktest"
-	"github.com/acme/viewersession/internal/thinclient"
 	"github.com/acme/viewersession/kvsemu"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/viewerclient"
 )
 
 const testAPIKey = stacktest.APIKey
@@ -173,10 +173,10 @@ func TestWatchConnects(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		mode thinclient.Mode
+		mode viewerclient.Mode
 	}{
-		{"connect", thinclient.ModeConnect},
-		{"signal", thinclient.ModeSignal},
+		{"connect", viewerclient.ModeConnect},
+		{"signal", viewerclient.ModeSignal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -232,7 +232,7 @@ func loopbackName(t *testing.T) string {
 	return ""
 }
 
-// HostNetwork gathers on the machine's interfaces (here only loopback, by
+// Without a Config.Net the client gathers on the machine's interfaces (here only loopback, by
 // filter) and watches them: a default route that moves makes the client
 // re-dial at once and report network_changed on the new connection; the
 // service's ICE restart reconnects and media flows again.
@@ -245,7 +245,7 @@ func TestHostNetworkChangeRedials(t *testing.T) {
 			lo := loopbackName(t)
 			src := &fakeNetwork{s: onWifi}
 			c, _, d, rec := startDialed(t, f.addr, mode, func(c *Config) {
-				c.HostNetwork, c.InterfaceFilter, c.netSource, c.pollEvery = true, func(n string) bool { return n == lo }, src, 20*time.Millisecond
+				c.Net, c.InterfaceFilter, c.netSource, c.pollEvery = nil, func(n string) bool { return n == lo }, src, 20*time.Millisecond
 				c.AckTimeout = DefaultAckTimeout
 			})
 			waitRTP(ctx, t, c, 5)
@@ -257,7 +257,7 @@ func TestHostNetworkChangeRedials(t *testing.T) {
 			waitRTP(ctx, t, c, c.Stats().PacketsReceived+5)
 
 			redials, networks := rec.snapshot()
-			if !slices.Equal(redials, []string{RedialNetworkChange}) ||
+			if !slices.Equal(redials, []RedialReason{RedialNetworkChange}) ||
 				!slices.Equal(networks, []string{"default route moved: wifi via 10.0.1.1 -> lte via 10.0.2.1"}) {
 				t.Errorf("re-dials %q, network changes %q; want one network change (the route move)", redials, networks)
 			}
@@ -289,7 +289,7 @@ func TestHostNetworkWatchOff(t *testing.T) {
 	lo := loopbackName(t)
 	src := &fakeNetwork{s: onWifi}
 	c, _, _, rec := startDialed(t, f.addr, ModeConnect, func(c *Config) {
-		c.HostNetwork, c.InterfaceFilter, c.netSource, c.NoNetworkWatch = true, func(n string) bool { return n == lo }, src, true
+		c.Net, c.InterfaceFilter, c.netSource, c.NoNetworkWatch = nil, func(n string) bool { return n == lo }, src, true
 	})
 	waitRTP(ctx, t, c, 5)
 	src.mu.Lock()

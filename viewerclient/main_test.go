@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"fmt"
@@ -30,7 +30,7 @@ var _ transport.Net = (*hostNet)(nil)
 func newHostNet() (*hostNet, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
-		return nil, fmt.Errorf("thinclient: interfaces: %w", err)
+		return nil, fmt.Errorf("viewerclient: interfaces: %w", err)
 	}
 	return &hostNet{Net: n, ifs: n}, nil
 }
@@ -39,7 +39,7 @@ func newHostNet() (*hostNet, error) {
 func (n *hostNet) refresh() error {
 	ifs, err := stdnet.NewNet()
 	if err != nil {
-		return fmt.Errorf("thinclient: interfaces: %w", err)
+		return fmt.Errorf("viewerclient: interfaces: %w", err)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

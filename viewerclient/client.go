@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -66,21 +67,26 @@ const (
 	defaultPoll = 200 * time.Millisecond
 )
 
-// Re-dial reasons, as Config.OnRedial gets them.
+// RedialReason is why the client abandoned its connection to the service
+// and dialed a fresh one, as Config.OnRedial gets it.
+type RedialReason string
+
+// Re-dial reasons.
 const (
 	// RedialAckTimeout: the service did not acknowledge a message (or
 	// answer a join) within Config.AckTimeout.
-	RedialAckTimeout = "ack timeout"
+	RedialAckTimeout RedialReason = "ack timeout"
 	// RedialNetworkChange: the network changed (detected by the client,
 	// or reported by the app with NetworkChanged).
-	RedialNetworkChange = "network change"
+	RedialNetworkChange RedialReason = "network change"
 	// RedialStreamError: the stream or a Signal call failed the way a
 	// broken connection does.
-	RedialStreamError = "stream error"
+	RedialStreamError RedialReason = "stream error"
 )
 
 // Config configures a Client. Session, Token, and Conn or Dial are
-// required.
+// required; the zero value of every other field is its default. Fields may
+// be added in later versions: build a Config with field names.
 type Config struct {
 	// Dial opens a fresh connection to the service. The client dials at
 	// the start of Run and again whenever it re-dials (an ack timeout, a
@@ -89,7 +95,8 @@ type Config struct {
 	// may sit on a dead path, so it is abandoned, never reused. gRPC
 	// connects lazily; the client bounds each attempt (a join unanswered
 	// within AckTimeout is a failed attempt) and retries with a short
-	// backoff. Set Dial or Conn, not both.
+	// backoff. Set Dial or Conn, not both. Dialer makes one for an
+	// address and transport credentials.
 	Dial func(ctx context.Context) (*grpc.ClientConn, error)
 	// Conn is a connection the caller owns. The client cannot replace it:
 	// its re-dials open a new stream on the same connection, which helps
@@ -103,27 +110,26 @@ type Config struct {
 	// Mode selects Connect or Signal + WatchSession. Default ModeConnect.
 	Mode Mode
 
-	// Net is the loopback simulation of a network change (SwitchNet): the
-	// client gathers on its current 127.x address only, and the app
-	// reports changes itself (NetworkChanged). Default, unless HostNetwork
-	// is set: a fixed SwitchNet on 127.0.0.1, the loopback path in-process
-	// tests use.
-	Net *SwitchNet
-	// HostNetwork makes the client gather host candidates on the machine's
-	// real interfaces (IPv4 UDP; loopback included, so that a camera on
-	// the same machine works) and, unless NoNetworkWatch, watch the
+	// Net, if set, replaces the machine's network as the one the peer
+	// connection gathers candidates on and opens its sockets with (pion's
+	// transport.Net, as webrtc.SettingEngine.SetNet takes it): a
+	// simulated network, in tests. The client does not watch it; the app
+	// reports its changes with NetworkChanged.
+	//
+	// Default: the machine's network. The client gathers host candidates
+	// on its interfaces (IPv4 UDP; loopback included, so that a camera on
+	// the same machine works) and, unless NoNetworkWatch, watches the
 	// interfaces, their addresses and the default route: on a change that
-	// breaks the current path, it tells pion about the new interfaces,
-	// re-dials its control stream at once and reports network_changed
-	// (see the package doc). Not with Net.
-	HostNetwork bool
-	// InterfaceFilter, with HostNetwork, keeps only the interfaces for
-	// which it returns true (by name, e.g. "lo" to stay on loopback).
-	// Default: every interface.
+	// breaks the current path, it re-reads the interfaces, re-dials its
+	// control stream at once and reports network_changed (see the package
+	// doc).
+	Net transport.Net
+	// InterfaceFilter keeps only the interfaces for which it returns true
+	// (by name, e.g. "lo" to stay on loopback). Default: every interface.
 	InterfaceFilter func(name string) bool
-	// NoNetworkWatch, with HostNetwork, turns the watching off: recovery
-	// then relies on what the service sees (the ICE states the client
-	// reports, and media that stalls).
+	// NoNetworkWatch turns the watching of the machine's network off:
+	// recovery then relies on what the service sees (the ICE states the
+	// client reports, and media that stalls).
 	NoNetworkWatch bool
 
 	// AckTimeout is how long a sequenced message (or a join) may wait for
@@ -152,7 +158,7 @@ type Config struct {
 	// abandons its stream (and the connection it dialed) to dial again,
 	// with the reason: RedialAckTimeout, RedialNetworkChange or
 	// RedialStreamError. The same rules as OnEvent apply.
-	OnRedial func(reason string)
+	OnRedial func(reason RedialReason)
 
 	// IceServers are the session's ICE servers as CreateSession returned
 	// them (Session.ice_servers). Optional in Connect mode, where the join
@@ -257,8 +263,8 @@ type Stats struct {
 // and after Run.
 type Client struct {
 	cfg  Config
-	sw   *SwitchNet // the loopback simulation, or nil
-	host *hostNet   // the real network (HostNetwork), or nil
+	net  transport.Net // Config.Net, or host
+	host *hostNet      // the machine's network (no Config.Net), or nil
 	log  *slog.Logger
 	api  *webrtc.API
 	out  *outbox // app -> service, numbered; outlives Run
@@ -298,8 +304,6 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("%w: Token is required", ErrConfig)
 	case cfg.Mode != ModeConnect && cfg.Mode != ModeSignal:
 		return nil, fmt.Errorf("%w: unknown mode %v", ErrConfig, cfg.Mode)
-	case cfg.HostNetwork && cfg.Net != nil:
-		return nil, fmt.Errorf("%w: Net and HostNetwork are exclusive", ErrConfig)
 	case cfg.AckTimeout < 0 || cfg.MediaInterval < 0:
 		return nil, fmt.Errorf("%w: negative AckTimeout or MediaInterval", ErrConfig)
 	}
@@ -325,55 +329,44 @@ func New(cfg Config) (*Client, error) {
 		wake:    make(chan struct{}),
 	}
 	var err error
-	if cfg.HostNetwork {
+	c.net = cfg.Net
+	if c.net == nil {
 		if c.host, err = newHostNet(); err != nil {
 			return nil, err
 		}
+		c.net = c.host
 		if c.cfg.netSource == nil {
 			c.cfg.netSource = osNetwork{}
 		}
-	} else {
-		c.sw = cfg.Net
-		if c.sw == nil {
-			if c.sw, err = NewSwitchNet("127.0.0.1"); err != nil {
-				return nil, err
-			}
-		}
 	}
-	c.api, err = newAPI(apiOptions{sw: c.sw, host: c.host, filter: cfg.InterfaceFilter, log: log, ice: cfg.ICETimeouts, relayOnly: cfg.RelayOnly})
+	c.api, err = newAPI(apiOptions{net: c.net, filter: cfg.InterfaceFilter, log: log, ice: cfg.ICETimeouts, relayOnly: cfg.RelayOnly})
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// apiOptions are what newAPI needs: one of sw and host.
+// apiOptions are what newAPI needs.
 type apiOptions struct {
-	sw        *SwitchNet
-	host      *hostNet
-	filter    func(string) bool // host only
+	net       transport.Net
+	filter    func(string) bool // or nil
 	log       *slog.Logger
 	ice       ICETimeouts
 	relayOnly bool
 }
 
 // newAPI builds the pion API of a client: UDP4 host (and relay)
-// candidates, no mDNS, the default codecs; on the SwitchNet's current
-// loopback address, or on the machine's interfaces (loopback included).
+// candidates, no mDNS, the default codecs; on the interfaces of o.net
+// (loopback included).
 func newAPI(o apiOptions) (*webrtc.API, error) {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = pionLogs{log: o.log}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	if o.host != nil {
-		se.SetNet(o.host)
-		if o.filter != nil {
-			se.SetInterfaceFilter(o.filter)
-		}
-	} else {
-		se.SetNet(o.sw)
-		se.SetIPFilter(o.sw.live)
+	se.SetNet(o.net)
+	if o.filter != nil {
+		se.SetInterfaceFilter(o.filter)
 	}
 	if o.relayOnly {
 		// Nothing better than a relay will come, so nominate at once.
@@ -397,18 +390,21 @@ func newAPI(o apiOptions) (*webrtc.API, error) {
 	}
 	var me webrtc.MediaEngine
 	if err := me.RegisterDefaultCodecs(); err != nil {
-		return nil, fmt.Errorf("thinclient: codecs: %w", err)
+		return nil, fmt.Errorf("viewerclient: codecs: %w", err)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me)), nil
 }
 
-// address is where the client gathers, for logs: the SwitchNet's current
-// address, or "host".
+// address is where the client gathers, for logs: "host", or a Config.Net
+// that describes itself (a fmt.Stringer), or "custom".
 func (c *Client) address() string {
-	if c.sw != nil {
-		return c.sw.Current()
+	if c.host != nil {
+		return "host"
 	}
-	return "host"
+	if s, ok := c.net.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return "custom"
 }
 
 // auth adds the session token to an outgoing call's metadata.
@@ -471,7 +467,7 @@ func (c *Client) signalOnce(ctx context.Context, m *outMsg) error {
 	if cc == nil {
 		var err error
 		if cc, err = c.cfg.Dial(ctx); err != nil {
-			return fmt.Errorf("thinclient: dial: %w", err)
+			return fmt.Errorf("viewerclient: dial: %w", err)
 		}
 		defer cc.Close()
 	}
@@ -483,8 +479,10 @@ func (c *Client) signalOnce(ctx context.Context, m *outMsg) error {
 }
 
 // DropStream abruptly ends the current Connect (or WatchSession) stream
-// from the client side, as a lost network would; Run then resumes after the
-// last sequence it saw. A test hook; without a stream it does nothing.
+// from the client side, as a lost network would; Run then resumes on the
+// same connection after the last sequence it saw. It is a seam for tests
+// of an app's resume path (the service's tests use it); without a stream
+// it does nothing.
 func (c *Client) DropStream() {
 	c.mu.Lock()
 	drop := c.dropCur

@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/viewersession/internal/switchnet"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
 
@@ -19,8 +20,11 @@ var modes = []Mode{ModeConnect, ModeSignal}
 
 // runClient starts Run in the background; the returned channel gets its
 // result. The test's cleanup cancels it and waits.
-func runClient(t *testing.T, cc *grpc.ClientConn, mode Mode, n *SwitchNet) (*Client, <-chan error) {
+func runClient(t *testing.T, cc *grpc.ClientConn, mode Mode, n *switchnet.SwitchNet) (*Client, <-chan error) {
 	t.Helper()
+	if n == nil {
+		n = loopback(t)
+	}
 	c, err := New(Config{Conn: cc, Session: fakeSession, Token: fakeToken, Mode: mode, Net: n,
 		Logger: testLogger(t), ICETimeouts: fastICE})
 	if err != nil {
@@ -234,7 +238,7 @@ func TestRunStopsOnCancelAndLeaveFallsBackToSignal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	f, cc := startFake(t, 0)
-	c, err := New(Config{Conn: cc, Session: fakeSession, Token: fakeToken, Logger: testLogger(t)})
+	c, err := New(Config{Conn: cc, Session: fakeSession, Token: fakeToken, Net: loopback(t), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"errors"
@@ -13,21 +13,21 @@ import (
 
 var (
 	// ErrConfig is wrapped by New's errors: the Config is incomplete.
-	ErrConfig = errors.New("thinclient: invalid config")
+	ErrConfig = errors.New("viewerclient: invalid config")
 	// ErrRunning: Run was called a second time; a Client runs once.
-	ErrRunning = errors.New("thinclient: Run already called")
+	ErrRunning = errors.New("viewerclient: Run already called")
 	// ErrStopped: Run has returned, so what a call waits for cannot happen
 	// any more (WaitEvent, WaitRTP), or a message could not be delivered.
-	ErrStopped = errors.New("thinclient: client stopped")
+	ErrStopped = errors.New("viewerclient: client stopped")
 	// ErrSessionFailed is matched (errors.Is) by the *FailedError that Run
 	// returns when the session ends FAILED.
-	ErrSessionFailed = errors.New("thinclient: session failed")
+	ErrSessionFailed = errors.New("viewerclient: session failed")
 	// ErrNotLoopback: SwitchNet takes IPv4 loopback addresses only.
-	ErrNotLoopback = errors.New("thinclient: not an IPv4 loopback address")
+	ErrNotLoopback = errors.New("viewerclient: not an IPv4 loopback address")
 	// ErrNoLoopback: the machine has no loopback interface that is up.
-	ErrNoLoopback = errors.New("thinclient: no loopback interface")
+	ErrNoLoopback = errors.New("viewerclient: no loopback interface")
 	// ErrNetwork: SwitchNet supports UDP and TCP only.
-	ErrNetwork = errors.New("thinclient: unsupported network")
+	ErrNetwork = errors.New("viewerclient: unsupported network")
 )
 
 // errorDomain is the service's google.rpc.ErrorInfo domain.
@@ -60,7 +60,7 @@ func newFailedError(e *vspb.SessionEvent, streamErr error) *FailedError {
 // Error implements error.
 func (e *FailedError) Error() string {
 	f := e.Event.GetFailure()
-	return fmt.Sprintf("thinclient: session failed: %s: %s", reasonName(f.GetReason()), f.GetMessage())
+	return fmt.Sprintf("viewerclient: session failed: %s: %s", reasonName(f.GetReason()), f.GetMessage())
 }
 
 // Is makes errors.Is(err, ErrSessionFailed) true.

@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func TestServiceAppliesAResentMessageOnce(t *testing.T) {
 			cs := st.Create(t, "resend", nil)
 			d := newTestDialer(t, st.GRPCAddr)
 			rec := &recorder{}
-			c, err := New(Config{Dial: d.dial, Session: cs.GetSession().GetName(), Token: cs.GetSessionToken(), Mode: tt.mode,
+			c, err := New(Config{Dial: d.dial, Session: cs.GetSession().GetName(), Token: cs.GetSessionToken(), Mode: tt.mode, Net: loopback(t),
 				IceServers: cs.GetSession().GetIceServers(), Logger: testLogger(t), ICETimeouts: fastICE,
 				AckTimeout: time.Second, MediaInterval: 200 * time.Millisecond, OnRedial: rec.redial})
 			if err != nil {

@@ -1,7 +1,70 @@
-// Package thinclient is a thin viewer app for the Viewer Session Service: a
-// real pion peer connection (receive-only video) driven entirely by the
-// service, the way a phone app would be. End-to-end tests use it, and so
-// does the viewerctl command.
+// Package viewerclient is the app's half of the Viewer Session Service's
+// protocol, for Go programs: a viewer app that joins a session, runs a real
+// pion peer connection (receive-only video) as the service directs, and
+// keeps the session alive across dropped streams and network changes.
+//
+// It is named for what it is, the client a viewer app runs. A backend,
+// which creates sessions with its API key and hands the app a session name
+// and token, needs only the generated gRPC client
+// (github.com/acme/viewersession/proto/viewersession/v1). The package is
+// not called client, a name that collides with the variable every caller
+// already has, nor thinclient, its internal name while only tests and
+// viewerctl used it; its import path is
+// github.com/acme/viewersession/viewerclient.
+//
+// # Use
+//
+// A Client runs one session. Give New a way to dial the service (Dialer
+// makes one from an address and transport credentials), the session's
+// name and token from the backend, and its ICE servers; call Run, which
+// returns when the session ends; observe it with Config.OnEvent (every
+// timeline event: the answer, the camera's candidates, state changes,
+// recoveries), Events, WaitEvent, WaitRTP and Stats; end it with Leave.
+//
+//	c, err := viewerclient.New(viewerclient.Config{
+//		Dial:       viewerclient.Dialer("viewer.example.com:443", credentials.NewTLS(nil)),
+//		Session:    resp.GetSession().GetName(), // from the backend's CreateSession
+//		Token:      resp.GetSessionToken(),
+//		IceServers: resp.GetSession().GetIceServers(),
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	err = c.Run(ctx) // nil once the session is CLOSED; a *FailedError when it FAILED
+//
+// The examples start a whole service in the test process and run against
+// it; `go test` checks their output.
+//
+// # Compatibility
+//
+// The exported identifiers of this package follow semantic versioning of
+// the module github.com/acme/viewersession: within a major version, an
+// exported name is not removed, and its signature and documented behaviour
+// change only compatibly. The module has no v1 tag yet; until it has one,
+// an incompatible change remains possible, and its release notes say so.
+//
+// Stable: New, Config and its fields, Client and its methods, Dialer, the
+// Mode, RedialReason and duration constants, Stats, MediaCounters, Gap,
+// the sentinel errors and FailedError (match them with errors.Is and
+// errors.As, a failure's gRPC status with status.Code), and what this doc
+// and each identifier's doc promise: events in order without duplicates,
+// messages resent with their numbers, what Run returns.
+//
+// Added without notice, in minor versions: fields of Config and Stats
+// (write struct literals with field names), methods, constants and error
+// values. May change without notice: the text of error messages and log
+// records, and their keys (match errors by value, never by text); the
+// tuning that is not a Config field (the dial backoff, the network poll
+// interval, when media reports go out early); the defaults of Config's
+// durations (set a field to pin it). Not covered: the types of
+// proto/viewersession/v1 that the API passes through (SessionEvent,
+// IceServer, the enums), which follow the viewersession.v1 proto package's
+// rules; and pion's transport.Net and grpc's ClientConn, whose new major
+// versions would need a new major version of this module. The internal
+// packages (such as internal/switchnet, the loopback network the tests
+// use) are no part of the API.
+//
+// # How it works
 //
 // A Client joins its session (Connect mode: one bidi Connect stream; Signal
 // mode: unary Signal calls plus a WatchSession stream), builds its peer
@@ -47,8 +110,8 @@
 //
 // # Networks
 //
-// With Config.HostNetwork the client gathers host candidates on the
-// machine's real interfaces (IPv4; loopback too, so that a camera on the
+// By default the client gathers host candidates on the machine's real
+// interfaces (IPv4; loopback too, so that a camera on the
 // same machine works) and watches the network by polling: every 200 ms it
 // reads the interfaces and their addresses (net.Interfaces) and the
 // default route (/proc/net/route on Linux; elsewhere only addresses are
@@ -70,11 +133,11 @@
 // then relies on the ICE states the client reports and on media the
 // service sees stall.
 //
-// Without HostNetwork the client runs on a SwitchNet, the loopback path of
-// in-process tests: it simulates a network change on loopback, where the
-// client's traffic uses one 127.x address at a time and switching retires
-// the old one; the app then reports the change with NetworkChanged, which
+// With Config.Net the client runs on the network given instead (in tests, a
+// loopback simulation of a network change, where the client's traffic uses
+// one 127.x address at a time and switching retires the old one), which it
+// does not watch: the app reports a change with NetworkChanged, which
 // re-dials and reports just as a detected change does.
 //
 // The client never logs the session token or TURN credentials.
-package thinclient
+package viewerclient

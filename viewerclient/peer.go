@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"errors"
@@ -27,12 +27,12 @@ func (r *run) newPeer(replace bool) error {
 	}
 	pc, err := r.c.api.NewPeerConnection(cfg)
 	if err != nil {
-		return fmt.Errorf("thinclient: new peer connection: %w", err)
+		return fmt.Errorf("viewerclient: new peer connection: %w", err)
 	}
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
 		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		_ = pc.Close()
-		return fmt.Errorf("thinclient: add video transceiver: %w", err)
+		return fmt.Errorf("viewerclient: add video transceiver: %w", err)
 	}
 	// Callbacks only hand off; Run's goroutine does the work.
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
@@ -82,10 +82,10 @@ func (r *run) offer(restart bool) error {
 	}
 	o, err := r.pc.CreateOffer(opts)
 	if err != nil {
-		return fmt.Errorf("thinclient: create offer: %w", err)
+		return fmt.Errorf("viewerclient: create offer: %w", err)
 	}
 	if err := r.pc.SetLocalDescription(o); err != nil {
-		return fmt.Errorf("thinclient: set local description: %w", err)
+		return fmt.Errorf("viewerclient: set local description: %w", err)
 	}
 	r.awaitingAnswer = true
 	r.remote = nil

@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func TestSwitchNetICERestartBetweenTwoPeers(t *testing.T) {
 	n := newSwitchNet(t, "127.0.0.2")
 	log := testLogger(t)
 
-	capi, err := newAPI(apiOptions{sw: n, log: log, ice: fastICE})
+	capi, err := newAPI(apiOptions{net: n, log: log, ice: fastICE})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestSwitchNetRelayICERestart(t *testing.T) {
 			defer cancel()
 			n := newSwitchNet(t, "127.0.0.2")
 			turnURL := startTURN(t, transport)
-			capi, err := newAPI(apiOptions{sw: n, log: testLogger(t), ice: fastICE, relayOnly: true})
+			capi, err := newAPI(apiOptions{net: n, log: testLogger(t), ice: fastICE, relayOnly: true})
 			if err != nil {
 				t.Fatal(err)
 			}

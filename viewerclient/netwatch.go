@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"bufio"
@@ -161,7 +161,7 @@ func (osNetwork) read() (netState, error) {
 	s := netState{addrs: map[string]string{}, up: map[string]bool{}}
 	ifs, err := net.Interfaces()
 	if err != nil {
-		return s, fmt.Errorf("thinclient: interfaces: %w", err)
+		return s, fmt.Errorf("viewerclient: interfaces: %w", err)
 	}
 	for _, ifc := range ifs {
 		if ifc.Flags&net.FlagLoopback != 0 {
@@ -189,7 +189,7 @@ func (osNetwork) read() (netState, error) {
 		return s, nil
 	}
 	if err != nil {
-		return s, fmt.Errorf("thinclient: routes: %w", err)
+		return s, fmt.Errorf("viewerclient: routes: %w", err)
 	}
 	defer f.Close()
 	s.route, err = defaultRoute(f)
@@ -220,7 +220,7 @@ func defaultRoute(r io.Reader) (route, error) {
 		best, bestMetric = route{iface: iface, gw: procIP(gw)}, metric
 	}
 	if err := sc.Err(); err != nil {
-		return route{}, fmt.Errorf("thinclient: routes: %w", err)
+		return route{}, fmt.Errorf("viewerclient: routes: %w", err)
 	}
 	return best, nil
 }

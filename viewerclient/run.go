@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -48,7 +48,7 @@ type run struct {
 	retryC   <-chan time.Time // non-nil while backing off
 	catchUp  bool             // the next stream is a WatchSession catch-up
 	goAway   bool             // reopen the stream after this message
-	redial   string           // re-dial after this message, for this reason
+	redial   RedialReason     // re-dial after this message, for this reason
 	changes  []netChange      // network changes to report once the re-dial closed the old stream
 
 	signalJoined bool // Signal mode: the app is attached
@@ -293,7 +293,7 @@ func (r *run) open(ctx context.Context) error {
 }
 
 // errDropped ends a stream that DropStream dropped.
-var errDropped = status.Error(codes.Canceled, "thinclient: stream dropped (test hook)")
+var errDropped = status.Error(codes.Canceled, "viewerclient: stream dropped (test hook)")
 
 // attached marks the stream as carrying the attached app: its sender
 // starts and media reports flow.
@@ -323,7 +323,7 @@ func (r *run) closeStream() {
 func (r *run) backoff(err error) error {
 	r.failures++
 	if r.failures > maxStreamFailures {
-		return fmt.Errorf("thinclient: stream failed %d times in a row: %w", r.failures, err)
+		return fmt.Errorf("viewerclient: stream failed %d times in a row: %w", r.failures, err)
 	}
 	d := min(firstBackoff<<(r.failures-1), maxBackoff)
 	if r.retryT == nil {
@@ -417,7 +417,7 @@ func (r *run) checkAcks(now time.Time) {
 // stream had worked, after a backoff when it never had. The network
 // changes waiting are queued only now, so that they go out on the new
 // connection, not into the old one.
-func (r *run) redialNow(reason string) error {
+func (r *run) redialNow(reason RedialReason) error {
 	st := r.st
 	worked := st != nil && (st.gotJoined || st.progressed)
 	r.closeStream()
@@ -431,7 +431,7 @@ func (r *run) redialNow(reason string) error {
 		r.retryC = nil
 		return nil
 	}
-	return r.backoff(errors.New(reason))
+	return r.backoff(errors.New(string(reason)))
 }
 
 // onNetworkChanges handles the network changes queued: the client

@@ -1,7 +1,12 @@
-package thinclient
+// Package switchnet simulates a phone's network change on loopback, for
+// tests and for viewerctl's -network-change-after: a SwitchNet is a pion
+// transport.Net with one 127.x address at a time, and switching it makes
+// the old address go silent. Give it to viewerclient.Config.Net.
+package switchnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +14,15 @@ import (
 
 	"github.com/pion/transport/v4"
 	"github.com/pion/transport/v4/stdnet"
+)
+
+var (
+	// ErrNotLoopback: a SwitchNet takes IPv4 loopback addresses only.
+	ErrNotLoopback = errors.New("switchnet: not an IPv4 loopback address")
+	// ErrNoLoopback: the machine has no loopback interface that is up.
+	ErrNoLoopback = errors.New("switchnet: no loopback interface")
+	// ErrNetwork: a SwitchNet supports UDP and TCP only.
+	ErrNetwork = errors.New("switchnet: unsupported network")
 )
 
 // SwitchNet is a client's network: one loopback IPv4 address at a time,
@@ -40,9 +54,9 @@ type SwitchNet struct {
 
 var _ transport.Net = (*SwitchNet)(nil)
 
-// NewSwitchNet returns a SwitchNet whose current address is ip, an IPv4
-// loopback address such as "127.0.0.2".
-func NewSwitchNet(ip string) (*SwitchNet, error) {
+// New returns a SwitchNet whose current address is ip, an IPv4 loopback
+// address such as "127.0.0.2".
+func New(ip string) (*SwitchNet, error) {
 	cur, err := parseLoopback(ip)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -30,14 +30,14 @@ func (r *run) dial(ctx context.Context) (*conn, error) {
 	defer cancel()
 	cc, err := r.c.cfg.Dial(dctx)
 	if err != nil {
-		return nil, fmt.Errorf("thinclient: dial: %w", err)
+		return nil, fmt.Errorf("viewerclient: dial: %w", err)
 	}
 	return &conn{cc: cc, rpc: vspb.NewViewerSessionServiceClient(cc), owned: true}, nil
 }
 
 // abandonConn gives the current connection up (the stream on it must be
 // closed already): the next stream opens on a fresh one.
-func (r *run) abandonConn(reason string) {
+func (r *run) abandonConn(reason RedialReason) {
 	r.log.Info("re-dialing", "reason", reason, "fresh_connection", r.c.cfg.Dial != nil)
 	r.c.count(func(s *Stats) { s.Redials++ })
 	if f := r.c.cfg.OnRedial; f != nil {

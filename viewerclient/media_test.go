@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func TestMediaReports(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			f, cc := startFake(t, 0)
-			c, err := New(Config{Conn: cc, Session: fakeSession, Token: fakeToken, Mode: mode, Logger: testLogger(t),
+			c, err := New(Config{Conn: cc, Session: fakeSession, Token: fakeToken, Mode: mode, Net: loopback(t), Logger: testLogger(t),
 				ICETimeouts: fastICE, MediaInterval: 100 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)

@@ -1,4 +1,4 @@
-package thinclient
+package switchnet
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-func TestNewSwitchNet(t *testing.T) {
+func TestNew(t *testing.T) {
 	tests := []struct {
 		give    string
 		wantErr error
@@ -23,12 +23,12 @@ func TestNewSwitchNet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
-			n, err := NewSwitchNet(tt.give)
+			n, err := New(tt.give)
 			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("NewSwitchNet(%q) error = %v, want %v", tt.give, err, tt.wantErr)
+				t.Fatalf("New(%q) error = %v, want %v", tt.give, err, tt.wantErr)
 			}
 			if err == nil && n.Current() != tt.give {
-				t.Errorf("NewSwitchNet(%q).Current() = %q, want %q", tt.give, n.Current(), tt.give)
+				t.Errorf("New(%q).Current() = %q, want %q", tt.give, n.Current(), tt.give)
 			}
 		})
 	}
@@ -238,9 +238,9 @@ func TestSwitchNetTCPStopsAfterSwitch(t *testing.T) {
 
 func newSwitchNet(t *testing.T, ip string) *SwitchNet {
 	t.Helper()
-	n, err := NewSwitchNet(ip)
+	n, err := New(ip)
 	if err != nil {
-		t.Fatalf("NewSwitchNet(%q): %v", ip, err)
+		t.Fatalf("New(%q): %v", ip, err)
 	}
 	return n
 }

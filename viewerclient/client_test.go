@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/viewersession/internal/switchnet"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
 
@@ -33,10 +34,10 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "dial", give: func(c *Config) {
 			c.Conn, c.Dial = nil, func(context.Context) (*grpc.ClientConn, error) { return nil, nil }
 		}},
-		{name: "host network", give: func(c *Config) { c.HostNetwork = true }},
+		{name: "host network", give: func(c *Config) { c.Net = nil }},
+		{name: "custom network", give: func(c *Config) { c.Net = loopback(t) }},
 		{name: "no conn", give: func(c *Config) { c.Conn = nil }, wantErr: ErrConfig},
 		{name: "conn and dial", give: func(c *Config) { c.Dial = func(context.Context) (*grpc.ClientConn, error) { return nil, nil } }, wantErr: ErrConfig},
-		{name: "net and host network", give: func(c *Config) { c.HostNetwork, c.Net = true, &SwitchNet{} }, wantErr: ErrConfig},
 		{name: "negative ack timeout", give: func(c *Config) { c.AckTimeout = -time.Second }, wantErr: ErrConfig},
 		{name: "bad session", give: func(c *Config) { c.Session = "abc" }, wantErr: ErrConfig},
 		{name: "empty session id", give: func(c *Config) { c.Session = "sessions/" }, wantErr: ErrConfig},
@@ -233,9 +234,23 @@ func newTestClient(t *testing.T, mode Mode) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	c, err := New(Config{Conn: conn, Session: "sessions/test", Token: "secret", Mode: mode, Logger: testLogger(t)})
+	c, err := New(Config{Conn: conn, Session: "sessions/test", Token: "secret", Mode: mode, Net: loopback(t), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// loopback is the network most tests run on: a SwitchNet fixed on
+// 127.0.0.1, so that the client gathers on loopback only and leaves the
+// machine's network unwatched.
+func loopback(t *testing.T) *switchnet.SwitchNet { return newSwitchNet(t, "127.0.0.1") }
+
+func newSwitchNet(t *testing.T, ip string) *switchnet.SwitchNet {
+	t.Helper()
+	n, err := switchnet.New(ip)
+	if err != nil {
+		t.Fatalf("switchnet.New(%q): %v", ip, err)
+	}
+	return n
 }

@@ -1,4 +1,4 @@
-package thinclient
+package viewerclient
 
 import (
 	"context"
@@ -13,12 +13,12 @@ import (
 // recorder keeps what the client's callbacks report.
 type recorder struct {
 	mu       sync.Mutex
-	redials  []string
+	redials  []RedialReason
 	networks []string
 	redialed chan struct{} // closed and replaced on every re-dial
 }
 
-func (r *recorder) redial(reason string) {
+func (r *recorder) redial(reason RedialReason) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.redials = append(r.redials, reason)
@@ -55,7 +55,7 @@ func (r *recorder) network(desc string) {
 	r.networks = append(r.networks, desc)
 }
 
-func (r *recorder) snapshot() (redials, networks []string) {
+func (r *recorder) snapshot() (redials []RedialReason, networks []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.redials), slices.Clone(r.networks)
@@ -67,7 +67,7 @@ func startDialed(t *testing.T, addr string, mode Mode, adjust func(*Config)) (*C
 	t.Helper()
 	d := newTestDialer(t, addr)
 	rec := &recorder{}
-	cfg := Config{Dial: d.dial, Session: fakeSession, Token: fakeToken, Mode: mode, Logger: testLogger(t),
+	cfg := Config{Dial: d.dial, Session: fakeSession, Token: fakeToken, Mode: mode, Net: loopback(t), Logger: testLogger(t),
 		ICETimeouts: fastICE, AckTimeout: time.Second, MediaInterval: time.Hour,
 		OnRedial: rec.redial, OnNetworkChange: rec.network}
 	if adjust != nil {
@@ -118,7 +118,7 @@ func TestMessageIntoADyingStreamIsAppliedOnce(t *testing.T) {
 		mode       Mode
 		fault      pathFault
 		kill       bool
-		wantReason string
+		wantReason RedialReason
 		maxRepeats int // a resend the service already had
 	}{
 		// Where the service may already have the message when the client
@@ -169,7 +169,7 @@ func TestMessageIntoADyingStreamIsAppliedOnce(t *testing.T) {
 			// connection's join may also take longer than AckTimeout,
 			// and another re-dial for that is right.
 			redials, _ := rec.snapshot()
-			if len(redials) == 0 || redials[0] != tt.wantReason || slices.ContainsFunc(redials[1:], func(r string) bool { return r != RedialAckTimeout }) {
+			if len(redials) == 0 || redials[0] != tt.wantReason || slices.ContainsFunc(redials[1:], func(r RedialReason) bool { return r != RedialAckTimeout }) {
 				t.Errorf("re-dials %q, want %q (then only ack timeouts, if any)", redials, tt.wantReason)
 			}
 			if dials, _, closed := d.count(); dials != len(redials)+1 || closed < len(redials) {
