@@ -9,8 +9,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,7 +65,8 @@ type Options struct {
 	ChannelName string
 }
 
-// Stack is the running service. Its resources are released by t.Cleanup.
+// Stack is the running service. Its resources are released by t.Cleanup
+// (Start), or by Close (Open).
 type Stack struct {
 	Emu      *kvsemu.Emulator
 	ARN      string
@@ -72,11 +76,60 @@ type Stack struct {
 	GRPCAddr string
 	// Logs holds the service's JSON logs, at debug level.
 	Logs *SyncBuffer
+
+	closers   []func() error // in the order Close runs them
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start runs a Stack for the test.
 func Start(t *testing.T, o Options) *Stack {
 	t.Helper()
+	var redisURL string
+	if o.Redis {
+		redisURL = redistest.URL(t)
+	}
+	s, err := open(o, redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("stack close: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("service log (tail):\n%s", tail(s.Logs.String(), 6000))
+		}
+	})
+	return s
+}
+
+// Open runs a Stack outside a test, for an Example: on memory stores only
+// (Options.Redis needs Start, whose test provides the Redis server). Close
+// stops it.
+func Open(o Options) (*Stack, error) {
+	if o.Redis {
+		return nil, errors.New("stacktest: Open runs on memory stores; use Start for Redis")
+	}
+	return open(o, "")
+}
+
+// Close stops the stack: the gRPC server, the manager, the stores and the
+// emulator, in that order. It is idempotent.
+func (s *Stack) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, c := range s.closers {
+			errs = append(errs, c())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// open starts a Stack; redisURL is the Redis server of Options.Redis. On
+// error, what it started is stopped.
+func open(o Options, redisURL string) (_ *Stack, err error) {
 	if o.CameraMode == "" {
 		o.CameraMode = camera.CSample
 	}
@@ -86,22 +139,31 @@ func Start(t *testing.T, o Options) *Stack {
 	if o.ChannelName == "" {
 		o.ChannelName = "cam-" + RandomSuffix()
 	}
-	logs := &SyncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := &Stack{Logs: &SyncBuffer{}}
+	// cleanups are run last first, like t.Cleanup.
+	var cleanups []func() error
+	defer func() {
+		slices.Reverse(cleanups)
+		s.closers = cleanups
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	log := slog.New(slog.NewJSONHandler(s.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	ecfg := kvsemu.DefaultConfig()
 	ecfg.Addr = "127.0.0.1:0"
-	emu, err := kvsemu.Start(t.Context(), ecfg)
+	emu, err := kvsemu.Start(context.Background(), ecfg)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { _ = emu.Close() })
+	cleanups = append(cleanups, func() error { _ = emu.Close(); return nil })
 	arn, err := emu.CreateChannel(o.ChannelName, ChannelMessageTTL)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := emu.StartCamera(arn, o.CameraMode); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 
 	creds := emu.Credentials()
@@ -115,7 +177,7 @@ func Start(t *testing.T, o Options) *Stack {
 		Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
 	}, kcfg)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	idCfg := clientid.DefaultConfig()
 	idCfg.DefaultCooldown = o.Cooldown
@@ -131,16 +193,16 @@ func Start(t *testing.T, o Options) *Stack {
 		opts                   = []sessionmgr.Option{sessionmgr.WithLogger(log)}
 	)
 	if o.Redis {
-		ropts, err := redis.ParseURL(redistest.URL(t))
+		ropts, err := redis.ParseURL(redisURL)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		ropts.ContextTimeoutEnabled = true
 		rdb := redis.NewClient(ropts)
-		t.Cleanup(func() { rdb.Close() })
+		cleanups = append(cleanups, func() error { _ = rdb.Close(); return nil })
 		idCfg.KeyPrefix = "vs:v1:" + RandomSuffix() // keys of our own on a shared server
 		rs := redisstore.New(rdb)
-		t.Cleanup(rs.Close) // after the manager's Close, before the client's
+		cleanups = append(cleanups, func() error { rs.Close(); return nil }) // after the manager's Close, before the client's
 		store, alloc = rs, clientid.NewRedis(rdb, idCfg)
 		mcfg.ReplicaID = "e2e-" + RandomSuffix()
 		opts = append(opts, sessionmgr.WithCluster(rediscluster.New(rdb)))
@@ -151,7 +213,7 @@ func Start(t *testing.T, o Options) *Stack {
 	vspb.RegisterViewerSessionServiceServer(gs, service.New(m, service.NewAuth([]string{APIKey}), log))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	served := make(chan struct{})
 	go func() {
@@ -160,22 +222,23 @@ func Start(t *testing.T, o Options) *Stack {
 	}()
 	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		gs.Stop()
+		<-served
+		return nil, err
 	}
-	t.Cleanup(func() {
+	cleanups = append(cleanups, func() error {
 		cc.Close()
 		gs.Stop()
 		<-served
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := m.Close(ctx); err != nil {
-			t.Errorf("manager close: %v", err)
+			return fmt.Errorf("manager close: %w", err)
 		}
-		if t.Failed() {
-			t.Logf("service log (tail):\n%s", tail(logs.String(), 6000))
-		}
+		return nil
 	})
-	return &Stack{Emu: emu, ARN: arn, Manager: m, Conn: cc, API: vspb.NewViewerSessionServiceClient(cc), GRPCAddr: lis.Addr().String(), Logs: logs}
+	s.Emu, s.ARN, s.Manager, s.Conn, s.API, s.GRPCAddr = emu, arn, m, cc, vspb.NewViewerSessionServiceClient(cc), lis.Addr().String()
+	return s, nil
 }
 
 // Create makes a session on the stack's channel with the API key.
