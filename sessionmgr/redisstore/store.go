@@ -188,81 +188,124 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int, 
 	if s.single {
 		return s.createOne(ctx, cctx, sess, limit, evArgs)
 	}
-	idem := idemKey(sess.Caller, sess.RequestID)
-	if idem != "" {
-		// A repeat is answered before the limit is checked.
-		prev, err := s.repeatOf(cctx, idem)
-		if err == nil {
-			return prev, sessionmgr.ErrAlreadyExists
-		}
-		if !errors.Is(err, sessionmgr.ErrNotFound) {
-			return sessionmgr.Session{}, callError(ctx, "create session", err)
-		}
-	}
+	return s.createMany(ctx, cctx, sess, limit, evArgs, false)
+}
 
+// createMany is Create on a Cluster: every step goes out in one pipeline
+// (one round trip; go-redis sends each node its part at once): the
+// channel's slot (reserveScript), the record with its first events
+// (createScript), the listing and the owner index, and the idempotency key
+// (SET NX). The common answer, all taken, needs nothing more; a refusal
+// (full channel, a repeat, an id in use) undoes what went through, the
+// repeat answered before the limit as on a single server.
+func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, limit int, evArgs []any, reloaded bool) (sessionmgr.Session, error) {
+	idem := idemKey(sess.Caller, sess.RequestID)
 	data, err := encodeSession(sess)
 	if err != nil {
 		return sessionmgr.Session{}, err
 	}
 	member := listMember(sess.Created, sess.ID)
-	created, err := createScript.Run(cctx, s.rdb, []string{recordKey(sess.ID), eventsKey(sess.ID)},
-		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
-			idem, member, unixMillis(sess.Expires), millis(s.retention)}, evArgs...)...).Int()
-	if err != nil {
-		return sessionmgr.Session{}, callError(ctx, "create session "+string(sess.ID), err)
-	}
-	if created == 0 {
-		return sessionmgr.Session{}, fmt.Errorf("create session %s: %w", sess.ID, sessionmgr.ErrAlreadyExists)
-	}
-
-	// From here on, a failure undoes the record and whatever was indexed.
-	undo := func(err error) (sessionmgr.Session, error) {
-		s.remove(ctx, sess.ID)
-		return sessionmgr.Session{}, err
-	}
 	live := "0"
 	if sess.State.Live() {
 		live = "1"
 	}
-	reserved, err := reserveScript.Run(cctx, s.rdb, []string{liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN)},
-		string(sess.ID), s.liveScore(sess), limit, member, live).Int()
-	if err != nil {
-		return undo(callError(ctx, "create session "+string(sess.ID)+": reserve", err))
-	}
-	if reserved == 0 {
-		s.remove(ctx, sess.ID)
-		if idem != "" {
-			// A concurrent repeat may have taken the last slot: then its
-			// session is the answer.
-			if prev, err := s.repeatOf(cctx, idem); err == nil {
-				return prev, sessionmgr.ErrAlreadyExists
-			}
-		}
-		return sessionmgr.Session{}, fmt.Errorf("create session %s: %w", sess.ID, sessionmgr.ErrChannelFull)
-	}
-	if _, err := s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+	op := "create session " + string(sess.ID)
+	var (
+		reserved, created *redis.Cmd
+		claimed           *redis.BoolCmd
+	)
+	_, err = s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+		reserved = reserveScript.EvalSha(cctx, p, []string{liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN)},
+			string(sess.ID), s.liveScore(sess), limit, member, live)
+		created = createScript.EvalSha(cctx, p, []string{recordKey(sess.ID), eventsKey(sess.ID)},
+			append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
+				idem, member, unixMillis(sess.Expires), millis(s.retention)}, evArgs...)...)
 		p.ZAdd(cctx, listKey(), redis.Z{Member: member})
 		if live == "1" {
 			p.ZAdd(cctx, ownedKey(sess.Owner), redis.Z{Score: s.liveScore(sess), Member: string(sess.ID)})
 			p.SAdd(cctx, replicasKey(), sess.Owner)
 		}
+		if idem != "" {
+			claimed = p.SetNX(cctx, idem, string(sess.ID), s.window)
+		}
 		return nil
-	}); err != nil {
-		return undo(callError(ctx, "create session "+string(sess.ID)+": list", err))
+	})
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && !reloaded {
+		// A node without the scripts (the first create, or a restarted
+		// node): undo what went through, load them, and go again.
+		s.remove(ctx, sess.ID)
+		if lerr := s.loadScripts(cctx); lerr != nil {
+			return sessionmgr.Session{}, callError(ctx, op+": load scripts", lerr)
+		}
+		return s.createMany(ctx, cctx, sess, limit, evArgs, true)
 	}
-	if idem != "" {
+	if err != nil {
+		return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, false, callError(ctx, op, err))
+	}
+	// The id is taken (ids are random: in practice only a repeated
+	// Create of one session): the record is another's.
+	n, _ := created.Int()
+	taken := n == 0
+	if claimed != nil && !claimed.Val() {
+		// The request's key names another session: a repeat, answered
+		// before the limit; or a key that outlived its session, taken
+		// over.
 		prev, err := s.claim(cctx, idem, sess.ID)
 		if err != nil {
-			return undo(callError(ctx, "create session "+string(sess.ID)+": claim request", err))
+			return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, taken, callError(ctx, op+": claim request", err))
 		}
 		if prev.ID != "" {
-			s.remove(ctx, sess.ID)
-			return prev, sessionmgr.ErrAlreadyExists
+			return prev, s.undoCreate(ctx, sess, member, taken, sessionmgr.ErrAlreadyExists)
 		}
+	}
+	if taken {
+		return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, true, fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists))
+	}
+	if n, _ := reserved.Int(); n == 0 {
+		return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, false, fmt.Errorf("%s: %w", op, sessionmgr.ErrChannelFull))
 	}
 	s.sweep(cctx, channelListKey(sess.Channel.ARN))
 	s.prune(cctx)
 	return decodeSession(data, sess.Epoch, sess.Owner)
+}
+
+// undoCreate undoes what a refused or failed createMany wrote, and returns
+// err. When the id was taken, the record is another session's: only this
+// create's listing entries go. Otherwise remove deletes the record and
+// every index entry of it.
+func (s *Store) undoCreate(ctx context.Context, sess sessionmgr.Session, member string, taken bool, err error) error {
+	if !taken {
+		s.remove(ctx, sess.ID)
+		return err
+	}
+	rctx, cancel := s.bound(context.WithoutCancel(ctx))
+	defer cancel()
+	_, _ = s.rdb.Pipelined(rctx, func(p redis.Pipeliner) error {
+		p.ZRem(rctx, channelListKey(sess.Channel.ARN), member)
+		p.ZRem(rctx, listKey(), member)
+		return nil
+	})
+	return err
+}
+
+// loadScripts loads Create's scripts on every node (a Cluster) or the
+// server.
+func (s *Store) loadScripts(ctx context.Context) error {
+	load := func(ctx context.Context, c *redis.Client) error {
+		for _, sc := range []*redis.Script{reserveScript, createScript} {
+			if err := sc.Load(ctx, c).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachShard(ctx, load)
+	}
+	if c, ok := s.rdb.(*redis.Client); ok {
+		return load(ctx, c)
+	}
+	return fmt.Errorf("unknown Redis client %T", s.rdb)
 }
 
 // createOneScript is Create on a single server (standalone or Sentinel),

@@ -74,3 +74,42 @@ func TestCreateOneRoundTrip(t *testing.T) {
 	count("first on a channel", newSession(full), 1, nil)
 	count("on the full channel", newSession(full), 1, sessionmgr.ErrChannelFull)
 }
+
+// TestCreateOneRoundTripCluster pins Create on a Redis Cluster to one
+// pipelined round trip (each node gets its part at once), now and then
+// a few more for the listing's sampled sweep and prune; a refusal (a repeat,
+// a full channel) may take more to undo what went through.
+func TestCreateOneRoundTripCluster(t *testing.T) {
+	rdb := startCluster(t)
+	trips := &tripCounter{}
+	rdb.AddHook(trips)
+	st := redisstore.New(rdb)
+	t.Cleanup(st.Close)
+	ctx := t.Context()
+	if _, err := st.Create(ctx, newSession(newChannel()), 10); err != nil {
+		t.Fatalf("Create (loads the scripts) = %v", err)
+	}
+	ch := newChannel()
+	ones := 0
+	const creates = 64
+	for i := range creates {
+		before := trips.n.Load()
+		s := newSession(ch)
+		if i%2 == 1 {
+			s.Caller, s.RequestID = "key-1", "req-"+string(newID())
+		}
+		if _, err := st.Create(ctx, s, 1000); err != nil {
+			t.Fatalf("Create #%d = %v", i, err)
+		}
+		switch n := trips.n.Load() - before; {
+		case n == 1:
+			ones++
+		case n > 7: // the sweep and the prune, when sampled: up to 3 each
+			t.Errorf("Create #%d took %d round trips, want 1 (at most 7 when it sweeps and prunes)", i, n)
+		}
+	}
+	// Sweeps and prunes run on about 1 in 16 creates each.
+	if ones < creates*3/4 {
+		t.Errorf("%d of %d creates in one round trip, want most", ones, creates)
+	}
+}
