@@ -46,8 +46,10 @@
 // hash tag, so they live in one slot on any Cluster:
 //
 //   - A session's record and timeline share the tag {<session id>}: Put,
-//     Append, Takeover and Delete check the epoch (the fence), the sequence
-//     and the state and write the record or the stream in one script;
+//     Save, Append, Takeover and Delete check the epoch (the fence), the
+//     sequence and the state and write the record and the stream in one
+//     script (Save: an actor's turn, its events and the record together);
+//     Create writes the record with its first events in one script;
 //     Events reads both in one MULTI.
 //   - A channel's live set and listing share {ch:<h>}: Create's
 //     reservation drops the expired members, counts the rest against the
@@ -59,11 +61,16 @@
 // What spans slots is a sequence of such steps, ordered so that a failure
 // between two of them leaves nothing a reader can trip on:
 //
-//   - Create writes the record first (failing on a taken ID), then reserves
-//     a slot on the channel (undoing the record when the channel is full),
-//     then lists the session, then claims the idempotency key; a claim lost
-//     to a concurrent repeat undoes the session and returns the winner's.
-//     A listing member therefore always had a record when it was added.
+//   - Create sends every step at once, in one pipeline (one round trip:
+//     go-redis hands each node its part together): the channel's slot, the
+//     record with its first events (failing on a taken ID), the listing and
+//     the owner index, and the idempotency key (SET NX). When all are
+//     taken, that is all. A refusal undoes what went through, answering in
+//     the single server's order: a repeat (the request key names a live
+//     session: that session), then a taken ID, then a full channel. A
+//     listing member can thus exist for a moment without its record, or
+//     outlive an undo that failed: List skips such members and removes
+//     them.
 //   - A terminal Put marks the record terminal, then leaves the live set
 //     and its owner's index (one pipeline).
 //   - Takeover sets the record's epoch and owner, then moves the session
@@ -74,10 +81,10 @@
 //   - Delete removes the record and timeline, then the index entries.
 //
 // On a single server (standalone, or Sentinel's master: the client is a
-// *redis.Client) every key is on one server, and Create runs those steps,
-// in the same order, in one script: one round trip, atomic (the sampled
-// listing sweep and prune included); so does Takeover (the record and the
-// owner index). On a Cluster they run as above.
+// *redis.Client) every key is on one server, and Create runs those steps
+// in one script: one round trip, atomic (the sampled listing sweep and
+// prune included); so do Takeover (the record and the owner index) and a
+// Save or Put that changes the live set. On a Cluster they run as above.
 //
 // A replica that dies between the steps leaves at worst a live-set member
 // without a live record (it holds a slot until its score passes) or an
