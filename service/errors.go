@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/acme/viewersession/probe"
 	"github.com/acme/viewersession/sessionmgr"
 )
 
@@ -61,6 +62,9 @@ var statusRules = []statusRule{
 	{sessionmgr.ErrUnavailable, codes.Unavailable, "UNAVAILABLE", time.Second,
 		"the service cannot reach a dependency (its session store or KVS) right now; retry"},
 	{sessionmgr.ErrConflict, codes.Aborted, "CONFLICT", 0, "the session changed meanwhile; retry"},
+	{probe.ErrNoAnswer, codes.DeadlineExceeded, "PROBE_NO_ANSWER", 0, ""},
+	{probe.ErrNoMedia, codes.DeadlineExceeded, "PROBE_NO_MEDIA", 0, ""},
+	{probe.ErrRejected, codes.FailedPrecondition, "SIGNALING_REJECTED", 0, ""},
 }
 
 // failureCodes maps the reason of a FAILED session to the status its app's
@@ -114,7 +118,12 @@ func toStatus(ctx context.Context, log *slog.Logger, err error, attrs ...any) er
 // the rule's reason, BadRequest for a field error, QuotaFailure for a full
 // channel, RetryInfo when the rule waits.
 func (r statusRule) status(err error, msg string) error {
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Domain: Domain, Reason: r.reason}}
+	info := &errdetails.ErrorInfo{Domain: Domain, Reason: r.reason}
+	var md metadataError
+	if errors.As(err, &md) {
+		info.Metadata = md.ErrorMetadata()
+	}
+	details := []protoadapt.MessageV1{info}
 	var fe *sessionmgr.FieldError
 	if errors.As(err, &fe) {
 		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
@@ -131,6 +140,13 @@ func (r statusRule) status(err error, msg string) error {
 		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(r.retry)})
 	}
 	return withDetails(r.code, msg, details...)
+}
+
+// metadataError is an error that carries facts for its ErrorInfo's
+// metadata (probe.DeadlineError: what the probe measured).
+type metadataError interface {
+	error
+	ErrorMetadata() map[string]string
 }
 
 // statusOf is the status of the class of err (one of statusRules'

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/viewersession/probe"
 	"github.com/acme/viewersession/sessionmgr"
 )
 
@@ -47,6 +49,10 @@ func TestToStatus(t *testing.T) {
 		// Issue 15, defect 7: configuration problems are not transient.
 		{fmt.Errorf("resolve channel: %w: no EC2 IMDS role found", sessionmgr.ErrCredentials), codes.FailedPrecondition, "AWS_CREDENTIALS", "", false, false},
 		{fmt.Errorf("%w: channel.region \"us\\r\\n\" is not a region", sessionmgr.ErrInvalidRegion), codes.FailedPrecondition, "INVALID_REGION", "", false, false},
+		// ProbeChannel.
+		{&probe.DeadlineError{Err: probe.ErrNoAnswer, Deadline: time.Second}, codes.DeadlineExceeded, "PROBE_NO_ANSWER", "", false, false},
+		{&probe.DeadlineError{Err: probe.ErrNoMedia, Deadline: time.Second}, codes.DeadlineExceeded, "PROBE_NO_MEDIA", "", false, false},
+		{fmt.Errorf("%w: bad offer", probe.ErrRejected), codes.FailedPrecondition, "SIGNALING_REJECTED", "", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give.Error(), func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/sessionmgr"
@@ -26,6 +27,7 @@ const (
 	rpcWatch
 	rpcSignal
 	rpcConnect
+	rpcProbe
 	rpcCount
 )
 
@@ -49,6 +51,8 @@ func validateRequest(rpc byte, data []byte) error {
 		req = &vspb.SignalRequest{}
 	case rpcConnect:
 		req = &vspb.ConnectRequest{}
+	case rpcProbe:
+		req = &vspb.ProbeChannelRequest{}
 	}
 	if err := Codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, req); err != nil {
 		return err
@@ -95,6 +99,9 @@ func validateRequest(rpc byte, data []byte) error {
 		}
 		_, err := appMessage(r)
 		return err
+	case *vspb.ProbeChannelRequest:
+		_, err := validateProbe(r)
+		return err
 	}
 	return nil
 }
@@ -126,6 +133,8 @@ func fuzzSeeds() [][2]any {
 		{rpcConnect, &vspb.ConnectRequest{Message: &vspb.ConnectRequest_Join{Join: &vspb.Join{Name: name, AfterSequence: 1 << 62}}}},
 		{rpcConnect, &vspb.ConnectRequest{AppSequence: 3, Message: &vspb.ConnectRequest_Join{Join: &vspb.Join{Name: name}}}},
 		{rpcConnect, &vspb.ConnectRequest{Message: &vspb.ConnectRequest_NetworkChanged{NetworkChanged: &vspb.NetworkChanged{Description: strings.Repeat("x", 300)}}}},
+		{rpcProbe, &vspb.ProbeChannelRequest{Channel: &vspb.Channel{Name: "cam"}, Deadline: &durationpb.Duration{Seconds: 1 << 62, Nanos: -5}}},
+		{rpcProbe, &vspb.ProbeChannelRequest{Channel: &vspb.Channel{Arn: "arn:aws:kinesisvideo:us-west-2:1:channel/c/1"}, Deadline: &durationpb.Duration{Seconds: 2}}},
 	}
 	var out [][2]any
 	for _, m := range msgs {

@@ -37,6 +37,11 @@ type Limits struct {
 	// messages (Connect and Signal) per session.
 	AppMessagesPerSecond float64
 	AppMessageBurst      int
+	// ProbesPerSecond and ProbeBurst are the token bucket of ProbeChannel
+	// per channel (each probe takes a place on the channel, a KVS connect
+	// turn and a clientId that then cools down).
+	ProbesPerSecond float64
+	ProbeBurst      int
 }
 
 // DefaultLimits are the limits the server's flags default to.
@@ -48,6 +53,8 @@ func DefaultLimits() Limits {
 		CreateBurst:          100,
 		AppMessagesPerSecond: 20,
 		AppMessageBurst:      200,
+		ProbesPerSecond:      0.2,
+		ProbeBurst:           3,
 	}
 }
 
