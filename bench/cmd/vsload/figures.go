@@ -155,6 +155,9 @@ func figureC(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-mem-sessions: %w", err)
 	}
+	if o.memServer != "" {
+		return figureCServer(ctx, o, steps, out)
+	}
 	r, err := bench.Memory(ctx, bench.MemoryConfig{Steps: steps, Joined: o.memJoined})
 	if err != nil {
 		return err
@@ -174,6 +177,35 @@ func figureC(ctx context.Context, o options, out io.Writer) error {
 			mib(s.Delta.RSS), kib(s.PerSession.RSS), s.PerSession.Goroutines)
 	}
 	fmt.Fprintln(out)
+	return nil
+}
+
+// figureCServer is figure (c) for joined sessions on the server binary.
+func figureCServer(ctx context.Context, o options, steps []int, out io.Writer) error {
+	if o.memServer != "shared" && o.memServer != "own" {
+		return fmt.Errorf("-mem-server %q: want shared or own", o.memServer)
+	}
+	r, err := bench.ServerMemory(ctx, bench.ServerMemoryConfig{ServerBin: o.serverBin, Steps: steps, ConnPerStream: o.memServer == "own", Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	conns := "sharing gRPC connections, 80 streams to one"
+	if r.Config.ConnPerStream {
+		conns = "each on a gRPC connection of its own"
+	}
+	fmt.Fprintf(out, "### (c) memory per joined session on the server binary (default settings, state in memory): Connect streams %s, KVS signaling open (AWAITING_OFFER), %d channels of at most 10\n\n", conns, r.Channels)
+	b := r.Base
+	fmt.Fprintf(out, "Warmed, before the first session (after a GC): RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, %d goroutines, %d fds; load %s.\n\n",
+		mib(b.RSS), mib(b.HeapInuse), mib(b.StackInuse), b.Goroutines, b.FDs, b.LoadAvg)
+	fmt.Fprintln(out, "| joined sessions | RSS (Δ) | RSS/session | heap/session | stacks/session | goroutines/session | fds | load |")
+	fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, s := range r.Steps {
+		n := float64(s.Sessions)
+		fmt.Fprintf(out, "| %d | %.1f MiB | %.1f KiB | %.1f KiB | %.1f KiB | %.2f | %d | %s |\n",
+			s.Sessions, mib(s.RSS-b.RSS), kib(s.RSS-b.RSS)/n, kib(s.HeapInuse-b.HeapInuse)/n, kib(s.StackInuse-b.StackInuse)/n,
+			float64(s.Goroutines-b.Goroutines)/n, s.FDs, s.LoadAvg)
+	}
+	fmt.Fprintf(out, "\n%d streams failed to open, %d ended early %q.\n\n", r.OpenErrors, r.StreamErrors, r.FirstErrors)
 	return nil
 }
 

@@ -74,6 +74,7 @@ type options struct {
 
 	memSessions string
 	memJoined   bool
+	memServer   string
 
 	callsSessions, callsSpeedup int
 
@@ -112,6 +113,7 @@ func parse(args []string) (options, error) {
 
 	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")
 	fs.BoolVar(&o.memJoined, "mem-joined", false, "(c) join every session (signaling open) instead of leaving it PENDING")
+	fs.StringVar(&o.memServer, "mem-server", "", "(c) shared or own: joined sessions on the server binary (-server-bin), the app streams sharing gRPC connections (80 to one) or each on its own, instead of in this process")
 
 	fs.IntVar(&o.callsSessions, "calls-sessions", 100, "(d) sessions on the channel over the simulated 10 minutes")
 	fs.IntVar(&o.callsSpeedup, "calls-speedup", 10, "(d) time compression (300 must divide by it)")

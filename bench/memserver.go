@@ -1,0 +1,267 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/acme/viewersession/kvsemu"
+	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+)
+
+// ServerMemoryConfig configures ServerMemory: figure (c) for joined
+// sessions, measured on the real server binary.
+type ServerMemoryConfig struct {
+	// ServerBin is the server binary; empty: go build ./cmd/server of the
+	// module this runs in.
+	ServerBin string
+	// Steps are the numbers of joined sessions at which the server is
+	// measured, cumulative. Default 1,000, 5,000 and 10,000.
+	Steps []int
+	// PerChannel is the sessions per channel (KVS allows 10 viewers).
+	// Default 10.
+	PerChannel int
+	// ConnPerStream gives every app stream a gRPC connection of its own,
+	// as apps on their own devices have; otherwise the streams share
+	// connections, 80 to one (the server's default allows 100).
+	ConnPerStream bool
+	// OpenConcurrency bounds the streams being opened at once. Default 32.
+	OpenConcurrency int
+	// GCWait bounds the wait, at each step, for a garbage collection in
+	// the server after the sessions settled (an idle Go process collects
+	// at least every 2 minutes). Default 150 s; negative: no wait.
+	GCWait time.Duration
+	// Log, if set, gets progress lines.
+	Log io.Writer
+}
+
+func (c ServerMemoryConfig) withDefaults() ServerMemoryConfig {
+	if len(c.Steps) == 0 {
+		c.Steps = []int{1000, 5000, 10000}
+	}
+	c.Steps = slices.Sorted(slices.Values(c.Steps))
+	if c.PerChannel <= 0 {
+		c.PerChannel = 10
+	}
+	if c.OpenConcurrency <= 0 {
+		c.OpenConcurrency = 32
+	}
+	if c.GCWait == 0 {
+		c.GCWait = 150 * time.Second
+	}
+	return c
+}
+
+// ServerMemSnap is the server process at one moment: VmRSS, and its
+// go_memstats and go_goroutines metrics.
+type ServerMemSnap struct {
+	Sessions   int
+	RSS        int64
+	HeapInuse  int64
+	StackInuse int64
+	Goroutines int
+	FDs        int
+	// GCs is go_gc_duration_seconds_count: the collections so far.
+	GCs     int
+	LoadAvg string
+}
+
+// ServerMemoryResult is figure (c) on the server binary.
+type ServerMemoryResult struct {
+	Config   ServerMemoryConfig
+	Channels int
+	Base     ServerMemSnap
+	Steps    []ServerMemSnap
+	// OpenErrors are streams that failed to open; StreamErrors streams
+	// that ended while they should have stayed open.
+	OpenErrors, StreamErrors int
+	FirstErrors              []string
+}
+
+// ServerMemory starts the real server binary with default settings (state
+// in memory) and
+// the KVS emulator in this process, warms it (a session created and closed
+// on every channel, so each is resolved and its ICE servers cached),
+// measures it, then opens Connect streams (each on a session of its own,
+// joined) up to each step, waits until every session is AWAITING_OFFER
+// (its KVS signaling open) and for the server's next garbage collection,
+// and measures it again. The app and the emulator are in this process:
+// the server's figures are the service's alone.
+func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemoryResult, err error) {
+	cfg = cfg.withDefaults()
+	res.Config = cfg
+	logf := logTo(cfg.Log)
+	raiseFileLimit()
+	dir, bin, err := serverWorkdir(ctx, "vsload-memserver-", cfg.ServerBin)
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+
+	total := cfg.Steps[len(cfg.Steps)-1]
+	res.Channels = (total + cfg.PerChannel - 1) / cfg.PerChannel
+	ecfg := kvsemu.DefaultConfig()
+	ecfg.Addr = "127.0.0.1:0"
+	emu, err := kvsemu.Start(ctx, ecfg)
+	if err != nil {
+		return res, err
+	}
+	defer emu.Close()
+	arns := make([]string, res.Channels)
+	for i := range arns {
+		if arns[i], err = emu.CreateChannel(fmt.Sprintf("mem-%d", i), 60*time.Second); err != nil {
+			return res, err
+		}
+	}
+	caFile, err := writeCA(dir, emu)
+	if err != nil {
+		return res, err
+	}
+	// Default settings: state in memory, no -redis-url.
+	srv, err := startServer(ctx, bin, dir, emu, caFile, "-log-level", "warn")
+	if err != nil {
+		return res, err
+	}
+	defer srv.stop()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w\nserver log (tail):\n%s", err, srv.logTail(3000))
+		}
+	}()
+
+	var conns []*grpc.ClientConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	dial := func() (*grpc.ClientConn, error) {
+		c, err := grpc.NewClient("passthrough:///"+srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err == nil {
+			conns = append(conns, c)
+		}
+		return c, err
+	}
+	// The warm-up's connection; a shared run's streams use it too.
+	warm, err := dial()
+	if err != nil {
+		return res, err
+	}
+	if p, err := probeCalls(ctx, vspb.NewViewerSessionServiceClient(warm), arns, len(arns), 8); err != nil || p.Errors > 0 {
+		return res, fmt.Errorf("warm: %v, %d errors %q", err, p.Errors, p.FirstErrors)
+	}
+	// The connections: one per stream, or one per 80 streams.
+	perConn := 80
+	if cfg.ConnPerStream {
+		perConn = 1
+	}
+	apis := make([]vspb.ViewerSessionServiceClient, (total+perConn-1)/perConn)
+	for i := range apis {
+		c, err := dial()
+		if err != nil {
+			return res, err
+		}
+		c.Connect()
+		apis[i] = vspb.NewViewerSessionServiceClient(c)
+	}
+
+	snap := func(sessions int) (ServerMemSnap, error) {
+		m, err := srv.scrape(ctx)
+		if err != nil {
+			return ServerMemSnap{}, err
+		}
+		return ServerMemSnap{
+			Sessions: sessions, RSS: srv.rss(), FDs: srv.fds(), LoadAvg: loadAvg(),
+			HeapInuse: int64(m["go_memstats_heap_inuse_bytes"]), StackInuse: int64(m["go_memstats_stack_inuse_bytes"]),
+			Goroutines: int(m["go_goroutines"]), GCs: int(m["go_gc_duration_seconds_count"]),
+		}, nil
+	}
+	// afterGC waits (up to GCWait) for the server's next collection.
+	afterGC := func(sessions int) (ServerMemSnap, error) {
+		s, err := snap(sessions)
+		if err != nil || cfg.GCWait < 0 {
+			return s, err
+		}
+		before := s.GCs
+		deadline := time.Now().Add(cfg.GCWait)
+		for s.GCs == before && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return s, ctx.Err()
+			case <-time.After(time.Second):
+			}
+			if s, err = snap(sessions); err != nil {
+				return s, err
+			}
+		}
+		return s, nil
+	}
+	if res.Base, err = afterGC(0); err != nil {
+		return res, err
+	}
+	logf("baseline: RSS %.1f MiB, heap %.1f MiB, stacks %.1f MiB, %d goroutines, %d fds, load %s",
+		mib(res.Base.RSS), mib(res.Base.HeapInuse), mib(res.Base.StackInuse), res.Base.Goroutines, res.Base.FDs, res.Base.LoadAvg)
+
+	sctx, cancelStreams := context.WithCancel(ctx)
+	var (
+		settled, openErrs, streamErrs atomic.Int64
+		errMu                         sync.Mutex
+		wg                            sync.WaitGroup
+	)
+	defer func() {
+		cancelStreams()
+		wg.Wait()
+	}()
+	noteErr := func(format string, args ...any) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if len(res.FirstErrors) < 5 {
+			res.FirstErrors = append(res.FirstErrors, fmt.Sprintf(format, args...))
+		}
+	}
+	opened := 0
+	for _, step := range cfg.Steps {
+		start := time.Now()
+		err := forEach(ctx, step-opened, cfg.OpenConcurrency, func(ctx context.Context, j int) error {
+			i := opened + j
+			if err := openStream(ctx, sctx, apis[i/perConn], arns[i/cfg.PerChannel], i, "connect", &wg, func() { settled.Add(1) }, func(err error) {
+				streamErrs.Add(1)
+				noteErr("stream %d ended: %v", i, err)
+			}); err != nil {
+				openErrs.Add(1)
+				noteErr("stream %d: %v", i, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		opened = step
+		if err := pollUntil(ctx, 10*time.Minute, func() bool { return settled.Load() >= int64(step)-openErrs.Load() }); err != nil {
+			return res, fmt.Errorf("%d of %d sessions reached AWAITING_OFFER: %w", settled.Load(), step, err)
+		}
+		logf("%6d streams open, every session AWAITING_OFFER after %v", step, time.Since(start).Round(time.Millisecond))
+		s, err := afterGC(step)
+		if err != nil {
+			return res, err
+		}
+		res.Steps = append(res.Steps, s)
+		d := float64(step)
+		logf("%6d joined: RSS %.1f KiB/session, heap %.1f KiB, stacks %.1f KiB, %.2f goroutines/session, fds %d, load %s", step,
+			kib(s.RSS-res.Base.RSS)/d, kib(s.HeapInuse-res.Base.HeapInuse)/d, kib(s.StackInuse-res.Base.StackInuse)/d,
+			float64(s.Goroutines-res.Base.Goroutines)/d, s.FDs, s.LoadAvg)
+	}
+	res.OpenErrors, res.StreamErrors = int(openErrs.Load()), int(streamErrs.Load())
+	return res, nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+func kib(b int64) float64 { return float64(b) / (1 << 10) }
