@@ -37,6 +37,7 @@ type Metrics struct {
 	kvsCalls       *prometheus.CounterVec
 	redisErrors    *prometheus.CounterVec
 	poolTimeouts   prometheus.Counter
+	probes         *prometheus.CounterVec
 }
 
 var _ sessionmgr.Observer = (*Metrics)(nil)
@@ -116,9 +117,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "vss_redis_pool_timeouts_total",
 			Help: "Redis calls that failed because no pooled connection came free within the pool timeout (the pool is exhausted).",
 		}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_probes_total",
+			Help: "ProbeChannel probes, by outcome (ok, no_answer, no_media, channel_full, rejected, canceled, error).",
+		}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.sessions, m.ended, m.attempts, m.answerLatency, m.answerTimeouts, m.retries,
 		m.recoverySteps, m.outage, m.mediaStalls, m.firstVideo, m.idAcquire, m.idCollisions, m.idErrors, m.failures, m.kvsCalls, m.redisErrors, m.poolTimeouts)
+	reg.MustRegister(m.probes)
 	return m
 }
 
@@ -187,6 +193,9 @@ func (m *Metrics) Failure(reason sessionmgr.FailureReason) {
 
 // KVSCall counts one KVS call attempt (kvs.Config.Observe).
 func (m *Metrics) KVSCall(op, result string) { m.kvsCalls.WithLabelValues(op, result).Inc() }
+
+// Probe counts one ProbeChannel probe by outcome (probe.Config.Observe).
+func (m *Metrics) Probe(outcome string) { m.probes.WithLabelValues(outcome).Inc() }
 
 // RedisHook returns a go-redis hook that counts failed commands, and the
 // calls (a command, or a pipeline) that found the pool exhausted.

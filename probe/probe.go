@@ -17,7 +17,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/viewersession/sessionmgr"
 )
@@ -41,16 +40,19 @@ type Config struct {
 	// Loopback gathers loopback candidates too: for a camera on the same
 	// host (the -dev emulator's, tests). Default false.
 	Loopback bool
+	// Observe, when set, is told each probe's outcome: ok, no_answer,
+	// no_media, channel_full, rejected, canceled or error (metrics:
+	// vss_probes_total). It must not block.
+	Observe func(outcome string)
 }
 
 // Prober runs probes. Create it with New; it is safe for concurrent use
 // and holds nothing between probes (each probe closes what it opened).
 type Prober struct {
-	r   Reserver
-	api *webrtc.API
-	log *slog.Logger
-	// outcomes counts probes by outcome (vss_probes_total).
-	outcomes *prometheus.CounterVec
+	r       Reserver
+	api     *webrtc.API
+	log     *slog.Logger
+	observe func(outcome string)
 }
 
 // Option configures optional seams of a Prober.
@@ -59,22 +61,9 @@ type Option func(*Prober)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(p *Prober) { p.log = l } }
 
-// WithRegisterer registers the probe counter, vss_probes_total{outcome},
-// on reg (default: counted, not registered).
-func WithRegisterer(reg prometheus.Registerer) Option {
-	return func(p *Prober) { reg.MustRegister(p.outcomes) }
-}
-
 // New returns a Prober taking its slots from r.
 func New(r Reserver, cfg Config, opts ...Option) (*Prober, error) {
-	p := &Prober{
-		r:   r,
-		log: slog.Default(),
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vss_probes_total",
-			Help: "ProbeChannel probes that ran, by outcome (ok, no_answer, no_media, channel_full, rejected, canceled, error).",
-		}, []string{"outcome"}),
-	}
+	p := &Prober{r: r, log: slog.Default(), observe: cfg.Observe}
 	for _, o := range opts {
 		o(p)
 	}
@@ -145,7 +134,9 @@ func (p Path) String() string {
 // released (its clientId into cooldown) before Probe returns.
 func (p *Prober) Probe(ctx context.Context, ch sessionmgr.Channel, deadline time.Duration) (Result, error) {
 	res, err := p.probe(ctx, ch, deadline)
-	p.outcomes.WithLabelValues(outcome(ctx, err)).Inc()
+	if p.observe != nil {
+		p.observe(outcome(ctx, err))
+	}
 	return res, err
 }
 

@@ -3,10 +3,9 @@ package probe_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/viewersession/internal/stacktest"
 	"github.com/acme/viewersession/kvsemu/camera"
@@ -16,15 +15,15 @@ import (
 
 // setup starts a stack and a Prober on it that gathers loopback candidates
 // (the emulator's camera is on 127.0.0.1), and resolves the channel.
-func setup(t *testing.T, r func(*sessionmgr.Manager) probe.Reserver) (*stacktest.Stack, *probe.Prober, sessionmgr.Channel, *prometheus.Registry) {
+func setup(t *testing.T, r func(*sessionmgr.Manager) probe.Reserver) (*stacktest.Stack, *probe.Prober, sessionmgr.Channel, *outcomes) {
 	t.Helper()
 	st := stacktest.Start(t, stacktest.Options{})
-	reg := prometheus.NewRegistry()
+	seen := &outcomes{n: map[string]int{}}
 	var res probe.Reserver = st.Manager
 	if r != nil {
 		res = r(st.Manager)
 	}
-	p, err := probe.New(res, probe.Config{Loopback: true}, probe.WithRegisterer(reg))
+	p, err := probe.New(res, probe.Config{Loopback: true, Observe: seen.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,32 +31,29 @@ func setup(t *testing.T, r func(*sessionmgr.Manager) probe.Reserver) (*stacktest
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st, p, ch, reg
+	return st, p, ch, seen
 }
 
-func probes(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "vss_probes_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+// outcomes counts the outcomes a Prober observed.
+type outcomes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *outcomes) add(outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n[outcome]++
+}
+
+func (o *outcomes) count(outcome string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n[outcome]
 }
 
 func TestProbeVideo(t *testing.T) {
-	st, p, ch, reg := setup(t, nil)
+	st, p, ch, seen := setup(t, nil)
 	res, err := p.Probe(t.Context(), ch, 10*time.Second)
 	if err != nil {
 		t.Fatalf("Probe = %v, want video", err)
@@ -75,8 +71,8 @@ func TestProbeVideo(t *testing.T) {
 	if res.Answer <= 0 || res.FirstPacket < res.Answer || res.Elapsed < res.FirstPacket {
 		t.Errorf("Probe: answer %v, first packet %v, elapsed %v; want 0 < answer <= first packet <= elapsed", res.Answer, res.FirstPacket, res.Elapsed)
 	}
-	if got := probes(t, reg, "ok"); got != 1 {
-		t.Errorf("vss_probes_total{outcome=ok} = %v, want 1", got)
+	if got := seen.count("ok"); got != 1 {
+		t.Errorf("outcome ok observed %d times, want 1", got)
 	}
 
 	// The slot is gone: no record on the channel, and the clientId cools
@@ -98,7 +94,7 @@ func TestProbeVideo(t *testing.T) {
 }
 
 func TestProbeNoAnswer(t *testing.T) {
-	st, p, ch, reg := setup(t, nil)
+	st, p, ch, seen := setup(t, nil)
 	if err := st.Emu.SetCameraFault(st.ARN, camera.Fault{NoAnswer: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +113,13 @@ func TestProbeNoAnswer(t *testing.T) {
 	if de.Result.Answered || de.Deadline != deadline || de.ErrorMetadata()["client_id"] == "" {
 		t.Errorf("DeadlineError %+v, metadata %v: want unanswered, the deadline, the clientId", de, de.ErrorMetadata())
 	}
-	if got := probes(t, reg, "no_answer"); got != 1 {
-		t.Errorf("vss_probes_total{outcome=no_answer} = %v, want 1", got)
+	if got := seen.count("no_answer"); got != 1 {
+		t.Errorf("outcome no_answer observed %d times, want 1", got)
 	}
 }
 
 func TestProbeChannelFull(t *testing.T) {
-	st, p, ch, reg := setup(t, nil)
+	st, p, ch, seen := setup(t, nil)
 	for i := range sessionmgr.DefaultConfig().MaxPerChannel {
 		st.Create(t, "viewer-"+string(rune('a'+i)), nil)
 	}
@@ -131,8 +127,8 @@ func TestProbeChannelFull(t *testing.T) {
 	if !errors.Is(err, sessionmgr.ErrChannelFull) {
 		t.Fatalf("Probe on a full channel = %v, want ErrChannelFull", err)
 	}
-	if got := probes(t, reg, "channel_full"); got != 1 {
-		t.Errorf("vss_probes_total{outcome=channel_full} = %v, want 1", got)
+	if got := seen.count("channel_full"); got != 1 {
+		t.Errorf("outcome channel_full observed %d times, want 1", got)
 	}
 }
 
