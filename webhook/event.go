@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/acme/viewersession/sessionmgr"
@@ -147,3 +149,15 @@ func FromTimeline(s sessionmgr.SessionRef, e sessionmgr.Event) (ev Event, ok boo
 
 // newID returns a fresh event id: "evt_" and 26 random base32 characters.
 func newID() string { return "evt_" + rand.Text() }
+
+// Decode parses a request body into ev, refusing a Version this package
+// does not know (call it after Verify).
+func Decode(body []byte, ev *Event) error {
+	if err := json.Unmarshal(body, ev); err != nil {
+		return fmt.Errorf("decode webhook event: %w", err)
+	}
+	if ev.Version != Version {
+		return fmt.Errorf("decode webhook event: version %d, want %d", ev.Version, Version)
+	}
+	return nil
+}

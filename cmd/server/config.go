@@ -118,6 +118,25 @@ type Config struct {
 	// MaxConcurrentStreams bounds the gRPC streams (and in-flight unary
 	// calls) of one client connection. Default 100.
 	MaxConcurrentStreams uint
+	// WebhookURLs receive the sessions' lifecycle events as signed POSTs
+	// (see docs/WEBHOOKS.md), comma-separated: the flag repeats (each adds),
+	// and VS_WEBHOOK_URL takes a comma-separated list (the flags add to
+	// it). Default "" (off).
+	WebhookURLs string
+	// WebhookSecret is the webhooks' HMAC-SHA256 key, at least 16 bytes;
+	// required with WebhookURLs. Prefer VS_WEBHOOK_SECRET: flags are
+	// visible to other users of the machine. Never logged. Default "".
+	WebhookSecret string
+	// WebhookBackoff is the wait after a first failed webhook attempt; it
+	// doubles after each failure, up to 5 minutes. Default 1s.
+	WebhookBackoff time.Duration
+	// WebhookMaxAttempts is the attempts a replica makes at one webhook
+	// delivery before it gives up. Default 10.
+	WebhookMaxAttempts int
+	// WebhookClaimIdle is how long a webhook delivery taken by a replica
+	// that stopped (SIGKILL) waits before another replica finishes it
+	// (Redis only). Default 30s.
+	WebhookClaimIdle time.Duration
 	// Limits bound what one caller can make the service do; defaults
 	// service.DefaultLimits.
 	Limits service.Limits
@@ -196,6 +215,9 @@ func DefaultConfig() Config {
 		KeepaliveTimeout:     10 * time.Second,
 		HTTPIdleTimeout:      60 * time.Second,
 		MaxConcurrentStreams: 100,
+		WebhookBackoff:       time.Second,
+		WebhookMaxAttempts:   10,
+		WebhookClaimIdle:     30 * time.Second,
 		Limits:               service.DefaultLimits(),
 		Session: SessionDefaults{
 			AnswerTimeout:            30 * time.Second,
@@ -264,6 +286,11 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.WebTLS, "web-tls", c.WebTLS, "serve the web port with -tls-cert (HTTP/2 over TLS)")
 	fs.StringVar(&c.OTelEndpoint, "otel-endpoint", c.OTelEndpoint, "OTLP/gRPC collector URL for traces (http://host:4317); empty = off")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "gRPC streams allowed per client connection")
+	fs.Var(listValue{&c.WebhookURLs}, "webhook-url", "URL that receives signed session lifecycle webhooks; repeat for several")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "webhook signing key, at least 16 bytes (prefer VS_WEBHOOK_SECRET)")
+	fs.DurationVar(&c.WebhookBackoff, "webhook-backoff", c.WebhookBackoff, "wait after a first failed webhook attempt (doubles up to 5m)")
+	fs.IntVar(&c.WebhookMaxAttempts, "webhook-max-attempts", c.WebhookMaxAttempts, "attempts at one webhook delivery before it is given up")
+	fs.DurationVar(&c.WebhookClaimIdle, "webhook-claim-idle", c.WebhookClaimIdle, "how long a stopped replica's webhook deliveries wait before another replica takes them")
 	fs.IntVar(&c.Limits.StreamsPerSession, "max-streams-per-session", c.Limits.StreamsPerSession, "Connect and WatchSession streams open on one session (per replica)")
 	fs.IntVar(&c.Limits.StreamsPerAPIKey, "max-streams-per-api-key", c.Limits.StreamsPerAPIKey, "backend WatchSession streams of one API key (per replica)")
 	fs.Float64Var(&c.Limits.CreatesPerSecond, "creates-per-second", c.Limits.CreatesPerSecond, "CreateSession calls per second per API key (shared through Redis)")
@@ -271,6 +298,35 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.Limits.AppMessagesPerSecond, "app-messages-per-second", c.Limits.AppMessagesPerSecond, "app messages per second per session")
 	fs.IntVar(&c.Limits.AppMessageBurst, "app-message-burst", c.Limits.AppMessageBurst, "app message burst per session")
 	return fs
+}
+
+// listValue is a repeatable flag kept as a comma-separated list: each
+// Set adds its comma-separated values.
+type listValue struct{ list *string }
+
+func (v listValue) String() string {
+	if v.list == nil {
+		return ""
+	}
+	return *v.list
+}
+
+func (v listValue) Set(s string) error {
+	items := splitList(*v.list)
+	items = append(items, splitList(s)...)
+	*v.list = strings.Join(items, ",")
+	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // envName is the environment variable of a flag: -grpc-addr -> VS_GRPC_ADDR.
@@ -423,6 +479,8 @@ func (c Config) Validate() error {
 		{"keepalive-time", c.KeepaliveTime},
 		{"keepalive-timeout", c.KeepaliveTimeout},
 		{"http-idle-timeout", c.HTTPIdleTimeout},
+		{"webhook-backoff", c.WebhookBackoff},
+		{"webhook-claim-idle", c.WebhookClaimIdle},
 	}
 	for _, p := range positive {
 		check(p.d > 0, "-%s %v: must be positive", p.name, p.d)
@@ -457,6 +515,15 @@ func (c Config) Validate() error {
 		check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "",
 			"-otel-endpoint %q: want http://host:port or https://host:port", c.OTelEndpoint)
 	}
+	for _, w := range splitList(c.WebhookURLs) {
+		u, err := url.Parse(w)
+		check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "",
+			"-webhook-url %q: want an http:// or https:// URL", redactURL(w))
+	}
+	if c.WebhookURLs != "" {
+		check(len(c.WebhookSecret) >= 16, "-webhook-url needs -webhook-secret (VS_WEBHOOK_SECRET) of at least 16 bytes")
+	}
+	check(c.WebhookMaxAttempts >= 1, "-webhook-max-attempts %d: must be at least 1", c.WebhookMaxAttempts)
 	check(c.MaxConcurrentStreams >= 1, "-max-concurrent-streams %d: must be at least 1", c.MaxConcurrentStreams)
 	if _, err := camera.ParseMode(c.DevCameraMode); err != nil {
 		errs = append(errs, fmt.Errorf("-dev-camera-mode %q: want c-sample, js-sample or restart-capable", c.DevCameraMode))

@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	mx := metrics.New(reg)
-	d, err := build(ctx, cfg, log, mx, observer(mx, tp))
+	d, err := build(ctx, cfg, log, reg, mx, observer(mx, tp))
 	if err != nil {
 		closeListeners()
 		return err

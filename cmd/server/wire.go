@@ -17,6 +17,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go/logging"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/viewersession/clientid"
@@ -69,7 +70,7 @@ func (d *deps) close(ctx context.Context, log *slog.Logger) {
 
 // build wires the store, the clientId allocator, the KVS client (or the
 // embedded emulator with -dev) and the session manager.
-func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metrics, obs sessionmgr.Observer) (_ *deps, err error) {
+func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer, mx *metrics.Metrics, obs sessionmgr.Observer) (_ *deps, err error) {
 	d := &deps{}
 	defer func() {
 		if err != nil {
@@ -95,6 +96,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 		alloc   bind.Allocator
 		store   sessionmgr.Store
 		cluster sessionmgr.Cluster
+		shared  redis.UniversalClient // nil without Redis
 	)
 	if cfg.RedisURL != "" {
 		rdb, err := newRedis(cfg)
@@ -112,6 +114,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 		store = redisstore.New(rdb)
 		rc := rediscluster.New(rdb)
 		cluster, d.rates = rc, rc
+		shared = rdb
 	} else {
 		alloc = clientid.NewMemory(idCfg)
 		store = memstore.New()
@@ -230,6 +233,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, mx *metrics.Metric
 		}
 		mcfg.TokenSecret = []byte(strings.TrimSpace(string(secret)))
 	}
+	obs = d.webhooks(cfg, shared, mcfg.ReplicaID, log, reg, obs)
 	opts := []sessionmgr.Option{sessionmgr.WithLogger(log.With("component", "sessionmgr", "replica", mcfg.ReplicaID)), sessionmgr.WithObserver(obs)}
 	if cluster != nil {
 		opts = append(opts, sessionmgr.WithCluster(cluster))
