@@ -1,0 +1,171 @@
+package redisstore
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/acme/viewersession/sessionmgr"
+)
+
+var updateV1 = flag.Bool("update-v1", false, "capture testdata/*.v1.json with today's encoders (run once, before the format changes)")
+
+// goldenSession is a session with every field set, nested ones included.
+func goldenSession() sessionmgr.Session {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	return sessionmgr.Session{
+		ID: "abcdefghijklmnopqrstuvwxyz",
+		Channel: sessionmgr.Channel{
+			ARN:        "arn:aws:kinesisvideo:eu-west-1:123456789012:channel/front-door/1700000000000",
+			Name:       "front-door",
+			Region:     "eu-west-1",
+			MessageTTL: 60 * time.Second,
+		},
+		ViewerID: "viewer-7",
+		ClientID: "vs-0123456789abcdef",
+		State:    sessionmgr.StateRecovering,
+		Attempt:  3,
+		IceServers: sessionmgr.IceServers{
+			Servers: []sessionmgr.IceServer{
+				{URLs: []string{"stun:stun.kinesisvideo.eu-west-1.amazonaws.com:443"}},
+				{
+					URLs:       []string{"turn:1-2-3-4.t-1.kinesisvideo.eu-west-1.amazonaws.com:443?transport=udp", "turns:1-2-3-4.t-1.kinesisvideo.eu-west-1.amazonaws.com:443?transport=tcp"},
+					Username:   "1700000300:djE6YXJu",
+					Credential: "c2VjcmV0",
+				},
+			},
+			Expires: t0.Add(5 * time.Minute),
+		},
+		Options: sessionmgr.Options{
+			AnswerTimeout:            10 * time.Second,
+			RetryDelay:               1500 * time.Millisecond,
+			MaxAttempts:              4,
+			Recovery:                 sessionmgr.RecoveryICERestartOnly,
+			ResumeGrace:              30 * time.Second,
+			ICERestartTimeout:        6 * time.Second,
+			DisconnectedGrace:        2 * time.Second,
+			MaxLifetime:              12 * time.Hour,
+			NewPeerConnectionTimeout: 8 * time.Second,
+			MediaStallTimeout:        3 * time.Second,
+		},
+		Created:      t0,
+		Updated:      t0.Add(90 * time.Second),
+		Expires:      t0.Add(12 * time.Hour),
+		Close:        sessionmgr.CloseFailed,
+		Failure:      &sessionmgr.Failure{Reason: sessionmgr.FailureRecoveryFailed, Message: "no step recovered the media"},
+		LastSeq:      42,
+		TokenHash:    []byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03},
+		Caller:       "backend-a",
+		RequestID:    "req-123",
+		Owner:        "replica-1",
+		Epoch:        7,
+		AckedAppSeq:  19,
+		AppSeqsAbove: []uint64{21, 24},
+		MediaFlowing: true,
+		MediaPC:      2,
+	}
+}
+
+// goldenEvents are events of each kind that carries a payload, and a few
+// without, by fixture name.
+func goldenEvents() map[string]sessionmgr.Event {
+	t0 := time.Date(2026, 3, 1, 12, 0, 1, 5000000, time.UTC)
+	idx := uint16(1)
+	ice := &sessionmgr.IceServers{
+		Servers: []sessionmgr.IceServer{{URLs: []string{"turn:a.example:443"}, Username: "u", Credential: "p"}},
+		Expires: t0.Add(5 * time.Minute),
+	}
+	return map[string]sessionmgr.Event{
+		"created": {Seq: 1, Time: t0, Type: sessionmgr.EventCreated, State: sessionmgr.StatePending},
+		"state": {Seq: 2, Time: t0.Add(time.Millisecond), Type: sessionmgr.EventStateChanged,
+			State: sessionmgr.StateAwaitingAnswer, Attempt: 1, ClientID: "vs-0123456789abcdef", AckedAppSeq: 3},
+		"answer": {Seq: 3, Time: t0.Add(2 * time.Millisecond), Type: sessionmgr.EventAnswer,
+			State: sessionmgr.StateConnecting, Attempt: 1, Answer: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"},
+		"candidate": {Seq: 4, Time: t0.Add(3 * time.Millisecond), Type: sessionmgr.EventRemoteCandidate,
+			State: sessionmgr.StateConnecting, Candidate: &sessionmgr.Candidate{
+				Candidate: "candidate:1 1 udp 2130706431 10.0.0.1 50000 typ host", SDPMid: "0",
+				SDPMLineIndex: &idx, UsernameFragment: "abcd",
+			}},
+		"conn-state": {Seq: 5, Time: t0.Add(4 * time.Millisecond), Type: sessionmgr.EventConnectionState,
+			State: sessionmgr.StateConnected, ConnState: &sessionmgr.ConnState{ICE: sessionmgr.ICEConnected, Peer: sessionmgr.PeerConnected}},
+		"renegotiate": {Seq: 6, Time: t0.Add(5 * time.Millisecond), Type: sessionmgr.EventRenegotiate,
+			State: sessionmgr.StateRecovering, Renegotiate: &sessionmgr.Renegotiate{
+				Action: sessionmgr.RenegotiateNewPeerConnection, IceServers: ice, Reason: "network changed",
+			}},
+		"ice-servers": {Seq: 7, Time: t0.Add(6 * time.Millisecond), Type: sessionmgr.EventICEServersRefreshed,
+			State: sessionmgr.StateConnected, IceServers: ice},
+		"recovery-started": {Seq: 8, Time: t0.Add(7 * time.Millisecond), Type: sessionmgr.EventRecoveryStarted,
+			State: sessionmgr.StateRecovering, Recovery: &sessionmgr.Recovery{Step: sessionmgr.StepNewPeerConnection, Learned: true}},
+		"recovered": {Seq: 9, Time: t0.Add(8 * time.Millisecond), Type: sessionmgr.EventRecovered,
+			State: sessionmgr.StateConnected, Recovery: &sessionmgr.Recovery{Step: sessionmgr.StepICERestart, Outage: 2345 * time.Millisecond}},
+		"media": {Seq: 10, Time: t0.Add(9 * time.Millisecond), Type: sessionmgr.EventMediaFlowing,
+			State: sessionmgr.StateConnected, Media: &sessionmgr.MediaReport{PeerConnection: 2, Packets: 1200, Bytes: 1500000, Frames: 300}},
+		"going-away": {Seq: 11, Time: t0.Add(10 * time.Millisecond), Type: sessionmgr.EventGoingAway,
+			State: sessionmgr.StateConnected, GoingAway: "replica draining"},
+		"failed": {Seq: 12, Time: t0.Add(11 * time.Millisecond), Type: sessionmgr.EventFailed,
+			State: sessionmgr.StateFailed, Message: "answer timed out",
+			Failure: &sessionmgr.Failure{Reason: sessionmgr.FailureAnswerTimeout, Message: "no answer in 10s"}},
+		"closed": {Seq: 13, Time: t0.Add(12 * time.Millisecond), Type: sessionmgr.EventClosed,
+			State: sessionmgr.StateClosed, Close: sessionmgr.CloseClientLeft},
+	}
+}
+
+// TestGoldenV1 checks that the v1 fixtures (today's JSON of the domain
+// structs) decode to the values they were made from.
+func TestGoldenV1(t *testing.T) {
+	if *updateV1 {
+		data, err := encodeSession(goldenSession())
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeGolden(t, "session.v1.json", data)
+		for name, e := range goldenEvents() {
+			b, err := json.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeGolden(t, "event-"+name+".v1.json", string(b))
+		}
+	}
+	want := goldenSession()
+	got, err := decodeSession(readGolden(t, "session.v1.json"), want.Epoch, want.Owner)
+	if err != nil {
+		t.Fatalf("decode session.v1.json: %v", err)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("session.v1.json (-want +got):\n%s", d)
+	}
+	for name, want := range goldenEvents() {
+		var got sessionmgr.Event
+		if err := json.Unmarshal([]byte(readGolden(t, "event-"+name+".v1.json")), &got); err != nil {
+			t.Fatalf("decode event-%s.v1.json: %v", name, err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("event-%s.v1.json (-want +got):\n%s", name, d)
+		}
+	}
+}
+
+func writeGolden(t *testing.T, name, data string) {
+	t.Helper()
+	if err := os.MkdirAll("testdata", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("testdata", name), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readGolden(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
