@@ -256,4 +256,3 @@ func deliveringReplica(t *testing.T, c *cluster, rdb *redis.Client) (*replica, i
 		time.Sleep(20 * time.Millisecond) // polling Redis, another process
 	}
 }
-
