@@ -297,6 +297,8 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.Limits.CreateBurst, "create-burst", c.Limits.CreateBurst, "CreateSession burst per API key")
 	fs.Float64Var(&c.Limits.AppMessagesPerSecond, "app-messages-per-second", c.Limits.AppMessagesPerSecond, "app messages per second per session")
 	fs.IntVar(&c.Limits.AppMessageBurst, "app-message-burst", c.Limits.AppMessageBurst, "app message burst per session")
+	fs.Float64Var(&c.Limits.ProbesPerSecond, "probes-per-second", c.Limits.ProbesPerSecond, "ProbeChannel calls per second per channel (shared through Redis)")
+	fs.IntVar(&c.Limits.ProbeBurst, "probe-burst", c.Limits.ProbeBurst, "ProbeChannel burst per channel")
 	return fs
 }
 
@@ -498,6 +500,8 @@ func (c Config) Validate() error {
 		{"create-burst", float64(c.Limits.CreateBurst)},
 		{"app-messages-per-second", c.Limits.AppMessagesPerSecond},
 		{"app-message-burst", float64(c.Limits.AppMessageBurst)},
+		{"probes-per-second", c.Limits.ProbesPerSecond},
+		{"probe-burst", float64(c.Limits.ProbeBurst)},
 	} {
 		check(l.v > 0, "-%s %v: must be positive", l.name, l.v)
 	}

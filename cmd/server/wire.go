@@ -25,6 +25,7 @@ import (
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
 	"github.com/acme/viewersession/metrics"
+	channelprobe "github.com/acme/viewersession/probe"
 	"github.com/acme/viewersession/service"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
@@ -48,12 +49,14 @@ type deps struct {
 	// rates shares the create rate limit between replicas (Redis); nil
 	// means this process only.
 	rates service.RateLimiter
+	// prober runs ProbeChannel on the manager's channel slots.
+	prober *channelprobe.Prober
 }
 
 // serviceOptions are the service's limits and, with Redis, the shared
 // rate limiter.
 func (d *deps) serviceOptions(cfg Config) []service.Option {
-	opts := []service.Option{service.WithLimits(cfg.Limits)}
+	opts := []service.Option{service.WithLimits(cfg.Limits), service.WithProber(d.prober)}
 	if d.rates != nil {
 		opts = append(opts, service.WithRateLimiter(d.rates))
 	}
@@ -240,6 +243,13 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 	}
 	d.manager = sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc), opts...)
 	d.closers = append(d.closers, d.manager.Close)
+	// -dev's camera is on this host (127.0.0.1 by default): its probes
+	// gather loopback candidates too.
+	d.prober, err = channelprobe.New(d.manager, channelprobe.Config{Loopback: d.emulator != nil, Observe: mx.Probe},
+		channelprobe.WithLogger(log.With("component", "probe")))
+	if err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
