@@ -48,12 +48,16 @@ func (m Mode) String() string {
 
 // ICETimeouts tunes the client's ICE agent; zero fields keep pion's
 // defaults (disconnected after 5 s without traffic, failed 25 s later,
-// keepalive every 2 s). Tests shorten them so that a Switch kills the pair
-// quickly.
+// keepalive every 2 s). Shorter ones notice a dead path sooner, at the
+// cost of a false alarm on a lossy one.
 type ICETimeouts struct {
+	// Disconnected: without traffic this long, ICE is disconnected.
 	Disconnected time.Duration
-	Failed       time.Duration
-	Keepalive    time.Duration
+	// Failed: disconnected this much longer, ICE has failed.
+	Failed time.Duration
+	// Keepalive: how often ICE sends traffic on a pair that is otherwise
+	// quiet.
+	Keepalive time.Duration
 }
 
 // Defaults of Config's durations.
@@ -258,7 +262,7 @@ type Stats struct {
 	LocalRelatedAddress string
 }
 
-// Client is one thin viewer app for one session. Create it with New, call
+// Client is a viewer app's side of one session. Create it with New, call
 // Run once; the other methods are safe for concurrent use, before, during
 // and after Run.
 type Client struct {

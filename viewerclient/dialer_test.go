@@ -2,6 +2,7 @@ package viewerclient
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -114,4 +115,21 @@ func (c *faultConn) Write(b []byte) (int, error) {
 func (c *faultConn) Close() error {
 	c.closed.Store(true)
 	return c.Conn.Close()
+}
+
+// Dialer refuses to dial without transport credentials (there is no
+// silent plaintext default), and otherwise returns a connection to its
+// target.
+func TestDialer(t *testing.T) {
+	if _, err := Dialer("127.0.0.1:1", nil)(t.Context()); !errors.Is(err, ErrConfig) {
+		t.Errorf("Dialer(nil creds) = %v, want ErrConfig", err)
+	}
+	cc, err := Dialer("127.0.0.1:1", insecure.NewCredentials())(t.Context())
+	if err != nil {
+		t.Fatalf("Dialer(insecure) = %v", err)
+	}
+	defer cc.Close()
+	if got := cc.Target(); got != "127.0.0.1:1" {
+		t.Errorf("Target() = %q, want 127.0.0.1:1", got)
+	}
 }

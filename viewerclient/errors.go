@@ -22,12 +22,6 @@ var (
 	// ErrSessionFailed is matched (errors.Is) by the *FailedError that Run
 	// returns when the session ends FAILED.
 	ErrSessionFailed = errors.New("viewerclient: session failed")
-	// ErrNotLoopback: SwitchNet takes IPv4 loopback addresses only.
-	ErrNotLoopback = errors.New("viewerclient: not an IPv4 loopback address")
-	// ErrNoLoopback: the machine has no loopback interface that is up.
-	ErrNoLoopback = errors.New("viewerclient: no loopback interface")
-	// ErrNetwork: SwitchNet supports UDP and TCP only.
-	ErrNetwork = errors.New("viewerclient: unsupported network")
 )
 
 // errorDomain is the service's google.rpc.ErrorInfo domain.
