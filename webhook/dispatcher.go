@@ -146,7 +146,7 @@ type Dispatcher struct {
 	sem       chan struct{} // a slot per delivery in progress
 	cancelRun context.CancelFunc
 	runCtx    context.Context // the consumers' life; ends with Close
-	prodCtx   context.Context // the producer's life; ends when Close's ctx does
+	prodCtx   context.Context // the producer's and attempts' life; ends when Close's ctx does
 	cancelPro context.CancelFunc
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -242,11 +242,12 @@ func (d *Dispatcher) Observe(s sessionmgr.SessionRef, e sessionmgr.Event) {
 	}
 }
 
-// Close stops taking deliveries (those in progress stay in the Redis queue
-// for another replica to finish), moves what the buffer still holds into
-// the queue while ctx lasts, and waits for its goroutines, at most until
-// ctx ends. Call it after the sessions stopped (so their last events are
-// queued). Idempotent.
+// Close stops taking deliveries, lets the attempts under way finish and
+// moves what the buffer still holds into the queue while ctx lasts, and
+// waits for its goroutines, at most until ctx ends. Deliveries waiting
+// for a retry stay in the Redis queue for another replica to finish. Call
+// it after the sessions stopped (so their last events are queued).
+// Idempotent.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	d.closeOnce.Do(func() {
 		stop := context.AfterFunc(ctx, d.cancelPro)
@@ -465,7 +466,9 @@ func (d *Dispatcher) inflightIDs() []string {
 }
 
 // deliver sends e until a receiver accepts it, MaxAttempts failed, or ctx
-// ends (shutdown: the entry stays queued for another replica).
+// ends (shutdown: the entry stays queued for another replica). An attempt
+// under way when ctx ends is let finish while Close's ctx lasts, so that
+// a delivery the receiver accepts is not sent again.
 func (d *Dispatcher) deliver(ctx context.Context, e entry) {
 	log := d.log.With("entry", e.id, "url", redact(e.url))
 	if e.url == "" {
@@ -474,7 +477,7 @@ func (d *Dispatcher) deliver(ctx context.Context, e entry) {
 		return
 	}
 	for attempt := 1; ; attempt++ {
-		status, err := d.post(ctx, e)
+		status, err := d.post(d.prodCtx, e)
 		if err == nil {
 			d.mx.delivered.Inc()
 			d.finish(ctx, e)

@@ -92,7 +92,7 @@ func (r *httpReceiver) waitAccepted(t *testing.T, n int, timeout time.Duration) 
 func newRedisDispatcher(t *testing.T, rdb redis.UniversalClient, consumer, url string, cfg Config) *Dispatcher {
 	t.Helper()
 	cfg.URLs, cfg.Secret, cfg.Consumer = []string{url}, testSecret, consumer
-	d := NewRedis(cfg, rdb, WithLogger(slog.New(slog.DiscardHandler)))
+	d := NewRedis(cfg, rdb, WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("consumer", consumer)))
 	t.Cleanup(func() { _ = d.Close(context.Background()) })
 	return d
 }
@@ -217,3 +217,7 @@ func TestRedisAddOnceAndBounded(t *testing.T) {
 		t.Errorf("stream length after 1004 adds with MaxQueue 10 = %d, want at most about 10", n)
 	}
 }
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
