@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -142,16 +143,17 @@ type Dispatcher struct {
 	http *http.Client
 	mx   *metrics
 
-	in        chan pending
-	sem       chan struct{} // a slot per delivery in progress
-	cancelRun context.CancelFunc
-	runCtx    context.Context // the consumers' life; ends with Close
-	prodCtx   context.Context // the producer's and attempts' life; ends when Close's ctx does
-	cancelPro context.CancelFunc
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup // the loops
-	work      sync.WaitGroup // the deliveries
+	in          chan pending
+	lastDropLog atomic.Int64  // when Observe last logged a drop, Unix ns
+	sem         chan struct{} // a slot per delivery in progress
+	cancelRun   context.CancelFunc
+	runCtx      context.Context // the consumers' life; ends with Close
+	prodCtx     context.Context // the producer's and attempts' life; ends when Close's ctx does
+	cancelPro   context.CancelFunc
+	closing     chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup // the loops
+	work        sync.WaitGroup // the deliveries
 
 	// mu guards inflight: the Redis queue's ids of the deliveries in
 	// progress here, touched so that nobody claims them.
@@ -213,11 +215,13 @@ var _ sessionmgr.SessionObserver = Observer{}
 // (metrics, tracing).
 type Observer struct {
 	sessionmgr.Observer
-	D *Dispatcher
+	Dispatcher *Dispatcher
 }
 
 // SessionEventOf implements sessionmgr.SessionObserver.
-func (o Observer) SessionEventOf(s sessionmgr.SessionRef, e sessionmgr.Event) { o.D.Observe(s, e) }
+func (o Observer) SessionEventOf(s sessionmgr.SessionRef, e sessionmgr.Event) {
+	o.Dispatcher.Observe(s, e)
+}
 
 // SessionEvent forwards to the wrapped Observer when it is an
 // EventObserver (tracing).
@@ -238,7 +242,13 @@ func (d *Dispatcher) Observe(s sessionmgr.SessionRef, e sessionmgr.Event) {
 	case d.in <- pending{ev: ev}:
 	default:
 		d.mx.dropped.WithLabelValues(dropBufferFull).Inc()
-		d.log.Warn("webhook buffer full; event dropped", "type", string(ev.Type), "session", ev.Session, "sequence", ev.Sequence)
+		// At most one line every 10 s: the actor must not wait on a
+		// flood of log writes.
+		now := time.Now().UnixNano()
+		if last := d.lastDropLog.Load(); now-last >= int64(10*time.Second) && d.lastDropLog.CompareAndSwap(last, now) {
+			d.log.Warn("webhook buffer full; events dropped (vss_webhook_dropped_total counts them)",
+				"type", string(ev.Type), "session", ev.Session, "sequence", ev.Sequence)
+		}
 	}
 }
 

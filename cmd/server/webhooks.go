@@ -35,5 +35,5 @@ func (d *deps) webhooks(cfg Config, rdb redis.UniversalClient, replica string, l
 		disp = webhook.NewMemory(wcfg, opts...)
 	}
 	d.closers = append(d.closers, disp.Close)
-	return webhook.Observer{Observer: obs, D: disp}
+	return webhook.Observer{Observer: obs, Dispatcher: disp}
 }
