@@ -61,16 +61,17 @@
 // What spans slots is a sequence of such steps, ordered so that a failure
 // between two of them leaves nothing a reader can trip on:
 //
-//   - Create sends every step at once, in one pipeline (one round trip:
+//   - Create sends its steps at once, in one pipeline (one round trip:
 //     go-redis hands each node its part together): the channel's slot, the
 //     record with its first events (failing on a taken ID), the listing and
-//     the owner index, and the idempotency key (SET NX). When all are
-//     taken, that is all. A refusal undoes what went through, answering in
-//     the single server's order: a repeat (the request key names a live
-//     session: that session), then a taken ID, then a full channel. A
-//     listing member can thus exist for a moment without its record, or
-//     outlive an undo that failed: List skips such members and removes
-//     them.
+//     the owner index. A request with an id then claims its idempotency key
+//     (SET NX, a second round trip), so that the key only ever names a
+//     session whose record exists. A refusal undoes what went through,
+//     answering in the single server's order: a repeat (the request key
+//     names a live session: that session), then a taken ID, then a full
+//     channel. A listing member can thus exist for a moment without its
+//     record, or outlive an undo that failed: List skips such members and
+//     removes them.
 //   - A terminal Put marks the record terminal, then leaves the live set
 //     and its owner's index (one pipeline).
 //   - Takeover sets the record's epoch and owner, then moves the session

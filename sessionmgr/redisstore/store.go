@@ -194,10 +194,11 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int, 
 // createMany is Create on a Cluster: every step goes out in one pipeline
 // (one round trip; go-redis sends each node its part at once): the
 // channel's slot (reserveScript), the record with its first events
-// (createScript), the listing and the owner index, and the idempotency key
-// (SET NX). The common answer, all taken, needs nothing more; a refusal
-// (full channel, a repeat, an id in use) undoes what went through, the
-// repeat answered before the limit as on a single server.
+// (createScript), the listing and the owner index. A request with an id
+// then claims its idempotency key (a second round trip: the key may only
+// name a session whose record exists). A refusal (a full channel, a
+// repeat, an id in use) undoes what went through, the repeat answered
+// before the limit as on a single server.
 func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, limit int, evArgs []any, reloaded bool) (sessionmgr.Session, error) {
 	idem := idemKey(sess.Caller, sess.RequestID)
 	data, err := encodeSession(sess)
@@ -210,10 +211,7 @@ func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, l
 		live = "1"
 	}
 	op := "create session " + string(sess.ID)
-	var (
-		reserved, created *redis.Cmd
-		claimed           *redis.BoolCmd
-	)
+	var reserved, created *redis.Cmd
 	_, err = s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
 		reserved = reserveScript.EvalSha(cctx, p, []string{liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN)},
 			string(sess.ID), s.liveScore(sess), limit, member, live)
@@ -224,9 +222,6 @@ func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, l
 		if live == "1" {
 			p.ZAdd(cctx, ownedKey(sess.Owner), redis.Z{Score: s.liveScore(sess), Member: string(sess.ID)})
 			p.SAdd(cctx, replicasKey(), sess.Owner)
-		}
-		if idem != "" {
-			claimed = p.SetNX(cctx, idem, string(sess.ID), s.window)
 		}
 		return nil
 	})
@@ -246,23 +241,36 @@ func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, l
 	// Create of one session): the record is another's.
 	n, _ := created.Int()
 	taken := n == 0
-	if claimed != nil && !claimed.Val() {
-		// The request's key names another session: a repeat, answered
-		// before the limit; or a key that outlived its session, taken
-		// over.
+	full := false
+	if n, _ := reserved.Int(); n == 0 {
+		full = true
+	}
+	if taken || full {
+		err := fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists)
+		if full {
+			err = fmt.Errorf("%s: %w", op, sessionmgr.ErrChannelFull)
+		}
+		err = s.undoCreate(ctx, sess, member, taken, err)
+		if idem != "" {
+			// A repeat is answered before the limit.
+			if prev, perr := s.repeatOf(cctx, idem); perr == nil {
+				return prev, sessionmgr.ErrAlreadyExists
+			}
+		}
+		return sessionmgr.Session{}, err
+	}
+	if idem != "" {
+		// The request's key, in a second round trip: it may only name a
+		// session whose record exists, so that a concurrent repeat that
+		// finds the key finds the session too. It names another session:
+		// a repeat; or a key that outlived its session, taken over.
 		prev, err := s.claim(cctx, idem, sess.ID)
 		if err != nil {
-			return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, taken, callError(ctx, op+": claim request", err))
+			return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, false, callError(ctx, op+": claim request", err))
 		}
 		if prev.ID != "" {
-			return prev, s.undoCreate(ctx, sess, member, taken, sessionmgr.ErrAlreadyExists)
+			return prev, s.undoCreate(ctx, sess, member, false, sessionmgr.ErrAlreadyExists)
 		}
-	}
-	if taken {
-		return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, true, fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists))
-	}
-	if n, _ := reserved.Int(); n == 0 {
-		return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, false, fmt.Errorf("%s: %w", op, sessionmgr.ErrChannelFull))
 	}
 	s.sweep(cctx, channelListKey(sess.Channel.ARN))
 	s.prune(cctx)
