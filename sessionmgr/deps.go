@@ -36,7 +36,9 @@ type Store interface {
 	Delete(ctx context.Context, id SessionID) error
 	// List returns sessions matching f, newest first, at most limit, after
 	// the opaque cursor (empty for the first page), and the cursor of the
-	// next page (empty on the last).
+	// next page (empty on the last). A call examines a bounded number of
+	// sessions: when a filter skips many, a page comes back short (even
+	// empty) with a cursor to go on from.
 	List(ctx context.Context, f ListFilter, limit int, cursor string) ([]Session, string, error)
 	// Append adds e to the session's timeline. e.Seq must be the stored
 	// last sequence + 1, and epoch the stored record's Epoch (else

@@ -76,6 +76,11 @@ type Store struct {
 	// moved holds, per replica, the sessions taken over from it that
 	// Forget has not dropped.
 	moved map[string]map[sessionmgr.SessionID]struct{}
+	// all, byChannel and byViewer list every session, a channel's and a
+	// viewer's, oldest first (listing.go).
+	all       listing
+	byChannel map[string]listing
+	byViewer  map[string]listing
 }
 
 // hint is a remembered recovery step and when it expires.
@@ -89,6 +94,8 @@ var _ sessionmgr.Store = (*Store)(nil)
 // entry is one session and its timeline.
 type entry struct {
 	s sessionmgr.Session
+	// key is its place in the listings, fixed at Create.
+	key listKey
 	// created is when the store created it (the idempotency window starts).
 	created time.Time
 	// req is the (Caller, RequestID) it was created with, if both were set.
@@ -119,6 +126,8 @@ func New(opts ...Option) *Store {
 		window:    DefaultIdempotencyWindow,
 		sessions:  make(map[sessionmgr.SessionID]*entry),
 		live:      make(map[string]map[sessionmgr.SessionID]struct{}),
+		byChannel: make(map[string]listing),
+		byViewer:  make(map[string]listing),
 		requests:  make(map[request]sessionmgr.SessionID),
 		hints:     make(map[string]hint),
 		owned:     make(map[string]map[sessionmgr.SessionID]struct{}),
@@ -159,12 +168,13 @@ func (s *Store) Create(_ context.Context, sess sessionmgr.Session, limit int, ev
 		return sessionmgr.Session{}, sessionmgr.ErrChannelFull
 	}
 
-	e := &entry{s: cloneSession(sess), created: now, appended: make(chan struct{})}
+	e := &entry{s: cloneSession(sess), key: listKey{sess.Created, sess.ID}, created: now, appended: make(chan struct{})}
 	for _, ev := range events {
 		e.events = append(e.events, cloneEvent(ev))
 		e.lastSeq = ev.Seq
 	}
 	s.sessions[sess.ID] = e
+	s.listLocked(e)
 	s.indexLocked(e, now)
 	if idempotent {
 		e.req = req
@@ -330,36 +340,48 @@ func (s *Store) List(_ context.Context, f sessionmgr.ListFilter, limit int, curs
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked()
-	var matches []sessionmgr.Session
-	for _, e := range s.sessions {
+	l := s.listingLocked(f)
+	i := len(l) - 1
+	if paginate {
+		i = l.search(listKey{after.Created, after.ID}) - 1
+	}
+	var (
+		matches []sessionmgr.Session
+		last    listKey // the last session examined
+	)
+	for examined := 0; i >= 0; i, examined = i-1, examined+1 {
+		e := l[i]
+		if examined >= ListScanBudget {
+			// Out of budget: a short page, and a cursor past what was
+			// examined.
+			return cloneAll(matches), formatCursor(last.created, last.id), nil
+		}
+		last = e.key
 		if f.ChannelARN != "" && e.s.Channel.ARN != f.ChannelARN ||
 			f.State != sessionmgr.StateUnknown && e.s.State != f.State ||
-			f.ViewerID != "" && e.s.ViewerID != f.ViewerID ||
-			paginate && !newer(after, e.s) {
+			f.ViewerID != "" && e.s.ViewerID != f.ViewerID {
 			continue
 		}
 		matches = append(matches, e.s) // cloned below, once paged
-	}
-
-	slices.SortFunc(matches, func(a, b sessionmgr.Session) int {
-		switch {
-		case newer(a, b):
-			return -1
-		case newer(b, a):
-			return 1
+		if limit > 0 && len(matches) > limit {
+			break
 		}
-		return 0
-	})
+	}
 	next := ""
 	if limit > 0 && len(matches) > limit {
 		matches = matches[:limit]
 		last := matches[limit-1]
 		next = formatCursor(last.Created, last.ID)
 	}
-	for i := range matches {
-		matches[i] = cloneSession(matches[i])
+	return cloneAll(matches), next, nil
+}
+
+// cloneAll clones each of ss in place and returns it.
+func cloneAll(ss []sessionmgr.Session) []sessionmgr.Session {
+	for i := range ss {
+		ss[i] = cloneSession(ss[i])
 	}
-	return matches, next, nil
+	return ss
 }
 
 // newer reports whether a comes before b in List's order.
@@ -559,6 +581,7 @@ func (s *Store) removeLocked(e *entry) {
 		drop(s.moved, r, e.s.ID)
 	}
 	delete(s.sessions, e.s.ID)
+	s.unlistLocked(e)
 	if s.requests[e.req] == e.s.ID {
 		delete(s.requests, e.req)
 	}

@@ -149,3 +149,9 @@ func newSession(id sessionmgr.SessionID) sessionmgr.Session {
 		Epoch:   1,
 	}
 }
+
+// A filter that skips more than the scan budget gets short pages with
+// cursors, never a scan of the whole store under its lock.
+func TestListBudget(t *testing.T) {
+	storetest.ListBudget(t, memstore.New(), memstore.ListScanBudget)
+}

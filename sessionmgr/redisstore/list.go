@@ -13,6 +13,12 @@ import (
 // listBatch is how many listing members List reads at a time, at most.
 const listBatch = 256
 
+// ListScanBudget is how many listing members one List call reads at most
+// while a filter skips them: a page may then come back short (even empty),
+// with a cursor to go on from, instead of a walk over the whole listing
+// that outlasts the call's timeout.
+const ListScanBudget = 8 * listBatch
+
 // sweepSample is how many random listing members a Create checks for a
 // record that is gone.
 const sweepSample = 4
@@ -26,7 +32,8 @@ const sweepOneIn = 16
 // cursor, and the cursor of the next page ("" on the last). It walks the
 // channel's listing when f names a channel, else every session's, reads
 // the records, skips those that do not match, and drops the members whose
-// record has expired. A malformed cursor is an error wrapping
+// record has expired. It reads at most ListScanBudget members: a filter
+// that skips more gets a short page and a cursor. A malformed cursor is an error wrapping
 // sessionmgr.ErrInvalidArgument.
 func (s *Store) List(ctx context.Context, f sessionmgr.ListFilter, limit int, cursor string) ([]sessionmgr.Session, string, error) {
 	upper := "+"
@@ -49,10 +56,15 @@ func (s *Store) List(ctx context.Context, f sessionmgr.ListFilter, limit int, cu
 	cctx, cancel := s.bound(ctx)
 	defer cancel()
 	var (
-		out     []sessionmgr.Session
-		members []string // out's listing members
+		out      []sessionmgr.Session
+		members  []string // out's listing members
+		examined int
 	)
 	for full := false; !full; {
+		if examined >= ListScanBudget {
+			// Out of budget: a short page, and a cursor past what was read.
+			return out, formatCursor(upper[1:]), nil
+		}
 		page, err := s.rdb.ZRevRangeByLex(cctx, key, &redis.ZRangeBy{Min: "-", Max: upper, Count: int64(batch)}).Result()
 		if err != nil {
 			return nil, "", callError(ctx, "list sessions", err)
@@ -86,6 +98,7 @@ func (s *Store) List(ctx context.Context, f sessionmgr.ListFilter, limit int, cu
 		if len(page) < batch {
 			break
 		}
+		examined += len(page)
 		upper = "(" + page[len(page)-1]
 	}
 	if limit > 0 && len(out) > limit {

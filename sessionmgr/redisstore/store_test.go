@@ -255,3 +255,12 @@ func newSession(ch sessionmgr.Channel) sessionmgr.Session {
 		Epoch:   1,
 	}
 }
+
+// A filter that skips more than the scan budget gets short pages with
+// cursors, never a walk over the whole listing that outlasts the timeout.
+func TestListBudget(t *testing.T) {
+	t.Parallel()
+	st := redisstore.New(newClient(t, redistest.URL(t)))
+	t.Cleanup(st.Close)
+	storetest.ListBudget(t, st, redisstore.ListScanBudget)
+}
