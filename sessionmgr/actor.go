@@ -968,8 +968,19 @@ func (a *actor) notify(e Event) {
 	if eo, ok := a.m.obs.(EventObserver); ok {
 		eo.SessionEvent(a.s.ID, a.s.Channel.ARN, e)
 	}
-	if so, ok := a.m.obs.(SessionObserver); ok {
-		so.SessionEventOf(SessionRef{ID: a.s.ID, ChannelARN: a.s.Channel.ARN, ChannelName: a.s.Channel.Name, ViewerID: a.s.ViewerID}, e)
+}
+
+// notifyStored hands events, just stored, to a SessionObserver: only what
+// reached the timeline, so that an owner fenced by a takeover (its writes
+// refused) tells no one about events that never happened for readers.
+func (a *actor) notifyStored(events []Event) {
+	so, ok := a.m.obs.(SessionObserver)
+	if !ok {
+		return
+	}
+	ref := SessionRef{ID: a.s.ID, ChannelARN: a.s.Channel.ARN, ChannelName: a.s.Channel.Name, ViewerID: a.s.ViewerID}
+	for _, e := range events {
+		so.SessionEventOf(ref, e)
 	}
 }
 
@@ -1034,6 +1045,7 @@ func (a *actor) save(ctx context.Context) error {
 	if err := a.m.store.Save(ctx, a.s, a.pending); err != nil {
 		return err
 	}
+	a.notifyStored(a.pending)
 	a.pending, a.dirty = nil, false
 	return nil
 }

@@ -492,6 +492,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	for _, e := range first {
 		a.notify(e) // before the actor runs: then it owns a
 	}
+	a.notifyStored(first)
 	m.actors[s.ID] = a
 	m.wg.Go(a.run)
 	m.mu.Unlock()

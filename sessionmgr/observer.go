@@ -43,9 +43,11 @@ type EventObserver interface {
 }
 
 // SessionObserver is an Observer that also receives every timeline event
-// with who the session is for (for webhooks). Same rules: safe for
-// concurrent use, never blocks; the Event shares its payload pointers with
-// the session, so the callee must not change them.
+// with who the session is for (for webhooks), once it is stored: an event
+// of an owner fenced by a takeover, which never reaches the timeline, is
+// not delivered. Same rules: safe for concurrent use, never blocks; the Event
+// shares its payload pointers with the session, so the callee must not
+// change them.
 type SessionObserver interface {
 	Observer
 	SessionEventOf(s SessionRef, e Event)
