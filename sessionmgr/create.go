@@ -1,0 +1,184 @@
+package sessionmgr
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// CreateParams are the inputs of Create.
+type CreateParams struct {
+	Channel   ChannelRef
+	ViewerID  string
+	Options   Options
+	Caller    string // who asks (API key id); scopes RequestID
+	RequestID string
+}
+
+// Create creates a session: it validates the request, resolves the
+// channel, leases a clientId, fetches ICE servers, stores the session with
+// its first events (reserving a slot on the channel, or answering a
+// repeat of the same request), and starts the session's actor. It returns
+// the session and its token.
+func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, error) {
+	if err := validChannelRef(p.Channel); err != nil {
+		return Session{}, "", err
+	}
+	if err := validViewerID(p.ViewerID); err != nil {
+		return Session{}, "", err
+	}
+	opts, err := m.cfg.options(p.Options)
+	if err != nil {
+		return Session{}, "", err
+	}
+	if m.isClosing() {
+		return Session{}, "", ErrShuttingDown
+	}
+	ch, err := m.sig.Resolve(ctx, p.Channel)
+	if err != nil {
+		return Session{}, "", fmt.Errorf("resolve channel: %w", err)
+	}
+	// Two store round trips: the clientId's lease, then one write of the
+	// record with its first events (which also takes the channel's slot).
+	lease, err := m.acquire(ctx, ch, p.ViewerID)
+	if err != nil {
+		return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
+	}
+	ice, err := m.sig.IceServers(ctx, ch, lease.ClientID, false)
+	if err != nil {
+		m.giveBack(ctx, lease)
+		return Session{}, "", fmt.Errorf("get ICE servers: %w", err)
+	}
+	id := newSessionID()
+	token := m.token(id)
+	now := m.now()
+	s := Session{
+		ID:         id,
+		Channel:    ch,
+		ViewerID:   p.ViewerID,
+		State:      StatePending,
+		Options:    opts,
+		Created:    now,
+		Updated:    now,
+		Expires:    now.Add(opts.MaxLifetime),
+		TokenHash:  hashToken(token),
+		Caller:     p.Caller,
+		RequestID:  p.RequestID,
+		Owner:      m.cfg.ReplicaID,
+		Epoch:      1,
+		ClientID:   lease.ClientID,
+		Attempt:    1,
+		IceServers: ice,
+	}
+	a := newActor(m, s, lease)
+	first := []Event{
+		a.record(Event{Type: EventCreated, Message: fmt.Sprintf("session created for viewer %q on channel %s", p.ViewerID, ch.Name)}),
+		a.record(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt 1)", lease.ClientID)}),
+	}
+	stored, err := m.store.Create(ctx, a.s, m.cfg.MaxPerChannel, a.pending...)
+	if err != nil {
+		// The clientId never reached KVS: it needs no cooldown.
+		m.giveBack(ctx, lease)
+		if errors.Is(err, ErrAlreadyExists) && stored.ID != "" && stored.ID != s.ID {
+			return m.repeat(stored, p, ch)
+		}
+		if errors.Is(err, ErrChannelFull) || errors.Is(err, ErrAlreadyExists) {
+			return Session{}, "", err
+		}
+		return Session{}, "", fmt.Errorf("store session: %w", err)
+	}
+	a.pending, a.dirty = nil, false
+	undo := func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
+		defer cancel()
+		if err := m.store.Delete(dctx, s.ID); err != nil {
+			m.log.Warn("undo create", "session_id", s.ID, "error", err)
+		}
+	}
+	created := a.snapshot() // before the actor runs: then it owns a.s
+	m.obs.SessionState(StateUnknown, StatePending)
+	m.obs.Attempt()
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		m.giveBack(ctx, lease)
+		undo()
+		return Session{}, "", ErrShuttingDown
+	}
+	for _, e := range first {
+		a.notify(e) // before the actor runs: then it owns a
+	}
+	a.notifyStored(first)
+	m.actors[s.ID] = a
+	m.wg.Go(a.run)
+	m.mu.Unlock()
+	m.log.Info("session created", "session_id", created.ID, "client_id", created.ClientID, "channel", ch.ARN)
+	return created, token, nil
+}
+
+// acquire leases a clientId, observed.
+func (m *Manager) acquire(ctx context.Context, ch Channel, base string) (Lease, error) {
+	start := time.Now()
+	l, err := m.ids.Acquire(ctx, ch.ARN, base, ch.MessageTTL)
+	m.obs.ClientID(time.Since(start), l.Collided, err)
+	return l, err
+}
+
+// giveBack ends a lease whose clientId never reached KVS: free at once
+// when the allocator can (LeaseReturner), else released into its cooldown.
+func (m *Manager) giveBack(ctx context.Context, l Lease) {
+	r, ok := m.ids.(LeaseReturner)
+	if !ok {
+		m.release(ctx, l)
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
+	defer cancel()
+	if err := r.Return(rctx, l); err != nil {
+		m.log.Warn("return unused clientId", "client_id", l.ClientID, "error", err)
+	}
+}
+
+func (m *Manager) release(ctx context.Context, l Lease) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
+	defer cancel()
+	if err := m.ids.Release(rctx, l); err != nil {
+		m.log.Warn("release clientId", "client_id", l.ClientID, "error", err)
+	}
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func newSessionID() SessionID {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return SessionID(strings.ToLower(idEncoding.EncodeToString(b[:])))
+}
+
+// ValidSessionID reports whether s has the form of a session id.
+func ValidSessionID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	_, err := idEncoding.DecodeString(strings.ToUpper(s))
+	return err == nil
+}
+
+// repeat answers an idempotent repeat of Create: the first call's session
+// and, when this replica's secret derives it, its token.
+func (m *Manager) repeat(stored Session, p CreateParams, ch Channel) (Session, string, error) {
+	if stored.ViewerID != p.ViewerID || stored.Channel.ARN != ch.ARN {
+		return Session{}, "", invalid("request_id", "already used for another request (viewer %q on %s)", stored.ViewerID, stored.Channel.Name)
+	}
+	tok := m.token(stored.ID)
+	if subtle.ConstantTimeCompare(hashToken(tok), stored.TokenHash) != 1 {
+		m.log.Warn("idempotent repeat: token secret differs from the creating replica's; token not returned", "session_id", stored.ID)
+		tok = ""
+	}
+	return stored.clone(), tok, ErrAlreadyExists
+}
