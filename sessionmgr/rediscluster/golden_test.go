@@ -1,6 +1,7 @@
 package rediscluster
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
@@ -13,7 +14,7 @@ import (
 	"github.com/acme/viewersession/sessionmgr"
 )
 
-var updateV1 = flag.Bool("update-v1", false, "capture testdata/*.v1.json with today's encoders (run once, before the format changes)")
+var update = flag.Bool("update", false, "rewrite testdata/*.v2.json from the encoders (the v1 fixtures are never rewritten)")
 
 var goldenDeadline = time.Date(2026, 3, 1, 12, 0, 5, 250000000, time.UTC)
 
@@ -104,42 +105,90 @@ func goldenReplies() map[string]sessionmgr.ForwardReply {
 	}
 }
 
-// TestGoldenV1 checks that the v1 fixtures (today's JSON of the domain
-// structs) decode to the values they were made from.
+// TestGoldenV1 reads the v1 fixtures: the forwarded messages as replicas
+// before version 2 wrote them, captured with their encoders (commit
+// 3fa9c04; never rewritten). Each decodes to the value it was made from,
+// and the frozen version 1 structs know every key in it.
 func TestGoldenV1(t *testing.T) {
-	if *updateV1 {
-		for name, env := range goldenForwarded() {
-			b, err := json.Marshal(env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeGolden(t, "forwarded-"+name+".v1.json", b)
-		}
-		for name, rep := range goldenReplies() {
-			b, err := json.Marshal(rep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeGolden(t, "reply-"+name+".v1.json", b)
-		}
-	}
 	for name, want := range goldenForwarded() {
-		var got envelope
-		if err := json.Unmarshal(readGolden(t, "forwarded-"+name+".v1.json"), &got); err != nil {
-			t.Fatalf("decode forwarded-%s.v1.json: %v", name, err)
+		file := "forwarded-" + name + ".v1.json"
+		data := readGolden(t, file)
+		got, err := decodeEnvelope(data)
+		if err != nil {
+			t.Fatalf("decode %s: %v", file, err)
 		}
 		if d := cmp.Diff(want, got); d != "" {
-			t.Errorf("forwarded-%s.v1.json (-want +got):\n%s", name, d)
+			t.Errorf("%s (-want +got):\n%s", file, d)
+		}
+		strict(t, file, data, &envelopeV1{})
+	}
+	for name, want := range goldenReplies() {
+		file := "reply-" + name + ".v1.json"
+		data := readGolden(t, file)
+		got, err := decodeReply(data)
+		if err != nil {
+			t.Fatalf("decode %s: %v", file, err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s (-want +got):\n%s", file, d)
+		}
+		strict(t, file, data, &replyV1{})
+	}
+}
+
+// TestGoldenV2 checks the encoders against the v2 fixtures byte for byte
+// (a change to the format shows as a diff; go test -update rewrites them
+// for review), and that each decodes to the value it was made from.
+func TestGoldenV2(t *testing.T) {
+	for name, want := range goldenForwarded() {
+		file := "forwarded-" + name + ".v2.json"
+		data, err := encodeEnvelope(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *update {
+			writeGolden(t, file, data)
+		}
+		if golden := readGolden(t, file); !bytes.Equal(data, golden) {
+			t.Errorf("encodeEnvelope(%s) = %s\nwant (%s) %s", name, data, file, golden)
+		}
+		got, err := decodeEnvelope(readGolden(t, file))
+		if err != nil {
+			t.Fatalf("decode %s: %v", file, err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s (-want +got):\n%s", file, d)
 		}
 	}
 	for name, want := range goldenReplies() {
-		var got sessionmgr.ForwardReply
-		if err := json.Unmarshal(readGolden(t, "reply-"+name+".v1.json"), &got); err != nil {
-			t.Fatalf("decode reply-%s.v1.json: %v", name, err)
+		file := "reply-" + name + ".v2.json"
+		data, err := encodeReply(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *update {
+			writeGolden(t, file, data)
+		}
+		if golden := readGolden(t, file); !bytes.Equal(data, golden) {
+			t.Errorf("encodeReply(%s) = %s\nwant (%s) %s", name, data, file, golden)
+		}
+		got, err := decodeReply(readGolden(t, file))
+		if err != nil {
+			t.Fatalf("decode %s: %v", file, err)
 		}
 		if d := cmp.Diff(want, got); d != "" {
-			t.Errorf("reply-%s.v1.json (-want +got):\n%s", name, d)
+			t.Errorf("%s (-want +got):\n%s", file, d)
 		}
+	}
+}
+
+// strict decodes data into v refusing unknown keys.
+func strict(t *testing.T, file string, data []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Errorf("%s into %T: %v", file, v, err)
 	}
 }
 

@@ -5,7 +5,8 @@
 // Redis Cluster):
 //
 //	vs:v1:{replica:<id>}:alive   "1" with a TTL: the replica's heartbeat
-//	vs:v1:{replica:<id>}:inbox   list of forwarded requests (JSON), newest left
+//	vs:v1:{replica:<id>}:inbox   list of forwarded requests (JSON, versioned:
+//	                             see message.go), newest left
 //	vs:v1:{reply:<random>}       list holding the one reply to a request
 //	vs:v1:{pace:<h(channel)>}    the next time a signaling connect may start
 //	vs:v1:{rate:<h(key)>}        a token bucket (Take): tokens left, when counted
@@ -21,7 +22,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -55,13 +55,6 @@ func (c *Cluster) inboxKey(replica string) string {
 	return c.prefix + ":{replica:" + replica + "}:inbox"
 }
 
-// envelope is a request on an inbox.
-type envelope struct {
-	Req      sessionmgr.Forwarded `json:"req"`
-	ReplyKey string               `json:"replyKey"`
-	Deadline time.Time            `json:"deadline"`
-}
-
 // Heartbeat implements sessionmgr.Cluster.
 func (c *Cluster) Heartbeat(ctx context.Context, replica string, ttl time.Duration) error {
 	return wrap(c.rdb.Set(ctx, c.aliveKey(replica), "1", ttl).Err())
@@ -87,9 +80,9 @@ func (c *Cluster) Forward(ctx context.Context, owner string, req sessionmgr.Forw
 		defer cancel()
 	}
 	env := envelope{Req: req, ReplyKey: c.prefix + ":{reply:" + rand.Text() + "}", Deadline: deadline}
-	body, err := json.Marshal(env)
+	body, err := encodeEnvelope(env)
 	if err != nil {
-		return sessionmgr.ForwardReply{}, fmt.Errorf("encode forwarded request: %w", err)
+		return sessionmgr.ForwardReply{}, err
 	}
 	inbox := c.inboxKey(owner)
 	if err := c.rdb.LPush(ctx, inbox, body).Err(); err != nil {
@@ -108,9 +101,9 @@ func (c *Cluster) Forward(ctx context.Context, owner string, req sessionmgr.Forw
 	if err != nil {
 		return sessionmgr.ForwardReply{}, wrap(err)
 	}
-	var rep sessionmgr.ForwardReply
-	if err := json.Unmarshal([]byte(res[1]), &rep); err != nil {
-		return sessionmgr.ForwardReply{}, fmt.Errorf("decode reply of %s: %w", owner, err)
+	rep, err := decodeReply([]byte(res[1]))
+	if err != nil {
+		return sessionmgr.ForwardReply{}, fmt.Errorf("reply of %s: %w", owner, err)
 	}
 	return rep, nil
 }
@@ -134,8 +127,8 @@ func (c *Cluster) Serve(ctx context.Context, replica string, handle func(context
 		if err != nil {
 			return wrap(err)
 		}
-		var env envelope
-		if err := json.Unmarshal([]byte(res[1]), &env); err != nil {
+		env, err := decodeEnvelope([]byte(res[1]))
+		if err != nil {
 			continue // not ours to answer: no reply key
 		}
 		if time.Now().After(env.Deadline) {
@@ -151,7 +144,7 @@ func (c *Cluster) Serve(ctx context.Context, replica string, handle func(context
 			hctx, cancel := context.WithDeadline(ctx, env.Deadline)
 			defer cancel()
 			rep := handle(hctx, env.Req)
-			body, err := json.Marshal(rep)
+			body, err := encodeReply(rep)
 			if err != nil {
 				return
 			}

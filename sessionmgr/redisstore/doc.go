@@ -8,9 +8,10 @@
 // and every key carries a hash tag, the part in braces that Redis Cluster
 // hashes to pick the key's slot:
 //
-//	vs:v1:{<session id>}:rec    hash: the record (JSON) and the fields the
-//	                            scripts test: epoch, owner, terminal flag,
-//	                            channel ARN, last event seq, expiry, ...
+//	vs:v1:{<session id>}:rec    hash: the record (JSON, see Records) and
+//	                            the fields the scripts test: epoch, owner,
+//	                            terminal flag, channel ARN, last event seq,
+//	                            expiry, ...
 //	vs:v1:{<session id>}:ev     stream: the timeline, entry ID <seq>-0,
 //	                            trimmed to sessionmgr.EventRetention
 //	vs:v1:{ch:<h(ARN)>}:live    zset: the channel's live sessions, scored
@@ -39,6 +40,16 @@
 //
 // h is the first 128 bits of SHA-256, in hex. Session IDs may not contain
 // braces, so "{<session id>}" is always the whole tag.
+//
+// # Records
+//
+// The record's JSON and each event's (in the stream and in its
+// notification) are sessionmgr/internal/wire's versioned structs, never
+// JSON of the domain structs: version 2 ("v":2) is written, with its own
+// field names and enums by name; version 1 (no "v", the domain structs'
+// JSON that replicas before it wrote) is read as well, so that records
+// and timelines an old replica left keep working during a rolling update
+// (TestRollingUpdate). The golden fixtures in testdata pin both.
 //
 // # Why no command crosses slots
 //

@@ -319,7 +319,11 @@ func (fl *follower) confirm(ch string) {
 func (fl *follower) notify(ch, payload string) {
 	var seq uint64
 	if payload != "" {
-		var head struct{ Seq uint64 }
+		// Only the seq: "seq" in version 2, "Seq" in version 1 (JSON
+		// keys match either case).
+		var head struct {
+			Seq uint64 `json:"seq"`
+		}
 		if err := json.Unmarshal([]byte(payload), &head); err != nil {
 			payload = "" // unreadable: have the readers read the stream
 		}
@@ -493,9 +497,11 @@ func jitter(d time.Duration) time.Duration {
 func decodeNotified(id sessionmgr.SessionID, after uint64, ns []notified) ([]sessionmgr.Event, error) {
 	evs := make([]sessionmgr.Event, len(ns))
 	for i, n := range ns {
-		if err := json.Unmarshal([]byte(n.data), &evs[i]); err != nil {
+		e, err := decodeEvent(n.data)
+		if err != nil {
 			return nil, fmt.Errorf("decode event %d of session %s: %w", n.seq, id, err)
 		}
+		evs[i] = e
 		if evs[i].Seq != after+1+uint64(i) {
 			return nil, fmt.Errorf("session %s: notified event %d where %d was due", id, evs[i].Seq, after+1+uint64(i))
 		}

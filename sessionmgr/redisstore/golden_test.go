@@ -5,15 +5,17 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
 
-var updateV1 = flag.Bool("update-v1", false, "capture testdata/*.v1.json with today's encoders (run once, before the format changes)")
+var update = flag.Bool("update", false, "rewrite testdata/*.v2.json from the encoders (the v1 fixtures are never rewritten)")
 
 // goldenSession is a session with every field set, nested ones included.
 func goldenSession() sessionmgr.Session {
@@ -115,39 +117,86 @@ func goldenEvents() map[string]sessionmgr.Event {
 	}
 }
 
-// TestGoldenV1 checks that the v1 fixtures (today's JSON of the domain
-// structs) decode to the values they were made from.
+// TestGoldenV1 reads the v1 fixtures: today's JSON of the domain structs as
+// replicas before version 2 wrote it, captured with their encoders (commit
+// 3fa9c04; never rewritten). Each decodes to the value it was made from,
+// and the frozen version 1 structs know every key in it.
 func TestGoldenV1(t *testing.T) {
-	if *updateV1 {
-		data, err := encodeSession(goldenSession())
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeGolden(t, "session.v1.json", data)
-		for name, e := range goldenEvents() {
-			b, err := json.Marshal(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeGolden(t, "event-"+name+".v1.json", string(b))
-		}
-	}
 	want := goldenSession()
-	got, err := decodeSession(readGolden(t, "session.v1.json"), want.Epoch, want.Owner)
+	data := readGolden(t, "session.v1.json")
+	got, err := decodeSession(data, want.Epoch, want.Owner)
 	if err != nil {
 		t.Fatalf("decode session.v1.json: %v", err)
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("session.v1.json (-want +got):\n%s", d)
 	}
+	strict(t, "session.v1.json", data, &wire.SessionV1{})
 	for name, want := range goldenEvents() {
-		var got sessionmgr.Event
-		if err := json.Unmarshal([]byte(readGolden(t, "event-"+name+".v1.json")), &got); err != nil {
-			t.Fatalf("decode event-%s.v1.json: %v", name, err)
+		file := "event-" + name + ".v1.json"
+		data := readGolden(t, file)
+		got, err := decodeEvent(data)
+		if err != nil {
+			t.Fatalf("decode %s: %v", file, err)
 		}
 		if d := cmp.Diff(want, got); d != "" {
-			t.Errorf("event-%s.v1.json (-want +got):\n%s", name, d)
+			t.Errorf("%s (-want +got):\n%s", file, d)
 		}
+		strict(t, file, data, &wire.EventV1{})
+	}
+}
+
+// TestGoldenV2 checks the encoders against the v2 fixtures byte for byte
+// (a change to the format shows as a diff; go test -update rewrites them
+// for review), and that each decodes to the value it was made from.
+func TestGoldenV2(t *testing.T) {
+	want := goldenSession()
+	data, err := encodeSession(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		writeGolden(t, "session.v2.json", data)
+	}
+	if golden := readGolden(t, "session.v2.json"); data != golden {
+		t.Errorf("encodeSession = %s\nwant (session.v2.json) %s", data, golden)
+	}
+	got, err := decodeSession(readGolden(t, "session.v2.json"), want.Epoch, want.Owner)
+	if err != nil {
+		t.Fatalf("decode session.v2.json: %v", err)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("session.v2.json (-want +got):\n%s", d)
+	}
+	for name, want := range goldenEvents() {
+		file := "event-" + name + ".v2.json"
+		data, err := encodeEvent(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *update {
+			writeGolden(t, file, data)
+		}
+		if golden := readGolden(t, file); data != golden {
+			t.Errorf("encodeEvent(%s) = %s\nwant (%s) %s", name, data, file, golden)
+		}
+		got, err := decodeEvent(readGolden(t, file))
+		if err != nil {
+			t.Fatalf("decode %s: %v", file, err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s (-want +got):\n%s", file, d)
+		}
+	}
+}
+
+// strict decodes data into v refusing unknown keys.
+func strict(t *testing.T, file, data string, v any) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Errorf("%s into %T: %v", file, v, err)
 	}
 }
 

@@ -17,7 +17,7 @@ const prefix = "vs:v1:"
 
 // The record hash's fields.
 const (
-	fieldSession  = "s"     // the Session as JSON, without Owner and Epoch
+	fieldSession  = "s"     // the Session as wire.Session JSON, without Owner and Epoch
 	fieldEpoch    = "epoch" // decimal
 	fieldOwner    = "owner"
 	fieldTerminal = "term" // "1" when the state is terminal, else "0"

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,7 +16,7 @@ import (
 func eventArgs(id sessionmgr.SessionID, events []sessionmgr.Event) ([]any, error) {
 	args := make([]any, 0, 2*len(events))
 	for _, e := range events {
-		data, err := json.Marshal(e)
+		data, err := encodeEvent(e)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %d of session %s: %w", e.Seq, id, err)
 		}

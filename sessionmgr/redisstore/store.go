@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
 
 // Store is a sessionmgr.Store on Redis. It is safe for concurrent use by
@@ -767,21 +767,25 @@ func terminalFlag(sess sessionmgr.Session) string {
 	return "0"
 }
 
-// encodeSession is the record's JSON: the session without Owner and Epoch,
-// which the record keeps in fields of their own for the scripts.
+// encodeSession is the record's JSON (wire.Session, version 2): the
+// session without Owner and Epoch, which the record keeps in fields of
+// their own for the scripts.
 func encodeSession(sess sessionmgr.Session) (string, error) {
 	sess.Owner, sess.Epoch = "", 0
-	b, err := json.Marshal(sess)
+	b, err := wire.EncodeSession(sess)
 	if err != nil {
-		return "", fmt.Errorf("encode session %s: %w", sess.ID, err)
+		return "", err
 	}
 	return string(b), nil
 }
 
+// decodeSession reads the record's JSON, of version 1 (replicas before
+// version 2 wrote it) or 2, and sets the epoch and owner the record keeps
+// beside it.
 func decodeSession(data string, epoch uint64, owner string) (sessionmgr.Session, error) {
-	var sess sessionmgr.Session
-	if err := json.Unmarshal([]byte(data), &sess); err != nil {
-		return sessionmgr.Session{}, fmt.Errorf("decode session: %w", err)
+	sess, err := wire.DecodeSession([]byte(data))
+	if err != nil {
+		return sessionmgr.Session{}, err
 	}
 	sess.Epoch, sess.Owner = epoch, owner
 	return sess, nil

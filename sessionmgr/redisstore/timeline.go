@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -11,10 +10,25 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
 
 // eventField is the field of a timeline entry that holds the event's JSON.
 const eventField = "e"
+
+// encodeEvent is a timeline entry's JSON (wire.Event, version 2), which
+// is also what the append and save scripts publish.
+func encodeEvent(e sessionmgr.Event) (string, error) {
+	b, err := wire.EncodeEvent(e)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// decodeEvent reads a timeline entry's JSON of version 1 (replicas before
+// version 2 wrote it) or 2.
+func decodeEvent(data string) (sessionmgr.Event, error) { return wire.DecodeEvent([]byte(data)) }
 
 // appendScript adds an event to a timeline when the fence and the sequence
 // allow, trims the timeline, and gives it its record's TTL.
@@ -45,7 +59,7 @@ func (s *Store) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint6
 	if !validID(id) {
 		return sessionmgr.ErrNotFound
 	}
-	data, err := json.Marshal(e)
+	data, err := encodeEvent(e)
 	if err != nil {
 		return fmt.Errorf("encode event %d of session %s: %w", e.Seq, id, err)
 	}
@@ -137,9 +151,11 @@ func decodeEvents(id sessionmgr.SessionID, after uint64, msgs []redis.XMessage) 
 	evs := make([]sessionmgr.Event, len(msgs))
 	for i, m := range msgs {
 		data, _ := m.Values[eventField].(string)
-		if err := json.Unmarshal([]byte(data), &evs[i]); err != nil {
+		e, err := decodeEvent(data)
+		if err != nil {
 			return nil, fmt.Errorf("decode event %s of session %s: %w", m.ID, id, err)
 		}
+		evs[i] = e
 		if seq := evs[i].Seq; seq <= after || m.ID != strconv.FormatUint(seq, 10)+"-0" {
 			return nil, fmt.Errorf("session %s: timeline entry %s holds event %d", id, m.ID, seq)
 		}
