@@ -7,17 +7,22 @@
 //	go run ./bench/cmd/vsload -figures b,c,d,e,f
 //
 //	go run ./bench/cmd/vsload -figures g -streams 10000
+//	go run ./bench/cmd/vsload -figures i
 //
 // Figures: a offer->answer latency, b CreateSession rate on Redis,
 // c memory per live session, d KVS control-plane calls, e recovery after a
-// network change, f retry-timer accuracy, g open streams on one replica.
+// network change, f retry-timer accuracy, g open streams on one replica,
+// i a session's cost (CreateSession rate, server CPU and Redis commands per
+// full session) on Redis against memory.
 // Figures a-f run the service in this process on loopback (figure b
 // against a redis-server: -redis-url, else $REDIS_URL, else a private one
 // started from REDIS_SERVER_BIN or PATH; with go-redis's default pool
 // unless -create-pool-size says otherwise). Figure g runs what production
 // runs: the real server binary (go build ./cmd/server, or -server-bin)
 // with its default settings on a private redis-server (the default pool,
-// the cluster-enabled manager), the KVS emulator in this process.
+// the cluster-enabled manager), the KVS emulator in this process. Figure i
+// runs the same binary twice, in memory (no -redis-url) and on a private
+// redis-server, both up and loaded one at a time.
 // -web-port both runs figure a instead on two real server binaries (as
 // -server-bin, else go build) started together with default settings and
 // in-memory state, one with the web port off and one with -web-addr set,
@@ -72,6 +77,9 @@ type options struct {
 	probes                                         int
 	hold                                           time.Duration
 
+	costCreates, costSessions, costConcurrency, costRuns int
+	costIdle                                             time.Duration
+
 	memSessions string
 	memJoined   bool
 	memServer   string
@@ -87,7 +95,7 @@ type options struct {
 func parse(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("vsload", flag.ContinueOnError)
-	fs.StringVar(&o.figures, "figures", "a,b,c,d,e,f", "figures to run: a offer->answer, b create rate, c memory, d control-plane calls, e recovery, f retry timer, g open streams (not run by default)")
+	fs.StringVar(&o.figures, "figures", "a,b,c,d,e,f", "figures to run: a offer->answer, b create rate, c memory, d control-plane calls, e recovery, f retry timer, g open streams, i session cost on Redis against memory (g and i not run by default)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound of the whole run")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the run to this file")
 
@@ -107,9 +115,15 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.streams, "streams", "10000", "(g) app streams opened, each on a session of its own")
 	fs.StringVar(&o.streamsMarks, "streams-marks", "1000", "(g) stream counts at which Redis's clients are also counted (0 and -streams always are)")
 	fs.StringVar(&o.streamsKinds, "streams-kinds", "connect,watch", "(g) runs, one per kind: connect (Connect, joined) or watch (WatchSession with the session token)")
-	fs.StringVar(&o.serverBin, "server-bin", "", "(g, a with -web-port both) the server binary (default: go build ./cmd/server)")
+	fs.StringVar(&o.serverBin, "server-bin", "", "(g, i, a with -web-port both) the server binary (default: go build ./cmd/server)")
 	fs.DurationVar(&o.hold, "streams-hold", 0, "(g) keep the streams open this long after the last probe (to profile the server)")
 	fs.IntVar(&o.probes, "probes", 300, "(g) CreateSession + GetSession pairs timed idle and with every stream open")
+
+	fs.IntVar(&o.costCreates, "cost-creates", 2000, "(i) CreateSession calls per timed run")
+	fs.IntVar(&o.costSessions, "cost-sessions", 500, "(i) full sessions per server")
+	fs.IntVar(&o.costConcurrency, "cost-concurrency", 16, "(i) concurrent callers")
+	fs.IntVar(&o.costRuns, "cost-runs", 3, "(i) create runs per server, and parts of the full sessions, the servers alternating")
+	fs.DurationVar(&o.costIdle, "cost-idle", 5*time.Second, "(i) how long Redis's background commands are counted with both servers idle (negative: not counted)")
 
 	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")
 	fs.BoolVar(&o.memJoined, "mem-joined", false, "(c) join every session (signaling open) instead of leaving it PENDING")
@@ -183,6 +197,8 @@ func run(args []string, out io.Writer) error {
 			err = figureF(ctx, o, out)
 		case "g":
 			err = figureG(ctx, o, out)
+		case "i":
+			err = figureI(ctx, o, out)
 		case "":
 			continue
 		default:
