@@ -15,9 +15,9 @@ import (
 
 // setup starts a stack and a Prober on it that gathers loopback candidates
 // (the emulator's camera is on 127.0.0.1), and resolves the channel.
-func setup(t *testing.T, r func(*sessionmgr.Manager) probe.Reserver) (*stacktest.Stack, *probe.Prober, sessionmgr.Channel, *outcomes) {
+func setup(t *testing.T, o stacktest.Options, r func(*sessionmgr.Manager) probe.Reserver) (*stacktest.Stack, *probe.Prober, sessionmgr.Channel, *outcomes) {
 	t.Helper()
-	st := stacktest.Start(t, stacktest.Options{})
+	st := stacktest.Start(t, o)
 	seen := &outcomes{n: map[string]int{}}
 	var res probe.Reserver = st.Manager
 	if r != nil {
@@ -53,7 +53,7 @@ func (o *outcomes) count(outcome string) int {
 }
 
 func TestProbeVideo(t *testing.T) {
-	st, p, ch, seen := setup(t, nil)
+	st, p, ch, seen := setup(t, stacktest.Options{}, nil)
 	res, err := p.Probe(t.Context(), ch, 10*time.Second)
 	if err != nil {
 		t.Fatalf("Probe = %v, want video", err)
@@ -94,7 +94,7 @@ func TestProbeVideo(t *testing.T) {
 }
 
 func TestProbeNoAnswer(t *testing.T) {
-	st, p, ch, seen := setup(t, nil)
+	st, p, ch, seen := setup(t, stacktest.Options{}, nil)
 	if err := st.Emu.SetCameraFault(st.ARN, camera.Fault{NoAnswer: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestProbeNoAnswer(t *testing.T) {
 }
 
 func TestProbeChannelFull(t *testing.T) {
-	st, p, ch, seen := setup(t, nil)
+	st, p, ch, seen := setup(t, stacktest.Options{}, nil)
 	for i := range sessionmgr.DefaultConfig().MaxPerChannel {
 		st.Create(t, "viewer-"+string(rune('a'+i)), nil)
 	}
@@ -144,32 +144,39 @@ func (r reserved) ReserveProbe(ctx context.Context, ch sessionmgr.Channel, hold 
 	return s, err
 }
 
-// A running probe holds one of the channel's places: the sessions get the
-// others, and the place is free again when the probe ends.
+// A running probe holds one of the channel's places, in memory and in
+// Redis (the channel's live set, shared by every replica): the sessions
+// get the others, and the place is free again when the probe ends.
 func TestProbeCountsAgainstTheLimit(t *testing.T) {
-	held := make(chan struct{})
-	st, p, ch, _ := setup(t, func(m *sessionmgr.Manager) probe.Reserver { return reserved{m, held} })
-	if err := st.Emu.SetCameraFault(st.ARN, camera.Fault{NoAnswer: true}); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.Probe(context.WithoutCancel(t.Context()), ch, 2*time.Second)
-		done <- err
-	}()
-	<-held
-	limit := sessionmgr.DefaultConfig().MaxPerChannel
-	for i := range limit - 1 {
-		st.Create(t, "viewer-"+string(rune('a'+i)), nil)
-	}
-	_, _, err := st.Manager.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{ARN: st.ARN}, ViewerID: "one-too-many"})
-	if !errors.Is(err, sessionmgr.ErrChannelFull) {
-		t.Errorf("Create with %d sessions and a probe on the channel = %v, want ErrChannelFull", limit-1, err)
-	}
-	if err := <-done; !errors.Is(err, probe.ErrNoAnswer) {
-		t.Errorf("Probe = %v, want ErrNoAnswer", err)
-	}
-	if _, _, err := st.Manager.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{ARN: st.ARN}, ViewerID: "after-the-probe"}); err != nil {
-		t.Errorf("Create after the probe ended = %v, want a session", err)
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			held := make(chan struct{})
+			st, p, ch, _ := setup(t, stacktest.Options{Redis: store == "redis"},
+				func(m *sessionmgr.Manager) probe.Reserver { return reserved{m, held} })
+			if err := st.Emu.SetCameraFault(st.ARN, camera.Fault{NoAnswer: true}); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.Probe(context.WithoutCancel(t.Context()), ch, 2*time.Second)
+				done <- err
+			}()
+			<-held
+			limit := sessionmgr.DefaultConfig().MaxPerChannel
+			for i := range limit - 1 {
+				st.Create(t, "viewer-"+string(rune('a'+i)), nil)
+			}
+			ref := sessionmgr.ChannelRef{ARN: st.ARN}
+			_, _, err := st.Manager.Create(t.Context(), sessionmgr.CreateParams{Channel: ref, ViewerID: "one-too-many"})
+			if !errors.Is(err, sessionmgr.ErrChannelFull) {
+				t.Errorf("Create with %d sessions and a probe on the channel = %v, want ErrChannelFull", limit-1, err)
+			}
+			if err := <-done; !errors.Is(err, probe.ErrNoAnswer) {
+				t.Errorf("Probe = %v, want ErrNoAnswer", err)
+			}
+			if _, _, err := st.Manager.Create(t.Context(), sessionmgr.CreateParams{Channel: ref, ViewerID: "after-the-probe"}); err != nil {
+				t.Errorf("Create after the probe ended = %v, want a session", err)
+			}
+		})
 	}
 }
