@@ -33,6 +33,11 @@ type Config struct {
 	// or cluster (redis://node:6379?addr=node2:6379&addr=node3:6379).
 	// Default "standalone".
 	RedisMode string
+	// RedisWriteVersion is the wire version of the records, timeline events
+	// and forwarded messages this replica writes to Redis: 2, or 1 while
+	// replicas of a release before version 2 share the Redis (a rolling
+	// update's first step; both are read either way). Default 2.
+	RedisWriteVersion int
 	// ReplicaID names this replica as a session owner; unique per process.
 	// Default "" = <hostname>-<pid>.
 	ReplicaID string
@@ -201,6 +206,7 @@ func DefaultConfig() Config {
 	return Config{
 		GRPCAddr:             ":50051",
 		RedisMode:            "standalone",
+		RedisWriteVersion:    2,
 		HTTPAddr:             ":8080",
 		DrainTimeout:         20 * time.Second,
 		DevCameraMode:        string(camera.CSample),
@@ -245,6 +251,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address for /metrics, /healthz, /readyz")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for shared state; empty = in-memory, single replica")
 	fs.StringVar(&c.RedisMode, "redis-mode", c.RedisMode, "standalone, sentinel or cluster: how to read -redis-url")
+	fs.IntVar(&c.RedisWriteVersion, "redis-write-version", c.RedisWriteVersion, "wire version of what is written to Redis: 2, or 1 while older replicas share it")
 	fs.StringVar(&c.ReplicaID, "replica-id", c.ReplicaID, "this replica's name as a session owner; empty = <hostname>-<pid>")
 	fs.StringVar(&c.TokenSecretFile, "token-secret-file", c.TokenSecretFile, "file with the key session tokens are derived with (share it across replicas)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "run everything embedded: in-memory state, local KVS emulator, simulated camera")
@@ -463,6 +470,8 @@ func (c Config) Validate() error {
 	}
 	check(c.RedisMode == "standalone" || c.RedisMode == "sentinel" || c.RedisMode == "cluster",
 		"-redis-mode %q: want standalone, sentinel or cluster", c.RedisMode)
+	check(c.RedisWriteVersion == 1 || c.RedisWriteVersion == 2,
+		"-redis-write-version %d: want 1 or 2", c.RedisWriteVersion)
 	positive := []struct {
 		name string
 		d    time.Duration

@@ -114,8 +114,8 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		})
 		d.closers = append(d.closers, func(context.Context) error { return rdb.Close() })
 		alloc = clientid.NewRedis(rdb, idCfg)
-		store = redisstore.New(rdb)
-		rc := rediscluster.New(rdb)
+		store = redisstore.New(rdb, redisstore.WithWriteVersion(cfg.RedisWriteVersion))
+		rc := rediscluster.New(rdb, rediscluster.WithWriteVersion(cfg.RedisWriteVersion))
 		cluster, d.rates = rc, rc
 		shared = rdb
 	} else {

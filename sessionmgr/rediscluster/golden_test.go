@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.v2.json from the encoders (the v1 fixtures are never rewritten)")
@@ -108,11 +109,15 @@ func goldenReplies() map[string]sessionmgr.ForwardReply {
 // TestGoldenV1 reads the v1 fixtures: the forwarded messages as replicas
 // before version 2 wrote them, captured with their encoders (commit
 // 3fa9c04; never rewritten). Each decodes to the value it was made from,
-// and the frozen version 1 structs know every key in it.
+// the frozen version 1 structs know every key in it, and a Cluster that
+// writes version 1 (WithWriteVersion(1)) writes it byte for byte.
 func TestGoldenV1(t *testing.T) {
 	for name, want := range goldenForwarded() {
 		file := "forwarded-" + name + ".v1.json"
 		data := readGolden(t, file)
+		if enc, err := encodeEnvelope(want, 1); err != nil || !bytes.Equal(enc, data) {
+			t.Errorf("encodeEnvelope(%s) in v1 = %s, %v\nwant (%s) %s", name, enc, err, file, data)
+		}
 		got, err := decodeEnvelope(data)
 		if err != nil {
 			t.Fatalf("decode %s: %v", file, err)
@@ -125,6 +130,9 @@ func TestGoldenV1(t *testing.T) {
 	for name, want := range goldenReplies() {
 		file := "reply-" + name + ".v1.json"
 		data := readGolden(t, file)
+		if enc, err := encodeReply(want, 1); err != nil || !bytes.Equal(enc, data) {
+			t.Errorf("encodeReply(%s) in v1 = %s, %v\nwant (%s) %s", name, enc, err, file, data)
+		}
 		got, err := decodeReply(data)
 		if err != nil {
 			t.Fatalf("decode %s: %v", file, err)
@@ -142,7 +150,7 @@ func TestGoldenV1(t *testing.T) {
 func TestGoldenV2(t *testing.T) {
 	for name, want := range goldenForwarded() {
 		file := "forwarded-" + name + ".v2.json"
-		data, err := encodeEnvelope(want)
+		data, err := encodeEnvelope(want, wire.Version)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +170,7 @@ func TestGoldenV2(t *testing.T) {
 	}
 	for name, want := range goldenReplies() {
 		file := "reply-" + name + ".v2.json"
-		data, err := encodeReply(want)
+		data, err := encodeReply(want, wire.Version)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,8 +11,9 @@ import (
 
 // The forwarded messages are a wire format: replicas of two versions
 // forward to each other during a rolling update. Both are read; version 2
-// is written. See sessionmgr/internal/wire for the rules, and the golden
-// fixtures in testdata.
+// is written, or version 1 with WithWriteVersion(1) while replicas before
+// version 2 still run. See sessionmgr/internal/wire for the rules, and the
+// golden fixtures in testdata.
 
 // envelope is a request on an inbox, as this package handles it.
 type envelope struct {
@@ -42,8 +43,8 @@ type envelopeV1 struct {
 		Session string            `json:"session"`
 		Kind    string            `json:"kind"`
 		Msg     wire.AppMessageV1 `json:"msg"`
-		Stream  string            `json:"stream"`
-		From    string            `json:"from"`
+		Stream  string            `json:"stream,omitempty"`
+		From    string            `json:"from,omitempty"`
 	} `json:"req"`
 	ReplyKey string    `json:"replyKey"`
 	Deadline time.Time `json:"deadline"`
@@ -61,12 +62,20 @@ type replyV2 struct {
 // sessionmgr.ForwardReply before version 2.
 type replyV1 struct {
 	Session wire.SessionV1 `json:"session"`
-	Err     string         `json:"err"`
-	Detail  string         `json:"detail"`
+	Err     string         `json:"err,omitempty"`
+	Detail  string         `json:"detail,omitempty"`
 }
 
-// encodeEnvelope is env in version 2.
-func encodeEnvelope(env envelope) ([]byte, error) {
+// encodeEnvelope is env in version (1 or 2; anything else is 2).
+func encodeEnvelope(env envelope, version int) ([]byte, error) {
+	if version == 1 {
+		var r envelopeV1
+		r.Req.Session, r.Req.Kind = string(env.Req.Session), env.Req.Kind
+		r.Req.Msg = wire.FromAppMessageV1(env.Req.Msg)
+		r.Req.Stream, r.Req.From = env.Req.Stream, env.Req.From
+		r.ReplyKey, r.Deadline = env.ReplyKey, env.Deadline
+		return marshal("forwarded request", r)
+	}
 	r := envelopeV2{
 		V:        wire.Version,
 		Session:  string(env.Req.Session),
@@ -79,9 +88,13 @@ func encodeEnvelope(env envelope) ([]byte, error) {
 	if m := wire.FromAppMessage(env.Req.Msg); m != (wire.AppMessage{}) {
 		r.Msg = &m
 	}
-	b, err := json.Marshal(r)
+	return marshal("forwarded request", r)
+}
+
+func marshal(what string, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode forwarded request: %w", err)
+		return nil, fmt.Errorf("encode %s: %w", what, err)
 	}
 	return b, nil
 }
@@ -126,18 +139,17 @@ func decodeEnvelope(data []byte) (envelope, error) {
 	return env, nil
 }
 
-// encodeReply is rep in version 2.
-func encodeReply(rep sessionmgr.ForwardReply) ([]byte, error) {
+// encodeReply is rep in version (1 or 2; anything else is 2).
+func encodeReply(rep sessionmgr.ForwardReply, version int) ([]byte, error) {
+	if version == 1 {
+		return marshal("forwarded reply", replyV1{Session: wire.FromSessionV1(rep.Session), Err: rep.Err, Detail: rep.Detail})
+	}
 	r := replyV2{V: wire.Version, Err: rep.Err, Detail: rep.Detail}
 	if rep.Session.ID != "" {
 		s := wire.FromSession(rep.Session)
 		r.Session = &s
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("encode forwarded reply: %w", err)
-	}
-	return b, nil
+	return marshal("forwarded reply", r)
 }
 
 // decodeReply reads a reply of version 1 or 2.

@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
 
 // Cluster implements sessionmgr.Cluster on a go-redis UniversalClient
@@ -39,13 +40,35 @@ type Cluster struct {
 	prefix string
 	// MaxInFlight bounds the forwarded requests a replica handles at once.
 	maxInFlight int
+	// version is the wire version of the messages it writes.
+	version int
 }
 
 var _ sessionmgr.Cluster = (*Cluster)(nil)
 
 // New returns a Cluster on rdb with the key prefix "vs:v1".
-func New(rdb redis.UniversalClient) *Cluster {
-	return &Cluster{rdb: rdb, prefix: "vs:v1", maxInFlight: 64}
+func New(rdb redis.UniversalClient, opts ...Option) *Cluster {
+	c := &Cluster{rdb: rdb, prefix: "vs:v1", maxInFlight: 64, version: wire.Version}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Option configures a Cluster.
+type Option func(*Cluster)
+
+// WithWriteVersion sets the wire version of the messages the Cluster
+// forwards and answers: 2 (the default, wire.Version) or 1, what replicas
+// before version 2 write and read. It reads both either way. Write 1 while
+// such replicas still run, then 2. Any other value is 2.
+func WithWriteVersion(v int) Option {
+	return func(c *Cluster) {
+		c.version = wire.Version
+		if v == 1 {
+			c.version = 1
+		}
+	}
 }
 
 func (c *Cluster) aliveKey(replica string) string {
@@ -80,7 +103,7 @@ func (c *Cluster) Forward(ctx context.Context, owner string, req sessionmgr.Forw
 		defer cancel()
 	}
 	env := envelope{Req: req, ReplyKey: c.prefix + ":{reply:" + rand.Text() + "}", Deadline: deadline}
-	body, err := encodeEnvelope(env)
+	body, err := encodeEnvelope(env, c.version)
 	if err != nil {
 		return sessionmgr.ForwardReply{}, err
 	}
@@ -144,7 +167,7 @@ func (c *Cluster) Serve(ctx context.Context, replica string, handle func(context
 			hctx, cancel := context.WithDeadline(ctx, env.Deadline)
 			defer cancel()
 			rep := handle(hctx, env.Req)
-			body, err := encodeReply(rep)
+			body, err := encodeReply(rep, c.version)
 			if err != nil {
 				return
 			}

@@ -49,7 +49,9 @@
 // field names and enums by name; version 1 (no "v", the domain structs'
 // JSON that replicas before it wrote) is read as well, so that records
 // and timelines an old replica left keep working during a rolling update
-// (TestRollingUpdate). The golden fixtures in testdata pin both.
+// (TestRollingUpdate). An old replica cannot read version 2: while old
+// replicas run, write version 1 (WithWriteVersion(1): byte for byte what
+// they write), then switch. The golden fixtures in testdata pin both.
 //
 // # Why no command crosses slots
 //

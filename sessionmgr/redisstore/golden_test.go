@@ -117,13 +117,24 @@ func goldenEvents() map[string]sessionmgr.Event {
 	}
 }
 
-// TestGoldenV1 reads the v1 fixtures: today's JSON of the domain structs as
+// writer is a Store that only encodes, in version v.
+func writer(v int) *Store {
+	s := &Store{}
+	WithWriteVersion(v)(s)
+	return s
+}
+
+// TestGoldenV1 reads the v1 fixtures: the JSON of the domain structs as
 // replicas before version 2 wrote it, captured with their encoders (commit
 // 3fa9c04; never rewritten). Each decodes to the value it was made from,
-// and the frozen version 1 structs know every key in it.
+// the frozen version 1 structs know every key in it, and a Store that
+// writes version 1 (WithWriteVersion(1)) writes it byte for byte.
 func TestGoldenV1(t *testing.T) {
 	want := goldenSession()
 	data := readGolden(t, "session.v1.json")
+	if enc, err := writer(1).encodeSession(want); err != nil || enc != data {
+		t.Errorf("encodeSession in v1 = %s, %v\nwant (session.v1.json) %s", enc, err, data)
+	}
 	got, err := decodeSession(data, want.Epoch, want.Owner)
 	if err != nil {
 		t.Fatalf("decode session.v1.json: %v", err)
@@ -135,6 +146,9 @@ func TestGoldenV1(t *testing.T) {
 	for name, want := range goldenEvents() {
 		file := "event-" + name + ".v1.json"
 		data := readGolden(t, file)
+		if enc, err := writer(1).encodeEvent(want); err != nil || enc != data {
+			t.Errorf("encodeEvent(%s) in v1 = %s, %v\nwant (%s) %s", name, enc, err, file, data)
+		}
 		got, err := decodeEvent(data)
 		if err != nil {
 			t.Fatalf("decode %s: %v", file, err)
@@ -151,7 +165,7 @@ func TestGoldenV1(t *testing.T) {
 // for review), and that each decodes to the value it was made from.
 func TestGoldenV2(t *testing.T) {
 	want := goldenSession()
-	data, err := encodeSession(want)
+	data, err := writer(wire.Version).encodeSession(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +184,7 @@ func TestGoldenV2(t *testing.T) {
 	}
 	for name, want := range goldenEvents() {
 		file := "event-" + name + ".v2.json"
-		data, err := encodeEvent(want)
+		data, err := writer(wire.Version).encodeEvent(want)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
 
 // TestRecordRoundTrip fills every field of a Session and an Event with a
@@ -25,7 +26,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	fill(t, reflect.ValueOf(&s).Elem(), "Session", &n)
 	fill(t, reflect.ValueOf(&e).Elem(), "Event", &n)
 
-	data, err := encodeSession(s)
+	data, err := writer(wire.Version).encodeSession(s)
 	if err != nil {
 		t.Fatalf("encodeSession = %v", err)
 	}
@@ -37,7 +38,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Errorf("Session round trip (-want +got):\n%s", d)
 	}
 
-	b, err := encodeEvent(e)
+	b, err := writer(wire.Version).encodeEvent(e)
 	if err != nil {
 		t.Fatalf("encodeEvent = %v", err)
 	}

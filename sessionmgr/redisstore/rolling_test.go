@@ -13,6 +13,7 @@ import (
 
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
 
 // TestRollingUpdate is a rolling update: a replica before version 2 left a
@@ -152,4 +153,72 @@ func goldenEventList() []sessionmgr.Event {
 	}
 	slices.SortFunc(evs, func(a, b sessionmgr.Event) int { return int(a.Seq) - int(b.Seq) })
 	return evs
+}
+
+// TestRollingUpdateWriteV1 is the first step of a rolling update from a
+// release before version 2: a Store of this code writing version 1
+// (WithWriteVersion(1)) leaves records and events that the old code reads
+// (the frozen version 1 structs, strictly), and a Store writing version 2
+// reads them too.
+func TestRollingUpdateWriteV1(t *testing.T) {
+	t.Parallel()
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := t.Context()
+
+	old, cur := New(rdb, WithWriteVersion(1)), New(rdb)
+	defer old.Close()
+	defer cur.Close()
+	sess := goldenSession()
+	sess.ID = sessionmgr.SessionID(strings.ToLower(rand.Text()))
+	sess.Channel.ARN += "-" + string(sess.ID)
+	sess.State, sess.Close, sess.Failure, sess.LastSeq = sessionmgr.StateConnected, 0, nil, 0
+	sess.Expires = time.Now().Add(time.Minute).Truncate(time.Millisecond).UTC()
+	events := goldenEventList()
+	created, err := old.Create(ctx, sess, 10, events[:2]...)
+	if err != nil {
+		t.Fatalf("Create = %v", err)
+	}
+	defer func() { _ = cur.Delete(ctx, sess.ID) }()
+	sess = created
+	sess.LastSeq = 5
+	if err := old.Save(ctx, sess, events[2:4]); err != nil {
+		t.Fatalf("Save = %v", err)
+	}
+	if err := old.Append(ctx, sess.ID, sess.Epoch, events[4]); err != nil {
+		t.Fatalf("Append = %v", err)
+	}
+
+	raw, err := rdb.HGet(ctx, recordKey(sess.ID), "s").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict(t, "the record", raw, &wire.SessionV1{})
+	msgs, err := rdb.XRange(ctx, eventsKey(sess.ID), "-", "+").Result()
+	if err != nil || len(msgs) != 5 {
+		t.Fatalf("timeline = %d entries, %v; want 5", len(msgs), err)
+	}
+	for _, m := range msgs {
+		strict(t, "event "+m.ID, m.Values["e"].(string), &wire.EventV1{})
+	}
+
+	got, err := cur.Get(ctx, sess.ID)
+	if err != nil {
+		t.Fatalf("Get = %v", err)
+	}
+	if d := cmp.Diff(sess, got); d != "" {
+		t.Errorf("Get of what a v1 writer saved (-want +got):\n%s", d)
+	}
+	evs, err := cur.Events(ctx, sess.ID, 0, 0, false)
+	if err != nil {
+		t.Fatalf("Events = %v", err)
+	}
+	if d := cmp.Diff(events[:5], evs); d != "" {
+		t.Errorf("Events a v1 writer appended (-want +got):\n%s", d)
+	}
 }

@@ -13,10 +13,10 @@ import (
 
 // eventArgs encodes events as the (seq, event JSON) argument pairs of the
 // create and save scripts.
-func eventArgs(id sessionmgr.SessionID, events []sessionmgr.Event) ([]any, error) {
+func (s *Store) eventArgs(id sessionmgr.SessionID, events []sessionmgr.Event) ([]any, error) {
 	args := make([]any, 0, 2*len(events))
 	for _, e := range events {
-		data, err := encodeEvent(e)
+		data, err := s.encodeEvent(e)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %d of session %s: %w", e.Seq, id, err)
 		}
@@ -27,13 +27,13 @@ func eventArgs(id sessionmgr.SessionID, events []sessionmgr.Event) ([]any, error
 
 // firstEventArgs is eventArgs for a new timeline, whose events must be
 // numbered 1, 2, ...
-func firstEventArgs(id sessionmgr.SessionID, events []sessionmgr.Event) ([]any, error) {
+func (s *Store) firstEventArgs(id sessionmgr.SessionID, events []sessionmgr.Event) ([]any, error) {
 	for i, e := range events {
 		if e.Seq != uint64(i+1) {
 			return nil, fmt.Errorf("%w: create session %s: event %d has seq %d", sessionmgr.ErrInvalidArgument, id, i, e.Seq)
 		}
 	}
-	return eventArgs(id, events)
+	return s.eventArgs(id, events)
 }
 
 // saveScript is Save: Put's checks, then the events the timeline lacks
@@ -100,11 +100,11 @@ func (s *Store) Save(ctx context.Context, sess sessionmgr.Session, events []sess
 	if !validID(sess.ID) {
 		return sessionmgr.ErrNotFound
 	}
-	data, err := encodeSession(sess)
+	data, err := s.encodeSession(sess)
 	if err != nil {
 		return err
 	}
-	evArgs, err := eventArgs(sess.ID, events)
+	evArgs, err := s.eventArgs(sess.ID, events)
 	if err != nil {
 		return err
 	}

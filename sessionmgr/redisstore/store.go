@@ -35,6 +35,8 @@ type Store struct {
 	// single: every key is on one server (standalone or Sentinel), so a
 	// script may touch keys of any slot (Create in one round trip).
 	single bool
+	// version is the wire version of the records and events it writes.
+	version int
 
 	// pruneMu guards pruneFrom: the listing member where the next prune
 	// starts ("" for the oldest).
@@ -55,6 +57,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		slice:     DefaultWaitSlice,
 		grace:     DefaultLiveGrace,
 		linger:    DefaultLinger,
+		version:   wire.Version,
 	}
 	for _, o := range opts {
 		o(s)
@@ -179,7 +182,7 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int, 
 	if !validID(sess.ID) {
 		return sessionmgr.Session{}, fmt.Errorf("%w: session id %q", sessionmgr.ErrInvalidArgument, sess.ID)
 	}
-	evArgs, err := firstEventArgs(sess.ID, events)
+	evArgs, err := s.firstEventArgs(sess.ID, events)
 	if err != nil {
 		return sessionmgr.Session{}, err
 	}
@@ -201,7 +204,7 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int, 
 // before the limit as on a single server.
 func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, limit int, evArgs []any, reloaded bool) (sessionmgr.Session, error) {
 	idem := idemKey(sess.Caller, sess.RequestID)
-	data, err := encodeSession(sess)
+	data, err := s.encodeSession(sess)
 	if err != nil {
 		return sessionmgr.Session{}, err
 	}
@@ -387,7 +390,7 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 	if idem == "" {
 		idemSlot = prefix + "{idem:none}" // never read or written
 	}
-	data, err := encodeSession(sess)
+	data, err := s.encodeSession(sess)
 	if err != nil {
 		return sessionmgr.Session{}, err
 	}
@@ -552,7 +555,7 @@ func (s *Store) Put(ctx context.Context, sess sessionmgr.Session) error {
 	if !validID(sess.ID) {
 		return sessionmgr.ErrNotFound
 	}
-	data, err := encodeSession(sess)
+	data, err := s.encodeSession(sess)
 	if err != nil {
 		return err
 	}
@@ -767,12 +770,12 @@ func terminalFlag(sess sessionmgr.Session) string {
 	return "0"
 }
 
-// encodeSession is the record's JSON (wire.Session, version 2): the
-// session without Owner and Epoch, which the record keeps in fields of
-// their own for the scripts.
-func encodeSession(sess sessionmgr.Session) (string, error) {
+// encodeSession is the record's JSON (wire.Session, of the version the
+// Store writes): the session without Owner and Epoch, which the record
+// keeps in fields of their own for the scripts.
+func (s *Store) encodeSession(sess sessionmgr.Session) (string, error) {
 	sess.Owner, sess.Epoch = "", 0
-	b, err := wire.EncodeSession(sess)
+	b, err := wire.EncodeSession(sess, s.version)
 	if err != nil {
 		return "", err
 	}

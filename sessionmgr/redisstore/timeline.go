@@ -16,10 +16,10 @@ import (
 // eventField is the field of a timeline entry that holds the event's JSON.
 const eventField = "e"
 
-// encodeEvent is a timeline entry's JSON (wire.Event, version 2), which
-// is also what the append and save scripts publish.
-func encodeEvent(e sessionmgr.Event) (string, error) {
-	b, err := wire.EncodeEvent(e)
+// encodeEvent is a timeline entry's JSON (wire.Event, of the version the
+// Store writes), which is also what the append and save scripts publish.
+func (s *Store) encodeEvent(e sessionmgr.Event) (string, error) {
+	b, err := wire.EncodeEvent(e, s.version)
 	if err != nil {
 		return "", err
 	}
@@ -59,7 +59,7 @@ func (s *Store) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint6
 	if !validID(id) {
 		return sessionmgr.ErrNotFound
 	}
-	data, err := encodeEvent(e)
+	data, err := s.encodeEvent(e)
 	if err != nil {
 		return fmt.Errorf("encode event %d of session %s: %w", e.Seq, id, err)
 	}

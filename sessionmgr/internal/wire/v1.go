@@ -88,11 +88,14 @@ type SessionV1 struct {
 
 // IceServersV1 is IceServers in version 1.
 type IceServersV1 struct {
-	Servers []struct {
-		URLs                 []string
-		Username, Credential string
-	}
+	Servers []IceServerV1
 	Expires time.Time
+}
+
+// IceServerV1 is IceServer in version 1.
+type IceServerV1 struct {
+	URLs                 []string
+	Username, Credential string
 }
 
 // FailureV1 is Failure in version 1.
@@ -131,21 +134,27 @@ type EventV1 struct {
 	Close       int
 	Answer      string
 	Candidate   *CandidateV1
-	Renegotiate *struct {
-		Action     int
-		IceServers *IceServersV1
-		Reason     string
-	}
-	GoingAway  string
-	ConnState  *ConnStateV1
-	IceServers *IceServersV1
-	Recovery   *struct {
-		Step    int
-		Outage  time.Duration
-		Learned bool
-	}
+	Renegotiate *RenegotiateV1
+	GoingAway   string
+	ConnState   *ConnStateV1
+	IceServers  *IceServersV1
+	Recovery    *RecoveryV1
 	Media       *MediaReportV1
 	AckedAppSeq uint64
+}
+
+// RenegotiateV1 is Renegotiate in version 1.
+type RenegotiateV1 struct {
+	Action     int
+	IceServers *IceServersV1
+	Reason     string
+}
+
+// RecoveryV1 is Recovery in version 1.
+type RecoveryV1 struct {
+	Step    int
+	Outage  time.Duration
+	Learned bool
 }
 
 // AppMessageV1 is an app message in version 1.
@@ -298,4 +307,138 @@ func (r *MediaReportV1) media() *sessionmgr.MediaReport {
 		return nil
 	}
 	return &sessionmgr.MediaReport{PeerConnection: r.PeerConnection, Packets: r.Packets, Bytes: r.Bytes, Frames: r.Frames}
+}
+
+// v1Number is v's number in version 1: the index of its name in names, or
+// 0 for a value that had no name then.
+func v1Number[E interface {
+	~int
+	String() string
+}](names []string, v E) int {
+	if v == 0 {
+		return 0
+	}
+	n := v.String()
+	for i, name := range names {
+		if name == n {
+			return i
+		}
+	}
+	return 0
+}
+
+// FromSessionV1 is s in version 1, for a replica that writes version 1
+// while older replicas still run (see the package doc).
+func FromSessionV1(s sessionmgr.Session) SessionV1 {
+	r := SessionV1{
+		ID:           string(s.ID),
+		ViewerID:     s.ViewerID,
+		ClientID:     s.ClientID,
+		State:        v1Number(v1States, s.State),
+		Attempt:      s.Attempt,
+		IceServers:   fromIceServersV1(s.IceServers),
+		Created:      s.Created,
+		Updated:      s.Updated,
+		Expires:      s.Expires,
+		Close:        v1Number(v1CloseReasons, s.Close),
+		Failure:      fromFailureV1(s.Failure),
+		LastSeq:      s.LastSeq,
+		TokenHash:    s.TokenHash,
+		Caller:       s.Caller,
+		RequestID:    s.RequestID,
+		Owner:        s.Owner,
+		Epoch:        s.Epoch,
+		AckedAppSeq:  s.AckedAppSeq,
+		AppSeqsAbove: s.AppSeqsAbove,
+		MediaFlowing: s.MediaFlowing,
+		MediaPC:      s.MediaPC,
+	}
+	r.Channel.ARN, r.Channel.Name, r.Channel.Region = s.Channel.ARN, s.Channel.Name, s.Channel.Region
+	r.Channel.MessageTTL = s.Channel.MessageTTL
+	o := s.Options
+	r.Options.AnswerTimeout = o.AnswerTimeout
+	r.Options.RetryDelay = o.RetryDelay
+	r.Options.MaxAttempts = o.MaxAttempts
+	r.Options.Recovery = v1Number(v1RecoveryPolicies, o.Recovery)
+	r.Options.ResumeGrace = o.ResumeGrace
+	r.Options.ICERestartTimeout = o.ICERestartTimeout
+	r.Options.DisconnectedGrace = o.DisconnectedGrace
+	r.Options.MaxLifetime = o.MaxLifetime
+	r.Options.NewPeerConnectionTimeout = o.NewPeerConnectionTimeout
+	r.Options.MediaStallTimeout = o.MediaStallTimeout
+	return r
+}
+
+// FromEventV1 is e in version 1.
+func FromEventV1(e sessionmgr.Event) EventV1 {
+	r := EventV1{
+		Seq:         e.Seq,
+		Time:        e.Time,
+		Type:        v1Number(v1EventTypes, e.Type),
+		State:       v1Number(v1States, e.State),
+		Attempt:     e.Attempt,
+		ClientID:    e.ClientID,
+		Message:     e.Message,
+		Failure:     fromFailureV1(e.Failure),
+		Close:       v1Number(v1CloseReasons, e.Close),
+		Answer:      e.Answer,
+		Candidate:   (*CandidateV1)(e.Candidate),
+		GoingAway:   e.GoingAway,
+		ConnState:   fromConnStateV1(e.ConnState),
+		Media:       (*MediaReportV1)(e.Media),
+		AckedAppSeq: e.AckedAppSeq,
+	}
+	if e.IceServers != nil {
+		s := fromIceServersV1(*e.IceServers)
+		r.IceServers = &s
+	}
+	if g := e.Renegotiate; g != nil {
+		r.Renegotiate = &RenegotiateV1{Action: v1Number(v1RenegotiateActions, g.Action), Reason: g.Reason}
+		if g.IceServers != nil {
+			s := fromIceServersV1(*g.IceServers)
+			r.Renegotiate.IceServers = &s
+		}
+	}
+	if c := e.Recovery; c != nil {
+		r.Recovery = &RecoveryV1{Step: v1Number(v1RecoverySteps, c.Step), Outage: c.Outage, Learned: c.Learned}
+	}
+	return r
+}
+
+// FromAppMessageV1 is m in version 1.
+func FromAppMessageV1(m sessionmgr.AppMessage) AppMessageV1 {
+	return AppMessageV1{
+		AppSeq:         m.AppSeq,
+		Offer:          m.Offer,
+		Candidate:      (*CandidateV1)(m.Candidate),
+		StateReport:    fromConnStateV1(m.StateReport),
+		NetworkChanged: m.NetworkChanged,
+		Leave:          m.Leave,
+		Media:          (*MediaReportV1)(m.Media),
+	}
+}
+
+func fromIceServersV1(s sessionmgr.IceServers) IceServersV1 {
+	r := IceServersV1{Expires: s.Expires}
+	if s.Servers != nil {
+		r.Servers = make([]IceServerV1, len(s.Servers))
+		for i, v := range s.Servers {
+			r.Servers[i] = IceServerV1{URLs: v.URLs, Username: v.Username, Credential: v.Credential}
+		}
+	}
+	return r
+}
+
+func fromFailureV1(f *sessionmgr.Failure) *FailureV1 {
+	if f == nil {
+		return nil
+	}
+	return &FailureV1{Reason: v1Number(v1FailureReasons, f.Reason), Message: f.Message}
+}
+
+func fromConnStateV1(c *sessionmgr.ConnState) *ConnStateV1 {
+	if c == nil {
+		return nil
+	}
+	return &ConnStateV1{ICE: v1Number(v1ICEStates, c.ICE), Peer: v1Number(v1PeerStates, c.Peer)}
 }

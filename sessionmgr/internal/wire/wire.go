@@ -17,9 +17,15 @@
 //   - Version 1 (no "v" field) is what replicas before the change wrote:
 //     the domain structs' JSON, Go field names as keys, enums as their
 //     numbers in the order of that time, durations in nanoseconds. It is
-//     frozen in v1.go (the numbers are read through the names they had),
-//     and read, never written.
-//   - Version 2 ("v":2) is what this code writes (v2.go).
+//     frozen in v1.go (the numbers are read and written through the names
+//     they had).
+//   - Version 2 ("v":2) is what this code writes by default (v2.go).
+//
+// A replica before version 2 cannot read version 2. A rolling update from
+// such a release therefore goes in two steps: first every replica runs
+// this code writing version 1 (it reads both), then the writers switch to
+// version 2 (redisstore.WithWriteVersion, rediscluster.WithWriteVersion,
+// the server's -redis-write-version).
 //
 // A reader takes a record without "v" as version 1, and any other as
 // version 2: a later version may add fields (a reader ignores what it
@@ -38,12 +44,16 @@ import (
 	"github.com/acme/viewersession/sessionmgr"
 )
 
-// Version is the version this package writes.
+// Version is the version this package writes by default, and the newest
+// it knows.
 const Version = 2
 
-// EncodeSession is s as a version 2 record.
-func EncodeSession(s sessionmgr.Session) ([]byte, error) {
-	r := FromSession(s)
+// EncodeSession is s as a record of version (1 or 2; anything else is 2).
+func EncodeSession(s sessionmgr.Session, version int) ([]byte, error) {
+	var r any = FromSession(s)
+	if version == 1 {
+		r = FromSessionV1(s)
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode session %s: %w", s.ID, err)
@@ -68,9 +78,14 @@ func DecodeSession(data []byte) (sessionmgr.Session, error) {
 	return r.Session(), nil
 }
 
-// EncodeEvent is e as a version 2 timeline entry.
-func EncodeEvent(e sessionmgr.Event) ([]byte, error) {
-	b, err := json.Marshal(FromEvent(e))
+// EncodeEvent is e as a timeline entry of version (1 or 2; anything else
+// is 2).
+func EncodeEvent(e sessionmgr.Event, version int) ([]byte, error) {
+	var r any = FromEvent(e)
+	if version == 1 {
+		r = FromEventV1(e)
+	}
+	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %d: %w", e.Seq, err)
 	}
