@@ -190,8 +190,21 @@ func TestRollingUpdateWriteV1(t *testing.T) {
 	if err := old.Save(ctx, sess, events[2:4]); err != nil {
 		t.Fatalf("Save = %v", err)
 	}
+	// A reader of this code waits for the v1 writer's next event (its
+	// notification is version 1 too).
+	waited := make(chan []sessionmgr.Event, 1)
+	go func() {
+		evs, err := cur.Events(ctx, sess.ID, 4, 0, true)
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("waiting Events = %v", err)
+		}
+		waited <- evs
+	}()
 	if err := old.Append(ctx, sess.ID, sess.Epoch, events[4]); err != nil {
 		t.Fatalf("Append = %v", err)
+	}
+	if got := <-waited; len(got) != 1 || !cmp.Equal(got[0], events[4]) {
+		t.Errorf("waiting Events = %+v; want %+v", got, events[4])
 	}
 
 	raw, err := rdb.HGet(ctx, recordKey(sess.ID), "s").Result()
