@@ -18,7 +18,7 @@ type Store interface {
 	Create(ctx context.Context, s Session, limit int, events ...Event) (Session, error)
 	// Get returns a session or ErrNotFound.
 	Get(ctx context.Context, id SessionID) (Session, error)
-	// Put replaces a session's record. It fails with ErrConflict when the
+	// Put replaces a session's record. It fails with ErrFenced when the
 	// stored record's Epoch differs from s.Epoch (a newer owner took over)
 	// and with ErrNotFound when there is none. A terminal state removes the
 	// session from its channel's live count; a terminal record expires after
@@ -29,7 +29,7 @@ type Store interface {
 	// Events the timeline already holds (Seq <= its last: a write of this
 	// epoch that landed after it timed out) are skipped; the others must
 	// have increasing Seq after the last (gaps allowed: events dropped
-	// during a long outage), else ErrConflict and nothing changes.
+	// during a long outage), else ErrSeqConflict and nothing changes.
 	Save(ctx context.Context, s Session, events []Event) error
 	// Delete removes a session that never became visible to an app (a
 	// create that failed half-way).
@@ -42,12 +42,13 @@ type Store interface {
 	List(ctx context.Context, f ListFilter, limit int, cursor string) ([]Session, string, error)
 	// Append adds e to the session's timeline. e.Seq must be the stored
 	// last sequence + 1, and epoch the stored record's Epoch (else
-	// ErrConflict: a newer owner took over). The newest EventRetention
+	// ErrFenced: a newer owner took over; ErrSeqConflict for another Seq).
+	// The newest EventRetention
 	// events are kept.
 	Append(ctx context.Context, id SessionID, epoch uint64, e Event) error
 	// Takeover makes owner the session's owner if its stored Epoch is still
 	// fromEpoch (a compare-and-set): the record gets Epoch fromEpoch+1 and
-	// Owner owner, and is returned. ErrConflict when the epoch moved on,
+	// Owner owner, and is returned. ErrFenced when the epoch moved on,
 	// ErrNotFound when there is none, ErrSessionClosed when it has ended.
 	Takeover(ctx context.Context, id SessionID, owner string, fromEpoch uint64) (Session, error)
 	// Events returns up to limit events with Seq > after, oldest first.

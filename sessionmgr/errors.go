@@ -51,7 +51,14 @@ var (
 	// ErrShuttingDown: the manager is closing; new work is refused.
 	ErrShuttingDown = errors.New("server shutting down")
 	// ErrConflict: a store write lost a race (the record changed under it).
+	// ErrFenced and ErrSeqConflict say which race; both are ErrConflict.
 	ErrConflict = errors.New("conflict")
+	// ErrFenced: a store write was refused because the session's stored
+	// epoch is not the writer's: another replica took it over.
+	ErrFenced = fmt.Errorf("%w: fenced: the session has a newer owner", ErrConflict)
+	// ErrSeqConflict: a timeline write's sequence does not follow the
+	// stored one, at the writer's own epoch.
+	ErrSeqConflict = fmt.Errorf("%w: the timeline's sequence moved on", ErrConflict)
 )
 
 var (

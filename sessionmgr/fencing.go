@@ -52,15 +52,6 @@ func (a *actor) afterMove() {
 	a.startRecovery("the session moved to another server", StepNewClientID, false, true)
 }
 
-// ownEpoch reports whether the stored record still carries this actor's
-// epoch and owner (false on a read error: the conservative answer).
-func (a *actor) ownEpoch() bool {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.m.cfg.StoreTimeout)
-	defer cancel()
-	s, err := a.m.store.Get(ctx, a.s.ID)
-	return err == nil && s.Epoch == a.s.Epoch && s.Owner == a.s.Owner
-}
-
 // checkOwner detects a takeover by another replica that this actor has not
 // yet written into (a request's check: the Manager's ownership watch
 // finds the others, see Manager.watchOwners). It reads the record's owner

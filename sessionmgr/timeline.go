@@ -58,8 +58,9 @@ func (a *actor) notifyStored(events []Event) {
 const maxPendingEvents = 10000
 
 // flushEvents writes buffered events and the record in one store write
-// (Save); on a failure it leaves them buffered (retried by flushT), and on
-// a conflict marks the actor fenced.
+// (Save); on a failure it leaves them buffered (retried by flushT), and
+// when another replica took the session over (ErrFenced) marks the actor
+// fenced.
 func (a *actor) flushEvents() {
 	if (len(a.pending) == 0 && !a.dirty) || a.fenced {
 		return
@@ -69,13 +70,13 @@ func (a *actor) flushEvents() {
 	cancel()
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrConflict) && a.ownEpoch():
+	case errors.Is(err, ErrSeqConflict):
 		// Out-of-order events at our own epoch cannot come from another
 		// writer (Save skips what an earlier write that timed out stored):
 		// drop them rather than retry forever.
 		a.log.Error("store refused buffered events at our own epoch; dropping them", "dropped", len(a.pending), "error", err)
 		a.pending = nil
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrConflict): // ErrFenced: another replica took over
 		a.fenced = true
 	default:
 		if !a.flushT.running() {

@@ -196,7 +196,7 @@ func (s *Store) Get(_ context.Context, id sessionmgr.SessionID) (sessionmgr.Sess
 }
 
 // Put replaces the session's record. It fails, in this order, with
-// sessionmgr.ErrNotFound when there is none, sessionmgr.ErrConflict when
+// sessionmgr.ErrNotFound when there is none, sessionmgr.ErrFenced when
 // the stored Epoch differs from sess.Epoch (a newer owner took over), an
 // error wrapping sessionmgr.ErrInvalidArgument when sess names another
 // channel (a session's channel is fixed at Create), and
@@ -213,7 +213,7 @@ func (s *Store) Put(_ context.Context, sess sessionmgr.Session) error {
 		return sessionmgr.ErrNotFound
 	}
 	if e.s.Epoch != sess.Epoch {
-		return fmt.Errorf("put session %s at epoch %d, stored epoch %d: %w", sess.ID, sess.Epoch, e.s.Epoch, sessionmgr.ErrConflict)
+		return fmt.Errorf("put session %s at epoch %d, stored epoch %d: %w", sess.ID, sess.Epoch, e.s.Epoch, sessionmgr.ErrFenced)
 	}
 	if e.s.Channel.ARN != sess.Channel.ARN {
 		return fmt.Errorf("%w: put session %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, sess.ID, e.s.Channel.ARN, sess.Channel.ARN)
@@ -232,7 +232,8 @@ func (s *Store) Put(_ context.Context, sess sessionmgr.Session) error {
 // the timeline already holds (Seq <= its last: a write of this epoch that
 // landed after it timed out) are skipped. The rest must have increasing
 // Seq after the last stored (a gap is allowed: events dropped during a
-// long outage), else ErrConflict and nothing changes.
+// long outage), else ErrSeqConflict and nothing changes; ErrFenced at
+// another epoch.
 func (s *Store) Save(_ context.Context, sess sessionmgr.Session, events []sessionmgr.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -242,7 +243,7 @@ func (s *Store) Save(_ context.Context, sess sessionmgr.Session, events []sessio
 		return sessionmgr.ErrNotFound
 	}
 	if e.s.Epoch != sess.Epoch {
-		return fmt.Errorf("save session %s at epoch %d, stored epoch %d: %w", sess.ID, sess.Epoch, e.s.Epoch, sessionmgr.ErrConflict)
+		return fmt.Errorf("save session %s at epoch %d, stored epoch %d: %w", sess.ID, sess.Epoch, e.s.Epoch, sessionmgr.ErrFenced)
 	}
 	if e.s.Channel.ARN != sess.Channel.ARN {
 		return fmt.Errorf("%w: save session %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, sess.ID, e.s.Channel.ARN, sess.Channel.ARN)
@@ -255,7 +256,7 @@ func (s *Store) Save(_ context.Context, sess sessionmgr.Session, events []sessio
 		if ev.Seq > last {
 			last = ev.Seq
 		} else if ev.Seq > e.lastSeq {
-			return fmt.Errorf("save session %s: seq %d after %d: %w", sess.ID, ev.Seq, last, sessionmgr.ErrConflict)
+			return fmt.Errorf("save session %s: seq %d after %d: %w", sess.ID, ev.Seq, last, sessionmgr.ErrSeqConflict)
 		}
 	}
 	appended := false
@@ -285,7 +286,7 @@ func (s *Store) Save(_ context.Context, sess sessionmgr.Session, events []sessio
 // fromEpoch: the record gets Epoch fromEpoch+1 and Owner owner, and a copy
 // of it is returned. It fails, in this order, with sessionmgr.ErrNotFound,
 // sessionmgr.ErrSessionClosed when the session has ended, and
-// sessionmgr.ErrConflict when the epoch moved on.
+// sessionmgr.ErrFenced when the epoch moved on.
 func (s *Store) Takeover(_ context.Context, id sessionmgr.SessionID, owner string, fromEpoch uint64) (sessionmgr.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,7 +298,7 @@ func (s *Store) Takeover(_ context.Context, id sessionmgr.SessionID, owner strin
 	case e.s.Terminal():
 		return sessionmgr.Session{}, fmt.Errorf("take over session %s: it is %v: %w", id, e.s.State, sessionmgr.ErrSessionClosed)
 	case e.s.Epoch != fromEpoch:
-		return sessionmgr.Session{}, fmt.Errorf("take over session %s from epoch %d, stored epoch %d: %w", id, fromEpoch, e.s.Epoch, sessionmgr.ErrConflict)
+		return sessionmgr.Session{}, fmt.Errorf("take over session %s from epoch %d, stored epoch %d: %w", id, fromEpoch, e.s.Epoch, sessionmgr.ErrFenced)
 	}
 	s.unindexLocked(e)
 	add(s.moved, e.s.Owner, id)
@@ -395,8 +396,9 @@ func newer(a, b sessionmgr.Session) bool {
 // Append adds a copy of ev to the session's timeline, dropping events
 // beyond the newest sessionmgr.EventRetention. It fails with
 // sessionmgr.ErrNotFound for an unknown session, and with
-// sessionmgr.ErrConflict, the timeline unchanged, when epoch is not the
-// stored Epoch (a newer owner took over) or ev.Seq is not the last Seq + 1.
+// sessionmgr.ErrFenced, the timeline unchanged, when epoch is not the
+// stored Epoch (a newer owner took over), and with ErrSeqConflict when ev.Seq
+// is not the last Seq + 1.
 // It changes nothing in the session's record.
 func (s *Store) Append(_ context.Context, id sessionmgr.SessionID, epoch uint64, ev sessionmgr.Event) error {
 	s.mu.Lock()
@@ -407,10 +409,10 @@ func (s *Store) Append(_ context.Context, id sessionmgr.SessionID, epoch uint64,
 		return sessionmgr.ErrNotFound
 	}
 	if e.s.Epoch != epoch {
-		return fmt.Errorf("append to session %s at epoch %d, stored epoch %d: %w", id, epoch, e.s.Epoch, sessionmgr.ErrConflict)
+		return fmt.Errorf("append to session %s at epoch %d, stored epoch %d: %w", id, epoch, e.s.Epoch, sessionmgr.ErrFenced)
 	}
 	if ev.Seq != e.lastSeq+1 {
-		return fmt.Errorf("append to session %s: seq %d after %d: %w", id, ev.Seq, e.lastSeq, sessionmgr.ErrConflict)
+		return fmt.Errorf("append to session %s: seq %d after %d: %w", id, ev.Seq, e.lastSeq, sessionmgr.ErrSeqConflict)
 	}
 	e.events = append(e.events, cloneEvent(ev))
 	if n := len(e.events); n > sessionmgr.EventRetention {

@@ -93,7 +93,7 @@ return res
 // with sess, in one round trip on a single server (on a Cluster, a terminal
 // save or a changed Expires takes a second, for the channel's live set and
 // the owner index, as Put does). It fails as Put does, and with
-// sessionmgr.ErrConflict, nothing changed, when the events the timeline
+// sessionmgr.ErrSeqConflict, nothing changed, when the events the timeline
 // lacks are not in increasing Seq order. Events the timeline already holds
 // (Seq <= its last) are skipped.
 func (s *Store) Save(ctx context.Context, sess sessionmgr.Session, events []sessionmgr.Event) error {
@@ -130,13 +130,13 @@ func (s *Store) Save(ctx context.Context, sess sessionmgr.Session, events []sess
 	case "notfound":
 		return sessionmgr.ErrNotFound
 	case "conflict":
-		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, sess.Epoch, detail, sessionmgr.ErrConflict)
+		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, sess.Epoch, detail, sessionmgr.ErrFenced)
 	case "channel":
 		return fmt.Errorf("%w: %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, op, detail, sess.Channel.ARN)
 	case "closed":
 		return fmt.Errorf("%s in state %v: it has ended: %w", op, sess.State, sessionmgr.ErrSessionClosed)
 	case "seq":
-		return fmt.Errorf("%s: events out of order after seq %s: %w", op, detail, sessionmgr.ErrConflict)
+		return fmt.Errorf("%s: events out of order after seq %s: %w", op, detail, sessionmgr.ErrSeqConflict)
 	default:
 		return fmt.Errorf("%s: unexpected script reply %q", op, res)
 	}

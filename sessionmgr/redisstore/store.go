@@ -546,7 +546,7 @@ return 'ok'
 `)
 
 // Put replaces the session's record. It fails, in this order, with
-// sessionmgr.ErrNotFound, sessionmgr.ErrConflict when the stored Epoch
+// sessionmgr.ErrNotFound, sessionmgr.ErrFenced when the stored Epoch
 // differs from sess.Epoch, an error wrapping sessionmgr.ErrInvalidArgument
 // when sess names another channel, and sessionmgr.ErrSessionClosed when
 // the stored session has ended and sess is not terminal. A terminal Put
@@ -573,7 +573,7 @@ func (s *Store) Put(ctx context.Context, sess sessionmgr.Session) error {
 	case "notfound":
 		return sessionmgr.ErrNotFound
 	case "conflict":
-		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, sess.Epoch, detail, sessionmgr.ErrConflict)
+		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, sess.Epoch, detail, sessionmgr.ErrFenced)
 	case "channel":
 		return fmt.Errorf("%w: %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, op, detail, sess.Channel.ARN)
 	case "closed":
@@ -657,7 +657,7 @@ return 1
 // fromEpoch: the record gets Epoch fromEpoch+1 and Owner owner, and is
 // returned. It fails, in this order, with sessionmgr.ErrNotFound,
 // sessionmgr.ErrSessionClosed when the session has ended, and
-// sessionmgr.ErrConflict when the epoch moved on.
+// sessionmgr.ErrFenced when the epoch moved on.
 func (s *Store) Takeover(ctx context.Context, id sessionmgr.SessionID, owner string, fromEpoch uint64) (sessionmgr.Session, error) {
 	if !validID(id) {
 		return sessionmgr.Session{}, sessionmgr.ErrNotFound
@@ -693,7 +693,7 @@ func (s *Store) Takeover(ctx context.Context, id sessionmgr.SessionID, owner str
 	case len(res) == 1 && res[0] == "closed":
 		return sessionmgr.Session{}, fmt.Errorf("%s: it has ended: %w", op, sessionmgr.ErrSessionClosed)
 	case len(res) == 2 && res[0] == "conflict":
-		return sessionmgr.Session{}, fmt.Errorf("%s from epoch %d, stored epoch %s: %w", op, fromEpoch, res[1], sessionmgr.ErrConflict)
+		return sessionmgr.Session{}, fmt.Errorf("%s from epoch %d, stored epoch %s: %w", op, fromEpoch, res[1], sessionmgr.ErrFenced)
 	}
 	return sessionmgr.Session{}, fmt.Errorf("%s: unexpected script reply %q", op, res)
 }

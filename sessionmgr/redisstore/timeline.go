@@ -52,8 +52,8 @@ return 'ok'
 // Append adds e to the session's timeline, as the stream entry <Seq>-0,
 // keeping the newest sessionmgr.EventRetention. It fails with
 // sessionmgr.ErrNotFound for an unknown session, and with
-// sessionmgr.ErrConflict, the timeline unchanged, when epoch is not the
-// stored Epoch or e.Seq is not the last Seq + 1. It changes nothing in the
+// sessionmgr.ErrFenced, the timeline unchanged, when epoch is not the
+// stored Epoch, and ErrSeqConflict when e.Seq is not the last Seq + 1. It changes nothing in the
 // session's record.
 func (s *Store) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint64, e sessionmgr.Event) error {
 	if !validID(id) {
@@ -81,9 +81,9 @@ func (s *Store) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint6
 	case "notfound":
 		return sessionmgr.ErrNotFound
 	case "epoch":
-		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, epoch, detail, sessionmgr.ErrConflict)
+		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, epoch, detail, sessionmgr.ErrFenced)
 	case "seq":
-		return fmt.Errorf("%s: seq %d after %s: %w", op, e.Seq, detail, sessionmgr.ErrConflict)
+		return fmt.Errorf("%s: seq %d after %s: %w", op, e.Seq, detail, sessionmgr.ErrSeqConflict)
 	}
 	return fmt.Errorf("%s: unexpected script reply %q", op, res)
 }
