@@ -119,6 +119,32 @@ func memberID(m string) (sessionmgr.SessionID, bool) {
 	return id, validID(id)
 }
 
+// memberTime returns the created time a listing member encodes.
+func memberTime(m string) (time.Time, bool) {
+	if _, ok := memberID(m); !ok {
+		return time.Time{}, false
+	}
+	secs, err1 := strconv.ParseUint(m[:20], 10, 64)
+	nanos, err2 := strconv.ParseInt(m[20:memberTimeLen], 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(secs^(1<<63)), nanos), true
+}
+
+// inFlight is how long after its creation a listing member without a
+// record may be a create still in flight (on a Cluster the listing and the
+// record are written on different nodes at once): younger members are
+// never dropped for lacking a record.
+const inFlight = time.Minute
+
+// settled reports whether a listing member without a record is gone for
+// good: older than inFlight by now (a member that cannot be read is).
+func settled(m string, now time.Time) bool {
+	t, ok := memberTime(m)
+	return !ok || t.Before(now.Add(-inFlight))
+}
+
 // A cursor is the base64url of the listing member of a page's last
 // session.
 

@@ -103,3 +103,21 @@ func TestMemberIDMalformed(t *testing.T) {
 		}
 	}
 }
+
+func TestMemberTime(t *testing.T) {
+	created := time.Date(2026, 12, 5, 22, 30, 1, 123456789, time.UTC)
+	m := listMember(created, "abc")
+	got, ok := memberTime(m)
+	if !ok || !got.Equal(created) {
+		t.Fatalf("memberTime(%q) = %v, %v; want %v", m, got, ok, created)
+	}
+	if settled(m, created.Add(inFlight/2)) {
+		t.Errorf("a member %v old is settled, want in flight", inFlight/2)
+	}
+	if !settled(m, created.Add(2*inFlight)) {
+		t.Errorf("a member %v old is in flight, want settled", 2*inFlight)
+	}
+	if _, ok := memberTime("garbage"); ok {
+		t.Errorf("memberTime(garbage) ok")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -77,10 +78,13 @@ func (s *Store) List(ctx context.Context, f sessionmgr.ListFilter, limit int, cu
 			return nil, "", callError(ctx, "list sessions", err)
 		}
 		var gone []any
+		now := time.Now()
 		for i, rec := range recs {
 			switch {
 			case rec.ID == "":
-				gone = append(gone, page[i])
+				if settled(page[i], now) {
+					gone = append(gone, page[i])
+				}
 			case full:
 			case f.ChannelARN != "" && rec.Channel.ARN != f.ChannelARN,
 				f.State != sessionmgr.StateUnknown && rec.State != f.State,
@@ -217,8 +221,9 @@ func (s *Store) dropGone(ctx context.Context, key string, sample []string) {
 		return
 	}
 	var gone []any
+	now := time.Now()
 	for i, c := range cmds {
-		if c != nil && c.Val() == 0 {
+		if c != nil && c.Val() == 0 && settled(sample[i], now) {
 			gone = append(gone, sample[i])
 		}
 	}

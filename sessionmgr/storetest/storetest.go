@@ -97,6 +97,7 @@ func (h Harness) Run(t *testing.T) {
 	t.Run("Save", h.testSave)
 	t.Run("SaveFence", h.testSaveFence)
 	t.Run("SaveWakes", h.testSaveWakes)
+	t.Run("ConflictKinds", h.testConflictKinds)
 	t.Run("AppendSeq", h.testAppendSeq)
 	t.Run("AppendFence", h.testAppendFence)
 	t.Run("AppendRetention", h.testAppendRetention)
@@ -315,6 +316,11 @@ func (h Harness) testChannelLimitConcurrent(t *testing.T) {
 	sessions := make([]sessionmgr.Session, racers)
 	for i := range sessions {
 		sessions[i] = newSession(ch)
+		// Created now, as a Manager creates: a store may take a listing
+		// entry without its record for a create in flight while it is
+		// young (redisstore on a Cluster writes both at once, on
+		// different nodes), and must not drop it as gone.
+		sessions[i].Created = time.Now()
 	}
 	errs := make([]error, racers)
 	start := make(chan struct{})
@@ -991,6 +997,32 @@ func (h Harness) testSaveWakes(t *testing.T) {
 	if len(r.evs) == 0 || r.evs[0].Seq != 1 {
 		t.Fatalf("Events(wait) woken by Save = %v, want event 1 first", r.evs)
 	}
+}
+
+// testConflictKinds: a write at a stale epoch is ErrFenced, one whose
+// sequence does not follow is ErrSeqConflict; both are ErrConflict, and
+// neither is the other.
+func (h Harness) testConflictKinds(t *testing.T) {
+	st, _ := h.store(t)
+	ctx := t.Context()
+	s := newSession(newChannel())
+	s.Epoch = 3
+	create(t, st, s, ample)
+	stale := s
+	stale.Epoch = 2
+	kind := func(what string, err, want, not error) {
+		t.Helper()
+		if !errors.Is(err, want) || !errors.Is(err, sessionmgr.ErrConflict) || errors.Is(err, not) {
+			t.Errorf("%s = %v, want %v (an ErrConflict, not %v)", what, err, want, not)
+		}
+	}
+	kind("Put(stale epoch)", st.Put(ctx, stale), sessionmgr.ErrFenced, sessionmgr.ErrSeqConflict)
+	kind("Save(stale epoch)", st.Save(ctx, stale, []sessionmgr.Event{event(1)}), sessionmgr.ErrFenced, sessionmgr.ErrSeqConflict)
+	kind("Append(stale epoch)", st.Append(ctx, s.ID, 2, event(1)), sessionmgr.ErrFenced, sessionmgr.ErrSeqConflict)
+	kind("Append(seq 2 first)", st.Append(ctx, s.ID, s.Epoch, event(2)), sessionmgr.ErrSeqConflict, sessionmgr.ErrFenced)
+	kind("Save(events 5, 4)", st.Save(ctx, s, []sessionmgr.Event{event(5), event(4)}), sessionmgr.ErrSeqConflict, sessionmgr.ErrFenced)
+	_, err := st.Takeover(ctx, s.ID, "replica-b", 2)
+	kind("Takeover(from a stale epoch)", err, sessionmgr.ErrFenced, sessionmgr.ErrSeqConflict)
 }
 
 func (h Harness) testAppendSeq(t *testing.T) {
