@@ -76,6 +76,14 @@ type Store struct {
 	// moved holds, per replica, the sessions taken over from it that
 	// Forget has not dropped.
 	moved map[string]map[sessionmgr.SessionID]struct{}
+	// endingByChannel is ending per channel; endedCount and
+	// endedPerChannel count the ended sessions kept; maxEnded and
+	// maxEndedPerChannel bound them (ended.go).
+	endingByChannel    map[string][]ended
+	endedCount         int
+	endedPerChannel    map[string]int
+	maxEnded           int
+	maxEndedPerChannel int
 	// all, byChannel and byViewer list every session, a channel's and a
 	// viewer's, oldest first (listing.go).
 	all       listing
@@ -128,10 +136,15 @@ func New(opts ...Option) *Store {
 		live:      make(map[string]map[sessionmgr.SessionID]struct{}),
 		byChannel: make(map[string]listing),
 		byViewer:  make(map[string]listing),
-		requests:  make(map[request]sessionmgr.SessionID),
-		hints:     make(map[string]hint),
-		owned:     make(map[string]map[sessionmgr.SessionID]struct{}),
-		moved:     make(map[string]map[sessionmgr.SessionID]struct{}),
+
+		endingByChannel:    make(map[string][]ended),
+		endedPerChannel:    make(map[string]int),
+		maxEnded:           DefaultMaxEnded,
+		maxEndedPerChannel: DefaultMaxEndedPerChannel,
+		requests:           make(map[request]sessionmgr.SessionID),
+		hints:              make(map[string]hint),
+		owned:              make(map[string]map[sessionmgr.SessionID]struct{}),
+		moved:              make(map[string]map[sessionmgr.SessionID]struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -537,7 +550,7 @@ func (s *Store) indexLocked(e *entry, now time.Time) {
 		e.ended = time.Time{}
 	} else if e.ended.IsZero() {
 		e.ended = now
-		s.ending = append(s.ending, ended{e.s.ID, now})
+		defer s.endedLocked(e) // after the live index: it may remove e
 	}
 	if e.s.State.Live() {
 		arn := e.s.Channel.ARN
@@ -578,6 +591,7 @@ func (s *Store) unindexLocked(e *entry) {
 // removeLocked removes e and everything that refers to it, and wakes the
 // Events calls waiting on it.
 func (s *Store) removeLocked(e *entry) {
+	s.unendLocked(e)
 	s.unindexLocked(e)
 	for r := range s.moved {
 		drop(s.moved, r, e.s.ID)

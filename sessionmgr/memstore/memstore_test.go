@@ -3,6 +3,7 @@ package memstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -154,4 +155,50 @@ func newSession(id sessionmgr.SessionID) sessionmgr.Session {
 // cursors, never a scan of the whole store under its lock.
 func TestListBudget(t *testing.T) {
 	storetest.ListBudget(t, memstore.New(), memstore.ListScanBudget)
+}
+
+// Ended sessions are bounded by count, in all and per channel: past a
+// bound the oldest ended goes first, live sessions never.
+func TestEndedLimits(t *testing.T) {
+	now := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
+	st := memstore.New(memstore.WithClock(func() time.Time { return now }), memstore.WithEndedLimits(5, 3))
+	ctx := t.Context()
+	mk := func(ch string, i int) sessionmgr.Session {
+		s := sessionmgr.Session{
+			ID: sessionmgr.SessionID(fmt.Sprintf("%s-%d", ch, i)), Channel: sessionmgr.Channel{ARN: "arn:" + ch},
+			ViewerID: "v", State: sessionmgr.StatePending, Created: now, Epoch: 1,
+		}
+		if _, err := st.Create(ctx, s, 100); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	end := func(s sessionmgr.Session) {
+		now = now.Add(time.Second)
+		s.State, s.Close = sessionmgr.StateClosed, sessionmgr.CloseClientLeft
+		if err := st.Put(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func(id string) bool {
+		_, err := st.Get(ctx, sessionmgr.SessionID(id))
+		return err == nil
+	}
+	live := mk("a", 99)
+	for i := range 4 { // channel a: 4 ended, bound 3
+		end(mk("a", i))
+	}
+	if exists("a-0") || !exists("a-1") || !exists("a-3") || !exists(string(live.ID)) {
+		t.Errorf("after 4 ended on a channel bounded at 3: a-0 %v a-1 %v a-3 %v live %v; want only a-0 gone",
+			exists("a-0"), exists("a-1"), exists("a-3"), exists(string(live.ID)))
+	}
+	for i := range 3 { // channel b: 3 more ended: 6 in all, bound 5
+		end(mk("b", i))
+	}
+	if exists("a-1") || !exists("a-2") || !exists("b-0") {
+		t.Errorf("after 6 ended in all, bounded at 5: a-1 %v a-2 %v b-0 %v; want only a-1 (the oldest) gone", exists("a-1"), exists("a-2"), exists("b-0"))
+	}
+	if !exists(string(live.ID)) {
+		t.Errorf("a live session went with the ended ones")
+	}
 }
