@@ -158,19 +158,27 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 	if p, err := probeCalls(ctx, vspb.NewViewerSessionServiceClient(warm), arns, len(arns), 8); err != nil || p.Errors > 0 {
 		return res, fmt.Errorf("warm: %v, %d errors %q", err, p.Errors, p.FirstErrors)
 	}
-	// The connections: one per stream, or one per 80 streams.
+	// The app's connections: one per stream, or one per 80 streams.
 	perConn := 80
 	if cfg.ConnPerStream {
 		perConn = 1
 	}
+	// Each step dials the connections of its streams, so that the server's
+	// share of a connection (its goroutines, its buffers) counts.
 	apis := make([]vspb.ViewerSessionServiceClient, (total+perConn-1)/perConn)
-	for i := range apis {
-		c, err := dial()
-		if err != nil {
-			return res, err
+	dialUpTo := func(streams int) error {
+		for i := range (streams + perConn - 1) / perConn {
+			if apis[i] != nil {
+				continue
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			c.Connect()
+			apis[i] = vspb.NewViewerSessionServiceClient(c)
 		}
-		c.Connect()
-		apis[i] = vspb.NewViewerSessionServiceClient(c)
+		return nil
 	}
 
 	snap := func(sessions int) (ServerMemSnap, error) {
@@ -230,6 +238,9 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 	opened := 0
 	for _, step := range cfg.Steps {
 		start := time.Now()
+		if err := dialUpTo(step); err != nil {
+			return res, err
+		}
 		err := forEach(ctx, step-opened, cfg.OpenConcurrency, func(ctx context.Context, j int) error {
 			i := opened + j
 			if err := openStream(ctx, sctx, apis[i/perConn], arns[i/cfg.PerChannel], i, "connect", &wg, func() { settled.Add(1) }, func(err error) {
