@@ -202,3 +202,7 @@ func TestEndedLimits(t *testing.T) {
 		t.Errorf("a live session went with the ended ones")
 	}
 }
+
+func TestEndedLimitsSuite(t *testing.T) {
+	storetest.EndedLimits(t, memstore.New(memstore.WithEndedLimits(5, 3)))
+}

@@ -54,6 +54,13 @@ func channelListKey(arn string) string { return prefix + "{ch:" + digest(arn) + 
 // the hint's TTL; it shares the live set's slot.
 func hintKey(arn string) string { return prefix + "{ch:" + digest(arn) + "}:hint" }
 
+// endedKey is the channel's ended sessions, a zset of session ids scored
+// by when each ended (Unix ms); it shares the live set's slot.
+func endedKey(arn string) string { return prefix + "{ch:" + digest(arn) + "}:ended" }
+
+// allEndedKey is every ended session, a zset like endedKey's.
+func allEndedKey() string { return prefix + "{ended}" }
+
 // listKey is every session's listing, a zset of listMembers.
 func listKey() string { return prefix + "{sessions}:list" }
 

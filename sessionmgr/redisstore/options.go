@@ -9,6 +9,10 @@ const (
 	DefaultIdempotencyWindow = 10 * time.Minute
 	DefaultWaitSlice         = time.Minute
 	DefaultLiveGrace         = time.Minute
+	// DefaultMaxEnded and DefaultMaxEndedPerChannel bound the ended
+	// sessions kept for their retention (WithEndedLimits).
+	DefaultMaxEnded           = 100_000
+	DefaultMaxEndedPerChannel = 1_000
 )
 
 // Option configures a Store.
@@ -51,4 +55,12 @@ func WithLinger(d time.Duration) Option {
 // gone. Default DefaultLiveGrace.
 func WithLiveGrace(d time.Duration) Option {
 	return func(s *Store) { s.grace = d }
+}
+
+// WithEndedLimits bounds the ended sessions kept (for their retention) in
+// all and per channel: past a bound, the oldest ended session (by when it
+// ended) goes first. 0 leaves that bound off. Defaults DefaultMaxEnded and
+// DefaultMaxEndedPerChannel.
+func WithEndedLimits(total, perChannel int) Option {
+	return func(s *Store) { s.maxEnded, s.maxEndedPerChannel = total, perChannel }
 }

@@ -32,6 +32,8 @@ type Store struct {
 	grace     time.Duration
 	linger    time.Duration
 	tl        *follower
+	// maxEnded and maxEndedPerChannel bound the ended sessions kept.
+	maxEnded, maxEndedPerChannel int
 	// single: every key is on one server (standalone or Sentinel), so a
 	// script may touch keys of any slot (Create in one round trip).
 	single bool
@@ -58,6 +60,9 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		grace:     DefaultLiveGrace,
 		linger:    DefaultLinger,
 		version:   wire.Version,
+
+		maxEnded:           DefaultMaxEnded,
+		maxEndedPerChannel: DefaultMaxEndedPerChannel,
 	}
 	for _, o := range opts {
 		o(s)

@@ -264,3 +264,18 @@ func TestListBudget(t *testing.T) {
 	t.Cleanup(st.Close)
 	storetest.ListBudget(t, st, redisstore.ListScanBudget)
 }
+
+// Ended sessions are bounded by count on a single server (in the save
+// script) and on a Cluster (after it).
+func TestEndedLimits(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		st := redisstore.New(newClient(t, redistest.URL(t)), redisstore.WithEndedLimits(5, 3))
+		t.Cleanup(st.Close)
+		storetest.EndedLimits(t, st)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		st := redisstore.New(startCluster(t), redisstore.WithEndedLimits(5, 3))
+		t.Cleanup(st.Close)
+		storetest.EndedLimits(t, st)
+	})
+}
