@@ -208,36 +208,10 @@ func (s *Store) Get(_ context.Context, id sessionmgr.SessionID) (sessionmgr.Sess
 	return cloneSession(e.s), nil
 }
 
-// Put replaces the session's record. It fails, in this order, with
-// sessionmgr.ErrNotFound when there is none, sessionmgr.ErrFenced when
-// the stored Epoch differs from sess.Epoch (a newer owner took over), an
-// error wrapping sessionmgr.ErrInvalidArgument when sess names another
-// channel (a session's channel is fixed at Create), and
-// sessionmgr.ErrSessionClosed when the stored session has ended and sess
-// is not terminal: an ended session never counts against its channel's
-// limit again. The retention of a terminal session runs from the first Put
-// that made it terminal.
-func (s *Store) Put(_ context.Context, sess sessionmgr.Session) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.expireLocked()
-	e, ok := s.sessions[sess.ID]
-	if !ok {
-		return sessionmgr.ErrNotFound
-	}
-	if e.s.Epoch != sess.Epoch {
-		return fmt.Errorf("put session %s at epoch %d, stored epoch %d: %w", sess.ID, sess.Epoch, e.s.Epoch, sessionmgr.ErrFenced)
-	}
-	if e.s.Channel.ARN != sess.Channel.ARN {
-		return fmt.Errorf("%w: put session %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, sess.ID, e.s.Channel.ARN, sess.Channel.ARN)
-	}
-	if e.s.Terminal() && !sess.Terminal() {
-		return fmt.Errorf("put session %s in state %v: it is %v: %w", sess.ID, sess.State, e.s.State, sessionmgr.ErrSessionClosed)
-	}
-	s.unindexLocked(e)
-	e.s = cloneSession(sess)
-	s.indexLocked(e, now)
-	return nil
+// Put replaces the session's record: Save with no events (see Save for
+// its errors).
+func (s *Store) Put(ctx context.Context, sess sessionmgr.Session) error {
+	return s.Save(ctx, sess, nil)
 }
 
 // Save appends events to the session's timeline and replaces its record

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -531,84 +530,10 @@ func decodeRecord(id sessionmgr.SessionID, vals []any) (sessionmgr.Session, erro
 	return decodeSession(data, epoch, owner)
 }
 
-// putScript replaces a record when the fence and the rules allow.
-// KEYS: record, timeline. ARGV: session JSON, epoch, owner, terminal,
-// channel ARN, Expires ms, retention ms. Returns "ok", "rescore" (live,
-// and Expires changed), "notfound", "conflict:<epoch>",
-// "channel:<stored ARN>" or "closed".
-var putScript = redis.NewScript(luaExpire + `
-local r = redis.call('HMGET', KEYS[1], 'epoch', 'term', 'ch', 'exp')
-if not r[1] then return 'notfound' end
-if r[1] ~= ARGV[2] then return 'conflict:' .. r[1] end
-if r[3] ~= ARGV[5] then return 'channel:' .. r[3] end
-if r[2] == '1' and ARGV[4] ~= '1' then return 'closed' end
-redis.call('HSET', KEYS[1], 's', ARGV[1], 'owner', ARGV[3], 'term', ARGV[4], 'exp', ARGV[6])
-if r[2] ~= '1' then
-  expire(KEYS[1], KEYS[2], ARGV[4], ARGV[6], ARGV[7])
-end
-if ARGV[4] ~= '1' and r[4] ~= ARGV[6] then return 'rescore' end
-return 'ok'
-`)
-
-// Put replaces the session's record. It fails, in this order, with
-// sessionmgr.ErrNotFound, sessionmgr.ErrFenced when the stored Epoch
-// differs from sess.Epoch, an error wrapping sessionmgr.ErrInvalidArgument
-// when sess names another channel, and sessionmgr.ErrSessionClosed when
-// the stored session has ended and sess is not terminal. A terminal Put
-// leaves the channel's live set; the retention runs from the first.
+// Put replaces the session's record: Save with no events (see Save for
+// its errors, the live set and the ended sessions' bound).
 func (s *Store) Put(ctx context.Context, sess sessionmgr.Session) error {
-	if !validID(sess.ID) {
-		return sessionmgr.ErrNotFound
-	}
-	data, err := s.encodeSession(sess)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := s.bound(ctx)
-	defer cancel()
-	op := "put session " + string(sess.ID)
-	res, err := putScript.Run(cctx, s.rdb, []string{recordKey(sess.ID), eventsKey(sess.ID)},
-		data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
-		unixMillis(sess.Expires), millis(s.retention)).Text()
-	if err != nil {
-		return callError(ctx, op, err)
-	}
-	switch what, detail, _ := strings.Cut(res, ":"); what {
-	case "ok", "rescore":
-	case "notfound":
-		return sessionmgr.ErrNotFound
-	case "conflict":
-		return fmt.Errorf("%s at epoch %d, stored epoch %s: %w", op, sess.Epoch, detail, sessionmgr.ErrFenced)
-	case "channel":
-		return fmt.Errorf("%w: %s: its channel is %s, not %s", sessionmgr.ErrInvalidArgument, op, detail, sess.Channel.ARN)
-	case "closed":
-		return fmt.Errorf("%s in state %v: it has ended: %w", op, sess.State, sessionmgr.ErrSessionClosed)
-	default:
-		return fmt.Errorf("%s: unexpected script reply %q", op, res)
-	}
-
-	// The record is written; now its channel's live set. On every terminal
-	// Put, so that a retry mends a failure here.
-	// The owner index follows, in the same round trip.
-	switch {
-	case sess.Terminal():
-		_, err = s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
-			p.ZRem(cctx, liveKey(sess.Channel.ARN), string(sess.ID))
-			p.ZRem(cctx, ownedKey(sess.Owner), string(sess.ID))
-			return nil
-		})
-	case res == "rescore":
-		_, err = s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
-			z := redis.Z{Score: s.liveScore(sess), Member: string(sess.ID)}
-			p.ZAddXX(cctx, liveKey(sess.Channel.ARN), z)
-			p.ZAddXX(cctx, ownedKey(sess.Owner), z)
-			return nil
-		})
-	}
-	if err != nil {
-		return callError(ctx, op+": live set", err)
-	}
-	return nil
+	return s.Save(ctx, sess, nil)
 }
 
 // luaMove defines move(from, to, id, score, keep, key prefix), which
