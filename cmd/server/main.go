@@ -116,8 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		closeListeners()
 		return err
 	}
-	auth := service.NewAuth(d.apiKeys)
-	if auth.Keys() == 0 {
+	if d.parts.Auth.Keys() == 0 {
 		log.Warn("no API keys configured (-api-keys-file, VS_API_KEYS): backend RPCs will be refused")
 	}
 
@@ -146,7 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	gopts = append(gopts, tracingOptions(tp)...)
-	svc := service.New(d.manager, auth, log, d.serviceOptions(cfg)...)
+	svc := d.parts.Server
 	gopts = append(gopts, grpc.InTapHandle(mw.Tap(svc.Tap)))
 	gs := grpc.NewServer(gopts...)
 	hs := health.NewServer()

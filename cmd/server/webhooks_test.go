@@ -2,13 +2,10 @@ package main
 
 import (
 	"io"
-	"log/slog"
+	"slices"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/acme/viewersession/sessionmgr"
+	"time"
 )
 
 // TestLoadConfigWebhooks: -webhook-url repeats and adds to VS_WEBHOOK_URL;
@@ -63,44 +60,26 @@ func TestLoadConfigWebhooks(t *testing.T) {
 	}
 }
 
-// countingObserver counts the timeline events it is given.
-type countingObserver struct {
-	sessionmgr.Observer
-	events *int
-}
-
-func (o countingObserver) SessionEvent(sessionmgr.SessionID, string, sessionmgr.Event) { *o.events++ }
-
-// TestWebhooksObserver: with -webhook-url, the sessions report to an
-// observer that sends webhooks and still feeds the one it wraps (tracing
-// keeps its events); the dispatcher is closed with the dependencies.
-func TestWebhooksObserver(t *testing.T) {
+// TestWebhookConfig: without -webhook-url there are no webhooks; with it,
+// the dispatcher gets the URLs, the secret and the retry flags.
+func TestWebhookConfig(t *testing.T) {
 	cfg := DefaultConfig()
-	d := &deps{}
-	var base sessionmgr.Observer = countingObserver{events: new(int)}
-	if got := d.webhooks(cfg, nil, "r1", slog.New(slog.DiscardHandler), prometheus.NewRegistry(), base); got != base {
-		t.Errorf("webhooks without -webhook-url = %T, want the observer unchanged", got)
+	if got := webhookConfig(cfg); got != nil {
+		t.Errorf("webhookConfig without -webhook-url = %+v, want nil", got)
 	}
-	cfg.WebhookURLs, cfg.WebhookSecret = "http://127.0.0.1:1/hook", "a-webhook-secret-of-32-bytes...."
-	n := new(int)
-	obs := d.webhooks(cfg, nil, "r1", slog.New(slog.DiscardHandler), prometheus.NewRegistry(), countingObserver{events: n})
-	so, ok := obs.(sessionmgr.SessionObserver)
-	if !ok {
-		t.Fatalf("webhooks = %T, want a sessionmgr.SessionObserver", obs)
+	cfg.WebhookURLs, cfg.WebhookSecret = "http://127.0.0.1:1/hook, http://127.0.0.1:2/hook", "a-webhook-secret-of-32-bytes...."
+	cfg.WebhookBackoff, cfg.WebhookMaxAttempts, cfg.WebhookClaimIdle = 3*time.Second, 7, 11*time.Second
+	got := webhookConfig(cfg)
+	if got == nil {
+		t.Fatal("webhookConfig with -webhook-url = nil")
 	}
-	eo, ok := obs.(sessionmgr.EventObserver)
-	if !ok {
-		t.Fatalf("webhooks = %T, want a sessionmgr.EventObserver too (tracing)", obs)
+	if want := []string{"http://127.0.0.1:1/hook", "http://127.0.0.1:2/hook"}; !slices.Equal(got.URLs, want) {
+		t.Errorf("URLs = %q, want %q", got.URLs, want)
 	}
-	eo.SessionEvent("s", "arn", sessionmgr.Event{Type: sessionmgr.EventOfferSent})
-	so.SessionEventOf(sessionmgr.SessionRef{ID: "s"}, sessionmgr.Event{Type: sessionmgr.EventOfferSent})
-	if *n != 1 {
-		t.Errorf("the wrapped observer got %d events, want 1", *n)
+	if string(got.Secret) != cfg.WebhookSecret {
+		t.Error("Secret is not -webhook-secret")
 	}
-	if len(d.closers) != 1 {
-		t.Fatalf("closers = %d, want the dispatcher's", len(d.closers))
-	}
-	if err := d.closers[0](t.Context()); err != nil {
-		t.Errorf("close the dispatcher: %v", err)
+	if got.Backoff != 3*time.Second || got.MaxAttempts != 7 || got.ClaimIdle != 11*time.Second {
+		t.Errorf("Backoff, MaxAttempts, ClaimIdle = %v, %d, %v, want 3s, 7, 11s", got.Backoff, got.MaxAttempts, got.ClaimIdle)
 	}
 }

@@ -21,17 +21,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/assemble"
 	"github.com/acme/viewersession/kvs"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
 	"github.com/acme/viewersession/metrics"
-	channelprobe "github.com/acme/viewersession/probe"
-	"github.com/acme/viewersession/service"
 	"github.com/acme/viewersession/sessionmgr"
-	"github.com/acme/viewersession/sessionmgr/bind"
-	"github.com/acme/viewersession/sessionmgr/memstore"
-	"github.com/acme/viewersession/sessionmgr/rediscluster"
-	"github.com/acme/viewersession/sessionmgr/redisstore"
 )
 
 // DemoChannel is the channel -dev creates, with a simulated camera.
@@ -39,6 +34,9 @@ const DemoChannel = "demo-camera"
 
 // deps are the dependencies run wires together, closed in reverse order.
 type deps struct {
+	// parts is the assembled stack (internal/assemble), as bench and the
+	// tests assemble it.
+	parts    *assemble.Parts
 	manager  *sessionmgr.Manager
 	apiKeys  []string
 	devKey   string // -dev's generated API key, printed once
@@ -46,21 +44,6 @@ type deps struct {
 	closers  []func(context.Context) error
 	// checks are the dependencies readiness depends on.
 	checks []readinessCheck
-	// rates shares the create rate limit between replicas (Redis); nil
-	// means this process only.
-	rates service.RateLimiter
-	// prober runs ProbeChannel on the manager's channel slots.
-	prober *channelprobe.Prober
-}
-
-// serviceOptions are the service's limits and, with Redis, the shared
-// rate limiter.
-func (d *deps) serviceOptions(cfg Config) []service.Option {
-	opts := []service.Option{service.WithLimits(cfg.Limits), service.WithProber(d.prober)}
-	if d.rates != nil {
-		opts = append(opts, service.WithRateLimiter(d.rates))
-	}
-	return opts
 }
 
 func (d *deps) close(ctx context.Context, log *slog.Logger) {
@@ -71,8 +54,10 @@ func (d *deps) close(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// build wires the store, the clientId allocator, the KVS client (or the
-// embedded emulator with -dev) and the session manager.
+// build turns the flags into an assemble.Config (the Redis client, the KVS
+// client's endpoint and credentials, or the embedded emulator with -dev;
+// the session manager's settings, webhooks, limits) and assembles the
+// stack with it.
 func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer, mx *metrics.Metrics, obs sessionmgr.Observer) (_ *deps, err error) {
 	d := &deps{}
 	defer func() {
@@ -91,44 +76,46 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		d.apiKeys = []string{d.devKey}
 	}
 
+	ac := assemble.Config{
+		Logger:            log,
+		Registerer:        reg,
+		Metrics:           mx,
+		Observer:          obs,
+		RedisWriteVersion: cfg.RedisWriteVersion,
+		IDs:               clientid.DefaultConfig(),
+		Webhooks:          webhookConfig(cfg),
+		APIKeys:           d.apiKeys,
+		Limits:            &cfg.Limits,
+	}
+	ac.IDs.DefaultCooldown = cfg.Session.ClientIDCooldown
+	built := false // assemble.Build was called: it owns ac.Redis
+
 	// Shared state: Redis when configured (sessions, timelines and clientIds
 	// shared by every replica), else memory (one replica).
-	idCfg := clientid.DefaultConfig()
-	idCfg.DefaultCooldown = cfg.Session.ClientIDCooldown
-	var (
-		alloc   bind.Allocator
-		store   sessionmgr.Store
-		cluster sessionmgr.Cluster
-		shared  redis.UniversalClient // nil without Redis
-	)
 	if cfg.RedisURL != "" {
 		rdb, err := newRedis(cfg)
 		if err != nil {
 			return nil, err
 		}
-		rdb.AddHook(mx.RedisHook())
 		d.checks = append(d.checks, readinessCheck{
 			name:  "redis",
 			what:  "sessions cannot be created, joined or listed",
 			check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		})
-		d.closers = append(d.closers, func(context.Context) error { return rdb.Close() })
-		alloc = clientid.NewRedis(rdb, idCfg)
-		store = redisstore.New(rdb, redisstore.WithWriteVersion(cfg.RedisWriteVersion))
-		rc := rediscluster.New(rdb, rediscluster.WithWriteVersion(cfg.RedisWriteVersion))
-		cluster, d.rates = rc, rc
-		shared = rdb
-	} else {
-		alloc = clientid.NewMemory(idCfg)
-		store = memstore.New()
+		// Build owns the client (it closes it, on error too); until then,
+		// it is closed here.
+		ac.Redis = rdb
+		d.closers = append(d.closers, func(context.Context) error {
+			if built {
+				return nil
+			}
+			return rdb.Close()
+		})
 	}
 
 	// KVS: the embedded emulator with -dev, else AWS (or -kvs-endpoint).
-	var awsCfg aws.Config
 	kcfg := kvs.DefaultConfig()
 	kcfg.Region = cfg.AWSRegion
-	kcfg.Logger = log.With("component", "kvs")
-	kcfg.Observe = mx.KVSCall
 	if cfg.Dev && cfg.KVSEndpoint == "" {
 		ecfg := kvsemu.DefaultConfig()
 		ecfg.Addr = cfg.DevKVSAddr
@@ -150,15 +137,18 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 			return nil, fmt.Errorf("start demo camera: %w", err)
 		}
 		creds := emu.Credentials()
-		awsCfg = aws.Config{
+		ac.AWS = aws.Config{
 			Region:      cfg.AWSRegion,
 			Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
 		}
 		kcfg.Endpoint = emu.Endpoint()
 		kcfg.CAPool = emu.CertPool()
+		// -dev's camera is on this host (127.0.0.1 by default): its probes
+		// gather loopback candidates too.
+		ac.Probe.Loopback = true
 	} else {
 		sdkLog, logCtx := log.With("component", "aws-sdk"), context.WithoutCancel(ctx)
-		awsCfg, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion),
+		ac.AWS, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion),
 			awsconfig.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
 				// The SDK's own lines go through slog, never as plain text
 				// into the JSON log.
@@ -171,7 +161,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		if err != nil {
 			return nil, fmt.Errorf("load AWS config: %w", err)
 		}
-		creds := awsCfg.Credentials
+		creds := ac.AWS.Credentials
 		d.checks = append(d.checks, readinessCheck{
 			name: "aws credentials",
 			what: "KVS cannot be called: CreateSession fails",
@@ -199,10 +189,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 			kcfg.CAPool = pool
 		}
 	}
-	kc, err := kvs.New(awsCfg, kcfg)
-	if err != nil {
-		return nil, fmt.Errorf("kvs client: %w", err)
-	}
+	ac.KVS = kcfg
 
 	mcfg := sessionmgr.DefaultConfig()
 	mcfg.MaxPerChannel = cfg.Session.MaxPerChannel
@@ -236,20 +223,17 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		}
 		mcfg.TokenSecret = []byte(strings.TrimSpace(string(secret)))
 	}
-	obs = d.webhooks(cfg, shared, mcfg.ReplicaID, log, reg, obs)
-	opts := []sessionmgr.Option{sessionmgr.WithLogger(log.With("component", "sessionmgr", "replica", mcfg.ReplicaID)), sessionmgr.WithObserver(obs)}
-	if cluster != nil {
-		opts = append(opts, sessionmgr.WithCluster(cluster))
-	}
-	d.manager = sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc), opts...)
-	d.closers = append(d.closers, d.manager.Close)
-	// -dev's camera is on this host (127.0.0.1 by default): its probes
-	// gather loopback candidates too.
-	d.prober, err = channelprobe.New(d.manager, channelprobe.Config{Loopback: d.emulator != nil, Observe: mx.Probe},
-		channelprobe.WithLogger(log.With("component", "probe")))
+	ac.Manager = mcfg
+
+	// The parts close (manager, webhooks, store, Redis) before the
+	// emulator.
+	built = true
+	parts, err := assemble.Build(ctx, ac)
 	if err != nil {
 		return nil, err
 	}
+	d.parts, d.manager = parts, parts.Manager
+	d.closers = append(d.closers, parts.Close)
 	return d, nil
 }
 
@@ -286,38 +270,15 @@ func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// newRedis builds the Redis client -redis-mode asks for, with short
-// timeouts (an outage must fail calls fast, never hang them).
+// newRedis builds the Redis client -redis-mode asks for (assemble.NewRedis:
+// short timeouts, a pool timeout shorter than a call's).
 func newRedis(cfg Config) (redis.UniversalClient, error) {
-	// poolTimeout is shorter than the store's per-call timeout (1 s), so
-	// that a call that finds every pooled connection busy fails with the
-	// pool timeout: UNAVAILABLE naming the exhausted pool, counted in
-	// vss_redis_pool_timeouts_total (go-redis's default is ReadTimeout +
-	// 1 s, and the call's deadline would end the wait first, unnamed).
-	const timeout, poolTimeout = time.Second, 500 * time.Millisecond
-	switch cfg.RedisMode {
-	case "sentinel":
-		o, err := redis.ParseFailoverURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("-redis-url (sentinel): %w", err)
-		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
-		o.PoolTimeout = poolTimeout
-		return redis.NewFailoverClient(o), nil
-	case "cluster":
-		o, err := redis.ParseClusterURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("-redis-url (cluster): %w", err)
-		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
-		o.PoolTimeout = poolTimeout
-		return redis.NewClusterClient(o), nil
+	rdb, err := assemble.NewRedis(cfg.RedisMode, cfg.RedisURL)
+	switch {
+	case err == nil:
+		return rdb, nil
+	case cfg.RedisMode == "sentinel" || cfg.RedisMode == "cluster":
+		return nil, fmt.Errorf("-redis-url (%s): %w", cfg.RedisMode, err)
 	}
-	o, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("-redis-url: %w", err)
-	}
-	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = timeout, timeout, timeout, true
-	o.PoolTimeout = poolTimeout
-	return redis.NewClient(o), nil
+	return nil, fmt.Errorf("-redis-url: %w", err)
 }
