@@ -1,7 +1,8 @@
 // Package stacktest runs the whole service in one test process: the KVS
 // emulator with a simulated camera, the real kvs client, the clientId
 // allocator and the session store (memory, or a real Redis), the session
-// manager, and the gRPC service on a loopback port. End-to-end tests of
+// manager, and the gRPC service on a loopback port, assembled by
+// internal/assemble as the server assembles them. End-to-end tests of
 // service and cmd/viewerctl build on it.
 package stacktest
 
@@ -22,23 +23,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/pion/webrtc/v4"
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/assemble"
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/kvs"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
-	"github.com/acme/viewersession/service"
 	"github.com/acme/viewersession/sessionmgr"
-	"github.com/acme/viewersession/sessionmgr/bind"
-	"github.com/acme/viewersession/sessionmgr/memstore"
-	"github.com/acme/viewersession/sessionmgr/rediscluster"
-	"github.com/acme/viewersession/sessionmgr/redisstore"
 )
 
 // APIKey is the backend API key the stack accepts.
@@ -166,51 +162,55 @@ func open(o Options, redisURL string) (_ *Stack, err error) {
 		return nil, err
 	}
 
+	// The server's assembly (internal/assemble), with what a test changes:
+	// short timers, fast dials, a debug log, a short clientId cooldown.
 	creds := emu.Credentials()
-	kcfg := kvs.DefaultConfig()
-	kcfg.Region = emu.Region()
-	kcfg.Endpoint = emu.Endpoint()
-	kcfg.CAPool = emu.CertPool()
-	kcfg.Logger = log
-	kc, err := kvs.New(aws.Config{
-		Region:      emu.Region(),
-		Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
-	}, kcfg)
-	if err != nil {
-		return nil, err
+	ac := assemble.Config{
+		Logger: log,
+		AWS: aws.Config{
+			Region:      emu.Region(),
+			Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
+		},
+		KVS:     kvs.DefaultConfig(),
+		Manager: sessionmgr.DefaultConfig(),
+		IDs:     clientid.DefaultConfig(),
+		APIKeys: []string{APIKey},
 	}
-	idCfg := clientid.DefaultConfig()
-	idCfg.DefaultCooldown = o.Cooldown
-	mcfg := sessionmgr.DefaultConfig()
-	mcfg.MinTimer = 10 * time.Millisecond
-	mcfg.DialsPerSecond = 100
+	ac.KVS.Region, ac.KVS.Endpoint, ac.KVS.CAPool = emu.Region(), emu.Endpoint(), emu.CertPool()
+	ac.IDs.DefaultCooldown = o.Cooldown
+	ac.Manager.MinTimer = 10 * time.Millisecond
+	ac.Manager.DialsPerSecond = 100
 	if o.Defaults != (sessionmgr.Options{}) {
-		mcfg.Defaults = o.Defaults
+		ac.Manager.Defaults = o.Defaults
 	}
-	var (
-		store sessionmgr.Store = memstore.New()
-		alloc bind.Allocator   = clientid.NewMemory(idCfg)
-		opts                   = []sessionmgr.Option{sessionmgr.WithLogger(log)}
-	)
 	if o.Redis {
-		ropts, err := redis.ParseURL(redisURL)
+		rdb, err := assemble.NewRedis("standalone", redisURL)
 		if err != nil {
 			return nil, err
 		}
-		ropts.ContextTimeoutEnabled = true
-		rdb := redis.NewClient(ropts)
-		cleanups = append(cleanups, func() error { _ = rdb.Close(); return nil })
-		idCfg.KeyPrefix = "vs:v1:" + RandomSuffix() // keys of our own on a shared server
-		rs := redisstore.New(rdb)
-		cleanups = append(cleanups, func() error { rs.Close(); return nil }) // after the manager's Close, before the client's
-		store, alloc = rs, clientid.NewRedis(rdb, idCfg)
-		mcfg.ReplicaID = "e2e-" + RandomSuffix()
-		opts = append(opts, sessionmgr.WithCluster(rediscluster.New(rdb)))
+		ac.Redis = rdb                               // the parts close it
+		ac.IDs.KeyPrefix = "vs:v1:" + RandomSuffix() // keys of our own on a shared server
+		ac.Manager.ReplicaID = "e2e-" + RandomSuffix()
+		// Tests share a Redis server (REDIS_URL) under one API key: each
+		// stack keeps its own create rate limit.
+		ac.LocalRates = true
 	}
-	m := sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc), opts...)
+	parts, err := assemble.Build(context.Background(), ac)
+	if err != nil {
+		return nil, err
+	}
+	// After the gRPC server: the manager, the stores, then Redis.
+	cleanups = append(cleanups, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := parts.Close(ctx); err != nil {
+			return fmt.Errorf("close the stack's parts: %w", err)
+		}
+		return nil
+	})
 
 	gs := grpc.NewServer()
-	vspb.RegisterViewerSessionServiceServer(gs, service.New(m, service.NewAuth([]string{APIKey}), log))
+	vspb.RegisterViewerSessionServiceServer(gs, parts.Server)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -230,14 +230,9 @@ func open(o Options, redisURL string) (_ *Stack, err error) {
 		cc.Close()
 		gs.Stop()
 		<-served
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := m.Close(ctx); err != nil {
-			return fmt.Errorf("manager close: %w", err)
-		}
 		return nil
 	})
-	s.Emu, s.ARN, s.Manager, s.Conn, s.API, s.GRPCAddr = emu, arn, m, cc, vspb.NewViewerSessionServiceClient(cc), lis.Addr().String()
+	s.Emu, s.ARN, s.Manager, s.Conn, s.API, s.GRPCAddr = emu, arn, parts.Manager, cc, vspb.NewViewerSessionServiceClient(cc), lis.Addr().String()
 	return s, nil
 }
 
