@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/acme/viewersession/internal/rplumb"
 )
 
 // Config tunes an allocator. A zero or negative field takes its default, so
@@ -42,7 +44,7 @@ func DefaultConfig() Config {
 		LeaseTTL:        30 * time.Second,
 		DefaultCooldown: 60 * time.Second,
 		MaxSuffix:       20,
-		KeyPrefix:       "vs:v1",
+		KeyPrefix:       strings.TrimSuffix(rplumb.Prefix, ":"),
 		Timeout:         time.Second,
 	}
 }

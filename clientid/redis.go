@@ -2,11 +2,11 @@ package clientid
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/acme/viewersession/internal/rplumb"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -313,28 +313,12 @@ func (r *Redis) fenced(ctx context.Context, op string, s *redis.Script, l Lease,
 	return nil
 }
 
-// callError maps a failed round trip: the caller's own context error as it
-// is, an outage (network, timeout, a server that is loading, read-only,
-// out of memory, busy ...) as ErrUnavailable, anything else (a script or
-// data error) as a plain error. The cause of an outage is kept as text only,
-// so errors.Is finds ErrUnavailable and not our internal timeout.
+// callError maps a failed round trip (rplumb.Errors): the caller's own
+// context error as it is, an outage (network, timeout, a server that is
+// loading, read-only, out of memory, busy ...) as ErrUnavailable, anything
+// else (a script or data error) as a plain error.
 func (r *Redis) callError(ctx context.Context, op string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("%s: %w", op, ctxErr)
-	}
-	var reply redis.Error
-	if errors.As(err, &reply) && !outageReply(err) {
-		return fmt.Errorf("%s: redis: %w", op, err)
-	}
-	return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
-}
-
-// outageReply reports whether a Redis error reply means the server cannot
-// serve us now, rather than that our command is wrong.
-func outageReply(err error) bool {
-	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsClusterDownError(err) ||
-		redis.IsTryAgainError(err) || redis.IsMasterDownError(err) || redis.IsMaxClientsError(err) ||
-		redis.IsOOMError(err) || redis.IsNoReplicasError(err) || redis.HasErrorPrefix(err, "BUSY")
+	return rplumb.Errors{Unavailable: ErrUnavailable}.Error(ctx, op, err)
 }
 
 // millis converts d to whole milliseconds for PX, rounding up so a TTL is

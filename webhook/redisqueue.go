@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acme/viewersession/internal/rplumb"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -16,7 +17,7 @@ import (
 const (
 	// streamKey is the deliveries, a stream of entries {u: URL, b: body},
 	// trimmed to about MaxQueue (MAXLEN ~).
-	streamKey = "vs:v1:{webhooks}:q"
+	streamKey = rplumb.Prefix + "{webhooks}:q"
 	// group is the stream's consumer group; each replica consumes in it
 	// under its replica id.
 	group = "deliver"
@@ -24,7 +25,7 @@ const (
 
 // onceKey marks that name was added (a session's first video), a string
 // with a TTL.
-func onceKey(name string) string { return "vs:v1:{webhooks}:once:" + name }
+func onceKey(name string) string { return rplumb.Prefix + "{webhooks}:once:" + name }
 
 // addScript adds the deliveries ARGV[3..] (url, body pairs) to the stream
 // KEYS[1], trimmed to about ARGV[1] entries; with KEYS[2], only if that

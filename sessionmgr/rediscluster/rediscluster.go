@@ -20,15 +20,15 @@ package rediscluster
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme/viewersession/internal/rplumb"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
@@ -48,7 +48,7 @@ var _ sessionmgr.Cluster = (*Cluster)(nil)
 
 // New returns a Cluster on rdb with the key prefix "vs:v1".
 func New(rdb redis.UniversalClient, opts ...Option) *Cluster {
-	c := &Cluster{rdb: rdb, prefix: "vs:v1", maxInFlight: 64, version: wire.Version}
+	c := &Cluster{rdb: rdb, prefix: strings.TrimSuffix(rplumb.Prefix, ":"), maxInFlight: 64, version: wire.Version}
 	for _, o := range opts {
 		o(c)
 	}
@@ -184,9 +184,8 @@ func (c *Cluster) Serve(ctx context.Context, replica string, handle func(context
 // paceScript gives turns at least ARGV[1] ms apart per key, on the Redis
 // server's clock (no skew between replicas): 0 when the turn is the
 // caller's, else the milliseconds to wait.
-var paceScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+var paceScript = redis.NewScript(rplumb.LuaNow + `
+local now = now_ms()
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
 if now >= nxt then
   redis.call('SET', KEYS[1], now + tonumber(ARGV[1]), 'PX', tonumber(ARGV[1]) * 4)
@@ -203,8 +202,7 @@ func (c *Cluster) Pace(ctx context.Context, channel string, perSecond float64) (
 		return 0, nil
 	}
 	interval := max(time.Duration(float64(time.Second)/perSecond), time.Millisecond)
-	sum := sha256.Sum256([]byte(channel))
-	key := c.prefix + ":{pace:" + hex.EncodeToString(sum[:16]) + "}"
+	key := c.prefix + ":{pace:" + rplumb.Digest(channel) + "}"
 	ms, err := paceScript.Run(ctx, c.rdb, []string{key}, interval.Milliseconds()).Int64()
 	if err != nil {
 		return 0, wrap(err)
@@ -224,9 +222,8 @@ func wrap(err error) error {
 // the tokens left and when they were counted; ARGV[1] tokens per second,
 // ARGV[2] the burst. It returns 0 when a token was taken, else the
 // milliseconds until one is due.
-var takeScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+var takeScript = redis.NewScript(rplumb.LuaNow + `
+local now = now_ms()
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local v = redis.call('HMGET', KEYS[1], 'tk', 'ts')
@@ -255,8 +252,7 @@ func (c *Cluster) Take(ctx context.Context, key string, perSecond float64, burst
 	if perSecond <= 0 {
 		return 0, nil
 	}
-	sum := sha256.Sum256([]byte(key))
-	k := c.prefix + ":{rate:" + hex.EncodeToString(sum[:16]) + "}"
+	k := c.prefix + ":{rate:" + rplumb.Digest(key) + "}"
 	ms, err := takeScript.Run(ctx, c.rdb, []string{k}, perSecond, max(burst, 1)).Int64()
 	if err != nil {
 		return 0, wrap(err)

@@ -1,19 +1,18 @@
 package redisstore
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/acme/viewersession/internal/rplumb"
 	"github.com/acme/viewersession/sessionmgr"
 )
 
 // prefix starts every key: the service and the key layout's version.
-const prefix = "vs:v1:"
+const prefix = rplumb.Prefix
 
 // The record hash's fields.
 const (
@@ -93,12 +92,9 @@ func idemKey(caller, requestID string) string {
 	return prefix + "{idem:" + digest(strconv.Itoa(len(caller))+":"+caller+requestID) + "}"
 }
 
-// digest is the first 128 bits of s's SHA-256, in hex: a fixed-length,
-// brace-free stand-in for ARNs and request ids in keys.
-func digest(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:16])
-}
+// digest is a fixed-length, brace-free stand-in for ARNs and request ids
+// in keys (rplumb.Digest).
+func digest(s string) string { return rplumb.Digest(s) }
 
 // A listing member orders sessions newest-last by byte order, so a zset of
 // them with equal scores lists newest first with ZREVRANGEBYLEX: the

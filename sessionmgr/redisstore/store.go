@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme/viewersession/internal/rplumb"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/internal/wire"
 )
@@ -82,12 +83,7 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // luaNow defines now_ms(): the server's clock in Unix milliseconds.
-const luaNow = `
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-`
+const luaNow = rplumb.LuaNow
 
 // luaExpire defines follow(rec, ev), which gives the timeline its record's
 // TTL, and expire(rec, ev, terminal, exp, retention), which sets a
