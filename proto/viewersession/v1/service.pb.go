@@ -658,7 +658,10 @@ func (x *ListSessionsRequest) GetViewerId() string {
 // ListSessionsResponse is the response of ListSessions.
 type ListSessionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The sessions of this page.
+	// The sessions of this page. A page may hold fewer than `page_size`
+	// sessions, even none, while `next_page_token` is set: each call examines
+	// a bounded number of sessions, and a filter that skips many ends the
+	// page early (AIP-158). Keep paging until the token is empty.
 	Sessions []*Session `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	// Token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`

@@ -356,7 +356,10 @@ export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__P
  */
 export type ListSessionsResponse = Message<"viewersession.v1.ListSessionsResponse"> & {
   /**
-   * The sessions of this page.
+   * The sessions of this page. A page may hold fewer than `page_size`
+   * sessions, even none, while `next_page_token` is set: each call examines
+   * a bounded number of sessions, and a filter that skips many ends the
+   * page early (AIP-158). Keep paging until the token is empty.
    *
    * @generated from field: repeated viewersession.v1.Session sessions = 1;
    */
