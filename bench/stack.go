@@ -21,15 +21,14 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/assemble"
 	"github.com/acme/viewersession/kvs"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
-	"github.com/acme/viewersession/metrics"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/service"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
-	"github.com/acme/viewersession/sessionmgr/memstore"
 )
 
 // apiKey is the backend API key of every Stack.
@@ -90,6 +89,7 @@ type Stack struct {
 	Manager  *sessionmgr.Manager
 	Registry *prometheus.Registry
 
+	parts   *assemble.Parts
 	hc      *http.Client
 	conns   []*grpc.ClientConn
 	clients []vspb.ViewerSessionServiceClient
@@ -148,55 +148,52 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		return nil, err
 	}
 
+	// The server's assembly (internal/assemble), with what the figures
+	// change: the configurations StackConfig edits, a store and allocator
+	// of their own, and limits no single API key reaches.
 	reg := prometheus.NewRegistry()
 	s.Registry = reg
-	mx := metrics.New(reg)
 	creds := emu.Credentials()
-	kcfg := kvs.DefaultConfig()
-	kcfg.Region = emu.Region()
-	kcfg.Endpoint = emu.Endpoint()
-	kcfg.CAPool = emu.CertPool()
-	kcfg.Logger = log
-	kcfg.Observe = mx.KVSCall
+	ac := assemble.Config{
+		Logger:     log,
+		Registerer: reg,
+		AWS: aws.Config{
+			Region:      emu.Region(),
+			Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
+		},
+		KVS:     kvs.DefaultConfig(),
+		Manager: sessionmgr.DefaultConfig(),
+		IDs:     clientid.DefaultConfig(),
+		Store:   cfg.Store,
+		APIKeys: []string{apiKey},
+	}
+	ac.KVS.Region, ac.KVS.Endpoint, ac.KVS.CAPool = emu.Region(), emu.Endpoint(), emu.CertPool()
 	if cfg.KVS != nil {
-		cfg.KVS(&kcfg)
+		cfg.KVS(&ac.KVS)
 	}
-	kc, err := kvs.New(aws.Config{
-		Region:      emu.Region(),
-		Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
-	}, kcfg)
-	if err != nil {
-		return nil, fmt.Errorf("kvs client: %w", err)
-	}
-	s.KVS = kc
-
-	idCfg := clientid.DefaultConfig()
 	if cfg.IDs != nil {
-		cfg.IDs(&idCfg)
+		cfg.IDs(&ac.IDs)
 	}
-	var alloc bind.Allocator = clientid.NewMemory(idCfg)
 	if cfg.Allocator != nil {
-		alloc = cfg.Allocator(idCfg)
+		ac.Allocator = cfg.Allocator(ac.IDs)
 	}
-	var store sessionmgr.Store = memstore.New()
-	if cfg.Store != nil {
-		store = cfg.Store
-	}
-	mcfg := sessionmgr.DefaultConfig()
 	if cfg.Manager != nil {
-		cfg.Manager(&mcfg)
+		cfg.Manager(&ac.Manager)
 	}
-	s.Manager = sessionmgr.New(mcfg, store, bind.NewSignaler(kc), bind.NewClientIDs(alloc),
-		sessionmgr.WithLogger(log), sessionmgr.WithObserver(mx))
-
-	mw := service.NewInterceptors(log, reg)
-	s.gs = grpc.NewServer(grpc.ChainUnaryInterceptor(mw.Unary()...), grpc.ChainStreamInterceptor(mw.Stream()...))
 	// The figures measure the service's work, not its per-caller limits:
 	// one API key makes thousands of creates a second here.
 	limits := service.DefaultLimits()
 	limits.CreatesPerSecond, limits.CreateBurst = 1e9, 1<<30
 	limits.StreamsPerAPIKey = 1 << 30
-	vspb.RegisterViewerSessionServiceServer(s.gs, service.New(s.Manager, service.NewAuth([]string{apiKey}), log, service.WithLimits(limits)))
+	ac.Limits = &limits
+	if s.parts, err = assemble.Build(ctx, ac); err != nil {
+		return nil, err
+	}
+	s.KVS, s.Manager = s.parts.KVS, s.parts.Manager
+
+	mw := service.NewInterceptors(log, reg)
+	s.gs = grpc.NewServer(grpc.ChainUnaryInterceptor(mw.Unary()...), grpc.ChainStreamInterceptor(mw.Stream()...))
+	vspb.RegisterViewerSessionServiceServer(s.gs, s.parts.Server)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		close(s.served)
@@ -255,13 +252,13 @@ func mastersConnected(ctx context.Context, emu *kvsemu.Emulator) error {
 }
 
 // Close stops everything the Stack started, the manager first (its sessions
-// close and release their clientIds), then the gRPC server and clients, the
-// cameras and the emulator.
+// close and release their clientIds; assemble.Parts.Close), then the gRPC
+// server and clients, the cameras and the emulator.
 func (s *Stack) Close() error {
 	var errs []error
-	if s.Manager != nil {
+	if s.parts != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		errs = append(errs, s.Manager.Close(ctx))
+		errs = append(errs, s.parts.Close(ctx))
 		cancel()
 	}
 	for _, cc := range s.conns {
