@@ -38,6 +38,11 @@ type Config struct {
 	// replicas of a release before version 2 share the Redis (a rolling
 	// update's first step; both are read either way). Default 2.
 	RedisWriteVersion int
+	// MaxEnded and MaxEndedPerChannel bound the ended sessions kept for
+	// their retention (GetSession, ListSessions, WatchSession's replay), in
+	// all and per channel: past a bound the oldest ended goes first; 0
+	// leaves a bound off. Defaults 100,000 and 1,000.
+	MaxEnded, MaxEndedPerChannel int
 	// ReplicaID names this replica as a session owner; unique per process.
 	// Default "" = <hostname>-<pid>.
 	ReplicaID string
@@ -207,6 +212,8 @@ func DefaultConfig() Config {
 		GRPCAddr:             ":50051",
 		RedisMode:            "standalone",
 		RedisWriteVersion:    2,
+		MaxEnded:             100_000,
+		MaxEndedPerChannel:   1_000,
 		HTTPAddr:             ":8080",
 		DrainTimeout:         20 * time.Second,
 		DevCameraMode:        string(camera.CSample),
@@ -252,6 +259,8 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for shared state; empty = in-memory, single replica")
 	fs.StringVar(&c.RedisMode, "redis-mode", c.RedisMode, "standalone, sentinel or cluster: how to read -redis-url")
 	fs.IntVar(&c.RedisWriteVersion, "redis-write-version", c.RedisWriteVersion, "wire version of what is written to Redis: 2, or 1 while older replicas share it")
+	fs.IntVar(&c.MaxEnded, "max-ended-sessions", c.MaxEnded, "ended sessions kept for their retention, in all (the oldest ended goes first; 0: no bound)")
+	fs.IntVar(&c.MaxEndedPerChannel, "max-ended-per-channel", c.MaxEndedPerChannel, "ended sessions kept for their retention, per channel (0: no bound)")
 	fs.StringVar(&c.ReplicaID, "replica-id", c.ReplicaID, "this replica's name as a session owner; empty = <hostname>-<pid>")
 	fs.StringVar(&c.TokenSecretFile, "token-secret-file", c.TokenSecretFile, "file with the key session tokens are derived with (share it across replicas)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "run everything embedded: in-memory state, local KVS emulator, simulated camera")
@@ -472,6 +481,8 @@ func (c Config) Validate() error {
 		"-redis-mode %q: want standalone, sentinel or cluster", c.RedisMode)
 	check(c.RedisWriteVersion == 1 || c.RedisWriteVersion == 2,
 		"-redis-write-version %d: want 1 or 2", c.RedisWriteVersion)
+	check(c.MaxEnded >= 0, "-max-ended-sessions %d: want 0 (no bound) or more", c.MaxEnded)
+	check(c.MaxEndedPerChannel >= 0, "-max-ended-per-channel %d: want 0 (no bound) or more", c.MaxEndedPerChannel)
 	positive := []struct {
 		name string
 		d    time.Duration

@@ -82,6 +82,12 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 			wantNone: []string{"hunter2"},
 		},
 		{
+			name:    "negative ended-session bounds",
+			give:    []string{"-max-ended-sessions", "-1"},
+			env:     map[string]string{"VS_MAX_ENDED_PER_CHANNEL": "-5"},
+			wantAll: []string{"-max-ended-sessions -1", "-max-ended-per-channel -5"},
+		},
+		{
 			name:    "stray arguments",
 			give:    []string{"extra"},
 			wantAll: []string{"unexpected arguments"},

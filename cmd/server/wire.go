@@ -82,6 +82,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		Metrics:           mx,
 		Observer:          obs,
 		RedisWriteVersion: cfg.RedisWriteVersion,
+		EndedLimits:       &assemble.EndedLimits{Total: cfg.MaxEnded, PerChannel: cfg.MaxEndedPerChannel},
 		IDs:               clientid.DefaultConfig(),
 		Webhooks:          webhookConfig(cfg),
 		APIKeys:           d.apiKeys,

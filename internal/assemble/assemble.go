@@ -68,6 +68,10 @@ type Config struct {
 	// write (1 for the first step of a rolling update from replicas before
 	// wire v2). Default 0: the current one.
 	RedisWriteVersion int
+	// EndedLimits, when not nil, bounds the ended sessions the store keeps
+	// for their retention. Default nil: the stores' defaults (100,000 in
+	// all, 1,000 per channel).
+	EndedLimits *EndedLimits
 	// LocalRates keeps the create rate limit per process even on Redis
 	// (tests that share one Redis server under one API key). Default
 	// false: on Redis the limit is shared by the replicas.
@@ -99,6 +103,10 @@ type Config struct {
 	// service.DefaultLimits().
 	Limits *service.Limits
 }
+
+// EndedLimits bounds the ended sessions a store keeps, in all and per
+// channel: past a bound the oldest ended goes first; 0 leaves a bound off.
+type EndedLimits struct{ Total, PerChannel int }
 
 // Parts is the assembled stack. Close it once the gRPC servers serving
 // Server have stopped.
@@ -146,7 +154,11 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	if rdb := cfg.Redis; rdb != nil {
 		p.closers = append(p.closers, func(context.Context) error { return rdb.Close() })
 		rdb.AddHook(p.Metrics.RedisHook())
-		rs := redisstore.New(rdb, redisstore.WithWriteVersion(cfg.RedisWriteVersion))
+		ropts := []redisstore.Option{redisstore.WithWriteVersion(cfg.RedisWriteVersion)}
+		if l := cfg.EndedLimits; l != nil {
+			ropts = append(ropts, redisstore.WithEndedLimits(l.Total, l.PerChannel))
+		}
+		rs := redisstore.New(rdb, ropts...)
 		// After the manager's Close, before the client's.
 		p.closers = append(p.closers, func(context.Context) error { rs.Close(); return nil })
 		rc := rediscluster.New(rdb, rediscluster.WithWriteVersion(cfg.RedisWriteVersion))
@@ -155,7 +167,11 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 			rates = rc
 		}
 	} else {
-		p.Store, p.IDs = memstore.New(), clientid.NewMemory(cfg.IDs)
+		var mopts []memstore.Option
+		if l := cfg.EndedLimits; l != nil {
+			mopts = append(mopts, memstore.WithEndedLimits(l.Total, l.PerChannel))
+		}
+		p.Store, p.IDs = memstore.New(mopts...), clientid.NewMemory(cfg.IDs)
 	}
 	if cfg.Store != nil {
 		p.Store = cfg.Store
