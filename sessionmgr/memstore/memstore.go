@@ -372,14 +372,6 @@ func cloneAll(ss []sessionmgr.Session) []sessionmgr.Session {
 	return ss
 }
 
-// newer reports whether a comes before b in List's order.
-func newer(a, b sessionmgr.Session) bool {
-	if !a.Created.Equal(b.Created) {
-		return a.Created.After(b.Created)
-	}
-	return a.ID > b.ID
-}
-
 // Append adds a copy of ev to the session's timeline, dropping events
 // beyond the newest sessionmgr.EventRetention. It fails with
 // sessionmgr.ErrNotFound for an unknown session, and with
