@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,8 @@ type ProbeSlot struct {
 	id    SessionID
 	lease Lease
 	once  sync.Once
+	// dialed: the clientId may have reached KVS, so it must cool down.
+	dialed atomic.Bool
 
 	// Channel is the channel probed, ClientID the probe's clientId on it,
 	// IceServers the STUN/TURN servers for it.
@@ -93,16 +96,22 @@ func (p *ProbeSlot) Dial(ctx context.Context) (SignalingConn, error) {
 	if err := p.m.pace(ctx, p.Channel.ARN); err != nil {
 		return nil, err
 	}
+	p.dialed.Store(true)
 	return p.m.sig.Dial(ctx, p.Channel, p.ClientID)
 }
 
-// Release ends the slot: the clientId goes into its cooldown and the
+// Release ends the slot: the clientId goes into its cooldown (or, when it
+// was never dialed, back to the pool at once: KVS never saw it) and the
 // record is deleted, freeing the channel's place. It runs once, even after
 // ctx ended (bounded by the store timeout); failures are logged.
 func (p *ProbeSlot) Release(ctx context.Context) {
 	p.once.Do(func() {
-		if p.lease.ClientID != "" {
+		switch {
+		case p.lease.ClientID == "":
+		case p.dialed.Load():
 			p.m.release(ctx, p.lease)
+		default:
+			p.m.giveBack(ctx, p.lease)
 		}
 		p.deleteRecord(ctx)
 	})
