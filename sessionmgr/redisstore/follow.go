@@ -80,6 +80,10 @@ type follow struct {
 	// recent holds the newest notified events (their seq and JSON),
 	// oldest first and contiguous.
 	recent []notified
+	// recentAt is resync when recent's last event was notified in
+	// sequence: while resync has not moved since and the subscription is
+	// active, nothing after that event went unnotified (caughtUp).
+	recentAt uint64
 	// resync counts the times readers must read the stream again: the
 	// subscription was confirmed (events appended before it were not
 	// notified), the session was deleted, or a notification did not follow
@@ -161,6 +165,18 @@ func (fl *follower) look(f *follow, after uint64, limit int, readAt uint64) (evs
 		return append([]notified(nil), evs...), false, resync, wake
 	}
 	return nil, readAt != resync, resync, wake
+}
+
+// caughtUp reports whether a reader that has every event through after
+// needs no read of the stream to start waiting: the subscription is
+// active, the newest notified event is after's, and nothing has called for
+// a read since it was notified (no confirmation, gap or delete).
+// It also returns resync, for the reader's later looks.
+func (fl *follower) caughtUp(f *follow, after uint64) (bool, uint64) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	n := len(f.recent)
+	return f.active && n > 0 && f.recent[n-1].seq == after && f.recentAt == f.resync, f.resync
 }
 
 // poke wakes the controller.
@@ -345,6 +361,7 @@ func (fl *follower) notify(ch, payload string) {
 			f.recent = f.recent[:n-1]
 		}
 		f.recent = append(f.recent, notified{seq: seq, data: payload})
+		f.recentAt = f.resync
 	case seq <= f.recent[n-1].seq:
 		return // already known
 	default: // a gap: something was not notified
@@ -459,7 +476,12 @@ func (s *Store) waitEvents(ctx context.Context, id sessionmgr.SessionID, after u
 	// session whose record expired publishes nothing.
 	recheck := time.NewTimer(jitter(s.slice))
 	defer recheck.Stop()
+	// A reader that follows on from the last notified event (a watcher
+	// back for more) waits without reading; any other reads first.
 	readAt, read := uint64(0), true
+	if ok, resync := s.tl.caughtUp(f, after); ok {
+		readAt, read = resync, false
+	}
 	for {
 		buffered, mustRead, resync, wake := s.tl.look(f, after, limit, readAt)
 		if len(buffered) > 0 {

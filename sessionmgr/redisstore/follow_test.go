@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,5 +276,74 @@ func diff[T any](t *testing.T, what string, got, want T) {
 	t.Helper()
 	if d := gocmp.Diff(want, got); d != "" {
 		t.Errorf("%s (-want +got):\n%s", what, d)
+	}
+}
+
+// readCounter counts a client's reads of a timeline (the MULTI with an
+// XRANGE that Events sends).
+type readCounter struct{ n atomic.Int64 }
+
+func (c *readCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *readCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (c *readCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if cmd.Name() == "xrange" {
+				c.n.Add(1)
+				break
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestFollowingReaderReadsOnce: a watcher that takes each event and comes
+// back for the next (lockstep with the writer) reads the stream when it
+// starts, not once per event: the follower's memory shows it has
+// everything, and the next event is notified.
+func TestFollowingReaderReadsOnce(t *testing.T) {
+	t.Parallel()
+	rdb := newClient(t, redistest.URL(t))
+	reads := &readCounter{}
+	rdb.AddHook(reads)
+	st := redisstore.New(rdb)
+	t.Cleanup(st.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	s := newSession(newChannel())
+	if _, err := st.Create(ctx, s, 10); err != nil {
+		t.Fatal(err)
+	}
+	const events = 20
+	got := make(chan uint64)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		defer close(got)
+		after := uint64(0)
+		for after < events {
+			evs, err := st.Events(ctx, s.ID, after, 0, true)
+			if err != nil {
+				t.Errorf("Events(after %d) = %v", after, err)
+				return
+			}
+			for _, e := range evs {
+				after = e.Seq
+				got <- e.Seq
+			}
+		}
+	})
+	waitFor(t, "the timeline is followed", func() bool { _, active, _ := redisstore.Following(st); return active == 1 })
+	for seq := uint64(1); seq <= events; seq++ {
+		appendSeqs(t, st, s, seq, seq)
+		if r := <-got; r != seq {
+			t.Fatalf("read event %d, want %d", r, seq)
+		}
+	}
+	// The first read, and one after the subscription's confirmation.
+	if n := reads.n.Load(); n > 3 {
+		t.Errorf("a reader following %d events one at a time read the stream %d times, want at most 3", events, n)
 	}
 }

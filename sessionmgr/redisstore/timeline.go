@@ -93,8 +93,9 @@ func (s *Store) Append(ctx context.Context, id sessionmgr.SessionID, epoch uint6
 // set, it waits until one is appended (then it returns what arrived) or
 // ctx ends (then it returns ctx.Err()). It waits on the Store's follower
 // (follow.go), holding no pooled connection while it waits: a wait costs
-// one read of the stream when it starts, and none per event that follows
-// on from its last. An unknown session, or one deleted while waiting, is
+// one read of the stream when it starts, none when its reader already has
+// the newest notified event (a watcher back for more), and none per event
+// that follows on from its last. An unknown session, or one deleted while waiting, is
 // sessionmgr.ErrNotFound.
 func (s *Store) Events(ctx context.Context, id sessionmgr.SessionID, after uint64, limit int, wait bool) ([]sessionmgr.Event, error) {
 	if !validID(id) {
