@@ -271,20 +271,24 @@ func (s *Server) WatchSession(req *vspb.WatchSessionRequest, stream grpc.ServerS
 		return err
 	}
 	defer release()
-	sess, err := s.m.Get(ctx, id)
-	if err != nil {
-		return s.sessionStatus(ctx, id, err)
-	}
+	// An app joins (which returns the session); a backend, or an app on
+	// an ended session, reads it.
+	var sess sessionmgr.Session
+	joinErr := sessionmgr.ErrSessionClosed
 	if !p.backend {
-		joined, att, err := s.m.Join(ctx, id)
+		var att *sessionmgr.Attachment
+		sess, att, joinErr = s.m.Join(ctx, id)
 		// Detached whatever Join said: a join given up mid-flight may
 		// have landed.
 		defer att.Detach(context.WithoutCancel(ctx))
-		if err != nil && !errors.Is(err, sessionmgr.ErrSessionClosed) {
-			return s.sessionStatus(ctx, id, err)
+		if joinErr != nil && !errors.Is(joinErr, sessionmgr.ErrSessionClosed) {
+			return s.sessionStatus(ctx, id, joinErr)
 		}
-		if err == nil {
-			sess = joined
+	}
+	if joinErr != nil {
+		var err error
+		if sess, err = s.m.Get(ctx, id); err != nil {
+			return s.sessionStatus(ctx, id, err)
 		}
 	}
 	if err := checkAfter(req.GetAfterSequence(), sess); err != nil {
