@@ -57,11 +57,11 @@ func (a *actor) notifyStored(events []Event) {
 // unreachable.
 const maxPendingEvents = 10000
 
-// flushEvents writes buffered events and the record in one store write
-// (Save); on a failure it leaves them buffered (retried by flushT), and
-// when another replica took the session over (ErrFenced) marks the actor
-// fenced.
-func (a *actor) flushEvents() {
+// flush writes buffered events and the record, when it changed, in one
+// store write (Save); on a failure it leaves them buffered (retried by
+// flushT), and when another replica took the session over (ErrFenced)
+// marks the actor fenced.
+func (a *actor) flush() {
 	if (len(a.pending) == 0 && !a.dirty) || a.fenced {
 		return
 	}
@@ -106,9 +106,6 @@ func (a *actor) drainPending(max time.Duration) {
 		a.log.Error("ended session's events could not be stored", "lost", len(a.pending))
 	}
 }
-
-// flush writes buffered events and the record when it changed.
-func (a *actor) flush() { a.flushEvents() }
 
 // save writes the buffered events and the record in one store write.
 func (a *actor) save(ctx context.Context) error {
