@@ -182,10 +182,7 @@ func (s *Store) Create(_ context.Context, sess sessionmgr.Session, limit int, ev
 	}
 
 	e := &entry{s: cloneSession(sess), key: listKey{sess.Created, sess.ID}, created: now, appended: make(chan struct{})}
-	for _, ev := range events {
-		e.events = append(e.events, cloneEvent(ev))
-		e.lastSeq = ev.Seq
-	}
+	e.addLocked(events) // nobody waits on it yet
 	s.sessions[sess.ID] = e
 	s.listLocked(e)
 	s.indexLocked(e, now)
@@ -246,26 +243,10 @@ func (s *Store) Save(_ context.Context, sess sessionmgr.Session, events []sessio
 			return fmt.Errorf("save session %s: seq %d after %d: %w", sess.ID, ev.Seq, last, sessionmgr.ErrSeqConflict)
 		}
 	}
-	appended := false
-	for _, ev := range events {
-		if ev.Seq <= e.lastSeq {
-			continue
-		}
-		e.events = append(e.events, cloneEvent(ev))
-		e.lastSeq = ev.Seq
-		appended = true
-	}
-	if n := len(e.events); n > sessionmgr.EventRetention {
-		clear(e.events[:n-sessionmgr.EventRetention])
-		e.events = e.events[n-sessionmgr.EventRetention:]
-	}
 	s.unindexLocked(e)
 	e.s = cloneSession(sess)
 	s.indexLocked(e, now)
-	if appended {
-		close(e.appended)
-		e.appended = make(chan struct{})
-	}
+	e.addLocked(events)
 	return nil
 }
 
@@ -393,15 +374,33 @@ func (s *Store) Append(_ context.Context, id sessionmgr.SessionID, epoch uint64,
 	if ev.Seq != e.lastSeq+1 {
 		return fmt.Errorf("append to session %s: seq %d after %d: %w", id, ev.Seq, e.lastSeq, sessionmgr.ErrSeqConflict)
 	}
-	e.events = append(e.events, cloneEvent(ev))
+	e.addLocked([]sessionmgr.Event{ev})
+	return nil
+}
+
+// addLocked adds copies of the events after the timeline's last (the
+// others it already holds), keeps the newest EventRetention, and wakes the
+// waiting Events calls when it added any. The caller has checked their
+// order.
+func (e *entry) addLocked(events []sessionmgr.Event) {
+	added := false
+	for _, ev := range events {
+		if ev.Seq <= e.lastSeq {
+			continue
+		}
+		e.events = append(e.events, cloneEvent(ev))
+		e.lastSeq = ev.Seq
+		added = true
+	}
+	if !added {
+		return
+	}
 	if n := len(e.events); n > sessionmgr.EventRetention {
 		clear(e.events[:n-sessionmgr.EventRetention]) // let the dropped payloads go
 		e.events = e.events[n-sessionmgr.EventRetention:]
 	}
-	e.lastSeq = ev.Seq
 	close(e.appended)
 	e.appended = make(chan struct{})
-	return nil
 }
 
 // Events returns copies of the session's events with Seq > after, oldest
