@@ -3,12 +3,12 @@ package webhook
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/acme/viewersession/internal/rplumb"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/internal/rplumb"
 )
 
 // The Redis queue's keys share the hash tag {webhooks}: the add script
@@ -218,18 +218,11 @@ func entries(msgs []redis.XMessage) []entry {
 // errUnavailable: Redis could not be reached or could not serve.
 var errUnavailable = errors.New("redis unavailable")
 
-// callError maps a failed round trip as the stores do: the caller's own
-// ctx ending as its error, an outage as errUnavailable, anything else (a
-// bug) as a plain error; no go-redis type escapes.
+// callError maps a failed round trip as the stores do (rplumb.Errors):
+// the caller's own ctx ending as its error, an outage as errUnavailable,
+// anything else (a bug) as a plain error; no go-redis type escapes.
 func callError(ctx context.Context, op string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(ctxErr, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w", op, ctxErr)
-	}
-	var reply redis.Error
-	if errors.As(err, &reply) {
-		return fmt.Errorf("%s: redis: %v", op, err)
-	}
-	return fmt.Errorf("%s: %w: %v", op, errUnavailable, err)
+	return rplumb.Errors{Unavailable: errUnavailable}.Error(ctx, op, err)
 }
 
 // cursorAtStart reports whether the last claim scanned to the end of the
