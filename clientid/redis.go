@@ -6,8 +6,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/acme/viewersession/internal/rplumb"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/internal/rplumb"
 )
 
 // Redis is the allocator shared by every replica. Each (channel, id) is one
