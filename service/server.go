@@ -271,21 +271,21 @@ func (s *Server) WatchSession(req *vspb.WatchSessionRequest, stream grpc.ServerS
 		return err
 	}
 	defer release()
-	// An app joins (which returns the session); a backend, or an app on
-	// an ended session, reads it.
+	// An app joins (which returns the session, an ended one with
+	// ErrSessionClosed); a backend, or an app whose join returned none,
+	// reads it.
 	var sess sessionmgr.Session
-	joinErr := sessionmgr.ErrSessionClosed
 	if !p.backend {
-		var att *sessionmgr.Attachment
-		sess, att, joinErr = s.m.Join(ctx, id)
+		joined, att, err := s.m.Join(ctx, id)
 		// Detached whatever Join said: a join given up mid-flight may
 		// have landed.
 		defer att.Detach(context.WithoutCancel(ctx))
-		if joinErr != nil && !errors.Is(joinErr, sessionmgr.ErrSessionClosed) {
-			return s.sessionStatus(ctx, id, joinErr)
+		if err != nil && !errors.Is(err, sessionmgr.ErrSessionClosed) {
+			return s.sessionStatus(ctx, id, err)
 		}
+		sess = joined
 	}
-	if joinErr != nil {
+	if sess.ID == "" {
 		var err error
 		if sess, err = s.m.Get(ctx, id); err != nil {
 			return s.sessionStatus(ctx, id, err)
