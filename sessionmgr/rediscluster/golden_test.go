@@ -2,10 +2,7 @@ package rediscluster
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +10,7 @@ import (
 
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/internal/wire"
+	"github.com/acme/viewersession/sessionmgr/internal/wire/wiretest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.v2.json from the encoders (the v1 fixtures are never rewritten)")
@@ -114,7 +112,7 @@ func goldenReplies() map[string]sessionmgr.ForwardReply {
 func TestGoldenV1(t *testing.T) {
 	for name, want := range goldenForwarded() {
 		file := "forwarded-" + name + ".v1.json"
-		data := readGolden(t, file)
+		data := wiretest.Read(t, file)
 		if enc, err := encodeEnvelope(want, 1); err != nil || !bytes.Equal(enc, data) {
 			t.Errorf("encodeEnvelope(%s) in v1 = %s, %v\nwant (%s) %s", name, enc, err, file, data)
 		}
@@ -125,11 +123,11 @@ func TestGoldenV1(t *testing.T) {
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s (-want +got):\n%s", file, d)
 		}
-		strict(t, file, data, &envelopeV1{})
+		wiretest.Strict(t, file, data, &envelopeV1{})
 	}
 	for name, want := range goldenReplies() {
 		file := "reply-" + name + ".v1.json"
-		data := readGolden(t, file)
+		data := wiretest.Read(t, file)
 		if enc, err := encodeReply(want, 1); err != nil || !bytes.Equal(enc, data) {
 			t.Errorf("encodeReply(%s) in v1 = %s, %v\nwant (%s) %s", name, enc, err, file, data)
 		}
@@ -140,7 +138,7 @@ func TestGoldenV1(t *testing.T) {
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s (-want +got):\n%s", file, d)
 		}
-		strict(t, file, data, &replyV1{})
+		wiretest.Strict(t, file, data, &replyV1{})
 	}
 }
 
@@ -155,12 +153,12 @@ func TestGoldenV2(t *testing.T) {
 			t.Fatal(err)
 		}
 		if *update {
-			writeGolden(t, file, data)
+			wiretest.Write(t, file, data)
 		}
-		if golden := readGolden(t, file); !bytes.Equal(data, golden) {
+		if golden := wiretest.Read(t, file); !bytes.Equal(data, golden) {
 			t.Errorf("encodeEnvelope(%s) = %s\nwant (%s) %s", name, data, file, golden)
 		}
-		got, err := decodeEnvelope(readGolden(t, file))
+		got, err := decodeEnvelope(wiretest.Read(t, file))
 		if err != nil {
 			t.Fatalf("decode %s: %v", file, err)
 		}
@@ -175,12 +173,12 @@ func TestGoldenV2(t *testing.T) {
 			t.Fatal(err)
 		}
 		if *update {
-			writeGolden(t, file, data)
+			wiretest.Write(t, file, data)
 		}
-		if golden := readGolden(t, file); !bytes.Equal(data, golden) {
+		if golden := wiretest.Read(t, file); !bytes.Equal(data, golden) {
 			t.Errorf("encodeReply(%s) = %s\nwant (%s) %s", name, data, file, golden)
 		}
-		got, err := decodeReply(readGolden(t, file))
+		got, err := decodeReply(wiretest.Read(t, file))
 		if err != nil {
 			t.Fatalf("decode %s: %v", file, err)
 		}
@@ -188,33 +186,4 @@ func TestGoldenV2(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", file, d)
 		}
 	}
-}
-
-// strict decodes data into v refusing unknown keys.
-func strict(t *testing.T, file string, data []byte, v any) {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Errorf("%s into %T: %v", file, v, err)
-	}
-}
-
-func writeGolden(t *testing.T, name string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll("testdata", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join("testdata", name), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readGolden(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

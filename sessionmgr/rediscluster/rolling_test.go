@@ -13,6 +13,7 @@ import (
 
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/internal/wire/wiretest"
 )
 
 // TestRollingUpdateServe: a replica before version 2 forwards requests
@@ -48,7 +49,7 @@ func TestRollingUpdateServe(t *testing.T) {
 	deadline := time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
 	for name, want := range goldenForwarded() {
 		replyKey := "vs:v1:{reply:" + rand.Text() + "}"
-		body := string(readGolden(t, "forwarded-"+name+".v1.json"))
+		body := string(wiretest.Read(t, "forwarded-"+name+".v1.json"))
 		body = strings.Replace(body, "vs:v1:{reply:ABCDEFGHIJKLMNOPQRSTUVWXYZ}", replyKey, 1)
 		body = strings.Replace(body, `"deadline":"2026-03-01T12:00:05.25Z"`, `"deadline":"`+deadline+`"`, 1)
 		if err := rdb.LPush(t.Context(), c.inboxKey(replica), body).Err(); err != nil {
@@ -89,7 +90,7 @@ func TestRollingUpdateForward(t *testing.T) {
 	owner := "old-" + rand.Text()
 
 	for name, want := range goldenReplies() {
-		answer := readGolden(t, "reply-"+name+".v1.json")
+		answer := wiretest.Read(t, "reply-"+name+".v1.json")
 		old := make(chan error, 1)
 		go func() { // the old owner: takes the request, answers in v1
 			res, err := rdb.BRPop(t.Context(), 10*time.Second, c.inboxKey(owner)).Result()

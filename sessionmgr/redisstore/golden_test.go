@@ -1,11 +1,7 @@
 package redisstore
 
 import (
-	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +9,7 @@ import (
 
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/internal/wire"
+	"github.com/acme/viewersession/sessionmgr/internal/wire/wiretest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.v2.json from the encoders (the v1 fixtures are never rewritten)")
@@ -204,31 +201,19 @@ func TestGoldenV2(t *testing.T) {
 	}
 }
 
-// strict decodes data into v refusing unknown keys.
+// strict, writeGolden and readGolden are wiretest's, on the strings
+// this package's records are.
 func strict(t *testing.T, file, data string, v any) {
 	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Errorf("%s into %T: %v", file, v, err)
-	}
+	wiretest.Strict(t, file, []byte(data), v)
 }
 
 func writeGolden(t *testing.T, name, data string) {
 	t.Helper()
-	if err := os.MkdirAll("testdata", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join("testdata", name), []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	wiretest.Write(t, name, []byte(data))
 }
 
 func readGolden(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return string(wiretest.Read(t, name))
 }
