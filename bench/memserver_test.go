@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 )
@@ -14,18 +13,9 @@ import (
 // the Connect handler, its receiver, the session's actor and its KVS
 // socket's reader). VS_SERVER_BIN runs it against another build.
 func TestServerMemoryGoroutines(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	bin := os.Getenv("VS_SERVER_BIN")
-	if bin == "" {
-		var err error
-		if bin, err = BuildServer(ctx, t.TempDir()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin := serverBin(ctx, t)
 	const sessions = 40
 	res, err := ServerMemory(ctx, ServerMemoryConfig{ServerBin: bin, Steps: []int{sessions}, GCWait: -1, OpenConcurrency: 8, Log: testWriter{t}})
 	if err != nil {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -16,18 +15,9 @@ import (
 // Redis call may fail. VS_SERVER_BIN runs it against another build of the
 // server.
 func TestSessionCost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	bin := os.Getenv("VS_SERVER_BIN")
-	if bin == "" {
-		var err error
-		if bin, err = BuildServer(ctx, t.TempDir()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin := serverBin(ctx, t)
 	url := redistest.Start(t).URL() // private: its only client is the server
 	res, err := SessionCost(ctx, SessionCostConfig{
 		ServerBin: bin, RedisURL: url, Creates: 40, Sessions: 10, Runs: 2,

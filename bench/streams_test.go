@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -18,18 +17,9 @@ import (
 // fail, and Redis's client connections must not grow with the streams.
 // VS_SERVER_BIN runs it against another build of the server.
 func TestStreamsBeyondPool(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	bin := os.Getenv("VS_SERVER_BIN")
-	if bin == "" {
-		var err error
-		if bin, err = BuildServer(ctx, t.TempDir()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin := serverBin(ctx, t)
 	for _, kind := range []string{"connect", "watch"} {
 		t.Run(kind, func(t *testing.T) {
 			url := redistest.Start(t).URL() // private: INFO clients counts only this server

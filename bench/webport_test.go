@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,18 +13,9 @@ import (
 // answered a Connect health check before and after the rounds.
 // VS_SERVER_BIN runs it against another build of the server.
 func TestWebPort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	bin := os.Getenv("VS_SERVER_BIN")
-	if bin == "" {
-		var err error
-		if bin, err = BuildServer(ctx, t.TempDir()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin := serverBin(ctx, t)
 	res, err := WebPort(ctx, WebPortConfig{ServerBin: bin, Sessions: 1, Rounds: 3, Log: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
