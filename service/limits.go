@@ -59,7 +59,7 @@ func DefaultLimits() Limits {
 }
 
 // RateLimiter is a set of token buckets by key, shared by every replica
-// (rediscluster.Cluster implements it on Redis).
+// (redisreplicas.Cluster implements it on Redis).
 type RateLimiter interface {
 	// Take takes one token from key's bucket, refilled at perSecond up to
 	// burst: 0 when granted, else how long until a token is due.

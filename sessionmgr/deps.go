@@ -188,7 +188,7 @@ type LeaseReturner interface {
 
 // Cluster is what a Manager needs to share sessions with other replicas:
 // replica liveness and forwarding app messages to a session's owner
-// (sessionmgr/rediscluster). Without one the Manager is a single replica.
+// (sessionmgr/redisreplicas). Without one the Manager is a single replica.
 type Cluster interface {
 	// Heartbeat marks replica alive for ttl.
 	Heartbeat(ctx context.Context, replica string, ttl time.Duration) error

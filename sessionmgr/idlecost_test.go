@@ -16,7 +16,7 @@ import (
 
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/sessionmgr"
-	"github.com/acme/viewersession/sessionmgr/rediscluster"
+	"github.com/acme/viewersession/sessionmgr/redisreplicas"
 	"github.com/acme/viewersession/sessionmgr/redisstore"
 )
 
@@ -44,7 +44,7 @@ func TestIdleCostIndependentOfHistory(t *testing.T) {
 		cfg.ReplicaID = id
 		cfg.DialsPerSecond = 1000
 		cfg.TokenSecret = []byte("shared secret of the cluster")
-		m := sessionmgr.New(cfg, st, quietSignaler{}, &fakeIDs{}, sessionmgr.WithCluster(rediscluster.New(rdb)), quietLogger())
+		m := sessionmgr.New(cfg, st, quietSignaler{}, &fakeIDs{}, sessionmgr.WithCluster(redisreplicas.New(rdb)), quietLogger())
 		t.Cleanup(func() { _ = m.Close(context.Background()) })
 		managers = append(managers, m)
 	}

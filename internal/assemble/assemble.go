@@ -30,7 +30,7 @@ import (
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/memstore"
-	"github.com/acme/viewersession/sessionmgr/rediscluster"
+	"github.com/acme/viewersession/sessionmgr/redisreplicas"
 	"github.com/acme/viewersession/sessionmgr/redisstore"
 	"github.com/acme/viewersession/webhook"
 )
@@ -161,7 +161,7 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 		rs := redisstore.New(rdb, ropts...)
 		// After the manager's Close, before the client's.
 		p.closers = append(p.closers, func(context.Context) error { rs.Close(); return nil })
-		rc := rediscluster.New(rdb, rediscluster.WithWriteVersion(cfg.RedisWriteVersion))
+		rc := redisreplicas.New(rdb, redisreplicas.WithWriteVersion(cfg.RedisWriteVersion))
 		p.Store, p.IDs, p.Cluster = rs, clientid.NewRedis(rdb, cfg.IDs), rc
 		if !cfg.LocalRates {
 			rates = rc

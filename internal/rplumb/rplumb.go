@@ -1,5 +1,5 @@
 // Package rplumb is the Redis plumbing every package that keeps state in
-// Redis shares (clientid, sessionmgr/redisstore, sessionmgr/rediscluster,
+// Redis shares (clientid, sessionmgr/redisstore, sessionmgr/redisreplicas,
 // webhook): the key prefix, the digest that stands for user input in key
 // names, the server-clock Lua, and the mapping of a failed round trip to
 // the caller's errors. One copy, so that the packages cannot drift.

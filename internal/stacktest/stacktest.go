@@ -55,7 +55,7 @@ type Options struct {
 	// MessageTTL, 5s, wins).
 	Cooldown time.Duration
 	// Redis keeps sessions, timelines and clientIds in a real Redis
-	// (redisstore, rediscluster, clientid Redis) instead of memory.
+	// (redisstore, redisreplicas, clientid Redis) instead of memory.
 	Redis bool
 	// ChannelName names the camera's channel. Default "cam-<random>".
 	ChannelName string

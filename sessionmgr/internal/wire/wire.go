@@ -1,6 +1,6 @@
 // Package wire is the stored and forwarded form of sessionmgr's values:
 // the session records and timeline events redisstore keeps in Redis, and
-// the app messages and sessions rediscluster forwards between replicas.
+// the app messages and sessions redisreplicas forwards between replicas.
 //
 // Old and new replicas share Redis during a rolling update, so these are
 // explicit, versioned structs, never JSON of the domain structs: every
@@ -24,7 +24,7 @@
 // A replica before version 2 cannot read version 2. A rolling update from
 // such a release therefore goes in two steps: first every replica runs
 // this code writing version 1 (it reads both), then the writers switch to
-// version 2 (redisstore.WithWriteVersion, rediscluster.WithWriteVersion,
+// version 2 (redisstore.WithWriteVersion, redisreplicas.WithWriteVersion,
 // the server's -redis-write-version).
 //
 // A reader takes a record without "v" as version 1, and any other as
@@ -33,7 +33,7 @@
 // needs a new key layout (the "vs:v1:" prefix).
 //
 // The golden fixtures in sessionmgr/redisstore/testdata and
-// sessionmgr/rediscluster/testdata pin both versions byte for byte.
+// sessionmgr/redisreplicas/testdata pin both versions byte for byte.
 package wire
 
 import (

@@ -1,6 +1,6 @@
 // Package wiretest holds the golden-fixture helpers the stored and
 // forwarded formats' tests share (sessionmgr/redisstore,
-// sessionmgr/rediscluster): fixtures live in the test's testdata folder.
+// sessionmgr/redisreplicas): fixtures live in the test's testdata folder.
 package wiretest
 
 import (

@@ -1,4 +1,5 @@
-// Package rediscluster is the Redis implementation of sessionmgr.Cluster:
+// Package redisreplicas is the replica set on Redis (sessionmgr.Cluster; it
+// works on standalone, Sentinel and Cluster Redis alike):
 // replica heartbeats and requests forwarded to a session's owner.
 //
 // Keys (each command touches one key, so nothing crosses a hash slot on
@@ -15,7 +16,7 @@
 // the owner's inbox and BLPOPs the reply key; the owner BRPOPs its inbox,
 // drops requests past their deadline, and LPUSHes the reply, which expires
 // if nobody takes it.
-package rediscluster
+package redisreplicas
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package rediscluster
+package redisreplicas
 
 import (
 	"bytes"

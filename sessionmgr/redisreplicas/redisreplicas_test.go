@@ -1,4 +1,4 @@
-package rediscluster_test
+package redisreplicas_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/sessionmgr"
-	"github.com/acme/viewersession/sessionmgr/rediscluster"
+	"github.com/acme/viewersession/sessionmgr/redisreplicas"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,7 +29,7 @@ func client(t *testing.T, url string) redis.UniversalClient {
 }
 
 func TestHeartbeat(t *testing.T) {
-	c := rediscluster.New(client(t, redistest.URL(t)))
+	c := redisreplicas.New(client(t, redistest.URL(t)))
 	r := "hb-" + rand.Text()
 	if ok, err := c.Alive(t.Context(), r); err != nil || ok {
 		t.Fatalf("Alive before any heartbeat = %v, %v; want false", ok, err)
@@ -58,7 +58,7 @@ func TestHeartbeat(t *testing.T) {
 
 func TestForward(t *testing.T) {
 	rdb := client(t, redistest.URL(t))
-	c := rediscluster.New(rdb)
+	c := redisreplicas.New(rdb)
 	owner := "owner-" + rand.Text()
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
@@ -108,7 +108,7 @@ func TestForward(t *testing.T) {
 
 func TestRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
-	c := rediscluster.New(client(t, srv.URL()))
+	c := redisreplicas.New(client(t, srv.URL()))
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -118,7 +118,7 @@ func TestRedisDown(t *testing.T) {
 }
 
 func TestPace(t *testing.T) {
-	c := rediscluster.New(client(t, redistest.URL(t)))
+	c := redisreplicas.New(client(t, redistest.URL(t)))
 	ch := "arn:aws:kinesisvideo:us-west-2:1:channel/pace-" + rand.Text() + "/1"
 	// Two "replicas" asking at once share one schedule: 6 turns at 5/s
 	// take at least 5 intervals of 200ms.
@@ -164,7 +164,7 @@ func TestPace(t *testing.T) {
 // token, and get a token once it is due.
 func TestTake(t *testing.T) {
 	url := redistest.URL(t)
-	a, b := rediscluster.New(client(t, url)), rediscluster.New(client(t, url))
+	a, b := redisreplicas.New(client(t, url)), redisreplicas.New(client(t, url))
 	key := "create:key-" + rand.Text()
 	granted := 0
 	for i := range 10 {
