@@ -112,6 +112,10 @@ type Config struct {
 	// HTTPIdleTimeout closes HTTP keep-alive connections idle this long.
 	// Default 60s.
 	HTTPIdleTimeout time.Duration
+	// Pprof serves Go's profiles under /debug/pprof/ on the HTTP port. They
+	// show no secrets but cost CPU while taken: expose the port to operators
+	// only. Default false.
+	Pprof bool
 	// WebAddr serves browsers: Connect and gRPC-Web on HTTP/1.1, h2c and
 	// (with WebTLS) HTTP/2 over TLS. Default "" (off); -dev alone serves
 	// 127.0.0.1:8081 with the demo page.
@@ -297,6 +301,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CAs of the client certificates the gRPC port requires (mTLS)")
 	fs.BoolVar(&c.HTTPTLS, "http-tls", c.HTTPTLS, "serve the HTTP port with -tls-cert too")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close HTTP keep-alive connections idle this long")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiles under /debug/pprof/ on the HTTP port (operators only)")
 	fs.StringVar(&c.WebAddr, "web-addr", c.WebAddr, "browsers' listen address (Connect, gRPC-Web); empty = off")
 	fs.StringVar(&c.WebOrigins, "web-origins", c.WebOrigins, "origins allowed to call the web port cross-origin (CORS), comma-separated, or *")
 	fs.BoolVar(&c.WebTLS, "web-tls", c.WebTLS, "serve the web port with -tls-cert (HTTP/2 over TLS)")

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -181,7 +182,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var ready atomic.Bool
 	ready.Store(true)
 	startupChecks(ctx, d.checks, log)
-	mux := httpMux(reg, &ready, d.checks)
+	mux := httpMux(reg, &ready, d.checks, cfg.Pprof)
+	if cfg.Pprof {
+		log.Info("serving Go profiles under /debug/pprof/ on the HTTP port", "http_addr", cfg.HTTPAddr)
+	}
 	if d.emulator != nil {
 		mux.Handle("/dev/emulator/", emulatorProxy(d.emulator))
 	}
@@ -303,9 +307,15 @@ func storeKind(cfg Config) string {
 
 // httpMux serves /metrics (Prometheus text), /healthz (liveness: the process
 // runs) and /readyz (readiness: 503 with the reasons once shutdown has begun
-// or while a dependency in checks fails).
-func httpMux(reg *prometheus.Registry, ready *atomic.Bool, checks []readinessCheck) *http.ServeMux {
+// or while a dependency in checks fails), and with withPprof Go's profiles
+// under /debug/pprof/.
+func httpMux(reg *prometheus.Registry, ready *atomic.Bool, checks []readinessCheck, withPprof bool) *http.ServeMux {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // heap, goroutine, allocs, ... by name
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
