@@ -52,6 +52,13 @@ type SessionCostConfig struct {
 	// and idle (the Redis-mode server's background). Default 5s; negative:
 	// not counted.
 	Idle time.Duration
+	// ProfileDir, if set, starts both servers with -pprof and writes a CPU
+	// profile of ProfileSeconds (default 2) from each server's first create
+	// run and first full-session part there (<mode>-create.pprof,
+	// <mode>-session.pprof). Size Creates and Sessions so that a part
+	// outlasts the profile.
+	ProfileDir     string
+	ProfileSeconds int
 	// Log, if set, gets progress lines.
 	Log io.Writer
 }
@@ -75,6 +82,9 @@ func (c SessionCostConfig) withDefaults() SessionCostConfig {
 	if c.Idle == 0 {
 		c.Idle = 5 * time.Second
 	}
+	if c.ProfileSeconds <= 0 {
+		c.ProfileSeconds = 2
+	}
 	return c
 }
 
@@ -86,6 +96,10 @@ type SessionCostMode struct {
 	// the timed runs; Create their latencies.
 	CreatePerSecond float64
 	Create          Dist
+	// CreateCPU is the server's CPU (user + system) over the timed
+	// creates; RedisCreateCPU and RedisSessionCPU Redis's own (INFO cpu)
+	// over the timed creates and the full sessions (Redis mode only).
+	CreateCPU, RedisCreateCPU, RedisSessionCPU time.Duration
 	// Sessions full sessions took SessionCPU of the server's CPU (user +
 	// system) and SessionWall of wall time, from the first create until
 	// the last session's KVS connection is gone and the server is quiet;
@@ -235,6 +249,9 @@ func SessionCost(ctx context.Context, cfg SessionCostConfig) (res SessionCostRes
 		if s == red {
 			args = append(args, "-redis-url", cfg.RedisURL)
 		}
+		if cfg.ProfileDir != "" {
+			args = append(args, "-pprof")
+		}
 		if s.srv, err = startServer(ctx, bin, sdir, emu, caFile, args...); err != nil {
 			return res, fmt.Errorf("%s server: %w", s.res.Mode, err)
 		}
@@ -315,7 +332,14 @@ func SessionCost(ctx context.Context, cfg SessionCostConfig) (res SessionCostRes
 		for j := range sides {
 			k := (j + r) % len(sides)
 			s := sides[k]
+			var prof <-chan error
+			if r == 0 {
+				prof = s.profile(ctx, cfg, "create")
+			}
 			wall, lat, err := s.createRun(ctx, cfg, r)
+			if err == nil {
+				err = waitProfile(prof)
+			}
 			if err != nil {
 				return res, fmt.Errorf("%s server, create run %d: %w", s.res.Mode, r+1, err)
 			}
@@ -340,7 +364,14 @@ func SessionCost(ctx context.Context, cfg SessionCostConfig) (res SessionCostRes
 		for j := range sides {
 			k := (j + r) % len(sides)
 			s := sides[k]
+			var prof <-chan error
+			if r == 0 {
+				prof = s.profile(ctx, cfg, "session")
+			}
 			lat, err := s.sessionPart(ctx, emu, cfg.Concurrency, from, to, offers)
+			if err == nil {
+				err = waitProfile(prof)
+			}
 			if err != nil {
 				return res, fmt.Errorf("%s server, full sessions %d-%d: %w", s.res.Mode, from, to, err)
 			}
@@ -364,6 +395,27 @@ func SessionCost(ctx context.Context, cfg SessionCostConfig) (res SessionCostRes
 	return res, nil
 }
 
+// profile starts a CPU profile of cfg.ProfileSeconds on the server into
+// cfg.ProfileDir/<mode>-<part>.pprof; nil without a ProfileDir.
+func (s *costSide) profile(ctx context.Context, cfg SessionCostConfig, part string) <-chan error {
+	if cfg.ProfileDir == "" {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.srv.fetchProfile(ctx, cfg.ProfileSeconds, filepath.Join(cfg.ProfileDir, s.res.Mode+"-"+part+".pprof"))
+	}()
+	return done
+}
+
+// waitProfile waits for a profile started by profile (nil: none).
+func waitProfile(done <-chan error) error {
+	if done == nil {
+		return nil
+	}
+	return <-done
+}
+
 // createRun times cfg.Creates creates (run r), then closes the sessions,
 // untimed, and waits until each is CLOSED in the server's store (its
 // channel slot free for the next run).
@@ -376,6 +428,7 @@ func (s *costSide) createRun(ctx context.Context, cfg SessionCostConfig, r int) 
 			return 0, nil, err
 		}
 	}
+	cpu0 := s.srv.cpu()
 	wall, lat, err := timed(ctx, cfg.Creates, cfg.Concurrency, func(ctx context.Context, i int) error {
 		cs, err := s.create(ctx, i, &vspb.CreateSessionRequest{
 			Channel: &vspb.Channel{Arn: s.createARNs[i%len(s.createARNs)]}, ViewerId: fmt.Sprintf("c%d-%d", r, i),
@@ -386,12 +439,14 @@ func (s *costSide) createRun(ctx context.Context, cfg SessionCostConfig, r int) 
 	if err != nil {
 		return 0, nil, err
 	}
+	s.res.CreateCPU += s.srv.cpu() - cpu0
 	if s.rdb != nil {
 		c1, err := readRedisCounts(ctx, s.rdb)
 		if err != nil {
 			return 0, nil, err
 		}
 		d := c1.since(c0)
+		s.res.RedisCreateCPU += d.cpu
 		s.res.CreateCommands += d.commands
 		s.res.CreateProcessed += d.processed
 	}
@@ -435,6 +490,7 @@ func (s *costSide) sessionPart(ctx context.Context, emu *kvsemu.Emulator, concur
 			return nil, err
 		}
 		d := c1.since(c0)
+		s.res.RedisSessionCPU += d.cpu
 		s.res.SessionCommands += d.commands
 		s.res.SessionProcessed += d.processed
 		if s.res.ByCommand == nil {
@@ -641,11 +697,14 @@ type redisCounts struct {
 	// commands before it (neither counts the INFO that reads them): the
 	// others' commands.
 	processed int64
+	// cpu is INFO cpu's used_cpu_user + used_cpu_sys: the redis-server's
+	// own CPU time.
+	cpu time.Duration
 }
 
 // since is c less an earlier c0.
 func (c redisCounts) since(c0 redisCounts) redisCounts {
-	d := redisCounts{commands: c.commands - c0.commands, processed: c.processed - c0.processed, byName: maps.Clone(c.byName)}
+	d := redisCounts{commands: c.commands - c0.commands, processed: c.processed - c0.processed, cpu: c.cpu - c0.cpu, byName: maps.Clone(c.byName)}
 	for name, n := range c0.byName {
 		d.byName[name] -= n
 		if d.byName[name] == 0 {
@@ -657,7 +716,7 @@ func (c redisCounts) since(c0 redisCounts) redisCounts {
 
 // readRedisCounts reads INFO stats and commandstats in one command.
 func readRedisCounts(ctx context.Context, rdb *redis.Client) (redisCounts, error) {
-	info, err := rdb.Info(ctx, "stats", "commandstats").Result()
+	info, err := rdb.Info(ctx, "stats", "commandstats", "cpu").Result()
 	if err != nil {
 		return redisCounts{}, err
 	}
@@ -671,6 +730,15 @@ func readRedisCounts(ctx context.Context, rdb *redis.Client) (redisCounts, error
 			}
 			seen = true
 			continue
+		}
+		for _, f := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				sec, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return c, fmt.Errorf("INFO cpu: %q: %w", line, err)
+				}
+				c.cpu += time.Duration(sec * float64(time.Second))
+			}
 		}
 		// cmdstat_evalsha:calls=12,usec=...
 		rest, ok := strings.CutPrefix(line, "cmdstat_")

@@ -78,6 +78,8 @@ type options struct {
 	hold                                           time.Duration
 
 	costCreates, costSessions, costConcurrency, costRuns int
+	costProfileDir                                       string
+	costProfileSeconds                                   int
 	costIdle                                             time.Duration
 
 	memSessions string
@@ -123,6 +125,8 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.costSessions, "cost-sessions", 500, "(i) full sessions per server")
 	fs.IntVar(&o.costConcurrency, "cost-concurrency", 16, "(i) concurrent callers")
 	fs.IntVar(&o.costRuns, "cost-runs", 3, "(i) create runs per server, and parts of the full sessions, the servers alternating")
+	fs.StringVar(&o.costProfileDir, "cost-profile-dir", "", "(i) write CPU profiles of each server's first create run and first full-session part here (servers started with -pprof)")
+	fs.IntVar(&o.costProfileSeconds, "cost-profile-seconds", 2, "(i) length of each -cost-profile-dir profile: size -cost-creates and -cost-sessions so that a part outlasts it")
 	fs.DurationVar(&o.costIdle, "cost-idle", 5*time.Second, "(i) how long Redis's background commands are counted with both servers idle (negative: not counted)")
 
 	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/acme/viewersession/bench"
 )
@@ -28,6 +29,7 @@ func figureI(ctx context.Context, o options, out io.Writer) error {
 	res, err := bench.SessionCost(ctx, bench.SessionCostConfig{
 		ServerBin: bin, RedisURL: rs.url, Creates: o.costCreates, Sessions: o.costSessions,
 		Concurrency: o.costConcurrency, Runs: o.costRuns, Idle: o.costIdle, Log: os.Stderr,
+		ProfileDir: o.costProfileDir, ProfileSeconds: o.costProfileSeconds,
 	})
 	rs.stop()
 	if err != nil {
@@ -82,4 +84,13 @@ func printSessionCost(out io.Writer, r bench.SessionCostResult, redisVersion str
 		r.IdleCommandsPerSecond, r.IdleCommandsPerSecond*d.SessionWall.Seconds()/float64(max(d.Sessions, 1)),
 		m.SessionWall.Seconds(), d.SessionWall.Seconds(), m.SessionCPU.Seconds(), d.SessionCPU.Seconds(),
 		m.RateLimited, d.RateLimited, d.StoreErrors, mib(m.RSS), mib(d.RSS))
+	creates := time.Duration(c.Runs * c.Creates)
+	fmt.Fprintf(out, "CPU per CreateSession over the timed creates: the server %.0f us (memory) and %.0f us (Redis), %.2fx; redis-server %.0f us (INFO cpu), so Redis mode's two processes %.0f us, %.2fx memory mode's server. "+
+		"Per full session: redis-server %.2f ms, so %.2f ms in all, %.2fx. (The load generator's CPU is the same in both modes and in neither figure.)\n\n",
+		us(m.CreateCPU/creates), us(d.CreateCPU/creates), ratio(d.CreateCPU, m.CreateCPU), us(d.RedisCreateCPU/creates),
+		us((d.CreateCPU+d.RedisCreateCPU)/creates), ratio(d.CreateCPU+d.RedisCreateCPU, m.CreateCPU),
+		msf(d.RedisSessionCPU/time.Duration(max(d.Sessions, 1))), msf((d.SessionCPU+d.RedisSessionCPU)/time.Duration(max(d.Sessions, 1))),
+		ratio(d.SessionCPU+d.RedisSessionCPU, m.SessionCPU))
 }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
