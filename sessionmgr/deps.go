@@ -14,7 +14,8 @@ type Store interface {
 	// s.RequestID are set and a session created with the same pair exists
 	// (within the idempotency window), it returns that session and
 	// ErrAlreadyExists instead. events, when given, start the session's
-	// timeline (Seq 1, 2, ...) in the same write.
+	// timeline (Seq 1, 2, ...) in the same write. On success it returns s
+	// as written.
 	Create(ctx context.Context, s Session, limit int, events ...Event) (Session, error)
 	// Get returns a session or ErrNotFound.
 	Get(ctx context.Context, id SessionID) (Session, error)

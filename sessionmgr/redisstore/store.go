@@ -277,7 +277,7 @@ func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, l
 	}
 	s.sweep(cctx, channelListKey(sess.Channel.ARN))
 	s.prune(cctx)
-	return decodeSession(data, sess.Epoch, sess.Owner)
+	return sess, nil
 }
 
 // undoCreate undoes what a refused or failed createMany wrote, and returns
@@ -417,7 +417,7 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 		if len(res) == 2 {
 			s.pruneNext(res[1])
 		}
-		return decodeSession(data, sess.Epoch, sess.Owner)
+		return sess, nil // what was written: no need to decode it back
 	case len(res) == 1 && res[0] == "exists":
 		return sessionmgr.Session{}, fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists)
 	case len(res) == 1 && res[0] == "full":
