@@ -66,6 +66,17 @@ type RateLimiter interface {
 	Take(ctx context.Context, key string, perSecond float64, burst int) (time.Duration, error)
 }
 
+// BatchRateLimiter is a RateLimiter that can take several tokens in one
+// call (redisreplicas.Cluster). Server.take borrows from it in batches
+// while a key is busy, so that a busy key costs the store one call per
+// batch rather than one per request.
+type BatchRateLimiter interface {
+	RateLimiter
+	// TakeUpTo takes between 1 and n tokens from key's bucket: how many it
+	// took, or 0 and how long until a token is due.
+	TakeUpTo(ctx context.Context, key string, n int, perSecond float64, burst int) (int, time.Duration, error)
+}
+
 // Option configures a Server.
 type Option func(*Server)
 
@@ -183,23 +194,38 @@ func quotaExceeded(reason, subject, desc string, retry time.Duration) error {
 // without asking again; when it is due, one call asks (the probe) while
 // the others are refused here until its answer: a flood costs the store
 // one call per refill at most (and Tap refuses it before the request is
-// read).
+// read). A BatchRateLimiter lends a busy key's tokens in batches (see
+// credit): most of a busy key's calls then never reach the store.
 func (s *Server) take(ctx context.Context, key string, perSecond float64, burst int) time.Duration {
 	if perSecond <= 0 {
 		return 0
 	}
-	now := time.Now()
+	now := s.now()
 	wait, probe := s.claim(key, now, perSecond)
 	if wait > 0 {
 		return wait
 	}
+	if !probe && s.spend(key, now) {
+		return 0
+	}
 	var d time.Duration
 	err := errNoSharedLimiter
-	if s.shared != nil {
-		d, err = s.shared.Take(ctx, key, perSecond, burst)
-		if err != nil && s.warnShared.Allow() {
-			s.log.WarnContext(ctx, "shared rate limit unavailable; limiting in this process", "error", err)
+	switch rl := s.shared.(type) {
+	case nil:
+	case BatchRateLimiter:
+		n := 1 // a probe asks for one
+		if !probe {
+			n = s.batch(key, now, perSecond, burst)
 		}
+		var got int
+		if got, d, err = rl.TakeUpTo(ctx, key, n, perSecond, burst); err == nil && got > 1 {
+			s.keep(key, now, got-1)
+		}
+	default:
+		d, err = rl.Take(ctx, key, perSecond, burst)
+	}
+	if err != nil && s.shared != nil && s.warnShared.Allow() {
+		s.log.WarnContext(ctx, "shared rate limit unavailable; limiting in this process", "error", err)
 	}
 	if err != nil {
 		d, _ = s.local.Take(ctx, key, perSecond, burst)
@@ -271,6 +297,81 @@ func (s *Server) settle(key string, now time.Time, d time.Duration, probe bool) 
 	}
 }
 
+// Borrowed tokens. While a key is busy (its last batch was spent within
+// creditTTL), each call to the shared limiter takes twice as many tokens
+// as the one before, up to maxBatch; the tokens left over are spent by
+// this replica's next calls on the key without asking. Tokens unspent
+// after creditTTL are dropped (never given back): a replica whose callers
+// stop wastes at most one batch, which the bucket refills. A quiet key
+// borrows one at a time, as without batches.
+const creditTTL = 250 * time.Millisecond
+
+// credit is what this replica borrowed for a key.
+type credit struct {
+	left    int       // tokens not spent yet
+	expires time.Time // when the unspent ones are dropped
+	last    time.Time // the last borrow
+	next    int       // the size of the next batch
+}
+
+// maxBatch is the most tokens borrowed at once: a tenth of a second's
+// refill and a tenth of the burst, at least 1.
+func maxBatch(perSecond float64, burst int) int {
+	return max(1, min(int(perSecond/10), burst/10))
+}
+
+// spend uses a token borrowed for key, if one is left.
+func (s *Server) spend(key string, now time.Time) bool {
+	s.blockedMu.Lock()
+	defer s.blockedMu.Unlock()
+	c, ok := s.credits[key]
+	if !ok || c.left == 0 || !now.Before(c.expires) {
+		return false
+	}
+	c.left--
+	return true
+}
+
+// batch is how many tokens the next call for key borrows: doubling while
+// the key's batches are spent within creditTTL, else 1.
+func (s *Server) batch(key string, now time.Time, perSecond float64, burst int) int {
+	limit := maxBatch(perSecond, burst)
+	if limit == 1 {
+		return 1
+	}
+	s.blockedMu.Lock()
+	defer s.blockedMu.Unlock()
+	c, ok := s.credits[key]
+	if !ok {
+		if s.credits == nil || len(s.credits) >= 1<<16 {
+			s.credits = map[string]*credit{}
+		}
+		c = &credit{}
+		s.credits[key] = c
+	}
+	if now.Sub(c.last) > creditTTL || c.next == 0 {
+		c.next = 1 // quiet (or new): one at a time
+	}
+	n := c.next
+	c.next, c.last = min(2*n, limit), now
+	return n
+}
+
+// keep records n tokens borrowed for key beyond the one in use.
+func (s *Server) keep(key string, now time.Time, n int) {
+	s.blockedMu.Lock()
+	defer s.blockedMu.Unlock()
+	c, ok := s.credits[key]
+	if !ok {
+		return
+	}
+	if !now.Before(c.expires) {
+		c.left = 0 // the old ones are dropped
+	}
+	c.left += n
+	c.expires = now.Add(creditTTL)
+}
+
 // refill is the time one token takes at perSecond.
 func refill(perSecond float64) time.Duration {
 	return time.Duration(float64(time.Second) / perSecond)
@@ -304,7 +405,7 @@ func (s *Server) Tap(ctx context.Context, info *tap.Info) (context.Context, erro
 	if err != nil || !p.backend {
 		return ctx, nil // the handler answers for the credentials
 	}
-	if d := s.blockedFor("create:"+p.caller, time.Now(), s.limits.CreatesPerSecond); d > 0 {
+	if d := s.blockedFor("create:"+p.caller, s.now(), s.limits.CreatesPerSecond); d > 0 {
 		return ctx, s.createRefusal(p.caller, d)
 	}
 	return ctx, nil

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -43,6 +44,11 @@ type Server struct {
 	// is due and while one call probes whether it is.
 	blockedMu sync.Mutex
 	blocked   map[string]*blockState
+	// credits holds tokens borrowed from a BatchRateLimiter and not yet
+	// spent, by key (under blockedMu).
+	credits map[string]*credit
+	// now is the limits' clock (tests set it).
+	now func() time.Time
 	// warnShared paces the warning of a failing shared limiter.
 	warnShared *rate.Limiter
 	// prober runs ProbeChannel (service/probe.go); made on first use when
@@ -56,7 +62,7 @@ var _ vspb.ViewerSessionServiceServer = (*Server)(nil)
 
 // New returns a Server.
 func New(m *sessionmgr.Manager, auth *Auth, log *slog.Logger, opts ...Option) *Server {
-	s := &Server{m: m, auth: auth, log: log, limits: DefaultLimits(), local: NewLocalRateLimiter(), warnShared: rate.NewLimiter(0.2, 1)}
+	s := &Server{m: m, auth: auth, log: log, limits: DefaultLimits(), local: NewLocalRateLimiter(), warnShared: rate.NewLimiter(0.2, 1), now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}

@@ -221,12 +221,15 @@ func wrap(err error) error {
 
 // takeScript is a token bucket on the Redis server's clock: KEYS[1] holds
 // the tokens left and when they were counted; ARGV[1] tokens per second,
-// ARGV[2] the burst. It returns 0 when a token was taken, else the
-// milliseconds until one is due.
+// ARGV[2] the burst, ARGV[3] the most tokens to take. It takes as many
+// whole tokens as it can, up to ARGV[3], and returns {taken, 0}, or {0,
+// the milliseconds until one is due}. (The key's fields are those of the
+// one-token script before it, so replicas of both share a bucket.)
 var takeScript = redis.NewScript(rplumb.LuaNow + `
 local now = now_ms()
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local v = redis.call('HMGET', KEYS[1], 'tk', 'ts')
 local tokens = tonumber(v[1])
 local ts = tonumber(v[2])
@@ -235,28 +238,40 @@ if tokens == nil or ts == nil then
   ts = now
 end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-local wait = 0
+local taken, wait = 0, 0
 if tokens >= 1 then
-  tokens = tokens - 1
+  taken = math.min(want, math.floor(tokens))
+  tokens = tokens - taken
 else
   wait = math.ceil((1 - tokens) * 1000 / rate)
 end
 redis.call('HSET', KEYS[1], 'tk', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return wait
+return {taken, wait}
 `)
 
 // Take takes one token from key's bucket, shared by every replica
 // (service.RateLimiter): 0 when granted, else how long until a token is
 // due. perSecond must be positive.
 func (c *Cluster) Take(ctx context.Context, key string, perSecond float64, burst int) (time.Duration, error) {
+	_, wait, err := c.TakeUpTo(ctx, key, 1, perSecond, burst)
+	return wait, err
+}
+
+// TakeUpTo takes between 1 and n tokens from key's bucket in one round
+// trip (service.BatchRateLimiter): how many it took, or 0 and how long
+// until a token is due. perSecond must be positive.
+func (c *Cluster) TakeUpTo(ctx context.Context, key string, n int, perSecond float64, burst int) (int, time.Duration, error) {
 	if perSecond <= 0 {
-		return 0, nil
+		return max(n, 1), 0, nil
 	}
 	k := c.prefix + ":{rate:" + rplumb.Digest(key) + "}"
-	ms, err := takeScript.Run(ctx, c.rdb, []string{k}, perSecond, max(burst, 1)).Int64()
+	res, err := takeScript.Run(ctx, c.rdb, []string{k}, perSecond, max(burst, 1), max(n, 1)).Int64Slice()
 	if err != nil {
-		return 0, wrap(err)
+		return 0, 0, wrap(err)
 	}
-	return time.Duration(ms) * time.Millisecond, nil
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("take: unexpected script reply %v", res)
+	}
+	return int(res[0]), time.Duration(res[1]) * time.Millisecond, nil
 }

@@ -197,3 +197,32 @@ func TestTake(t *testing.T) {
 		t.Errorf("another key's first Take = %v, %v; want granted", w, err)
 	}
 }
+
+// TakeUpTo grants as many whole tokens as the shared bucket holds, up to
+// what was asked, and refuses with the wait only when not one is left;
+// Take (one token) draws on the same bucket.
+func TestTakeUpTo(t *testing.T) {
+	url := redistest.URL(t)
+	a, b := redisreplicas.New(client(t, url)), redisreplicas.New(client(t, url))
+	key := "create:key-" + rand.Text()
+	const perSecond, burst = 0.5, 10 // refills one token per 2 s: none during the test
+	steps := []struct {
+		c          *redisreplicas.Cluster
+		ask, taken int
+	}{{a, 4, 4}, {b, 4, 4}, {a, 4, 2}, {b, 1, 0}}
+	for i, st := range steps {
+		taken, wait, err := st.c.TakeUpTo(t.Context(), key, st.ask, perSecond, burst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if taken != st.taken {
+			t.Fatalf("step %d: TakeUpTo(%d) took %d, want %d (burst %d shared)", i, st.ask, taken, st.taken, burst)
+		}
+		if (taken == 0) != (wait > 0) || wait > 2*time.Second {
+			t.Fatalf("step %d: took %d with wait %v; want a wait of at most 2s exactly when none was taken", i, taken, wait)
+		}
+	}
+	if wait, err := a.Take(t.Context(), key, perSecond, burst); err != nil || wait == 0 {
+		t.Fatalf("Take after the bucket was emptied by TakeUpTo = %v, %v; want a wait", wait, err)
+	}
+}
