@@ -171,6 +171,41 @@ func (r *Redis) acquire(ctx context.Context, req Request, token string) (Lease, 
 	return lease, nil
 }
 
+// Prepared is a lease of the first candidate, not yet taken: taking it is
+// setting Key to Lease.Token, if Key is absent (or already holds the
+// token), to live TTL: the SET NX PX of Acquire's common case. A script of
+// another package on the same Redis server (sessionmgr/redisstore's
+// create) takes it in its own round trip, as the session's record is
+// written; Acquire is the way when it was busy.
+type Prepared struct {
+	Lease Lease
+	Key   string
+	TTL   time.Duration
+}
+
+// Prepare returns req's first candidate as a Prepared lease (the
+// sanitized base, else a random id), touching nothing. Errors as Acquire's
+// for an invalid request.
+func (r *Redis) Prepare(req Request) (Prepared, error) {
+	if err := req.validate(); err != nil {
+		return Prepared{}, err
+	}
+	cooldown := r.cfg.cooldown(req.MessageTTL)
+	first := ID(sanitizeBase(req.Base))
+	if first == "" {
+		random, err := randomString(r.rand)
+		if err != nil {
+			return Prepared{}, err
+		}
+		first = ID(random)
+	}
+	return Prepared{
+		Lease: Lease{Channel: req.Channel, ID: first, Token: newToken(), Cooldown: cooldown},
+		Key:   r.keyPrefix(req.Channel) + string(first),
+		TTL:   time.Duration(millis(r.cfg.LeaseTTL+cooldown)) * time.Millisecond,
+	}, nil
+}
+
 // setNX sets key to token for ttl milliseconds if it does not exist, and
 // reports whether it did.
 func (r *Redis) setNX(ctx context.Context, key, token string, ttl int64) (bool, error) {

@@ -303,3 +303,46 @@ func TestRedisAcquireRetry(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisPrepare: a Prepared lease names Acquire's first candidate and
+// key, touches nothing, and once another script sets its key as it says
+// (SET NX PX) it is a lease like Acquire's: the allocator sees the id as
+// busy, Renew and Release work with it.
+func TestRedisPrepare(t *testing.T) {
+	rdb := newRedisClient(t, redistest.URL(t), 2)
+	cfg := suiteConfig()
+	cfg.KeyPrefix = testPrefix()
+	a := clientid.NewRedis(rdb, cfg)
+	ctx := t.Context()
+
+	p, err := a.Prepare(clientid.Request{Channel: chanA, Base: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cfg.KeyPrefix + ":cid:{" + chanA + "}:k"
+	if p.Key != key || p.Lease.ID != "k" || p.Lease.Token == "" || p.TTL != suiteTTL+suiteCooldown {
+		t.Fatalf("Prepare = key %q id %q ttl %v; want key %q, id k, a token, ttl %v", p.Key, p.Lease.ID, p.TTL, key, suiteTTL+suiteCooldown)
+	}
+	if n := rdb.Exists(ctx, key).Val(); n != 0 {
+		t.Fatalf("Prepare wrote %s", key)
+	}
+	if ok, err := rdb.SetNX(ctx, p.Key, p.Lease.Token, p.TTL).Result(); err != nil || !ok {
+		t.Fatalf("SET NX of the prepared key = %v, %v", ok, err)
+	}
+	other := mustAcquire(t, a, clientid.Request{Channel: chanA, Base: "k"})
+	if other.ID == "k" {
+		t.Fatalf("Acquire after the prepared lease was taken got %q too", other.ID)
+	}
+	if err := a.Renew(ctx, p.Lease); err != nil {
+		t.Fatalf("Renew of the taken prepared lease = %v", err)
+	}
+	if err := a.Release(ctx, p.Lease); err != nil {
+		t.Fatalf("Release of the taken prepared lease = %v", err)
+	}
+	if r, err := a.Prepare(clientid.Request{Channel: chanA}); err != nil || r.Lease.ID == "" || !strings.HasSuffix(r.Key, string(r.Lease.ID)) {
+		t.Errorf("Prepare without a base = %+v, %v; want a random id", r, err)
+	}
+	if _, err := a.Prepare(clientid.Request{}); !errors.Is(err, clientid.ErrInvalid) {
+		t.Errorf("Prepare without a channel = %v, want ErrInvalid", err)
+	}
+}
