@@ -187,6 +187,34 @@ type LeaseReturner interface {
 	Return(ctx context.Context, l Lease) error
 }
 
+// PreparedLease is a clientId lease prepared but not taken: Lease as it
+// will be once taken, taken by setting Key to Lease.Token when Key is
+// absent (or already holds it), to live TTL. A store on the allocator's
+// own Redis server takes it in the write that creates the session
+// (LeaseTaker), saving the lease's round trip.
+type PreparedLease struct {
+	Lease Lease
+	Key   string
+	TTL   time.Duration
+}
+
+// LeasePreparer is a ClientIDs that can prepare its first-choice lease
+// for a LeaseTaker: ok is false when it cannot (then Acquire).
+type LeasePreparer interface {
+	PrepareLease(channelARN, base string, messageTTL time.Duration) (pl PreparedLease, ok bool, err error)
+}
+
+// LeaseTaker is a Store that can take a PreparedLease in Create's write.
+type LeaseTaker interface {
+	// CreateTaking is Create that takes pl first, after Create's own
+	// checks and before it writes: when pl's id is another's (live or
+	// cooling down) it fails with ErrLeaseTaken and writes nothing.
+	CreateTaking(ctx context.Context, s Session, limit int, pl PreparedLease, events ...Event) (Session, error)
+	// TakesLeases reports whether CreateTaking works here: the store is
+	// on one Redis server (not a Cluster).
+	TakesLeases() bool
+}
+
 // Cluster is what a Manager needs to share sessions with other replicas:
 // replica liveness and forwarding app messages to a session's owner
 // (sessionmgr/redisreplicas). Without one the Manager is a single replica.

@@ -18,6 +18,9 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrChannelFull: the channel has its maximum of live sessions.
 	ErrChannelFull = errors.New("channel full")
+	// ErrLeaseTaken: a PreparedLease's clientId is another's lease or
+	// cooling down (LeaseTaker.CreateTaking); Create then acquires one.
+	ErrLeaseTaken = errors.New("prepared clientId lease taken")
 	// ErrSessionClosed: the session has ended (FAILED or CLOSED).
 	ErrSessionClosed = errors.New("session closed")
 	// ErrNotJoined: an app message before join.

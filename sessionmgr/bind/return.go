@@ -2,6 +2,7 @@ package bind
 
 import (
 	"context"
+	"time"
 
 	"github.com/acme/viewersession/clientid"
 	"github.com/acme/viewersession/sessionmgr"
@@ -25,4 +26,33 @@ func (c *ClientIDs) Return(ctx context.Context, l sessionmgr.Lease) error {
 		return idError(r.Return(ctx, leaseOf(l)))
 	}
 	return idError(c.a.Release(ctx, leaseOf(l)))
+}
+
+// preparer is an Allocator that can prepare a lease for another's write.
+type preparer interface {
+	Prepare(r clientid.Request) (clientid.Prepared, error)
+}
+
+var (
+	_ sessionmgr.LeasePreparer = (*ClientIDs)(nil)
+	_ preparer                 = (*clientid.Redis)(nil)
+)
+
+// PrepareLease implements sessionmgr.LeasePreparer: ok only when the
+// allocator prepares leases (clientid.Redis).
+func (c *ClientIDs) PrepareLease(channelARN, base string, messageTTL time.Duration) (sessionmgr.PreparedLease, bool, error) {
+	p, ok := c.a.(preparer)
+	if !ok {
+		return sessionmgr.PreparedLease{}, false, nil
+	}
+	pl, err := p.Prepare(clientid.Request{Channel: channelARN, Base: base, MessageTTL: messageTTL})
+	if err != nil {
+		return sessionmgr.PreparedLease{}, false, idError(err)
+	}
+	l := pl.Lease
+	return sessionmgr.PreparedLease{
+		Lease: sessionmgr.Lease{ClientID: string(l.ID), Channel: l.Channel, Token: l.Token, Cooldown: l.Cooldown},
+		Key:   pl.Key,
+		TTL:   pl.TTL,
+	}, true, nil
 }

@@ -189,9 +189,34 @@ func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int, 
 	cctx, cancel := s.bound(ctx)
 	defer cancel()
 	if s.single {
-		return s.createOne(ctx, cctx, sess, limit, evArgs)
+		return s.createOne(ctx, cctx, sess, limit, sessionmgr.PreparedLease{}, evArgs)
 	}
 	return s.createMany(ctx, cctx, sess, limit, evArgs, false)
+}
+
+// TakesLeases implements sessionmgr.LeaseTaker: on one server only (a
+// script may not touch the lease's slot on a Cluster).
+func (s *Store) TakesLeases() bool { return s.single }
+
+// CreateTaking implements sessionmgr.LeaseTaker: Create, taking pl in the
+// same script, in one round trip. On a Cluster it fails (TakesLeases).
+func (s *Store) CreateTaking(ctx context.Context, sess sessionmgr.Session, limit int, pl sessionmgr.PreparedLease, events ...sessionmgr.Event) (sessionmgr.Session, error) {
+	if !s.single {
+		return sessionmgr.Session{}, errors.New("redisstore: CreateTaking on a Redis Cluster")
+	}
+	if pl.Key == "" || pl.Lease.Token == "" || pl.TTL <= 0 {
+		return sessionmgr.Session{}, fmt.Errorf("%w: prepared lease without key, token or TTL", sessionmgr.ErrInvalidArgument)
+	}
+	if !validID(sess.ID) {
+		return sessionmgr.Session{}, fmt.Errorf("%w: session id %q", sessionmgr.ErrInvalidArgument, sess.ID)
+	}
+	evArgs, err := s.firstEventArgs(sess.ID, events)
+	if err != nil {
+		return sessionmgr.Session{}, err
+	}
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.createOne(ctx, cctx, sess, limit, pl, evArgs)
 }
 
 // createMany is Create on a Cluster: every step goes out in one pipeline
@@ -326,15 +351,17 @@ func (s *Store) loadScripts(ctx context.Context) error {
 // listing whose record is gone, and prunes the global listing (prune).
 // KEYS: record, timeline, live set, channel listing, global listing,
 // idempotency key (a placeholder when there is none), the owner's owner
-// index, the replicas with one. ARGV: session JSON,
-// epoch, owner, terminal, channel ARN, idempotency key name ("" for none),
-// listing member, Expires ms, retention ms, session id, live score, limit,
-// live ("1" or "0"), window ms, sweep ("1" or "0"), key prefix, where the
-// global listing's prune starts (see prune). Returns {"ok"} ({"ok", where
-// the next prune starts} after a sweep), then (seq, event JSON) pairs, the
-// first events. Returns {"ok"} ({"ok", where
-// the next prune starts} after a sweep), {"exists"}, {"full"} or
-// {"repeat", JSON, epoch, owner}.
+// index, the replicas with one, a clientId lease's key (a placeholder when
+// there is none). ARGV: session JSON, epoch, owner, terminal, channel ARN,
+// idempotency key name ("" for none), listing member, Expires ms,
+// retention ms, session id, live score, limit, live ("1" or "0"), window
+// ms, sweep ("1" or "0"), key prefix, where the global listing's prune
+// starts (see prune), the lease's token ("" for none) and its TTL ms, then
+// (seq, event JSON) pairs, the first events. After the checks (repeat,
+// exists, full) and before any write it takes the lease (SET NX PX, or
+// the key holds the token already: a retry). Returns {"ok"} ({"ok", where
+// the next prune starts} after a sweep), {"exists"}, {"full"}, {"leased"}
+// (the lease's id is another's) or {"repeat", JSON, epoch, owner}.
 var createOneScript = redis.NewScript(luaExpire + luaFirstEvents + `
 local function rec(id) return ARGV[16] .. '{' .. id .. '}:rec' end
 if ARGV[6] ~= '' then
@@ -346,16 +373,19 @@ if ARGV[6] ~= '' then
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%d', now_ms()))
+if ARGV[13] == '1' and not redis.call('ZSCORE', KEYS[3], ARGV[10]) and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[12]) then
+  return {'full'}
+end
+if ARGV[18] ~= '' and not redis.call('SET', KEYS[9], ARGV[18], 'NX', 'PX', ARGV[19]) and redis.call('GET', KEYS[9]) ~= ARGV[18] then
+  return {'leased'}
+end
 if ARGV[13] == '1' then
-  if not redis.call('ZSCORE', KEYS[3], ARGV[10]) and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[12]) then
-    return {'full'}
-  end
   redis.call('ZADD', KEYS[3], ARGV[11], ARGV[10])
   redis.call('ZADD', KEYS[7], ARGV[11], ARGV[10])
   redis.call('SADD', KEYS[8], ARGV[3])
 end
 redis.call('DEL', KEYS[2])
-local seq = first_events(KEYS[2], 18)
+local seq = first_events(KEYS[2], 20)
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'term', ARGV[4],
   'ch', ARGV[5], 'seq', seq, 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
 expire(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9])
@@ -384,7 +414,7 @@ return {'ok'}
 `)
 
 // createOne is Create on a single server, in one round trip.
-func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, limit int, evArgs []any) (sessionmgr.Session, error) {
+func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, limit int, pl sessionmgr.PreparedLease, evArgs []any) (sessionmgr.Session, error) {
 	idem := idemKey(sess.Caller, sess.RequestID)
 	idemSlot := idem
 	if idem == "" {
@@ -403,12 +433,16 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 	}
 	member := listMember(sess.Created, sess.ID)
 	op := "create session " + string(sess.ID)
+	leaseKey, leaseTTL := pl.Key, millis(pl.TTL)
+	if leaseKey == "" {
+		leaseKey = prefix + "{lease:none}" // never read or written
+	}
 	res, err := createOneScript.Run(cctx, s.rdb,
 		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot,
-			ownedKey(sess.Owner), replicasKey()},
+			ownedKey(sess.Owner), replicasKey(), leaseKey},
 		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
 			idem, member, unixMillis(sess.Expires), millis(s.retention), string(sess.ID), s.liveScore(sess), limit, live,
-			millis(s.window), sweep, prefix, s.pruneStart()}, evArgs...)...).StringSlice()
+			millis(s.window), sweep, prefix, s.pruneStart(), pl.Lease.Token, leaseTTL}, evArgs...)...).StringSlice()
 	if err != nil {
 		return sessionmgr.Session{}, callError(ctx, op, err)
 	}
@@ -422,6 +456,8 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 		return sessionmgr.Session{}, fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists)
 	case len(res) == 1 && res[0] == "full":
 		return sessionmgr.Session{}, fmt.Errorf("%s: %w", op, sessionmgr.ErrChannelFull)
+	case len(res) == 1 && res[0] == "leased":
+		return sessionmgr.Session{}, fmt.Errorf("%s: clientId %s: %w", op, pl.Lease.ClientID, sessionmgr.ErrLeaseTaken)
 	case len(res) == 4 && res[0] == "repeat":
 		epoch, err := strconv.ParseUint(res[2], 10, 64)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -87,6 +88,9 @@ func TestCreateOneRoundTripCluster(t *testing.T) {
 	st := redisstore.New(rdb)
 	t.Cleanup(st.Close)
 	ctx := t.Context()
+	if st.TakesLeases() {
+		t.Error("a store on a Cluster says it takes leases (a script cannot reach the lease's slot)")
+	}
 	if _, err := st.Create(ctx, newSession(newChannel()), 10); err != nil {
 		t.Fatalf("Create (loads the scripts) = %v", err)
 	}
@@ -114,5 +118,61 @@ func TestCreateOneRoundTripCluster(t *testing.T) {
 	// Sweeps and prunes run on about 1 in 16 creates each.
 	if ones < creates*3/4 {
 		t.Errorf("%d of %d creates in one round trip, want most", ones, creates)
+	}
+}
+
+// CreateTaking takes the prepared lease in Create's one round trip: it
+// sets the lease's key to its token, refuses with ErrLeaseTaken when the
+// key holds another's token (writing nothing: no record, no slot), and a
+// full channel refuses before the lease is taken.
+func TestCreateTakingTakesTheLease(t *testing.T) {
+	t.Parallel()
+	rdb := newClient(t, redistest.URL(t))
+	trips := &tripCounter{}
+	rdb.AddHook(trips)
+	st := redisstore.New(rdb)
+	t.Cleanup(st.Close)
+	ctx := t.Context()
+	if !st.TakesLeases() {
+		t.Fatal("a store on one server does not take leases")
+	}
+	ch := newChannel()
+	pl := func(key string) sessionmgr.PreparedLease {
+		return sessionmgr.PreparedLease{Lease: sessionmgr.Lease{ClientID: "v", Channel: ch.ARN, Token: "tok-" + key}, Key: "test:lease:" + key, TTL: time.Minute}
+	}
+	if _, err := st.CreateTaking(ctx, newSession(ch), 2, pl("a")); err != nil {
+		t.Fatalf("CreateTaking (loads the script) = %v", err)
+	}
+	before := trips.n.Load()
+	s := newSession(ch)
+	if _, err := st.CreateTaking(ctx, s, 2, pl("b")); err != nil {
+		t.Fatalf("CreateTaking = %v", err)
+	}
+	if n := trips.n.Load() - before; n != 1 {
+		t.Errorf("CreateTaking took %d round trips, want 1", n)
+	}
+	if v, ttl := rdb.Get(ctx, "test:lease:b").Val(), rdb.PTTL(ctx, "test:lease:b").Val(); v != "tok-b" || ttl <= 0 || ttl > time.Minute {
+		t.Errorf("the lease's key holds %q for %v, want the token for at most a minute", v, ttl)
+	}
+
+	other := newSession(newChannel())
+	busy := pl("b")
+	busy.Lease.Token = "someone-else"
+	if _, err := st.CreateTaking(ctx, other, 2, busy); !errors.Is(err, sessionmgr.ErrLeaseTaken) {
+		t.Fatalf("CreateTaking with a lease another holds = %v, want ErrLeaseTaken", err)
+	}
+	if _, err := st.Get(ctx, other.ID); !errors.Is(err, sessionmgr.ErrNotFound) {
+		t.Errorf("the refused CreateTaking wrote the session: Get = %v", err)
+	}
+	if _, err := st.CreateTaking(ctx, newSession(ch), 2, pl("c")); !errors.Is(err, sessionmgr.ErrChannelFull) {
+		t.Fatalf("CreateTaking on a full channel = %v, want ErrChannelFull", err)
+	}
+	if n := rdb.Exists(ctx, "test:lease:c").Val(); n != 0 {
+		t.Error("the create refused for a full channel took its lease")
+	}
+	// A retry of the same lease (its reply lost) is no refusal.
+	again := newSession(newChannel())
+	if _, err := st.CreateTaking(ctx, again, 2, pl("b")); err != nil {
+		t.Errorf("CreateTaking with a lease already holding its token = %v, want nil", err)
 	}
 }
