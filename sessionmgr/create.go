@@ -43,51 +43,61 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	if err != nil {
 		return Session{}, "", fmt.Errorf("resolve channel: %w", err)
 	}
-	// Two store round trips: the clientId's lease, then one write of the
-	// record with its first events (which also takes the channel's slot).
-	lease, err := m.acquire(ctx, ch, p.ViewerID)
+	// One round trip when the store takes the clientId's lease in its
+	// write of the record (WithOneTripCreate); else two: the lease, then
+	// the write of the record with its first events (which also takes the
+	// channel's slot).
+	pl, oneTrip, err := m.prepare(ch, p.ViewerID)
 	if err != nil {
 		return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
 	}
-	ice, err := m.sig.IceServers(ctx, ch, lease.ClientID, false)
+	lease := pl.Lease
+	if !oneTrip {
+		if lease, err = m.acquire(ctx, ch, p.ViewerID); err != nil {
+			return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
+		}
+	}
+	n, err := m.newSession(ctx, ch, p, opts, lease)
 	if err != nil {
-		m.giveBack(ctx, lease)
-		return Session{}, "", fmt.Errorf("get ICE servers: %w", err)
+		if !oneTrip {
+			m.giveBack(ctx, lease)
+		}
+		return Session{}, "", err
 	}
-	id := newSessionID()
-	token := m.token(id)
-	now := m.now()
-	s := Session{
-		ID:         id,
-		Channel:    ch,
-		ViewerID:   p.ViewerID,
-		State:      StatePending,
-		Options:    opts,
-		Created:    now,
-		Updated:    now,
-		Expires:    now.Add(opts.MaxLifetime),
-		TokenHash:  hashToken(token),
-		Caller:     p.Caller,
-		RequestID:  p.RequestID,
-		Owner:      m.cfg.ReplicaID,
-		Epoch:      1,
-		ClientID:   lease.ClientID,
-		Attempt:    1,
-		IceServers: ice,
+	var stored Session
+	if oneTrip {
+		start := time.Now()
+		stored, err = m.taker.CreateTaking(ctx, n.a.s, m.cfg.MaxPerChannel, pl, n.a.pending...)
+		if errors.Is(err, ErrLeaseTaken) {
+			// The first choice is live or cooling down: the allocator's
+			// own way through its other candidates, then the write.
+			oneTrip = false
+			if lease, err = m.acquire(ctx, ch, p.ViewerID); err != nil {
+				return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
+			}
+			if n, err = m.newSession(ctx, ch, p, opts, lease); err != nil {
+				m.giveBack(ctx, lease)
+				return Session{}, "", err
+			}
+			stored, err = m.store.Create(ctx, n.a.s, m.cfg.MaxPerChannel, n.a.pending...)
+		} else if err == nil {
+			m.obs.ClientID(time.Since(start), false, nil)
+		}
+	} else {
+		stored, err = m.store.Create(ctx, n.a.s, m.cfg.MaxPerChannel, n.a.pending...)
 	}
-	a := newActor(m, s, lease)
-	first := []Event{
-		a.record(Event{Type: EventCreated, Message: fmt.Sprintf("session created for viewer %q on channel %s", p.ViewerID, ch.Name)}),
-		a.record(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt 1)", lease.ClientID)}),
-	}
-	stored, err := m.store.Create(ctx, a.s, m.cfg.MaxPerChannel, a.pending...)
+	a, first, token, s := n.a, n.first, n.token, n.a.s
 	if err != nil {
-		// The clientId never reached KVS: it needs no cooldown.
-		m.giveBack(ctx, lease)
+		// The clientId never reached KVS: it needs no cooldown. A refusal
+		// of the one-trip write (a full channel, a repeat) took no lease.
+		refused := errors.Is(err, ErrChannelFull) || errors.Is(err, ErrAlreadyExists)
+		if !oneTrip || !refused {
+			m.giveBack(ctx, lease)
+		}
 		if errors.Is(err, ErrAlreadyExists) && stored.ID != "" && stored.ID != s.ID {
 			return m.repeat(stored, p, ch)
 		}
-		if errors.Is(err, ErrChannelFull) || errors.Is(err, ErrAlreadyExists) {
+		if refused {
 			return Session{}, "", err
 		}
 		return Session{}, "", fmt.Errorf("store session: %w", err)
@@ -119,6 +129,59 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	m.mu.Unlock()
 	m.log.Info("session created", "session_id", created.ID, "client_id", created.ClientID, "channel", ch.ARN)
 	return created, token, nil
+}
+
+// newCreated is a session being created: its actor (which holds the
+// session and its first events, pending), those events, and its token.
+type newCreated struct {
+	a     *actor
+	first []Event
+	token string
+}
+
+// newSession builds the session Create stores for lease: its ICE servers,
+// a new id and token, its actor and first two events.
+func (m *Manager) newSession(ctx context.Context, ch Channel, p CreateParams, opts Options, lease Lease) (newCreated, error) {
+	ice, err := m.sig.IceServers(ctx, ch, lease.ClientID, false)
+	if err != nil {
+		return newCreated{}, fmt.Errorf("get ICE servers: %w", err)
+	}
+	id := newSessionID()
+	token := m.token(id)
+	now := m.now()
+	s := Session{
+		ID:         id,
+		Channel:    ch,
+		ViewerID:   p.ViewerID,
+		State:      StatePending,
+		Options:    opts,
+		Created:    now,
+		Updated:    now,
+		Expires:    now.Add(opts.MaxLifetime),
+		TokenHash:  hashToken(token),
+		Caller:     p.Caller,
+		RequestID:  p.RequestID,
+		Owner:      m.cfg.ReplicaID,
+		Epoch:      1,
+		ClientID:   lease.ClientID,
+		Attempt:    1,
+		IceServers: ice,
+	}
+	a := newActor(m, s, lease)
+	first := []Event{
+		a.record(Event{Type: EventCreated, Message: fmt.Sprintf("session created for viewer %q on channel %s", p.ViewerID, ch.Name)}),
+		a.record(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt 1)", lease.ClientID)}),
+	}
+	return newCreated{a: a, first: first, token: token}, nil
+}
+
+// prepare returns the first-choice lease for the store to take in its
+// write, when the Manager creates in one trip (WithOneTripCreate).
+func (m *Manager) prepare(ch Channel, base string) (PreparedLease, bool, error) {
+	if m.taker == nil {
+		return PreparedLease{}, false, nil
+	}
+	return m.preparer.PrepareLease(ch.ARN, base, ch.MessageTTL)
 }
 
 // acquire leases a clientId, observed.

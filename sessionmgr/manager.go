@@ -25,6 +25,11 @@ type Manager struct {
 	obs   Observer
 	// cluster shares sessions with other replicas; nil: a single replica.
 	cluster Cluster
+	// oneTrip asks for WithOneTripCreate; taker and preparer are set
+	// when the store and ids can do it (New).
+	oneTrip  bool
+	taker    LeaseTaker
+	preparer LeasePreparer
 	// hintFailing is set while reading remembered recovery steps fails,
 	// so that the failure is logged once, not per recovery.
 	hintFailing atomic.Bool
@@ -67,6 +72,14 @@ type Manager struct {
 // replicas, forwards to a session's owner, and takes sessions over.
 func WithCluster(c Cluster) Option { return func(m *Manager) { m.cluster = c } }
 
+// WithOneTripCreate says that the store and the clientId allocator keep
+// their state on one Redis server: Create then takes the clientId's lease
+// in the store's write of the session (one round trip instead of two),
+// when the store is a LeaseTaker that TakesLeases and the allocator a
+// LeasePreparer. Never give it for a store and an allocator on different
+// servers: the lease would be written to the store's.
+func WithOneTripCreate() Option { return func(m *Manager) { m.oneTrip = true } }
+
 // Option configures optional seams of a Manager.
 type Option func(*Manager)
 
@@ -102,6 +115,11 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 	m.drainC = make(chan struct{}, 1)
 	for _, o := range opts {
 		o(m)
+	}
+	if t, ok := store.(LeaseTaker); ok && m.oneTrip && t.TakesLeases() {
+		if p, ok := ids.(LeasePreparer); ok {
+			m.taker, m.preparer = t, p
+		}
 	}
 	if r, ok := ids.(LeaseRenewer); ok && ids != nil {
 		m.renewer, m.held = r, make(map[*actor]Lease)

@@ -39,18 +39,32 @@ func waitFor(t *testing.T, reader sessionmgr.Store, id sessionmgr.SessionID, aft
 }
 
 // TestCreateRoundTrips pins the Redis round trips of a session on a single
-// Redis server (issue 14, Build 2): CreateSession takes 2 (the clientId's
-// lease; the record with its first events and the channel's slot, in one
-// script), and a whole session (create, join, offer and answer, CONNECTED,
-// close) at most 15. Background loops are slowed so that the count is the
-// session's own.
+// Redis server (issue 14, Build 2): CreateSession takes 1 when the store
+// takes the clientId's lease in its script (WithOneTripCreate, as the
+// server assembles a standalone Redis), else 2 (the lease; the record with
+// its first events and the channel's slot, in one script); a whole session
+// (create, join, offer and answer, CONNECTED, close) at most 15.
+// Background loops are slowed so that the count is the session's own.
 func TestCreateRoundTrips(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  []sessionmgr.Option
+		trips int64
+	}{
+		{"one trip", []sessionmgr.Option{sessionmgr.WithOneTripCreate()}, 1},
+		{"two trips", nil, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testCreateRoundTrips(t, tc.trips, tc.opts...) })
+	}
+}
+
+func testCreateRoundTrips(t *testing.T, want int64, opts ...sessionmgr.Option) {
 	url := redistest.URL(t)
-	opts, err := redis.ParseURL(url)
+	ropts, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opts)
+	rdb := redis.NewClient(ropts)
 	t.Cleanup(func() { rdb.Close() })
 	trips := &roundTrips{}
 	rdb.AddHook(trips)
@@ -63,7 +77,8 @@ func TestCreateRoundTrips(t *testing.T) {
 	cfg.TokenSecret = []byte("round trips")
 	cfg.OwnerCheck, cfg.SweepEvery, cfg.LeaseRenew = time.Hour, time.Hour, time.Hour
 	ids := bind.NewClientIDs(clientid.NewRedis(rdb, clientid.DefaultConfig()))
-	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, ids, quietLogger())
+	opts = append(opts, quietLogger())
+	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, ids, opts...)
 	closed := false
 	t.Cleanup(func() {
 		if !closed {
@@ -82,8 +97,8 @@ func TestCreateRoundTrips(t *testing.T) {
 	}
 	create("warm-up") // loads the scripts (EVALSHA, then EVAL once)
 	for i := range 5 {
-		if _, n := create(fmt.Sprintf("v%d", i)); n != 2 {
-			t.Errorf("CreateSession #%d took %d Redis round trips, want 2", i, n)
+		if _, n := create(fmt.Sprintf("v%d", i)); n != want {
+			t.Errorf("CreateSession #%d took %d Redis round trips, want %d", i, n, want)
 		}
 	}
 
@@ -93,7 +108,7 @@ func TestCreateRoundTrips(t *testing.T) {
 	if err := m.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	m = sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, ids, quietLogger())
+	m = sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, ids, opts...)
 	before := trips.n.Load()
 	phases := []string{}
 	mark := func(what string) {
@@ -175,5 +190,79 @@ func TestRefusedCreateReturnsItsClientID(t *testing.T) {
 	}
 	if s.ClientID != "second" {
 		t.Errorf("clientId after 3 refused creates = %q, want %q (the refused leases were given back)", s.ClientID, "second")
+	}
+}
+
+// The one-trip create on Redis takes the clientId's lease in the record's
+// script, and only then: a viewer whose id is busy still gets the next
+// candidate (the allocator's own way), a create refused for a full channel
+// takes no lease at all (the key is never written), and the lease it took
+// is the allocator's like any other (the id is busy for the next viewer,
+// and CloseSession releases it into its cooldown).
+func TestOneTripCreateTakesTheLease(t *testing.T) {
+	url := redistest.URL(t)
+	ropts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(ropts)
+	t.Cleanup(func() { rdb.Close() })
+	st := redisstore.New(rdb)
+	t.Cleanup(st.Close)
+	cfg := sessionmgr.DefaultConfig()
+	cfg.DialsPerSecond = 1000
+	cfg.MaxPerChannel = 2
+	idcfg := clientid.DefaultConfig()
+	idcfg.KeyPrefix = "onetrip"
+	alloc := clientid.NewRedis(rdb, idcfg)
+	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, bind.NewClientIDs(alloc), sessionmgr.WithOneTripCreate(), quietLogger())
+	t.Cleanup(func() { m.Close(context.Background()) })
+	ctx := t.Context()
+	ref := sessionmgr.ChannelRef{Name: "one-trip"}
+
+	a, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ClientID != "v" || b.ClientID != "v-2" {
+		t.Fatalf("the same viewer twice got clientIds %q and %q, want v and v-2", a.ClientID, b.ClientID)
+	}
+	key := func(id string) string { return "onetrip:cid:{" + a.Channel.ARN + "}:" + id }
+	for _, id := range []string{"v", "v-2"} {
+		if ttl := rdb.PTTL(ctx, key(id)).Val(); ttl <= idcfg.DefaultCooldown {
+			t.Errorf("the lease of %s lives %v, want more than the cooldown (%v): a live lease", id, ttl, idcfg.DefaultCooldown)
+		}
+	}
+	if _, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "w"}); !errors.Is(err, sessionmgr.ErrChannelFull) {
+		t.Fatalf("a third create on a channel of 2 = %v, want ErrChannelFull", err)
+	}
+	if n := rdb.Exists(ctx, key("w")).Val(); n != 0 {
+		t.Errorf("the refused create left its clientId's key %s", key("w"))
+	}
+	if _, err := m.CloseSession(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, a.ID, new(uint64), sessionmgr.StateClosed)
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.PTTL(ctx, key("v")).Val() > idcfg.DefaultCooldown {
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed session's clientId v was not released into its cooldown (PTTL %v)", rdb.PTTL(ctx, key("v")).Val())
+		}
+		select { // poll: the actor releases the lease as it ends, after CLOSED
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	c, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientID != "v-3" {
+		t.Errorf("the viewer's third create got %q while v cools down and v-2 is live, want v-3", c.ClientID)
 	}
 }

@@ -205,6 +205,11 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	if p.Cluster != nil {
 		mopts = append(mopts, sessionmgr.WithCluster(p.Cluster))
 	}
+	if _, one := cfg.Redis.(*redis.Client); one && cfg.Store == nil && cfg.Allocator == nil {
+		// Standalone or Sentinel: the store and the allocator share one
+		// server, so Create takes the lease in the record's script.
+		mopts = append(mopts, sessionmgr.WithOneTripCreate())
+	}
 	p.Manager = sessionmgr.New(cfg.Manager, p.Store, bind.NewSignaler(p.KVS), bind.NewClientIDs(p.IDs), mopts...)
 	p.closers = append(p.closers, p.Manager.Close)
 
