@@ -314,10 +314,11 @@ type credit struct {
 	next    int       // the size of the next batch
 }
 
-// maxBatch is the most tokens borrowed at once: a tenth of a second's
-// refill and a tenth of the burst, at least 1.
+// maxBatch is the most tokens borrowed at once: a fifth of a second's
+// refill and a fifth of the burst, at least 1 (10 with the default 50/s,
+// burst 100).
 func maxBatch(perSecond float64, burst int) int {
-	return max(1, min(int(perSecond/10), burst/10))
+	return max(1, min(int(perSecond/5), burst/5))
 }
 
 // spend uses a token borrowed for key, if one is left.

@@ -136,15 +136,15 @@ func newFakeClock() *fakeClock {
 }
 func withClock(s *Server, c *fakeClock) *Server { s.now = c.now; return s }
 
-// A busy key borrows its tokens in doubling batches (1, 2, 4, then the
-// cap: a tenth of a second's refill), so 100 creates in a burst ask the
-// shared limiter 22 times instead of 100; a quiet key (a call every
+// A busy key borrows its tokens in doubling batches (1, 2, 4, 8, then the
+// cap: a fifth of a second's refill), so 100 creates in a burst ask the
+// shared limiter 13 times instead of 100; a quiet key (a call every
 // 300 ms, past the borrowed tokens' life) asks for one at a time.
 func TestBusyKeyBorrowsInBatches(t *testing.T) {
 	b := &bucketLimiter{tokens: 1000}
 	clk := newFakeClock()
 	s := withClock(New(nil, nil, slog.New(slog.DiscardHandler), WithRateLimiter(b)), clk)
-	const perSecond, burst = 50.0, 100 // the defaults: batches of at most 5
+	const perSecond, burst = 50.0, 100 // the defaults: batches of at most 10
 	for i := range 100 {
 		if d := s.take(t.Context(), "create:busy", perSecond, burst); d != 0 {
 			t.Fatalf("take %d = %v, want granted", i, d)
@@ -152,14 +152,14 @@ func TestBusyKeyBorrowsInBatches(t *testing.T) {
 		clk.add(time.Millisecond)
 	}
 	asked := b.calls()
-	want := []int{1, 2, 4}
-	for len(want) < 22 {
-		want = append(want, 5)
+	want := []int{1, 2, 4, 8}
+	for len(want) < 13 {
+		want = append(want, 10)
 	}
 	if fmt.Sprint(asked) != fmt.Sprint(want) {
 		t.Fatalf("a busy key asked the shared limiter for %v (%d calls), want %v", asked, len(asked), want)
 	}
-	if taken := 1000 - b.tokens; taken > 100+4 {
+	if taken := 1000 - b.tokens; taken > 100+9 {
 		t.Errorf("borrowed %d tokens for 100 grants: more than one batch left over", taken)
 	}
 
@@ -197,7 +197,7 @@ func TestBorrowedTokensStayWithinTheBucket(t *testing.T) {
 	if granted > 20 {
 		t.Fatalf("granted %d creates from a shared bucket of 20", granted)
 	}
-	if left := b.tokens; granted+left > 20 || granted < 20-2*4 {
+	if left := b.tokens; granted+left > 20 || granted < 20-2*9 {
 		t.Fatalf("granted %d with %d left in the bucket: at most one unspent batch per replica may be lost", granted, left)
 	}
 
