@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -335,15 +337,10 @@ func (fl *follower) confirm(ch string) {
 func (fl *follower) notify(ch, payload string) {
 	var seq uint64
 	if payload != "" {
-		// Only the seq: "seq" in version 2, "Seq" in version 1 (JSON
-		// keys match either case).
-		var head struct {
-			Seq uint64 `json:"seq"`
-		}
-		if err := json.Unmarshal([]byte(payload), &head); err != nil {
+		var ok bool
+		if seq, ok = notifiedSeq(payload); !ok {
 			payload = "" // unreadable: have the readers read the stream
 		}
-		seq = head.Seq
 	}
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
@@ -369,6 +366,29 @@ func (fl *follower) notify(ch, payload string) {
 		f.resync++
 	}
 	f.wakeLocked()
+}
+
+// notifiedSeq is a notified event's seq. Version 2 writes it second,
+// after the version ({"v":2,"seq":N,...): read there without parsing the
+// rest (the readers decode the event; this runs for every event of every
+// followed timeline). Anything else, version 1's "Seq" included (JSON keys
+// match either case), is parsed.
+func notifiedSeq(payload string) (uint64, bool) {
+	const head = `{"v":2,"seq":`
+	if rest, ok := strings.CutPrefix(payload, head); ok {
+		if i := strings.IndexAny(rest, ",}"); i > 0 {
+			if seq, err := strconv.ParseUint(rest[:i], 10, 64); err == nil {
+				return seq, true
+			}
+		}
+	}
+	var h struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal([]byte(payload), &h); err != nil {
+		return 0, false
+	}
+	return h.Seq, true
 }
 
 func (f *follow) wakeLocked() {

@@ -39,3 +39,25 @@ func TestNotifyVersions(t *testing.T) {
 		t.Errorf("notified events of v1 and v2 (-want +got):\n%s", d)
 	}
 }
+
+// notifiedSeq reads the seq of every golden event of both versions (v2's
+// from its head, v1's by parsing), and refuses what is not an event.
+func TestNotifiedSeq(t *testing.T) {
+	for name, e := range goldenEvents() {
+		for _, v := range []string{"v1", "v2"} {
+			if seq, ok := notifiedSeq(readGolden(t, "event-"+name+"."+v+".json")); !ok || seq != e.Seq {
+				t.Errorf("%s.%s: notifiedSeq = %d, %v; want %d", name, v, seq, ok, e.Seq)
+			}
+		}
+	}
+	for payload, want := range map[string]uint64{`{"v":2,"seq":7}`: 7, `{"seq":9,"v":2}`: 9, `{"Seq":11}`: 11} {
+		if seq, ok := notifiedSeq(payload); !ok || seq != want {
+			t.Errorf("notifiedSeq(%s) = %d, %v; want %d", payload, seq, ok, want)
+		}
+	}
+	for _, bad := range []string{"not json", `{"v":2,"seq":x,"type":"a"}`} {
+		if _, ok := notifiedSeq(bad); ok {
+			t.Errorf("notifiedSeq accepted %s, which is not an event", bad)
+		}
+	}
+}
