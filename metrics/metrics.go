@@ -36,6 +36,7 @@ type Metrics struct {
 	failures       *prometheus.CounterVec
 	kvsCalls       *prometheus.CounterVec
 	redisErrors    *prometheus.CounterVec
+	redisTrips     *prometheus.CounterVec
 	poolTimeouts   prometheus.Counter
 	probes         *prometheus.CounterVec
 }
@@ -113,6 +114,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "vss_redis_errors_total",
 			Help: "Redis commands that failed (not counting a missing key), by command.",
 		}, []string{"command"}),
+		redisTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vss_redis_round_trips_total",
+			Help: "Redis round trips, by command (a pipeline counts once, as \"pipeline\"; the subscription connection's are not counted).",
+		}, []string{"command"}),
 		poolTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vss_redis_pool_timeouts_total",
 			Help: "Redis calls that failed because no pooled connection came free within the pool timeout (the pool is exhausted).",
@@ -123,7 +128,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.sessions, m.ended, m.attempts, m.answerLatency, m.answerTimeouts, m.retries,
-		m.recoverySteps, m.outage, m.mediaStalls, m.firstVideo, m.idAcquire, m.idCollisions, m.idErrors, m.failures, m.kvsCalls, m.redisErrors, m.poolTimeouts)
+		m.recoverySteps, m.outage, m.mediaStalls, m.firstVideo, m.idAcquire, m.idCollisions, m.idErrors, m.failures, m.kvsCalls, m.redisErrors, m.redisTrips, m.poolTimeouts)
 	reg.MustRegister(m.probes)
 	return m
 }
@@ -216,6 +221,9 @@ func (h redisHook) DialHook(next redis.DialHook) redis.DialHook {
 func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
+		if !errors.Is(err, redis.ErrPoolTimeout) { // it never left
+			h.m.redisTrips.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
+		}
 		h.count(cmd.Name(), err)
 		h.pool(err)
 		return err
@@ -225,6 +233,9 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
+		if !errors.Is(err, redis.ErrPoolTimeout) {
+			h.m.redisTrips.WithLabelValues("pipeline").Inc()
+		}
 		for _, c := range cmds {
 			h.count(c.Name(), c.Err())
 		}

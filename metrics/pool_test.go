@@ -64,4 +64,26 @@ func TestRedisPoolTimeouts(t *testing.T) {
 	if got := testutil.ToFloat64(m.redisErrors.WithLabelValues("get")); got != 1 {
 		t.Errorf(`vss_redis_errors_total{command="get"} = %v, want 1`, got)
 	}
+	// The second of two pipelines (the first dials the pipeline pool's
+	// connection, whose handshake is a pipeline too).
+	var pipelines float64
+	for range 2 {
+		pipelines = testutil.ToFloat64(m.redisTrips.WithLabelValues("pipeline"))
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Get(ctx, "metrics-test:a")
+			p.Get(ctx, "metrics-test:b")
+			return nil
+		}); !errors.Is(err, redis.Nil) {
+			t.Fatalf("pipeline = %v, want redis.Nil", err)
+		}
+	}
+	// Round trips: the GET that timed out never left; NOSCRIPT took two.
+	if got := testutil.ToFloat64(m.redisTrips.WithLabelValues("pipeline")) - pipelines; got != 1 {
+		t.Errorf("a pipeline of two commands counted %v round trips, want 1", got)
+	}
+	for cmd, want := range map[string]float64{"get": 0, "blpop": 1, "evalsha": 1, "eval": 1, "no-such-command": 1} {
+		if got := testutil.ToFloat64(m.redisTrips.WithLabelValues(cmd)); got != want {
+			t.Errorf(`vss_redis_round_trips_total{command=%q} = %v, want %v`, cmd, got, want)
+		}
+	}
 }
