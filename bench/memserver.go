@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,6 +41,12 @@ type ServerMemoryConfig struct {
 	// the server after the sessions settled (an idle Go process collects
 	// at least every 2 minutes). Default 150 s; negative: no wait.
 	GCWait time.Duration
+	// ProfileDir, if set, starts the server with -pprof and writes its
+	// profiles at the last step, after the measurement, into this
+	// directory: heap.pb.gz (taken after a forced collection: what the
+	// sessions hold live), goroutine.pb.gz and goroutine.txt (debug=2:
+	// where each goroutine is parked).
+	ProfileDir string
 	// Log, if set, gets progress lines.
 	Log io.Writer
 }
@@ -126,7 +134,14 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 		return res, err
 	}
 	// Default settings: state in memory, no -redis-url.
-	srv, err := startServer(ctx, bin, dir, emu, caFile, "-log-level", "warn")
+	args := []string{"-log-level", "warn"}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return res, err
+		}
+		args = append(args, "-pprof")
+	}
+	srv, err := startServer(ctx, bin, dir, emu, caFile, args...)
 	if err != nil {
 		return res, err
 	}
@@ -270,9 +285,46 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 			kib(s.RSS-res.Base.RSS)/d, kib(s.HeapInuse-res.Base.HeapInuse)/d, kib(s.StackInuse-res.Base.StackInuse)/d,
 			float64(s.Goroutines-res.Base.Goroutines)/d, s.FDs, s.LoadAvg)
 	}
+	if cfg.ProfileDir != "" {
+		for name, path := range map[string]string{
+			"heap.pb.gz":      "heap?gc=1",
+			"goroutine.pb.gz": "goroutine",
+			"goroutine.txt":   "goroutine?debug=2",
+		} {
+			if err := srv.fetch(ctx, "/debug/pprof/"+path, filepath.Join(cfg.ProfileDir, name)); err != nil {
+				return res, fmt.Errorf("profile %s: %w", name, err)
+			}
+		}
+		logf("profiles written to %s", cfg.ProfileDir)
+	}
 	res.OpenErrors, res.StreamErrors = int(openErrs.Load()), int(streamErrs.Load())
 	return res, nil
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 func kib(b int64) float64 { return float64(b) / (1 << 10) }
+
+// fetch GETs path from the server's HTTP port and writes the body to file.
+func (s *serverProc) fetch(ctx context.Context, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.httpAddr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

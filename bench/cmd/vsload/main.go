@@ -85,6 +85,7 @@ type options struct {
 	memSessions string
 	memJoined   bool
 	memServer   string
+	memProfiles string
 
 	callsSessions, callsSpeedup int
 
@@ -130,6 +131,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.costIdle, "cost-idle", 5*time.Second, "(i) how long Redis's background commands are counted with both servers idle (negative: not counted)")
 
 	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")
+	fs.StringVar(&o.memProfiles, "mem-profile-dir", "", "(c) with -mem-server: start the server with -pprof and write its heap profile (after a forced GC) and goroutine profiles (pb.gz, and debug=2 text) at the last step into this directory")
 	fs.BoolVar(&o.memJoined, "mem-joined", false, "(c) join every session (signaling open) instead of leaving it PENDING")
 	fs.StringVar(&o.memServer, "mem-server", "", "(c) shared or own: joined sessions on the server binary (-server-bin), the app streams sharing gRPC connections (80 to one) or each on its own, instead of in this process")
 
