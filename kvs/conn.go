@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/acme/viewersession/kvs/internal/ws"
 )
 
 // EventType says what an Event reports.
@@ -128,7 +128,10 @@ func validateClientID(id string) error {
 // An open connection holds one goroutine, its socket's reader, which also
 // delivers the events (see DialAs). Keepalive pings run on a timer and the
 // close on ctx is a context.AfterFunc: each takes a goroutine only while it
-// runs. A RECONNECT_ICE_SERVER refresh takes one for its HTTP call.
+// runs. A RECONNECT_ICE_SERVER refresh takes one for its HTTP call. The
+// socket is internal/ws's: it keeps no read or write buffer between frames,
+// and its idle reader parks shallow, so the runtime shrinks its stack to
+// 4 KiB.
 type Conn struct {
 	client     *Client
 	clientID   string
@@ -146,9 +149,9 @@ type Conn struct {
 	// mu guards the fields below.
 	mu       sync.Mutex
 	ch       Channel
-	ws       *websocket.Conn // the current socket; nil between sockets
-	ready    chan struct{}   // closed while ws is set; a fresh one while not
-	ended    bool            // the connection ended for good
+	sock     *ws.Conn      // the current socket; nil between sockets
+	ready    chan struct{} // closed while sock is set; a fresh one while not
+	ended    bool          // the connection ended for good
 	pending  map[string]string
 	pendingQ []string
 }
@@ -189,11 +192,11 @@ func (c *Client) dial(ctx context.Context, ch Channel, clientID string, events c
 		return nil, fmt.Errorf("kvs: %w: channel has no ARN or WSS endpoint (resolve it first)", ErrInvalidArgument)
 	}
 	var resumed bool
-	ws, err := retry(ctx, c.cfg.Backoff, isThrottled, func() (*websocket.Conn, error) {
-		ws, r, err := c.connect(ctx, ch, clientID)
+	sock, err := retry(ctx, c.cfg.Backoff, isThrottled, func() (*ws.Conn, error) {
+		sock, r, err := c.connect(ctx, ch, clientID)
 		c.observe("ConnectAsViewer", err)
 		resumed = r
-		return ws, err
+		return sock, err
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
@@ -217,18 +220,18 @@ func (c *Client) dial(ctx context.Context, ch Channel, clientID string, events c
 		done:       make(chan struct{}),
 		prefix:     hex.EncodeToString(p[:]),
 		ch:         ch,
-		ws:         ws,
+		sock:       sock,
 		ready:      ready,
 		pending:    make(map[string]string),
 	}
-	go cn.run(runCtx, ws)
+	go cn.run(runCtx, sock)
 	cn.log.DebugContext(ctx, "kvs signaling connected", "tls_resumed", resumed)
 	return cn, nil
 }
 
 // connect presigns the URL and performs one WebSocket handshake. It reports
 // whether the TLS session was resumed (the Client's session cache).
-func (c *Client) connect(ctx context.Context, ch Channel, clientID string) (*websocket.Conn, bool, error) {
+func (c *Client) connect(ctx context.Context, ch Channel, clientID string) (*ws.Conn, bool, error) {
 	const op = "ConnectAsViewer"
 	creds, err := c.credentials(ctx)
 	if err != nil {
@@ -241,22 +244,19 @@ func (c *Client) connect(ctx context.Context, ch Channel, clientID string) (*web
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: c.http})
+	sock, resp, err := ws.Dial(dctx, c.http, u, maxFrame)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, false, ctxErr
 		}
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			var raw []byte
-			if resp.Body != nil {
-				raw, _ = io.ReadAll(io.LimitReader(resp.Body, maxICEBody))
-			}
+			// ws.Dial kept the body of a refusal (up to 64 KiB).
+			raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxICEBody))
 			return nil, false, errorFromResponse(op, resp, raw)
 		}
 		return nil, false, unavailable(op, redact(err))
 	}
-	ws.SetReadLimit(-1) // frames are size-checked by readFrame, which drops big ones without closing
-	return ws, resp.TLS != nil && resp.TLS.DidResume, nil
+	return sock, resp.TLS != nil && resp.TLS.DidResume, nil
 }
 
 // redact drops the request URL (which carries the session token and
@@ -367,7 +367,7 @@ func (cn *Conn) send(ctx context.Context, action, payload string) (string, error
 	if err != nil {
 		return "", err
 	}
-	ws, err := cn.socket(ctx)
+	sock, err := cn.socket(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -375,7 +375,7 @@ func (cn *Conn) send(ctx context.Context, action, payload string) (string, error
 	// The write gets its own deadline: a cancelled write would kill the socket.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
 	defer cancel()
-	if err := ws.Write(wctx, websocket.MessageText, b); err != nil {
+	if err := sock.Write(wctx, ws.MessageText, b); err != nil {
 		if cn.isEnded() {
 			return "", ErrClosed
 		}
@@ -386,16 +386,16 @@ func (cn *Conn) send(ctx context.Context, action, payload string) (string, error
 }
 
 // socket returns the current socket, waiting while it is being reopened.
-func (cn *Conn) socket(ctx context.Context) (*websocket.Conn, error) {
+func (cn *Conn) socket(ctx context.Context) (*ws.Conn, error) {
 	for {
 		cn.mu.Lock()
-		ws, ready, ended := cn.ws, cn.ready, cn.ended
+		sock, ready, ended := cn.sock, cn.ready, cn.ended
 		cn.mu.Unlock()
 		switch {
 		case ended:
 			return nil, ErrClosed
-		case ws != nil:
-			return ws, nil
+		case sock != nil:
+			return sock, nil
 		}
 		select {
 		case <-ready:
@@ -432,61 +432,75 @@ func (cn *Conn) actionOf(id string) string {
 	return cn.pending[id]
 }
 
-// setSocket installs ws as the current socket (nil: between sockets).
-func (cn *Conn) setSocket(ws *websocket.Conn) {
+// setSocket installs sock as the current socket (nil: between sockets).
+func (cn *Conn) setSocket(sock *ws.Conn) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	switch {
-	case ws != nil && cn.ws == nil:
+	case sock != nil && cn.sock == nil:
 		close(cn.ready)
-	case ws == nil && cn.ws != nil:
+	case sock == nil && cn.sock != nil:
 		cn.ready = make(chan struct{})
 	}
-	cn.ws = ws
+	cn.sock = sock
 }
 
 // emit delivers ev unless ctx ends first.
 func (cn *Conn) emit(ctx context.Context, ev Event) { cn.out.emit(ctx, ev) }
 
 // run owns the connection: it serves each socket, reopens it after GO_AWAY
-// or a drop, and ends the connection for good.
-func (cn *Conn) run(ctx context.Context, ws *websocket.Conn) {
-	defer close(cn.done)
-	var helpers sync.WaitGroup
+// or a drop, and ends the connection for good. Its goroutine spends its
+// life parked under serve, so run and serve keep small frames (the work of
+// each step is in functions that return before the next wait): the runtime
+// shrinks an idle goroutine's stack only while it parks shallow.
+func (cn *Conn) run(ctx context.Context, sock *ws.Conn) {
+	helpers := new(sync.WaitGroup)
 	var why error
-	for {
-		left := cn.serve(ctx, ws, &helpers)
-		cn.setSocket(nil)
-		if ctx.Err() != nil {
-			_ = ws.Close(websocket.StatusNormalClosure, "")
-			why = ErrClosed
-			if !cn.userStop.Load() {
-				why = fmt.Errorf("%w: %w", ErrClosed, context.Cause(ctx))
-			}
-			break
-		}
-		if errors.Is(left, errGoAway) {
-			_ = ws.Close(websocket.StatusNormalClosure, "")
-		} else {
-			_ = ws.CloseNow()
-		}
-		cn.log.InfoContext(ctx, "kvs signaling socket left, reconnecting", "reason", left)
-		next, err := cn.reconnect(ctx)
-		if err != nil {
-			why = err
-			if ctx.Err() != nil {
-				why = ErrClosed
-				if !cn.userStop.Load() {
-					why = fmt.Errorf("%w: %w", ErrClosed, context.Cause(ctx))
-				}
-			}
-			break
-		}
-		ws = next
-		cn.setSocket(ws)
-		cn.log.InfoContext(ctx, "kvs signaling reconnected", "reason", left)
-		cn.emit(ctx, Event{Type: EventReconnected, Err: left})
+	for sock != nil {
+		left := cn.serve(ctx, sock, helpers)
+		sock, why = cn.next(ctx, sock, left)
 	}
+	cn.end(ctx, helpers, why)
+}
+
+// next closes a socket that left, then reopens it: it returns the new
+// socket, or nil and why the connection ends.
+func (cn *Conn) next(ctx context.Context, sock *ws.Conn, left error) (*ws.Conn, error) {
+	cn.setSocket(nil)
+	if ctx.Err() != nil {
+		_ = sock.Close(ws.StatusNormalClosure, "")
+		return nil, cn.closedWhy(ctx)
+	}
+	if errors.Is(left, errGoAway) {
+		_ = sock.Close(ws.StatusNormalClosure, "")
+	} else {
+		_ = sock.CloseNow()
+	}
+	cn.log.InfoContext(ctx, "kvs signaling socket left, reconnecting", "reason", left)
+	next, err := cn.reconnect(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, cn.closedWhy(ctx)
+		}
+		return nil, err
+	}
+	cn.setSocket(next)
+	cn.log.InfoContext(ctx, "kvs signaling reconnected", "reason", left)
+	cn.emit(ctx, Event{Type: EventReconnected, Err: left})
+	return next, nil
+}
+
+// closedWhy is why a connection whose ctx is done ended: ErrClosed, with
+// ctx's cause unless Close ended it.
+func (cn *Conn) closedWhy(ctx context.Context) error {
+	if cn.userStop.Load() {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, context.Cause(ctx))
+}
+
+// end ends the connection for good, once its helpers are done.
+func (cn *Conn) end(ctx context.Context, helpers *sync.WaitGroup, why error) {
 	helpers.Wait()
 	cn.mu.Lock()
 	cn.ended = true
@@ -496,88 +510,86 @@ func (cn *Conn) run(ctx context.Context, ws *websocket.Conn) {
 	}
 	cn.out.end(ctx, Event{Type: EventClosed, Err: why})
 	cn.cancel()
+	close(cn.done)
 }
 
 // errGoAway is why a socket left after GO_AWAY.
 var errGoAway = errors.New("kvs: GO_AWAY from KVS")
 
-// serve reads frames from ws until the socket ends, GO_AWAY arrives or ctx
+// serve reads frames from sock until the socket ends, GO_AWAY arrives or ctx
 // is done, keeping it alive with pings meanwhile. It returns why it left.
 // It starts no goroutine that outlives a step: the close on ctx and the
 // pings run on callbacks, and serve waits for them before it returns.
-func (cn *Conn) serve(ctx context.Context, ws *websocket.Conn, helpers *sync.WaitGroup) error {
-	closed := make(chan struct{})
-	stopClose := context.AfterFunc(ctx, func() {
-		defer close(closed)
-		// A clean closure; it also ends the pending read below.
-		_ = ws.Close(websocket.StatusNormalClosure, "")
-	})
-	defer func() {
-		if !stopClose() {
-			<-closed
-		}
-	}()
-	if iv := cn.client.cfg.PingInterval; iv > 0 {
-		k := startKeepalive(ctx, ws, iv)
-		defer k.stop()
-	}
-	// Reads must not see ctx: a cancelled read kills the socket uncleanly.
-	rctx := context.WithoutCancel(ctx)
+// Reads do not see ctx (a cancelled read would kill the socket uncleanly):
+// ctx's end closes the socket cleanly, which ends the read.
+func (cn *Conn) serve(ctx context.Context, sock *ws.Conn, helpers *sync.WaitGroup) error {
+	defer cn.watch(ctx, sock)()
 	for {
-		typ, b, err := readFrame(rctx, ws)
+		typ, b, err := sock.Read()
 		if err != nil {
-			return fmt.Errorf("kvs: signaling socket: %w", err)
+			return socketError(err)
 		}
-		if typ != websocket.MessageText {
-			cn.log.DebugContext(ctx, "kvs signaling frame ignored", "why", "binary frame")
-			continue
-		}
-		if b == nil {
-			cn.log.WarnContext(ctx, "kvs signaling frame ignored", "why", "oversized frame")
-			continue
-		}
-		f := decodeFrame(b)
-		switch f.kind {
-		case frameIgnored:
-			cn.log.DebugContext(ctx, "kvs signaling frame ignored", "why", f.why, "bytes", len(b))
-		case frameGoAway:
-			return errGoAway
-		case frameReconnectICE:
-			cn.refreshIce(ctx, helpers)
-		case frameAnswer:
-			cn.emit(ctx, Event{Type: EventAnswer, SDP: f.sdp})
-		case frameCandidate:
-			cn.emit(ctx, Event{Type: EventCandidate, Candidate: f.candidate})
-		case frameStatus:
-			st := f.status
-			st.Action = cn.actionOf(st.CorrelationID)
-			cn.log.InfoContext(ctx, "kvs status response", "correlation_id", st.CorrelationID, "action", st.Action, "error_type", st.ErrorType, "status_code", st.StatusCode)
-			cn.emit(ctx, Event{Type: EventStatus, Status: &st})
+		if err := cn.handle(ctx, typ, b, helpers); err != nil {
+			return err
 		}
 	}
 }
 
-// readFrame reads one message. A text message over maxFrame is drained and
-// returned as nil bytes, so the socket survives it.
-func readFrame(ctx context.Context, ws *websocket.Conn) (websocket.MessageType, []byte, error) {
-	typ, r, err := ws.Reader(ctx)
-	if err != nil {
-		return 0, nil, err
+func socketError(err error) error { return fmt.Errorf("kvs: signaling socket: %w", err) }
+
+// watch arms what runs beside serve's reads: the clean close when ctx ends,
+// and the keepalive pings. The returned func disarms both and waits for
+// them.
+func (cn *Conn) watch(ctx context.Context, sock *ws.Conn) (stop func()) {
+	closed := make(chan struct{})
+	stopClose := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		// A clean closure; it also ends the pending read.
+		_ = sock.Close(ws.StatusNormalClosure, "")
+	})
+	var k *keepalive
+	if iv := cn.client.cfg.PingInterval; iv > 0 {
+		k = startKeepalive(ctx, sock, iv)
 	}
-	b, err := io.ReadAll(io.LimitReader(r, maxFrame+1))
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(b) > maxFrame {
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return 0, nil, err
+	return func() {
+		if k != nil {
+			k.stop()
 		}
-		return typ, nil, nil
+		if !stopClose() {
+			<-closed
+		}
+	}
+}
+
+// handle acts on one message; an error ends the socket (GO_AWAY).
+func (cn *Conn) handle(ctx context.Context, typ ws.MessageType, b []byte, helpers *sync.WaitGroup) error {
+	if typ != ws.MessageText {
+		cn.log.DebugContext(ctx, "kvs signaling frame ignored", "why", "binary frame")
+		return nil
 	}
 	if b == nil {
-		b = []byte{}
+		cn.log.WarnContext(ctx, "kvs signaling frame ignored", "why", "oversized frame")
+		return nil
 	}
-	return typ, b, nil
+	f := decodeFrame(b)
+	switch f.kind {
+	case frameIgnored:
+		cn.log.DebugContext(ctx, "kvs signaling frame ignored", "why", f.why, "bytes", len(b))
+	case frameGoAway:
+		return errGoAway
+	case frameReconnectICE:
+		cn.refreshIce(ctx, helpers)
+	case frameAnswer:
+		cn.emit(ctx, Event{Type: EventAnswer, SDP: f.sdp})
+	case frameCandidate:
+		cn.emit(ctx, Event{Type: EventCandidate, Candidate: f.candidate})
+	case frameStatus:
+		st := f.status
+		st.Action = cn.actionOf(st.CorrelationID)
+		cn.log.InfoContext(ctx, "kvs status response", "correlation_id", st.CorrelationID, "action", st.Action, "error_type", st.ErrorType, "status_code", st.StatusCode)
+		cn.emit(ctx, Event{Type: EventStatus, Status: &st})
+	}
+	return nil
 }
 
 // keepalive pings a socket every interval, from a timer: a goroutine exists
@@ -586,7 +598,7 @@ func readFrame(ctx context.Context, ws *websocket.Conn) (websocket.MessageType, 
 // reconnect. Pings do not see ctx's cancellation (a cancelled ping kills the
 // socket uncleanly); serve closes the socket cleanly instead.
 type keepalive struct {
-	ws       *websocket.Conn
+	sock     *ws.Conn
 	interval time.Duration
 	base     context.Context // ctx without its cancellation
 
@@ -597,9 +609,9 @@ type keepalive struct {
 	pinging sync.WaitGroup // a ping in flight; Add only while !stopped
 }
 
-// startKeepalive arms the first ping of ws.
-func startKeepalive(ctx context.Context, ws *websocket.Conn, interval time.Duration) *keepalive {
-	k := &keepalive{ws: ws, interval: interval, base: context.WithoutCancel(ctx)}
+// startKeepalive arms the first ping of sock.
+func startKeepalive(ctx context.Context, sock *ws.Conn, interval time.Duration) *keepalive {
+	k := &keepalive{sock: sock, interval: interval, base: context.WithoutCancel(ctx)}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.t = time.AfterFunc(interval, k.ping)
@@ -618,10 +630,10 @@ func (k *keepalive) ping() {
 	defer k.pinging.Done()
 
 	pctx, cancel := context.WithTimeout(k.base, k.interval)
-	err := k.ws.Ping(pctx)
+	err := k.sock.Ping(pctx)
 	cancel()
 	if err != nil {
-		_ = k.ws.CloseNow()
+		_ = k.sock.CloseNow()
 		return
 	}
 	k.mu.Lock()
@@ -671,7 +683,7 @@ func (cn *Conn) refreshIce(ctx context.Context, helpers *sync.WaitGroup) {
 // reconnect reopens the socket with the same clientId, up to
 // Backoff.Attempts tries spaced by the backoff. When the endpoint fails, the
 // channel is resolved again before the next try.
-func (cn *Conn) reconnect(ctx context.Context) (*websocket.Conn, error) {
+func (cn *Conn) reconnect(ctx context.Context) (*ws.Conn, error) {
 	b := cn.client.cfg.Backoff
 	cn.mu.Lock()
 	ch := cn.ch
@@ -684,11 +696,11 @@ func (cn *Conn) reconnect(ctx context.Context) (*websocket.Conn, error) {
 			}
 		}
 		actx, cancel := context.WithTimeout(ctx, reconnectGrace)
-		ws, _, err := cn.client.connect(actx, ch, cn.clientID)
+		sock, _, err := cn.client.connect(actx, ch, cn.clientID)
 		cancel()
 		cn.client.observe("ConnectAsViewer", err)
 		if err == nil {
-			return ws, nil
+			return sock, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

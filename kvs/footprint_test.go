@@ -12,7 +12,7 @@ import (
 // kvsemu: its goroutines and its TLS handshake.
 
 // clientGoroutines counts the goroutines on the client's side of signaling:
-// those started by this package, by coder/websocket, by the HTTP transport
+// those started by this package (and its internal/ws), by the HTTP transport
 // (a connection's read and write loops) and by timers and context.AfterFunc,
 // and the ones those start through sync.WaitGroup.Go. The emulator's
 // goroutines (its HTTP server's connections, its channels) are not counted.
@@ -46,7 +46,6 @@ func clientGoroutines() int {
 		}
 		for _, p := range []string{
 			"github.com/acme/viewersession/kvs.",
-			"github.com/coder/websocket",
 			"net/http.(*Transport)",
 			"time.goFunc",
 			"context.AfterFunc",
