@@ -328,10 +328,13 @@ func (a *actor) handle(r request) {
 	var err error
 	if a.m.cluster != nil && r.kind != reqDetach && r.kind != reqGoAway && !(r.kind == reqApp && r.msg.mediaOnly()) {
 		// Another replica may have taken the session over since the last
-		// check: never serve a request on a stale actor. Media reports,
-		// every second, skip the read: one a stale actor takes is lost
-		// harmlessly (the next carries the same cumulative counters).
-		a.checkOwner()
+		// check: never serve a request on a stale actor. The read is
+		// skipped while no other replica can have (Manager.unchallenged),
+		// and for media reports, every second: one a stale actor takes is
+		// lost harmlessly (the next carries the same cumulative counters).
+		if !a.m.unchallenged() {
+			a.checkOwner()
+		}
 		if a.fenced {
 			r.reply <- reply{err: errFenced}
 			return

@@ -33,10 +33,13 @@ type Manager struct {
 	// hintFailing is set while reading remembered recovery steps fails,
 	// so that the failure is logged once, not per recovery.
 	hintFailing atomic.Bool
-	// recheck is set when this replica's own heartbeat lapsed (others may
-	// have taken its sessions over as a dead replica's): the ownership
-	// watch then checks every session it runs.
-	recheck atomic.Bool
+	// lapses counts the times this replica's own heartbeat lapsed (others
+	// may have taken its sessions over as a dead replica's); checked is
+	// the count the ownership watch has checked every session it runs
+	// after. lastBeat is when the last heartbeat that went through was
+	// sent (UnixNano). See unchallenged.
+	lapses, checked atomic.Uint64
+	lastBeat        atomic.Int64
 	// renewer renews the leases of all sessions together (when ids can);
 	// held are the leases it renews, by actor, under leaseMu.
 	renewer LeaseRenewer

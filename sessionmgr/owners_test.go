@@ -162,13 +162,19 @@ func TestLapsedHeartbeatChecksEverySession(t *testing.T) {
 }
 
 // roundTrips counts a client's round trips (a pipeline is one).
-type roundTrips struct{ n atomic.Int64 }
+type roundTrips struct {
+	n      atomic.Int64
+	hmgets atomic.Int64 // HMGETs sent, alone or in a pipeline (owner reads)
+}
 
 func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		c.n.Add(1)
+		if cmd.Name() == "hmget" {
+			c.hmgets.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
@@ -176,6 +182,11 @@ func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.n.Add(1)
+		for _, cmd := range cmds {
+			if cmd.Name() == "hmget" {
+				c.hmgets.Add(1)
+			}
+		}
 		return next(ctx, cmds)
 	}
 }

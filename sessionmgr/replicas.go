@@ -89,10 +89,8 @@ func (m *Manager) watchOwners(ctx context.Context) {
 		case <-m.drainC:
 			t.Stop()
 		}
-		if m.recheck.Swap(false) {
-			if !m.checkOwners(ctx, m.actorIDs()) {
-				m.recheck.Store(true)
-			}
+		if n := m.lapses.Load(); n != m.checked.Load() && m.checkOwners(ctx, m.actorIDs()) {
+			m.checked.Store(n)
 		}
 		cctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
 		if moved, err := m.store.Moved(cctx, m.cfg.ReplicaID); err == nil && len(moved) > 0 {
@@ -165,6 +163,7 @@ func (m *Manager) heartbeat(ctx context.Context) {
 	defer t.Stop()
 	var lastOK time.Time
 	for {
+		sent := time.Now()
 		hctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
 		err := m.cluster.Heartbeat(hctx, m.cfg.ReplicaID, m.cfg.ReplicaTTL)
 		cancel()
@@ -173,9 +172,10 @@ func (m *Manager) heartbeat(ctx context.Context) {
 				// This replica may have been taken for dead (half the TTL:
 				// what others saw of the gap may be longer than what this
 				// replica saw).
-				m.recheck.Store(true)
+				m.lapses.Add(1)
 			}
 			lastOK = time.Now()
+			m.lastBeat.Store(sent.UnixNano())
 		}
 		m.mu.Lock()
 		switch {
@@ -194,6 +194,20 @@ func (m *Manager) heartbeat(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// unchallenged reports that no other replica can have taken over a
+// session this replica runs since the ownership watch last looked: others
+// take a live replica's session only when it drains (this one is not) or
+// when its heartbeat has expired, and this one's was sent less than half
+// its TTL ago (the key lives a TTL from its write, after the send), with
+// every lapse before it checked. Then a request needs no read of the
+// session's owner fields before it is served (actor.handle); the epoch
+// fence on every write stays the safety net.
+func (m *Manager) unchallenged() bool {
+	beat := m.lastBeat.Load()
+	return beat != 0 && time.Since(time.Unix(0, beat)) < m.cfg.ReplicaTTL/2 &&
+		m.lapses.Load() == m.checked.Load() && !m.isDraining()
 }
 
 // takeover makes this replica the session's owner (compare-and-set on the

@@ -14,6 +14,7 @@ import (
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/memstore"
+	"github.com/acme/viewersession/sessionmgr/redisreplicas"
 	"github.com/acme/viewersession/sessionmgr/redisstore"
 )
 
@@ -264,5 +265,59 @@ func TestOneTripCreateTakesTheLease(t *testing.T) {
 	}
 	if c.ClientID != "v-3" {
 		t.Errorf("the viewer's third create got %q while v cools down and v-2 is live, want v-3", c.ClientID)
+	}
+}
+
+// A replica of a cluster reads a session's owner fields before serving a
+// request only when another replica could have taken the session over:
+// with its heartbeat fresh and no lapse unchecked, a state report reads
+// nothing; after a lapse (others may have taken it for dead) each report
+// reads the owner fields first, until the ownership watch has checked
+// every session.
+func TestOwnerReadOnlyWhenChallenged(t *testing.T) {
+	url := redistest.URL(t)
+	ropts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(ropts)
+	t.Cleanup(func() { rdb.Close() })
+	trips := &roundTrips{}
+	rdb.AddHook(trips)
+	st := redisstore.New(rdb)
+	t.Cleanup(st.Close)
+	reader, _ := redisStore(t, url)
+	cfg := sessionmgr.DefaultConfig()
+	cfg.DialsPerSecond = 1000
+	cfg.OwnerCheck, cfg.SweepEvery, cfg.LeaseRenew = time.Hour, time.Hour, time.Hour // one heartbeat, at start
+	ids := bind.NewClientIDs(clientid.NewRedis(rdb, clientid.DefaultConfig()))
+	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, ids, sessionmgr.WithCluster(redisreplicas.New(rdb)), sessionmgr.WithOneTripCreate(), quietLogger())
+	t.Cleanup(func() { m.Close(context.Background()) })
+	ctx := t.Context()
+	s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "challenged"}, ViewerID: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen uint64
+	if _, err := m.Attach(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, reader, s.ID, &seen, sessionmgr.StateAwaitingOffer)
+	reads := func(what string) int64 {
+		t.Helper()
+		before := trips.hmgets.Load()
+		for range 3 {
+			if _, err := m.Send(ctx, s.ID, sessionmgr.AppMessage{StateReport: &sessionmgr.ConnState{ICE: sessionmgr.ICEChecking, Peer: sessionmgr.PeerConnecting}}); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+		return trips.hmgets.Load() - before
+	}
+	quiet := reads("unchallenged")
+	sessionmgr.LapseHeartbeat(m)
+	challenged := reads("after a lapse")
+	t.Logf("owner reads for 3 state reports: %d unchallenged, %d after a heartbeat lapse", quiet, challenged)
+	if quiet != 0 || challenged != 3 {
+		t.Errorf("3 state reports read the owner fields %d times unchallenged and %d times after a heartbeat lapse; want 0 and 3", quiet, challenged)
 	}
 }
