@@ -100,6 +100,11 @@ type SessionCostMode struct {
 	// creates; RedisCreateCPU and RedisSessionCPU Redis's own (INFO cpu)
 	// over the timed creates and the full sessions (Redis mode only).
 	CreateCPU, RedisCreateCPU, RedisSessionCPU time.Duration
+	// CreateTrips and SessionTrips are the server's Redis round trips
+	// (vss_redis_round_trips_total) over the timed creates and the full
+	// sessions; SessionTripsBy the latter by command (Redis mode only).
+	CreateTrips, SessionTrips float64
+	SessionTripsBy            map[string]float64
 	// Sessions full sessions took SessionCPU of the server's CPU (user +
 	// system) and SessionWall of wall time, from the first create until
 	// the last session's KVS connection is gone and the server is quiet;
@@ -395,6 +400,9 @@ func SessionCost(ctx context.Context, cfg SessionCostConfig) (res SessionCostRes
 	return res, nil
 }
 
+// tripsMetric counts the server's Redis round trips.
+const tripsMetric = "vss_redis_round_trips_total"
+
 // profile starts a CPU profile of cfg.ProfileSeconds on the server into
 // cfg.ProfileDir/<mode>-<part>.pprof; nil without a ProfileDir.
 func (s *costSide) profile(ctx context.Context, cfg SessionCostConfig, part string) <-chan error {
@@ -428,6 +436,10 @@ func (s *costSide) createRun(ctx context.Context, cfg SessionCostConfig, r int) 
 			return 0, nil, err
 		}
 	}
+	trips0, err := s.srv.scrape(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
 	cpu0 := s.srv.cpu()
 	wall, lat, err := timed(ctx, cfg.Creates, cfg.Concurrency, func(ctx context.Context, i int) error {
 		cs, err := s.create(ctx, i, &vspb.CreateSessionRequest{
@@ -440,6 +452,11 @@ func (s *costSide) createRun(ctx context.Context, cfg SessionCostConfig, r int) 
 		return 0, nil, err
 	}
 	s.res.CreateCPU += s.srv.cpu() - cpu0
+	trips1, err := s.srv.scrape(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.res.CreateTrips += trips1[tripsMetric] - trips0[tripsMetric]
 	if s.rdb != nil {
 		c1, err := readRedisCounts(ctx, s.rdb)
 		if err != nil {
@@ -464,9 +481,13 @@ func (s *costSide) sessionPart(ctx context.Context, emu *kvsemu.Emulator, concur
 			return nil, err
 		}
 	}
+	trips0, err := s.srv.scrape(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cpu0, t0 := s.srv.cpu(), time.Now()
 	lat := make([]time.Duration, to-from)
-	err := forEach(ctx, to-from, concurrency, func(ctx context.Context, j int) error {
+	err = forEach(ctx, to-from, concurrency, func(ctx context.Context, j int) error {
 		i := from + j
 		d, err := s.fullSession(ctx, i, s.sessionARNs[i%len(s.sessionARNs)], offers[i%len(offers)])
 		lat[j] = d
@@ -482,6 +503,19 @@ func (s *costSide) sessionPart(ctx context.Context, emu *kvsemu.Emulator, concur
 		return nil, err
 	}
 	s.res.SessionCPU += s.srv.cpu() - cpu0
+	trips1, err := s.srv.scrape(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.res.SessionTrips += trips1[tripsMetric] - trips0[tripsMetric]
+	for k, v := range trips1 {
+		if cmd, ok := strings.CutPrefix(k, tripsMetric+`{command="`); ok {
+			if s.res.SessionTripsBy == nil {
+				s.res.SessionTripsBy = make(map[string]float64)
+			}
+			s.res.SessionTripsBy[strings.TrimSuffix(cmd, `"}`)] += v - trips0[k]
+		}
+	}
 	s.res.SessionWall += time.Since(t0)
 	s.res.Sessions += to - from
 	if s.rdb != nil {

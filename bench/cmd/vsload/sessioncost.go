@@ -91,6 +91,19 @@ func printSessionCost(out io.Writer, r bench.SessionCostResult, redisVersion str
 		us((d.CreateCPU+d.RedisCreateCPU)/creates), ratio(d.CreateCPU+d.RedisCreateCPU, m.CreateCPU),
 		msf(d.RedisSessionCPU/time.Duration(max(d.Sessions, 1))), msf((d.SessionCPU+d.RedisSessionCPU)/time.Duration(max(d.Sessions, 1))),
 		ratio(d.SessionCPU+d.RedisSessionCPU, m.SessionCPU))
+	if d.Sessions > 0 {
+		names := slices.SortedFunc(maps.Keys(d.SessionTripsBy), func(a, b string) int {
+			return cmp.Or(cmp.Compare(d.SessionTripsBy[b], d.SessionTripsBy[a]), strings.Compare(a, b))
+		})
+		var parts []string
+		for _, n := range names {
+			if v := d.SessionTripsBy[n] / float64(d.Sessions); v >= 0.005 {
+				parts = append(parts, fmt.Sprintf("%s %.2f", n, v))
+			}
+		}
+		fmt.Fprintf(out, "The Redis-mode server's Redis round trips (vss_redis_round_trips_total): %.2f per create, %.2f per full session (%s).\n\n",
+			d.CreateTrips/float64(c.Runs*c.Creates), d.SessionTrips/float64(d.Sessions), strings.Join(parts, ", "))
+	}
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
