@@ -183,6 +183,9 @@ func (a *actor) call(ctx context.Context, r request) (Session, error) {
 	select {
 	case a.inbox <- r:
 	case <-a.done:
+		if r.kind == reqDetach {
+			return Session{}, nil // nothing to detach from; the caller wants no session
+		}
 		return a.finalSnapshot(ctx)
 	case <-ctx.Done():
 		return Session{}, ctx.Err()

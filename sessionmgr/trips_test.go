@@ -321,3 +321,39 @@ func TestOwnerReadOnlyWhenChallenged(t *testing.T) {
 		t.Errorf("3 state reports read the owner fields %d times unchallenged and %d times after a heartbeat lapse; want 0 and 3", quiet, challenged)
 	}
 }
+
+// A stream's detach that reaches its actor after the actor ended (the
+// stream closes on the CLOSED event while the actor finishes) reads
+// nothing: its caller wants no session.
+func TestDetachFromEndedActorReadsNothing(t *testing.T) {
+	url := redistest.URL(t)
+	st, trips := redisStore(t, url)
+	cfg := sessionmgr.DefaultConfig()
+	cfg.DialsPerSecond = 1000
+	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, &fakeIDs{}, quietLogger())
+	t.Cleanup(func() { m.Close(context.Background()) })
+	ctx := t.Context()
+	s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "ended"}, ViewerID: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := sessionmgr.HoldActor(m, s.ID)
+	if held == nil {
+		t.Fatal("no actor runs the new session")
+	}
+	if _, err := m.CloseSession(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held.Ended():
+	case <-ctx.Done():
+		t.Fatal("the closed session's actor never ended")
+	}
+	before := trips.n.Load()
+	if err := held.Detach(ctx); err != nil {
+		t.Errorf("detach from the ended actor = %v, want nil", err)
+	}
+	if n := trips.n.Load() - before; n != 0 {
+		t.Errorf("detach from the ended actor took %d Redis round trips, want 0", n)
+	}
+}
