@@ -135,8 +135,8 @@ func validateClientID(id string) error {
 type Conn struct {
 	client     *Client
 	clientID   string
-	tlsResumed bool // the first socket resumed a TLS session (tests)
-	log        *slog.Logger
+	tlsResumed bool       // the first socket resumed a TLS session (tests)
+	arn        string     // the channel's ARN, for the logs
 	events     chan Event // Events; nil after DialAs
 	out        sink       // where the reader delivers the events
 	cancel     context.CancelFunc
@@ -213,7 +213,7 @@ func (c *Client) dial(ctx context.Context, ch Channel, clientID string, events c
 		client:     c,
 		clientID:   clientID,
 		tlsResumed: resumed,
-		log:        c.log.With("channel_arn", ch.ARN, "client_id", clientID),
+		arn:        ch.ARN,
 		events:     events,
 		out:        out,
 		cancel:     cancel,
@@ -222,10 +222,9 @@ func (c *Client) dial(ctx context.Context, ch Channel, clientID string, events c
 		ch:         ch,
 		sock:       sock,
 		ready:      ready,
-		pending:    make(map[string]string),
 	}
 	go cn.run(runCtx, sock)
-	cn.log.DebugContext(ctx, "kvs signaling connected", "tls_resumed", resumed)
+	cn.logAt(ctx, slog.LevelDebug, "kvs signaling connected", "tls_resumed", resumed)
 	return cn, nil
 }
 
@@ -381,7 +380,7 @@ func (cn *Conn) send(ctx context.Context, action, payload string) (string, error
 		}
 		return "", unavailable("send "+action, err)
 	}
-	cn.log.DebugContext(ctx, "kvs signaling sent", "action", action, "correlation_id", id, "payload_bytes", len(payload))
+	cn.logAt(ctx, slog.LevelDebug, "kvs signaling sent", "action", action, "correlation_id", id, "payload_bytes", len(payload))
 	return id, nil
 }
 
@@ -413,11 +412,24 @@ func (cn *Conn) isEnded() bool {
 	return cn.ended
 }
 
+// logAt logs with the connection's channel and clientId. They are added
+// per record, not kept preformatted (slog's With) in every connection.
+func (cn *Conn) logAt(ctx context.Context, level slog.Level, msg string, args ...any) {
+	l := cn.client.log
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	l.Log(ctx, level, msg, append([]any{"channel_arn", cn.arn, "client_id", cn.clientID}, args...)...)
+}
+
 // remember records which action a correlationId belongs to, forgetting the
 // oldest beyond maxPending.
 func (cn *Conn) remember(id, action string) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	if cn.pending == nil {
+		cn.pending = make(map[string]string)
+	}
 	cn.pending[id] = action
 	cn.pendingQ = append(cn.pendingQ, id)
 	if len(cn.pendingQ) > maxPending {
@@ -476,7 +488,7 @@ func (cn *Conn) next(ctx context.Context, sock *ws.Conn, left error) (*ws.Conn, 
 	} else {
 		_ = sock.CloseNow()
 	}
-	cn.log.InfoContext(ctx, "kvs signaling socket left, reconnecting", "reason", left)
+	cn.logAt(ctx, slog.LevelInfo, "kvs signaling socket left, reconnecting", "reason", left)
 	next, err := cn.reconnect(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -485,7 +497,7 @@ func (cn *Conn) next(ctx context.Context, sock *ws.Conn, left error) (*ws.Conn, 
 		return nil, err
 	}
 	cn.setSocket(next)
-	cn.log.InfoContext(ctx, "kvs signaling reconnected", "reason", left)
+	cn.logAt(ctx, slog.LevelInfo, "kvs signaling reconnected", "reason", left)
 	cn.emit(ctx, Event{Type: EventReconnected, Err: left})
 	return next, nil
 }
@@ -506,7 +518,7 @@ func (cn *Conn) end(ctx context.Context, helpers *sync.WaitGroup, why error) {
 	cn.ended = true
 	cn.mu.Unlock()
 	if !errors.Is(why, ErrClosed) {
-		cn.log.WarnContext(ctx, "kvs signaling connection ended", "err", why)
+		cn.logAt(ctx, slog.LevelWarn, "kvs signaling connection ended", "err", why)
 	}
 	cn.out.end(ctx, Event{Type: EventClosed, Err: why})
 	cn.cancel()
@@ -564,17 +576,17 @@ func (cn *Conn) watch(ctx context.Context, sock *ws.Conn) (stop func()) {
 // handle acts on one message; an error ends the socket (GO_AWAY).
 func (cn *Conn) handle(ctx context.Context, typ ws.MessageType, b []byte, helpers *sync.WaitGroup) error {
 	if typ != ws.MessageText {
-		cn.log.DebugContext(ctx, "kvs signaling frame ignored", "why", "binary frame")
+		cn.logAt(ctx, slog.LevelDebug, "kvs signaling frame ignored", "why", "binary frame")
 		return nil
 	}
 	if b == nil {
-		cn.log.WarnContext(ctx, "kvs signaling frame ignored", "why", "oversized frame")
+		cn.logAt(ctx, slog.LevelWarn, "kvs signaling frame ignored", "why", "oversized frame")
 		return nil
 	}
 	f := decodeFrame(b)
 	switch f.kind {
 	case frameIgnored:
-		cn.log.DebugContext(ctx, "kvs signaling frame ignored", "why", f.why, "bytes", len(b))
+		cn.logAt(ctx, slog.LevelDebug, "kvs signaling frame ignored", "why", f.why, "bytes", len(b))
 	case frameGoAway:
 		return errGoAway
 	case frameReconnectICE:
@@ -586,7 +598,7 @@ func (cn *Conn) handle(ctx context.Context, typ ws.MessageType, b []byte, helper
 	case frameStatus:
 		st := f.status
 		st.Action = cn.actionOf(st.CorrelationID)
-		cn.log.InfoContext(ctx, "kvs status response", "correlation_id", st.CorrelationID, "action", st.Action, "error_type", st.ErrorType, "status_code", st.StatusCode)
+		cn.logAt(ctx, slog.LevelInfo, "kvs status response", "correlation_id", st.CorrelationID, "action", st.Action, "error_type", st.ErrorType, "status_code", st.StatusCode)
 		cn.emit(ctx, Event{Type: EventStatus, Status: &st})
 	}
 	return nil
@@ -672,9 +684,9 @@ func (cn *Conn) refreshIce(ctx context.Context, helpers *sync.WaitGroup) {
 		ev := Event{Type: EventIceServersRefreshed, Err: err}
 		if err == nil {
 			ev.IceServers = &s
-			cn.log.InfoContext(ctx, "kvs ice servers refreshed on request", "servers", len(s.Servers), "expires", s.Expires)
+			cn.logAt(ctx, slog.LevelInfo, "kvs ice servers refreshed on request", "servers", len(s.Servers), "expires", s.Expires)
 		} else {
-			cn.log.WarnContext(ctx, "kvs ice servers refresh failed", "err", err)
+			cn.logAt(ctx, slog.LevelWarn, "kvs ice servers refresh failed", "err", err)
 		}
 		cn.emit(ctx, ev)
 	})
@@ -706,7 +718,7 @@ func (cn *Conn) reconnect(ctx context.Context) (*ws.Conn, error) {
 			return nil, ctx.Err()
 		}
 		last = err
-		cn.log.InfoContext(ctx, "kvs signaling reconnect attempt failed", "attempt", n, "err", err)
+		cn.logAt(ctx, slog.LevelInfo, "kvs signaling reconnect attempt failed", "attempt", n, "err", err)
 		switch {
 		case errors.Is(err, ErrInvalidArgument):
 			n = b.Attempts // permanent
