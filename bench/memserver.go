@@ -75,6 +75,14 @@ type ServerMemSnap struct {
 	RSS        int64
 	HeapInuse  int64
 	StackInuse int64
+	// HeapFree is heap memory the runtime freed but has not returned to
+	// the OS (go_memstats_heap_idle_bytes less heap_released_bytes): the
+	// collector's headroom, resident until the scavenger takes it.
+	HeapFree int64
+	// Runtime is the runtime's own structures: spans, GC metadata, the
+	// profiling buckets and the rest (mspan, mcache, gc_sys, buck_hash,
+	// other_sys).
+	Runtime    int64
 	Goroutines int
 	FDs        int
 	// GCs is go_gc_duration_seconds_count: the collections so far.
@@ -204,6 +212,9 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 		return ServerMemSnap{
 			Sessions: sessions, RSS: srv.rss(), FDs: srv.fds(), LoadAvg: loadAvg(),
 			HeapInuse: int64(m["go_memstats_heap_inuse_bytes"]), StackInuse: int64(m["go_memstats_stack_inuse_bytes"]),
+			HeapFree: int64(m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]),
+			Runtime: int64(m["go_memstats_mspan_inuse_bytes"] + m["go_memstats_mcache_inuse_bytes"] + m["go_memstats_gc_sys_bytes"] +
+				m["go_memstats_buck_hash_sys_bytes"] + m["go_memstats_other_sys_bytes"]),
 			Goroutines: int(m["go_goroutines"]), GCs: int(m["go_gc_duration_seconds_count"]),
 		}, nil
 	}
@@ -281,8 +292,9 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 		}
 		res.Steps = append(res.Steps, s)
 		d := float64(step)
-		logf("%6d joined: RSS %.1f KiB/session, heap %.1f KiB, stacks %.1f KiB, %.2f goroutines/session, fds %d, load %s", step,
+		logf("%6d joined: RSS %.1f KiB/session, heap %.1f KiB, stacks %.1f KiB, freed heap not returned %.1f KiB, runtime %.1f KiB, %.2f goroutines/session, fds %d, load %s", step,
 			kib(s.RSS-res.Base.RSS)/d, kib(s.HeapInuse-res.Base.HeapInuse)/d, kib(s.StackInuse-res.Base.StackInuse)/d,
+			kib(s.HeapFree-res.Base.HeapFree)/d, kib(s.Runtime-res.Base.Runtime)/d,
 			float64(s.Goroutines-res.Base.Goroutines)/d, s.FDs, s.LoadAvg)
 	}
 	if cfg.ProfileDir != "" {

@@ -197,13 +197,13 @@ func figureCServer(ctx context.Context, o options, steps []int, out io.Writer) e
 	b := r.Base
 	fmt.Fprintf(out, "Warmed, before the first session (after a GC): RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, %d goroutines, %d fds; load %s.\n\n",
 		mib(b.RSS), mib(b.HeapInuse), mib(b.StackInuse), b.Goroutines, b.FDs, b.LoadAvg)
-	fmt.Fprintln(out, "| joined sessions | RSS (Δ) | RSS/session | heap/session | stacks/session | goroutines/session | fds | load |")
-	fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(out, "| joined sessions | RSS (Δ) | RSS/session | heap/session | stacks/session | freed heap kept/session | runtime/session | goroutines/session | fds | load |")
+	fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, s := range r.Steps {
 		n := float64(s.Sessions)
-		fmt.Fprintf(out, "| %d | %.1f MiB | %.1f KiB | %.1f KiB | %.1f KiB | %.2f | %d | %s |\n",
+		fmt.Fprintf(out, "| %d | %.1f MiB | %.1f KiB | %.1f KiB | %.1f KiB | %.1f KiB | %.1f KiB | %.2f | %d | %s |\n",
 			s.Sessions, mib(s.RSS-b.RSS), kib(s.RSS-b.RSS)/n, kib(s.HeapInuse-b.HeapInuse)/n, kib(s.StackInuse-b.StackInuse)/n,
-			float64(s.Goroutines-b.Goroutines)/n, s.FDs, s.LoadAvg)
+			kib(s.HeapFree-b.HeapFree)/n, kib(s.Runtime-b.Runtime)/n, float64(s.Goroutines-b.Goroutines)/n, s.FDs, s.LoadAvg)
 	}
 	fmt.Fprintf(out, "\n%d streams failed to open, %d ended early %q.\n\n", r.OpenErrors, r.StreamErrors, r.FirstErrors)
 	return nil
