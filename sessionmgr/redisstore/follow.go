@@ -31,6 +31,9 @@ const (
 	// recentMax is how many of a timeline's newest notified events the
 	// follower keeps for its readers.
 	recentMax = 32
+	// subscribeWait is how long a reader of a new follow waits for its
+	// subscription's confirmation before it reads the stream anyway.
+	subscribeWait = time.Second
 )
 
 // errStoreClosed ends the waiting Events calls of a closed Store.
@@ -173,12 +176,13 @@ func (fl *follower) look(f *follow, after uint64, limit int, readAt uint64) (evs
 // needs no read of the stream to start waiting: the subscription is
 // active, the newest notified event is after's, and nothing has called for
 // a read since it was notified (no confirmation, gap or delete).
-// It also returns resync, for the reader's later looks.
-func (fl *follower) caughtUp(f *follow, after uint64) (bool, uint64) {
+// It also returns whether the subscription is active, and resync, for the
+// reader's later looks.
+func (fl *follower) caughtUp(f *follow, after uint64) (ok, active bool, resync uint64) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	n := len(f.recent)
-	return f.active && n > 0 && f.recent[n-1].seq == after && f.recentAt == f.resync, f.resync
+	return f.active && n > 0 && f.recent[n-1].seq == after && f.recentAt == f.resync, f.active, f.resync
 }
 
 // poke wakes the controller.
@@ -497,10 +501,21 @@ func (s *Store) waitEvents(ctx context.Context, id sessionmgr.SessionID, after u
 	recheck := time.NewTimer(jitter(s.slice))
 	defer recheck.Stop()
 	// A reader that follows on from the last notified event (a watcher
-	// back for more) waits without reading; any other reads first.
+	// back for more) waits without reading. On a timeline whose
+	// subscription is not confirmed yet (a new follow) a read now would
+	// have to be repeated once it is (the confirmation moves resync): the
+	// reader waits for that, for at most subscribeWait. Any other reads
+	// first.
 	readAt, read := uint64(0), true
-	if ok, resync := s.tl.caughtUp(f, after); ok {
+	var unconfirmed <-chan time.Time
+	switch ok, active, resync := s.tl.caughtUp(f, after); {
+	case ok:
 		readAt, read = resync, false
+	case !active:
+		readAt, read = resync, false
+		t := time.NewTimer(subscribeWait)
+		defer t.Stop()
+		unconfirmed = t.C
 	}
 	for {
 		buffered, mustRead, resync, wake := s.tl.look(f, after, limit, readAt)
@@ -521,6 +536,8 @@ func (s *Store) waitEvents(ctx context.Context, id sessionmgr.SessionID, after u
 		case <-s.tl.done:
 			return nil, errStoreClosed
 		case <-wake:
+		case <-unconfirmed:
+			read, unconfirmed = true, nil // still unconfirmed: read anyway
 		case <-recheck.C:
 			read = true
 			recheck.Reset(jitter(s.slice))
