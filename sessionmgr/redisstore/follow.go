@@ -67,8 +67,11 @@ type follower struct {
 	subscribe, unsubscribe []string
 	kick                   chan struct{} // wakes the controller; buffered
 	closed                 bool
-	done                   chan struct{} // closed by Close
-	wg                     sync.WaitGroup
+	// live: a subscription was confirmed on the current connection, so
+	// the next is expected within a round trip (see waitEvents).
+	live bool
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
 }
 
 // follow is one followed timeline.
@@ -176,13 +179,15 @@ func (fl *follower) look(f *follow, after uint64, limit int, readAt uint64) (evs
 // needs no read of the stream to start waiting: the subscription is
 // active, the newest notified event is after's, and nothing has called for
 // a read since it was notified (no confirmation, gap or delete).
-// It also returns whether the subscription is active, and resync, for the
-// reader's later looks.
-func (fl *follower) caughtUp(f *follow, after uint64) (ok, active bool, resync uint64) {
+// It also reports whether the reader should wait for the subscription's
+// confirmation before it reads (not active yet, on a connection that
+// confirms subscriptions), and returns resync, for the reader's later
+// looks.
+func (fl *follower) caughtUp(f *follow, after uint64) (ok, confirming bool, resync uint64) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	n := len(f.recent)
-	return f.active && n > 0 && f.recent[n-1].seq == after && f.recentAt == f.resync, f.active, f.resync
+	return f.active && n > 0 && f.recent[n-1].seq == after && f.recentAt == f.resync, !f.active && fl.live, f.resync
 }
 
 // poke wakes the controller.
@@ -217,7 +222,7 @@ func (fl *follower) halt() {
 	}
 	close(fl.stop)
 	_ = fl.ps.Close()
-	fl.ps, fl.stop = nil, nil
+	fl.ps, fl.stop, fl.live = nil, nil, false
 	fl.subscribe, fl.unsubscribe = nil, nil
 }
 
@@ -304,6 +309,7 @@ func (fl *follower) lost(stop chan struct{}, ps *redis.PubSub, silent bool) {
 	if fl.stop != stop {
 		return
 	}
+	fl.live = false
 	for _, f := range fl.follows {
 		f.active = false
 	}
@@ -329,6 +335,7 @@ func (fl *follower) lost(stop chan struct{}, ps *redis.PubSub, silent bool) {
 func (fl *follower) confirm(ch string) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
+	fl.live = true
 	if f := fl.follows[ch]; f != nil {
 		f.active = true
 		f.resync++
@@ -502,16 +509,17 @@ func (s *Store) waitEvents(ctx context.Context, id sessionmgr.SessionID, after u
 	defer recheck.Stop()
 	// A reader that follows on from the last notified event (a watcher
 	// back for more) waits without reading. On a timeline whose
-	// subscription is not confirmed yet (a new follow) a read now would
-	// have to be repeated once it is (the confirmation moves resync): the
-	// reader waits for that, for at most subscribeWait. Any other reads
-	// first.
+	// subscription is not confirmed yet (a new follow) over a connection
+	// that confirms others, a read now would have to be repeated once it
+	// is (the confirmation moves resync): the reader waits for that, for
+	// at most subscribeWait. Any other reads first (so a reader in an
+	// outage fails at once).
 	readAt, read := uint64(0), true
 	var unconfirmed <-chan time.Time
-	switch ok, active, resync := s.tl.caughtUp(f, after); {
+	switch ok, confirming, resync := s.tl.caughtUp(f, after); {
 	case ok:
 		readAt, read = resync, false
-	case !active:
+	case confirming:
 		readAt, read = resync, false
 		t := time.NewTimer(subscribeWait)
 		defer t.Stop()

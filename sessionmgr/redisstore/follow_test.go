@@ -301,9 +301,9 @@ func (c *readCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 
 // TestFollowingReaderReadsOnce: a watcher that takes each event and comes
 // back for the next (lockstep with the writer) reads the stream once, when
-// its new follow's subscription is confirmed, not once per event: the
-// follower's memory shows it has everything, and the next event is
-// notified.
+// its new follow's subscription is confirmed (the follower's connection
+// being up), not once per event: the follower's memory shows it has
+// everything, and the next event is notified.
 func TestFollowingReaderReadsOnce(t *testing.T) {
 	t.Parallel()
 	rdb := newClient(t, redistest.URL(t))
@@ -313,14 +313,23 @@ func TestFollowingReaderReadsOnce(t *testing.T) {
 	t.Cleanup(st.Close)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	s := newSession(newChannel())
-	if _, err := st.Create(ctx, s, 10); err != nil {
-		t.Fatal(err)
+	s, other := newSession(newChannel()), newSession(newChannel())
+	for _, x := range []sessionmgr.Session{s, other} {
+		if _, err := st.Create(ctx, x, 10); err != nil {
+			t.Fatal(err)
+		}
 	}
 	const events = 20
 	got := make(chan uint64)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Another timeline followed first: the follower's connection is up,
+	// as on a replica with sessions.
+	octx, ocancel := context.WithCancel(ctx)
+	defer ocancel()
+	wg.Go(func() { _, _ = st.Events(octx, other.ID, 0, 0, true) })
+	waitFor(t, "another timeline is followed", func() bool { _, active, _ := redisstore.Following(st); return active == 1 })
+	reads.n.Store(0)
 	wg.Go(func() {
 		defer close(got)
 		after := uint64(0)
@@ -336,7 +345,7 @@ func TestFollowingReaderReadsOnce(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, "the timeline is followed", func() bool { _, active, _ := redisstore.Following(st); return active == 1 })
+	waitFor(t, "the timeline is followed", func() bool { _, active, _ := redisstore.Following(st); return active == 2 })
 	for seq := uint64(1); seq <= events; seq++ {
 		appendSeqs(t, st, s, seq, seq)
 		if r := <-got; r != seq {
