@@ -193,6 +193,14 @@ func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 func redisStore(t *testing.T, url string) (*redisstore.Store, *roundTrips) {
 	t.Helper()
+	_, st, trips := countedRedis(t, url)
+	return st, trips
+}
+
+// countedRedis returns a client of the Redis at url whose round trips are
+// counted, and a store on it; both closed when the test ends.
+func countedRedis(t *testing.T, url string) (*redis.Client, *redisstore.Store, *roundTrips) {
+	t.Helper()
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +211,7 @@ func redisStore(t *testing.T, url string) (*redisstore.Store, *roundTrips) {
 	rdb.AddHook(trips)
 	st := redisstore.New(rdb)
 	t.Cleanup(st.Close)
-	return st, trips
+	return rdb, st, trips
 }
 
 // A replica with N live sessions on Redis makes O(1) store round trips per

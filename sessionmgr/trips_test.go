@@ -7,15 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/acme/viewersession/clientid"
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/memstore"
 	"github.com/acme/viewersession/sessionmgr/redisreplicas"
-	"github.com/acme/viewersession/sessionmgr/redisstore"
 )
 
 // waitFor follows a session's timeline on reader (a store of its own, so
@@ -61,16 +58,7 @@ func TestCreateRoundTrips(t *testing.T) {
 
 func testCreateRoundTrips(t *testing.T, want int64, opts ...sessionmgr.Option) {
 	url := redistest.URL(t)
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(ropts)
-	t.Cleanup(func() { rdb.Close() })
-	trips := &roundTrips{}
-	rdb.AddHook(trips)
-	st := redisstore.New(rdb)
-	t.Cleanup(st.Close)
+	rdb, st, trips := countedRedis(t, url)
 	reader, _ := redisStore(t, url)
 
 	cfg := sessionmgr.DefaultConfig()
@@ -201,15 +189,7 @@ func TestRefusedCreateReturnsItsClientID(t *testing.T) {
 // is the allocator's like any other (the id is busy for the next viewer,
 // and CloseSession releases it into its cooldown).
 func TestOneTripCreateTakesTheLease(t *testing.T) {
-	url := redistest.URL(t)
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(ropts)
-	t.Cleanup(func() { rdb.Close() })
-	st := redisstore.New(rdb)
-	t.Cleanup(st.Close)
+	rdb, st, _ := countedRedis(t, redistest.URL(t))
 	cfg := sessionmgr.DefaultConfig()
 	cfg.DialsPerSecond = 1000
 	cfg.MaxPerChannel = 2
@@ -276,16 +256,7 @@ func TestOneTripCreateTakesTheLease(t *testing.T) {
 // every session.
 func TestOwnerReadOnlyWhenChallenged(t *testing.T) {
 	url := redistest.URL(t)
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(ropts)
-	t.Cleanup(func() { rdb.Close() })
-	trips := &roundTrips{}
-	rdb.AddHook(trips)
-	st := redisstore.New(rdb)
-	t.Cleanup(st.Close)
+	rdb, st, trips := countedRedis(t, url)
 	reader, _ := redisStore(t, url)
 	cfg := sessionmgr.DefaultConfig()
 	cfg.DialsPerSecond = 1000

@@ -176,22 +176,10 @@ return 0
 // RequestID) exists within the idempotency window (that session and
 // sessionmgr.ErrAlreadyExists), the ID is taken (ErrAlreadyExists), or the
 // channel has limit live sessions (ErrChannelFull). An ID that cannot name
-// keys (empty, or with braces) is ErrInvalidArgument. It returns the
-// stored copy. See the package doc for the order of its steps.
+// keys (empty, or with braces) is ErrInvalidArgument. On success it
+// returns sess as written. See the package doc for the order of its steps.
 func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int, events ...sessionmgr.Event) (sessionmgr.Session, error) {
-	if !validID(sess.ID) {
-		return sessionmgr.Session{}, fmt.Errorf("%w: session id %q", sessionmgr.ErrInvalidArgument, sess.ID)
-	}
-	evArgs, err := s.firstEventArgs(sess.ID, events)
-	if err != nil {
-		return sessionmgr.Session{}, err
-	}
-	cctx, cancel := s.bound(ctx)
-	defer cancel()
-	if s.single {
-		return s.createOne(ctx, cctx, sess, limit, sessionmgr.PreparedLease{}, evArgs)
-	}
-	return s.createMany(ctx, cctx, sess, limit, evArgs, false)
+	return s.create(ctx, sess, limit, sessionmgr.PreparedLease{}, events)
 }
 
 // TakesLeases implements sessionmgr.LeaseTaker: on one server only (a
@@ -207,6 +195,11 @@ func (s *Store) CreateTaking(ctx context.Context, sess sessionmgr.Session, limit
 	if pl.Key == "" || pl.Lease.Token == "" || pl.TTL <= 0 {
 		return sessionmgr.Session{}, fmt.Errorf("%w: prepared lease without key, token or TTL", sessionmgr.ErrInvalidArgument)
 	}
+	return s.create(ctx, sess, limit, pl, events)
+}
+
+// create is Create, taking pl (when it has a key: one server only).
+func (s *Store) create(ctx context.Context, sess sessionmgr.Session, limit int, pl sessionmgr.PreparedLease, events []sessionmgr.Event) (sessionmgr.Session, error) {
 	if !validID(sess.ID) {
 		return sessionmgr.Session{}, fmt.Errorf("%w: session id %q", sessionmgr.ErrInvalidArgument, sess.ID)
 	}
@@ -216,7 +209,10 @@ func (s *Store) CreateTaking(ctx context.Context, sess sessionmgr.Session, limit
 	}
 	cctx, cancel := s.bound(ctx)
 	defer cancel()
-	return s.createOne(ctx, cctx, sess, limit, pl, evArgs)
+	if s.single {
+		return s.createOne(ctx, cctx, sess, limit, pl, evArgs)
+	}
+	return s.createMany(ctx, cctx, sess, limit, evArgs, false)
 }
 
 // createMany is Create on a Cluster: every step goes out in one pipeline
