@@ -24,8 +24,10 @@ import (
 // The client is the caller's to close, after the Store's Close. Use New to
 // make one.
 type Store struct {
-	rdb       redis.UniversalClient
-	timeout   time.Duration
+	rdb     redis.UniversalClient
+	timeout time.Duration
+	// creates sends concurrent creates on one server together (group.go).
+	creates   *group
 	retention time.Duration
 	window    time.Duration
 	slice     time.Duration
@@ -69,6 +71,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	}
 	s.tl = newFollower(rdb, s.linger)
 	_, s.single = rdb.(*redis.Client)
+	s.creates = newGroup(rdb, s.timeout, groupInFlight)
 	return s
 }
 
@@ -433,7 +436,7 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 	if leaseKey == "" {
 		leaseKey = prefix + "{lease:none}" // never read or written
 	}
-	res, err := createOneScript.Run(cctx, s.rdb,
+	res, err := s.creates.run(cctx, createOneScript,
 		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot,
 			ownedKey(sess.Owner), replicasKey(), leaseKey},
 		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
