@@ -43,15 +43,6 @@ const (
 	groupInFlight = 4
 )
 
-// run runs script: on one server through the Store's group, on a Cluster
-// alone (Script.Run).
-func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	if s.single {
-		return s.writes.run(ctx, script, keys, args...)
-	}
-	return script.Run(ctx, s.rdb, keys, args...)
-}
-
 func newGroup(rdb redis.UniversalClient, timeout time.Duration, inFlight int) *group {
 	return &group{rdb: rdb, timeout: timeout, max: inFlight}
 }

@@ -190,7 +190,7 @@ func (s *Store) Save(ctx context.Context, sess sessionmgr.Session, events []sess
 		keys = append(keys, liveKey(sess.Channel.ARN), ownedKey(sess.Owner))
 	}
 	score := s.liveScore(sess)
-	res, err := s.run(cctx, saveScript, keys,
+	res, err := saveScript.Run(cctx, s.rdb, keys,
 		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
 			unixMillis(sess.Expires), millis(s.retention), sessionmgr.EventRetention, timelineChannel(sess.ID),
 			single, string(sess.ID), score, endedKey(sess.Channel.ARN), allEndedKey(), s.maxEndedPerChannel, s.maxEnded,

@@ -26,9 +26,8 @@ import (
 type Store struct {
 	rdb     redis.UniversalClient
 	timeout time.Duration
-	// writes sends concurrent creates and saves on one server together
-	// (group.go).
-	writes    *group
+	// creates sends concurrent creates on one server together (group.go).
+	creates   *group
 	retention time.Duration
 	window    time.Duration
 	slice     time.Duration
@@ -72,7 +71,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	}
 	s.tl = newFollower(rdb, s.linger)
 	_, s.single = rdb.(*redis.Client)
-	s.writes = newGroup(rdb, s.timeout, groupInFlight)
+	s.creates = newGroup(rdb, s.timeout, groupInFlight)
 	return s
 }
 
@@ -437,7 +436,7 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 	if leaseKey == "" {
 		leaseKey = prefix + "{lease:none}" // never read or written
 	}
-	res, err := s.writes.run(cctx, createOneScript,
+	res, err := s.creates.run(cctx, createOneScript,
 		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot,
 			ownedKey(sess.Owner), replicasKey(), leaseKey},
 		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
