@@ -24,10 +24,8 @@ import (
 // The client is the caller's to close, after the Store's Close. Use New to
 // make one.
 type Store struct {
-	rdb     redis.UniversalClient
-	timeout time.Duration
-	// creates sends concurrent creates on one server together (group.go).
-	creates   *group
+	rdb       redis.UniversalClient
+	timeout   time.Duration
 	retention time.Duration
 	window    time.Duration
 	slice     time.Duration
@@ -71,7 +69,6 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	}
 	s.tl = newFollower(rdb, s.linger)
 	_, s.single = rdb.(*redis.Client)
-	s.creates = newGroup(rdb, s.timeout, groupInFlight)
 	return s
 }
 
@@ -436,7 +433,7 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 	if leaseKey == "" {
 		leaseKey = prefix + "{lease:none}" // never read or written
 	}
-	res, err := s.creates.run(cctx, createOneScript,
+	res, err := createOneScript.Run(cctx, s.rdb,
 		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot,
 			ownedKey(sess.Owner), replicasKey(), leaseKey},
 		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
