@@ -41,6 +41,11 @@ type ServerMemoryConfig struct {
 	// the server after the sessions settled (an idle Go process collects
 	// at least every 2 minutes). Default 150 s; negative: no wait.
 	GCWait time.Duration
+	// GCs is how many of the server's collections each step waits for
+	// (each within GCWait). Default 1. The runtime halves a parked
+	// goroutine's stack at most once per collection, so a stack that
+	// started large needs more than one to shrink to what it uses.
+	GCs int
 	// ProfileDir, if set, starts the server with -pprof and writes its
 	// profiles at the last step, after the measurement, into this
 	// directory: heap.pb.gz (taken after a forced collection: what the
@@ -61,6 +66,9 @@ func (c ServerMemoryConfig) withDefaults() ServerMemoryConfig {
 	}
 	if c.OpenConcurrency <= 0 {
 		c.OpenConcurrency = 32
+	}
+	if c.GCs <= 0 {
+		c.GCs = 1
 	}
 	if c.GCWait == 0 {
 		c.GCWait = 150 * time.Second
@@ -218,22 +226,25 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 			Goroutines: int(m["go_goroutines"]), GCs: int(m["go_gc_duration_seconds_count"]),
 		}, nil
 	}
-	// afterGC waits (up to GCWait) for the server's next collection.
+	// afterGC waits for the server's next GCs collections (up to GCWait
+	// each).
 	afterGC := func(sessions int) (ServerMemSnap, error) {
 		s, err := snap(sessions)
 		if err != nil || cfg.GCWait < 0 {
 			return s, err
 		}
-		before := s.GCs
-		deadline := time.Now().Add(cfg.GCWait)
-		for s.GCs == before && time.Now().Before(deadline) {
-			select {
-			case <-ctx.Done():
-				return s, ctx.Err()
-			case <-time.After(time.Second):
-			}
-			if s, err = snap(sessions); err != nil {
-				return s, err
+		for range cfg.GCs {
+			before := s.GCs
+			deadline := time.Now().Add(cfg.GCWait)
+			for s.GCs == before && time.Now().Before(deadline) {
+				select {
+				case <-ctx.Done():
+					return s, ctx.Err()
+				case <-time.After(time.Second):
+				}
+				if s, err = snap(sessions); err != nil {
+					return s, err
+				}
 			}
 		}
 		return s, nil

@@ -185,7 +185,7 @@ func figureCServer(ctx context.Context, o options, steps []int, out io.Writer) e
 	if o.memServer != "shared" && o.memServer != "own" {
 		return fmt.Errorf("-mem-server %q: want shared or own", o.memServer)
 	}
-	r, err := bench.ServerMemory(ctx, bench.ServerMemoryConfig{ServerBin: o.serverBin, Steps: steps, ConnPerStream: o.memServer == "own", ProfileDir: o.memProfiles, Log: os.Stderr})
+	r, err := bench.ServerMemory(ctx, bench.ServerMemoryConfig{ServerBin: o.serverBin, Steps: steps, ConnPerStream: o.memServer == "own", ProfileDir: o.memProfiles, GCs: o.memGCs, Log: os.Stderr})
 	if err != nil {
 		return err
 	}

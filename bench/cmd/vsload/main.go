@@ -86,6 +86,7 @@ type options struct {
 	memJoined   bool
 	memServer   string
 	memProfiles string
+	memGCs      int
 
 	callsSessions, callsSpeedup int
 
@@ -132,6 +133,7 @@ func parse(args []string) (options, error) {
 
 	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")
 	fs.StringVar(&o.memProfiles, "mem-profile-dir", "", "(c) with -mem-server: start the server with -pprof and write its heap profile (after a forced GC) and goroutine profiles (pb.gz, and debug=2 text) at the last step into this directory")
+	fs.IntVar(&o.memGCs, "mem-gcs", 1, "(c) with -mem-server: the server's collections each step waits for before it measures (a parked goroutine's stack halves at most once per collection)")
 	fs.BoolVar(&o.memJoined, "mem-joined", false, "(c) join every session (signaling open) instead of leaving it PENDING")
 	fs.StringVar(&o.memServer, "mem-server", "", "(c) shared or own: joined sessions on the server binary (-server-bin), the app streams sharing gRPC connections (80 to one) or each on its own, instead of in this process")
 
