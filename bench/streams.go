@@ -723,25 +723,5 @@ func (s *serverProc) scrape(ctx context.Context) (map[string]float64, error) {
 // fetchProfile takes a CPU profile of seconds from the server (started
 // with -pprof) and writes it to path.
 func (s *serverProc) fetchProfile(ctx context.Context, seconds int, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.httpAddr, seconds), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return s.fetch(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), path)
 }

@@ -35,6 +35,18 @@ func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
+// countedStore returns a client of a test Redis whose round trips are
+// counted, and a store on it, closed when the test ends.
+func countedStore(t *testing.T) (*redis.Client, *redisstore.Store, *tripCounter) {
+	t.Helper()
+	rdb := newClient(t, redistest.URL(t))
+	trips := &tripCounter{}
+	rdb.AddHook(trips)
+	st := redisstore.New(rdb)
+	t.Cleanup(st.Close)
+	return rdb, st, trips
+}
+
 // TestCreateOneRoundTrip pins Create on a single server to one round trip
 // (issue 14, Build 2): a first create, one with a request id, its
 // idempotent repeat, and a create on a full channel each send one script
@@ -42,11 +54,7 @@ func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // (go-redis sends EVALSHA, then EVAL once when the server lacks it).
 func TestCreateOneRoundTrip(t *testing.T) {
 	t.Parallel()
-	rdb := newClient(t, redistest.URL(t))
-	trips := &tripCounter{}
-	rdb.AddHook(trips)
-	st := redisstore.New(rdb)
-	t.Cleanup(st.Close)
+	_, st, trips := countedStore(t)
 	ctx := t.Context()
 	if _, err := st.Create(ctx, newSession(newChannel()), 10); err != nil {
 		t.Fatalf("Create (loads the script) = %v", err)
@@ -127,11 +135,7 @@ func TestCreateOneRoundTripCluster(t *testing.T) {
 // full channel refuses before the lease is taken.
 func TestCreateTakingTakesTheLease(t *testing.T) {
 	t.Parallel()
-	rdb := newClient(t, redistest.URL(t))
-	trips := &tripCounter{}
-	rdb.AddHook(trips)
-	st := redisstore.New(rdb)
-	t.Cleanup(st.Close)
+	rdb, st, trips := countedStore(t)
 	ctx := t.Context()
 	if !st.TakesLeases() {
 		t.Fatal("a store on one server does not take leases")
