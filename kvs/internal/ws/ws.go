@@ -184,10 +184,10 @@ func checkUpgrade(resp *http.Response, key string) error {
 		return fmt.Errorf("status %s, want 101", resp.Status)
 	}
 	if !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
-		return fmt.Errorf("Upgrade header %q, want websocket", resp.Header.Get("Upgrade"))
+		return fmt.Errorf("header Upgrade %q, want websocket", resp.Header.Get("Upgrade"))
 	}
 	if !headerHasToken(resp.Header, "Connection", "upgrade") {
-		return fmt.Errorf("Connection header %q, want Upgrade", resp.Header.Get("Connection"))
+		return fmt.Errorf("header Connection %q, want Upgrade", resp.Header.Get("Connection"))
 	}
 	sum := sha1.Sum([]byte(key + acceptGUID))
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != base64.StdEncoding.EncodeToString(sum[:]) {
