@@ -2,6 +2,7 @@ package sessionmgr_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"testing"
@@ -57,6 +58,7 @@ func TestCreateRoundTrips(t *testing.T) {
 }
 
 func testCreateRoundTrips(t *testing.T, want int64, opts ...sessionmgr.Option) {
+	run := rand.Text()
 	url := redistest.URL(t)
 	rdb, st, trips := countedRedis(t, url)
 	reader, _ := redisStore(t, url)
@@ -78,7 +80,10 @@ func testCreateRoundTrips(t *testing.T, want int64, opts ...sessionmgr.Option) {
 	create := func(viewer string) (sessionmgr.Session, int64) {
 		t.Helper()
 		before := trips.n.Load()
-		s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam-" + viewer}, ViewerID: viewer})
+		// Channels of this run's own: with REDIS_URL set (make test) the
+		// server is shared, and another run's clientIds cool down on it.
+		ch := sessionmgr.ChannelRef{Name: "cam-" + run + "-" + viewer}
+		s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ch, ViewerID: viewer})
 		if err != nil {
 			t.Fatalf("Create(%s) = %v", viewer, err)
 		}
@@ -194,12 +199,12 @@ func TestOneTripCreateTakesTheLease(t *testing.T) {
 	cfg.DialsPerSecond = 1000
 	cfg.MaxPerChannel = 2
 	idcfg := clientid.DefaultConfig()
-	idcfg.KeyPrefix = "onetrip"
+	idcfg.KeyPrefix = "onetrip-" + rand.Text() // a shared server (REDIS_URL) keeps earlier runs' keys
 	alloc := clientid.NewRedis(rdb, idcfg)
 	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, bind.NewClientIDs(alloc), sessionmgr.WithOneTripCreate(), quietLogger())
 	t.Cleanup(func() { m.Close(context.Background()) })
 	ctx := t.Context()
-	ref := sessionmgr.ChannelRef{Name: "one-trip"}
+	ref := sessionmgr.ChannelRef{Name: "one-trip-" + rand.Text()}
 
 	a, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
 	if err != nil {
@@ -212,7 +217,7 @@ func TestOneTripCreateTakesTheLease(t *testing.T) {
 	if a.ClientID != "v" || b.ClientID != "v-2" {
 		t.Fatalf("the same viewer twice got clientIds %q and %q, want v and v-2", a.ClientID, b.ClientID)
 	}
-	key := func(id string) string { return "onetrip:cid:{" + a.Channel.ARN + "}:" + id }
+	key := func(id string) string { return idcfg.KeyPrefix + ":cid:{" + a.Channel.ARN + "}:" + id }
 	for _, id := range []string{"v", "v-2"} {
 		if ttl := rdb.PTTL(ctx, key(id)).Val(); ttl <= idcfg.DefaultCooldown {
 			t.Errorf("the lease of %s lives %v, want more than the cooldown (%v): a live lease", id, ttl, idcfg.DefaultCooldown)
@@ -265,7 +270,7 @@ func TestOwnerReadOnlyWhenChallenged(t *testing.T) {
 	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, ids, sessionmgr.WithCluster(redisreplicas.New(rdb)), sessionmgr.WithOneTripCreate(), quietLogger())
 	t.Cleanup(func() { m.Close(context.Background()) })
 	ctx := t.Context()
-	s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "challenged"}, ViewerID: "v"})
+	s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "challenged-" + rand.Text()}, ViewerID: "v"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +309,7 @@ func TestDetachFromEndedActorReadsNothing(t *testing.T) {
 	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, &fakeIDs{}, quietLogger())
 	t.Cleanup(func() { m.Close(context.Background()) })
 	ctx := t.Context()
-	s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "ended"}, ViewerID: "v"})
+	s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "ended-" + rand.Text()}, ViewerID: "v"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -141,8 +142,9 @@ func TestCreateTakingTakesTheLease(t *testing.T) {
 		t.Fatal("a store on one server does not take leases")
 	}
 	ch := newChannel()
+	run := "test:lease:" + rand.Text() + ":" // a shared server (REDIS_URL) keeps earlier runs' keys
 	pl := func(key string) sessionmgr.PreparedLease {
-		return sessionmgr.PreparedLease{Lease: sessionmgr.Lease{ClientID: "v", Channel: ch.ARN, Token: "tok-" + key}, Key: "test:lease:" + key, TTL: time.Minute}
+		return sessionmgr.PreparedLease{Lease: sessionmgr.Lease{ClientID: "v", Channel: ch.ARN, Token: "tok-" + key}, Key: run + key, TTL: time.Minute}
 	}
 	if _, err := st.CreateTaking(ctx, newSession(ch), 2, pl("a")); err != nil {
 		t.Fatalf("CreateTaking (loads the script) = %v", err)
@@ -155,7 +157,7 @@ func TestCreateTakingTakesTheLease(t *testing.T) {
 	if n := trips.n.Load() - before; n != 1 {
 		t.Errorf("CreateTaking took %d round trips, want 1", n)
 	}
-	if v, ttl := rdb.Get(ctx, "test:lease:b").Val(), rdb.PTTL(ctx, "test:lease:b").Val(); v != "tok-b" || ttl <= 0 || ttl > time.Minute {
+	if v, ttl := rdb.Get(ctx, run+"b").Val(), rdb.PTTL(ctx, run+"b").Val(); v != "tok-b" || ttl <= 0 || ttl > time.Minute {
 		t.Errorf("the lease's key holds %q for %v, want the token for at most a minute", v, ttl)
 	}
 
@@ -171,7 +173,7 @@ func TestCreateTakingTakesTheLease(t *testing.T) {
 	if _, err := st.CreateTaking(ctx, newSession(ch), 2, pl("c")); !errors.Is(err, sessionmgr.ErrChannelFull) {
 		t.Fatalf("CreateTaking on a full channel = %v, want ErrChannelFull", err)
 	}
-	if n := rdb.Exists(ctx, "test:lease:c").Val(); n != 0 {
+	if n := rdb.Exists(ctx, run+"c").Val(); n != 0 {
 		t.Error("the create refused for a full channel took its lease")
 	}
 	// A retry of the same lease (its reply lost) is no refusal.
