@@ -37,9 +37,12 @@ type Manager struct {
 	// may have taken its sessions over as a dead replica's); checked is
 	// the count the ownership watch has checked every session it runs
 	// after. lastBeat is when the last heartbeat that went through was
-	// sent (UnixNano). See unchallenged.
+	// sent, as time since born on the monotonic clock (a wall-clock step
+	// must not make an old heartbeat look fresh); 0 before the first. See
+	// unchallenged.
 	lapses, checked atomic.Uint64
 	lastBeat        atomic.Int64
+	born            time.Time
 	// renewer renews the leases of all sessions together (when ids can);
 	// held are the leases it renews, by actor, under leaseMu.
 	renewer LeaseRenewer
@@ -107,6 +110,7 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		ids:    ids,
 		log:    slog.Default(),
 		now:    time.Now,
+		born:   time.Now(),
 		obs:    nopObserver{},
 		actors: make(map[SessionID]*actor),
 		legacy: make(map[SessionID][]*Attachment),

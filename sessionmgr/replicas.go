@@ -175,7 +175,7 @@ func (m *Manager) heartbeat(ctx context.Context) {
 				m.lapses.Add(1)
 			}
 			lastOK = time.Now()
-			m.lastBeat.Store(sent.UnixNano())
+			m.lastBeat.Store(int64(max(sent.Sub(m.born), 1)))
 		}
 		m.mu.Lock()
 		switch {
@@ -206,7 +206,7 @@ func (m *Manager) heartbeat(ctx context.Context) {
 // fence on every write stays the safety net.
 func (m *Manager) unchallenged() bool {
 	beat := m.lastBeat.Load()
-	return beat != 0 && time.Since(time.Unix(0, beat)) < m.cfg.ReplicaTTL/2 &&
+	return beat != 0 && time.Since(m.born)-time.Duration(beat) < m.cfg.ReplicaTTL/2 &&
 		m.lapses.Load() == m.checked.Load() && !m.isDraining()
 }
 
