@@ -163,7 +163,11 @@ func TestNetworkChange(t *testing.T) {
 	d.wait("v", &from, 15*time.Second, "ICE_SERVERS_REFRESHED after the change (the control stream is alive)", func(e pageEvent) bool {
 		return e.kind() == "timeline" && e.str("type") == "ICE_SERVERS_REFRESHED"
 	})
-	t.Logf("network change: frames decoded %v before (first frame %.0f ms); wifi lost; library: outage %q, %v; recovered (step %q) after an outage of %.0f ms; frames decoded %v on peer connection %v (was %v); control stream alive %.1f s after the loss",
-		before.frames, before.firstFrameMs, out.str("cause")+out.str("message"), acted, rec.str("step"), rec.num("outageMs"),
+	recovery := "no outage, so no recovery"
+	if outage {
+		recovery = fmt.Sprintf("recovered (step %q) after an outage of %.0f ms", rec.str("step"), rec.num("outageMs"))
+	}
+	t.Logf("network change: frames decoded %v before (first frame %.0f ms); wifi lost; library: outage %q, %v; %s; frames decoded %v on peer connection %v (was %v); control stream alive %.1f s after the loss",
+		before.frames, before.firstFrameMs, out.str("cause")+out.str("message"), acted, recovery,
 		after.num("framesDecoded"), after.num("peerConnectionId"), pcBefore, time.Since(lost).Seconds())
 }
