@@ -47,43 +47,38 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	// write of the record (WithOneTripCreate); else two: the lease, then
 	// the write of the record with its first events (which also takes the
 	// channel's slot).
-	pl, oneTrip, err := m.prepare(ch, p.ViewerID)
+	var (
+		n       newCreated
+		stored  Session
+		lease   Lease
+		oneTrip bool
+	)
+	pl, prepared, err := m.prepare(ch, p.ViewerID)
 	if err != nil {
 		return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
 	}
-	lease := pl.Lease
+	if prepared {
+		lease = pl.Lease
+		if n, err = m.newSession(ctx, ch, p, opts, lease); err != nil {
+			return Session{}, "", err
+		}
+		start := time.Now()
+		stored, err = m.taker.CreateTaking(ctx, n.a.s, m.cfg.MaxPerChannel, pl, n.a.pending...)
+		// Taken means the first choice is live or cooling down: the
+		// allocator's own way through its other candidates, below.
+		oneTrip = !errors.Is(err, ErrLeaseTaken)
+		if err == nil {
+			m.obs.ClientID(time.Since(start), false, nil)
+		}
+	}
 	if !oneTrip {
 		if lease, err = m.acquire(ctx, ch, p.ViewerID); err != nil {
 			return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
 		}
-	}
-	n, err := m.newSession(ctx, ch, p, opts, lease)
-	if err != nil {
-		if !oneTrip {
+		if n, err = m.newSession(ctx, ch, p, opts, lease); err != nil {
 			m.giveBack(ctx, lease)
+			return Session{}, "", err
 		}
-		return Session{}, "", err
-	}
-	var stored Session
-	if oneTrip {
-		start := time.Now()
-		stored, err = m.taker.CreateTaking(ctx, n.a.s, m.cfg.MaxPerChannel, pl, n.a.pending...)
-		if errors.Is(err, ErrLeaseTaken) {
-			// The first choice is live or cooling down: the allocator's
-			// own way through its other candidates, then the write.
-			oneTrip = false
-			if lease, err = m.acquire(ctx, ch, p.ViewerID); err != nil {
-				return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
-			}
-			if n, err = m.newSession(ctx, ch, p, opts, lease); err != nil {
-				m.giveBack(ctx, lease)
-				return Session{}, "", err
-			}
-			stored, err = m.store.Create(ctx, n.a.s, m.cfg.MaxPerChannel, n.a.pending...)
-		} else if err == nil {
-			m.obs.ClientID(time.Since(start), false, nil)
-		}
-	} else {
 		stored, err = m.store.Create(ctx, n.a.s, m.cfg.MaxPerChannel, n.a.pending...)
 	}
 	a, first, token, s := n.a, n.first, n.token, n.a.s
