@@ -222,7 +222,12 @@ func (c *ClientIDs) Acquire(ctx context.Context, channelARN, base string, messag
 		return sessionmgr.Lease{}, idError(err)
 	}
 	collided := base != "" && string(l.ID) != clientid.Sanitize(base)
-	return sessionmgr.Lease{ClientID: string(l.ID), Channel: l.Channel, Token: l.Token, Cooldown: l.Cooldown, Collided: collided}, nil
+	return lease(l, collided), nil
+}
+
+// lease is l as sessionmgr's.
+func lease(l clientid.Lease, collided bool) sessionmgr.Lease {
+	return sessionmgr.Lease{ClientID: string(l.ID), Channel: l.Channel, Token: l.Token, Cooldown: l.Cooldown, Collided: collided}
 }
 
 func leaseOf(l sessionmgr.Lease) clientid.Lease {

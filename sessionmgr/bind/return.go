@@ -49,10 +49,5 @@ func (c *ClientIDs) PrepareLease(channelARN, base string, messageTTL time.Durati
 	if err != nil {
 		return sessionmgr.PreparedLease{}, false, idError(err)
 	}
-	l := pl.Lease
-	return sessionmgr.PreparedLease{
-		Lease: sessionmgr.Lease{ClientID: string(l.ID), Channel: l.Channel, Token: l.Token, Cooldown: l.Cooldown},
-		Key:   pl.Key,
-		TTL:   pl.TTL,
-	}, true, nil
+	return sessionmgr.PreparedLease{Lease: lease(pl.Lease, false), Key: pl.Key, TTL: pl.TTL}, true, nil
 }
