@@ -67,7 +67,7 @@ func (t *timer) running() bool { return t.t != nil }
 // below inbox; others talk to it through inbox and done.
 type actor struct {
 	m     *Manager
-	inbox chan request
+	inbox chan *request
 	done  chan struct{} // closed when run returns
 	quit  chan CloseReason
 	log   *slog.Logger
@@ -83,7 +83,7 @@ type actor struct {
 	dirty     bool // s changed since the last Put
 
 	conn       SignalingConn
-	connEvents <-chan SignalEvent
+	connEvents <-chan *SignalEvent
 	dialGen    int  // generation of the dial in flight or of conn
 	dialing    bool // a dial of generation dialGen is in flight
 	dialC      chan dialResult
@@ -160,7 +160,7 @@ func newActor(m *Manager, s Session, l Lease) *actor {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &actor{
 		m:         m,
-		inbox:     make(chan request),
+		inbox:     make(chan *request),
 		done:      make(chan struct{}),
 		quit:      make(chan CloseReason, 1),
 		log:       m.log.With("session_id", string(s.ID)),
@@ -181,7 +181,7 @@ func newActor(m *Manager, s Session, l Lease) *actor {
 func (a *actor) call(ctx context.Context, r request) (Session, error) {
 	r.reply = make(chan reply, 1)
 	select {
-	case a.inbox <- r:
+	case a.inbox <- &r:
 	case <-a.done:
 		if r.kind == reqDetach {
 			return Session{}, nil // nothing to detach from; the caller wants no session
@@ -224,7 +224,19 @@ func (a *actor) snapshot() Session { return a.s.clone() }
 func (a *actor) run() {
 	defer close(a.done)
 	defer a.m.removeActor(a.s.ID, a)
-	o := a.s.Options
+	defer a.m.dropLease(a)
+	a.begin()
+	for !a.s.State.Terminal() && !a.fenced && !a.letGo {
+		a.step()
+		a.flush()
+	}
+	a.end()
+}
+
+// begin arms the session's timers and holds its lease; after a takeover,
+// it starts the move.
+func (a *actor) begin() {
+	o := &a.s.Options
 	a.lifeT.start(time.Until(a.s.Expires))
 	a.resumeT.start(o.ResumeGrace) // the app must join within the grace too
 	if a.m.renewer == nil {
@@ -232,74 +244,15 @@ func (a *actor) run() {
 	} else if a.haveLease {
 		a.m.holdLease(a, a.lease)
 	}
-	defer a.m.dropLease(a)
 	if a.takeoverFrom != "" {
 		a.onTakeover()
 		a.flush()
 	}
+}
 
-	for !a.s.Terminal() && !a.fenced && !a.letGo {
-		select {
-		case r := <-a.inbox:
-			a.handle(r)
-		case reason := <-a.quit:
-			if reason == closeLetGo {
-				a.letGo = true // leave the record for a takeover elsewhere
-			} else {
-				a.close(reason, "the server is shutting down")
-			}
-		case res := <-a.dialC:
-			a.onDial(res)
-		case ev, ok := <-a.connEvents:
-			if !ok {
-				ev = SignalEvent{Kind: SignalClosed, Err: errors.New("signaling connection ended")}
-			}
-			a.onSignal(ev)
-		case <-a.answerT.c:
-			a.answerT.stop()
-			a.onAnswerTimeout()
-		case <-a.predialT.c:
-			a.predialT.stop()
-			a.onPredial()
-		case <-a.retryT.c:
-			a.retryT.stop()
-			a.onRetryDue()
-		case <-a.resumeT.c:
-			a.resumeT.stop()
-			a.close(CloseClientGone, fmt.Sprintf("the app did not come back within %v", o.ResumeGrace))
-		case <-a.stepT.c:
-			a.stepT.stop()
-			a.onStepTimeout()
-		case <-a.stallT.c:
-			a.stallT.stop()
-			a.onStall()
-		case <-a.discT.c:
-			a.discT.stop()
-			a.recover(fmt.Sprintf("ICE stayed disconnected for %v", o.DisconnectedGrace))
-		case <-a.lifeT.c:
-			a.lifeT.stop()
-			a.close(CloseMaxLifetime, fmt.Sprintf("the session reached its maximum lifetime of %v", o.MaxLifetime))
-		case <-a.renewT.c:
-			a.renewT.start(a.m.cfg.LeaseRenew)
-			a.renew()
-		case loss := <-a.leaseLost:
-			a.onLeaseLost(loss)
-		case <-a.fenceC:
-			a.fenced = true
-		case <-a.remoteT.c:
-			a.remoteT.stop()
-			a.dropDeadStreams()
-			a.watchRemoteStreams()
-		case <-a.flushT.c:
-			a.flushT.stop()
-		case <-a.redialT.c:
-			a.redialT.stop()
-			if a.conn == nil {
-				a.dial()
-			}
-		}
-		a.flush()
-	}
+// end lets the session go (fenced, or this replica stops) or ends it, and
+// waits for the actor's dials.
+func (a *actor) end() {
 	switch {
 	case a.fenced:
 		a.log.Info("session taken over by another replica; letting go")
@@ -326,8 +279,100 @@ func (a *actor) run() {
 	a.log.Info("session ended", "state", a.s.State.String(), "reason", a.s.Close.String())
 }
 
+// step waits for the actor's next input and handles it. It is where an
+// idle actor parks, so it keeps a small frame (the work is in the methods
+// it calls, which return before the next wait): the parked goroutine's
+// stack can then shrink to the runtime's smallest.
+func (a *actor) step() {
+	select {
+	case r := <-a.inbox:
+		a.handle(r)
+	case reason := <-a.quit:
+		a.onQuit(reason)
+	case res := <-a.dialC:
+		a.onDial(res)
+	case ev, ok := <-a.connEvents:
+		a.onConnEvent(ev, ok)
+	case <-a.answerT.c:
+		a.answerT.stop()
+		a.onAnswerTimeout()
+	case <-a.predialT.c:
+		a.predialT.stop()
+		a.onPredial()
+	case <-a.retryT.c:
+		a.retryT.stop()
+		a.onRetryDue()
+	case <-a.resumeT.c:
+		a.resumeT.stop()
+		a.onResumeGraceOver()
+	case <-a.stepT.c:
+		a.stepT.stop()
+		a.onStepTimeout()
+	case <-a.stallT.c:
+		a.stallT.stop()
+		a.onStall()
+	case <-a.discT.c:
+		a.discT.stop()
+		a.onDisconnectedTooLong()
+	case <-a.lifeT.c:
+		a.lifeT.stop()
+		a.onLifetimeOver()
+	case <-a.renewT.c:
+		a.renewT.start(a.m.cfg.LeaseRenew)
+		a.renew()
+	case loss := <-a.leaseLost:
+		a.onLeaseLost(loss)
+	case <-a.fenceC:
+		a.fenced = true
+	case <-a.remoteT.c:
+		a.remoteT.stop()
+		a.dropDeadStreams()
+		a.watchRemoteStreams()
+	case <-a.flushT.c:
+		a.flushT.stop()
+	case <-a.redialT.c:
+		a.redialT.stop()
+		if a.conn == nil {
+			a.dial()
+		}
+	}
+}
+
+// onQuit serves Manager.Close and Drain's stop.
+func (a *actor) onQuit(reason CloseReason) {
+	if reason == closeLetGo {
+		a.letGo = true // leave the record for a takeover elsewhere
+		return
+	}
+	a.close(reason, "the server is shutting down")
+}
+
+// onConnEvent takes the signaling connection's next event; !ok: it ended.
+//
+// Not inlined: its copy of the event would widen step's frame.
+//
+//go:noinline
+func (a *actor) onConnEvent(ev *SignalEvent, ok bool) {
+	if !ok {
+		ev = &SignalEvent{Kind: SignalClosed, Err: errors.New("signaling connection ended")}
+	}
+	a.onSignal(*ev)
+}
+
+func (a *actor) onResumeGraceOver() {
+	a.close(CloseClientGone, fmt.Sprintf("the app did not come back within %v", a.s.Options.ResumeGrace))
+}
+
+func (a *actor) onDisconnectedTooLong() {
+	a.recover(fmt.Sprintf("ICE stayed disconnected for %v", a.s.Options.DisconnectedGrace))
+}
+
+func (a *actor) onLifetimeOver() {
+	a.close(CloseMaxLifetime, fmt.Sprintf("the session reached its maximum lifetime of %v", a.s.Options.MaxLifetime))
+}
+
 // handle serves one request.
-func (a *actor) handle(r request) {
+func (a *actor) handle(r *request) {
 	var err error
 	if a.m.cluster != nil && r.kind != reqDetach && r.kind != reqGoAway && !(r.kind == reqApp && r.msg.mediaOnly()) {
 		// Another replica may have taken the session over since the last
@@ -371,7 +416,7 @@ func (a *actor) handle(r request) {
 	r.reply <- reply{s: a.snapshot(), err: err}
 }
 
-func (a *actor) attach(r request) error {
+func (a *actor) attach(r *request) error {
 	if r.att != nil && !a.streams.add(r.att.stream, r.from) {
 		return nil // detached before it arrived: its caller is gone
 	}
@@ -393,7 +438,7 @@ func (a *actor) attach(r request) error {
 	return nil
 }
 
-func (a *actor) detach(r request) {
+func (a *actor) detach(r *request) {
 	if r.att == nil || !a.streams.remove(r.att.stream) {
 		return // not attached here (a failed or moved attach): nothing to end
 	}

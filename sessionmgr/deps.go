@@ -127,9 +127,10 @@ type Signaler interface {
 type SignalingConn interface {
 	SendOffer(ctx context.Context, sdp string) error
 	SendCandidate(ctx context.Context, c Candidate) error
-	// Events delivers what KVS sends; it is closed when the connection ends
+	// Events delivers what KVS sends, each event by pointer (the actor
+	// waits on it in a small frame); it is closed when the connection ends
 	// for good.
-	Events() <-chan SignalEvent
+	Events() <-chan *SignalEvent
 	// Close closes the connection; idempotent.
 	Close() error
 }

@@ -153,7 +153,7 @@ func (quietSignaler) IceServers(context.Context, sessionmgr.Channel, string, boo
 }
 
 func (quietSignaler) Dial(context.Context, sessionmgr.Channel, string) (sessionmgr.SignalingConn, error) {
-	return &quietConn{events: make(chan sessionmgr.SignalEvent)}, nil
+	return &quietConn{events: make(chan *sessionmgr.SignalEvent)}, nil
 }
 
 func (quietSignaler) ValidateOffer(string) (string, error)         { return "ufrag", nil }
@@ -161,12 +161,12 @@ func (quietSignaler) ValidateCandidate(sessionmgr.Candidate) error { return nil 
 
 type quietConn struct {
 	once   sync.Once
-	events chan sessionmgr.SignalEvent
+	events chan *sessionmgr.SignalEvent
 }
 
 func (c *quietConn) SendOffer(context.Context, string) error                   { return nil }
 func (c *quietConn) SendCandidate(context.Context, sessionmgr.Candidate) error { return nil }
-func (c *quietConn) Events() <-chan sessionmgr.SignalEvent                     { return c.events }
+func (c *quietConn) Events() <-chan *sessionmgr.SignalEvent                    { return c.events }
 func (c *quietConn) Close() error {
 	c.once.Do(func() { close(c.events) })
 	return nil

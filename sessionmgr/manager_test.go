@@ -82,7 +82,7 @@ func (f *fakeCamera) IceServers(context.Context, sessionmgr.Channel, string, boo
 func (f *fakeCamera) Dial(_ context.Context, _ sessionmgr.Channel, clientID string) (sessionmgr.SignalingConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := &fakeConn{cam: f, clientID: clientID, events: make(chan sessionmgr.SignalEvent, 16)}
+	c := &fakeConn{cam: f, clientID: clientID, events: make(chan *sessionmgr.SignalEvent, 16)}
 	f.conns = append(f.conns, c)
 	f.dials = append(f.dials, clientID)
 	return c, nil
@@ -113,7 +113,7 @@ type fakeConn struct {
 	clientID string
 	mu       sync.Mutex
 	closed   bool
-	events   chan sessionmgr.SignalEvent
+	events   chan *sessionmgr.SignalEvent
 }
 
 func (c *fakeConn) SendOffer(_ context.Context, sdp string) error {
@@ -153,8 +153,8 @@ func (c *fakeConn) SendOffer(_ context.Context, sdp string) error {
 	if answer {
 		c.mu.Lock()
 		if !c.closed {
-			c.events <- sessionmgr.SignalEvent{Kind: sessionmgr.SignalCandidate, Candidate: sessionmgr.Candidate{Candidate: "candidate:early"}}
-			c.events <- sessionmgr.SignalEvent{Kind: sessionmgr.SignalAnswer, SDP: reply}
+			c.events <- &sessionmgr.SignalEvent{Kind: sessionmgr.SignalCandidate, Candidate: sessionmgr.Candidate{Candidate: "candidate:early"}}
+			c.events <- &sessionmgr.SignalEvent{Kind: sessionmgr.SignalAnswer, SDP: reply}
 		}
 		c.mu.Unlock()
 	}
@@ -163,7 +163,7 @@ func (c *fakeConn) SendOffer(_ context.Context, sdp string) error {
 
 func (c *fakeConn) SendCandidate(context.Context, sessionmgr.Candidate) error { return nil }
 
-func (c *fakeConn) Events() <-chan sessionmgr.SignalEvent { return c.events }
+func (c *fakeConn) Events() <-chan *sessionmgr.SignalEvent { return c.events }
 
 func (c *fakeConn) Close() error {
 	c.mu.Lock()

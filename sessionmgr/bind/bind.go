@@ -112,18 +112,18 @@ func kvsCandidate(c sessionmgr.Candidate) kvs.Candidate {
 // conn2 adapts a *kvs.Conn whose events come translated (kvs.DialAs).
 type conn2 struct {
 	c      *kvs.Conn
-	events <-chan sessionmgr.SignalEvent
+	events <-chan *sessionmgr.SignalEvent
 }
 
 // signalOf translates a kvs event; false drops it. It runs on the kvs
 // connection's reader goroutine.
-func signalOf(ev kvs.Event) (sessionmgr.SignalEvent, bool) {
+func signalOf(ev kvs.Event) (*sessionmgr.SignalEvent, bool) {
 	switch ev.Type {
 	case kvs.EventAnswer:
-		return sessionmgr.SignalEvent{Kind: sessionmgr.SignalAnswer, SDP: ev.SDP}, true
+		return &sessionmgr.SignalEvent{Kind: sessionmgr.SignalAnswer, SDP: ev.SDP}, true
 	case kvs.EventCandidate:
 		k := ev.Candidate
-		return sessionmgr.SignalEvent{Kind: sessionmgr.SignalCandidate, Candidate: sessionmgr.Candidate{
+		return &sessionmgr.SignalEvent{Kind: sessionmgr.SignalCandidate, Candidate: sessionmgr.Candidate{
 			Candidate: k.Candidate, SDPMid: k.SDPMid, SDPMLineIndex: k.SDPMLineIndex, UsernameFragment: k.UsernameFragment,
 		}}, true
 	case kvs.EventStatus:
@@ -131,19 +131,19 @@ func signalOf(ev kvs.Event) (sessionmgr.SignalEvent, bool) {
 		if st := ev.Status; st != nil {
 			d = fmt.Sprintf("%s (status %s) for %s: %s", st.ErrorType, st.StatusCode, actionName(st.Action), st.Description)
 		}
-		return sessionmgr.SignalEvent{Kind: sessionmgr.SignalRejected, Detail: d}, true
+		return &sessionmgr.SignalEvent{Kind: sessionmgr.SignalRejected, Detail: d}, true
 	case kvs.EventReconnected:
-		return sessionmgr.SignalEvent{Kind: sessionmgr.SignalReconnected, Err: ev.Err}, true
+		return &sessionmgr.SignalEvent{Kind: sessionmgr.SignalReconnected, Err: ev.Err}, true
 	case kvs.EventIceServersRefreshed:
 		if ev.IceServers == nil {
-			return sessionmgr.SignalEvent{}, false
+			return nil, false
 		}
 		ice := iceOf(*ev.IceServers)
-		return sessionmgr.SignalEvent{Kind: sessionmgr.SignalIceServers, IceServers: &ice}, true
+		return &sessionmgr.SignalEvent{Kind: sessionmgr.SignalIceServers, IceServers: &ice}, true
 	case kvs.EventClosed:
-		return sessionmgr.SignalEvent{Kind: sessionmgr.SignalClosed, Err: ev.Err}, true
+		return &sessionmgr.SignalEvent{Kind: sessionmgr.SignalClosed, Err: ev.Err}, true
 	}
-	return sessionmgr.SignalEvent{}, false
+	return nil, false
 }
 
 func actionName(a string) string {
@@ -163,7 +163,7 @@ func (c *conn2) SendCandidate(ctx context.Context, cand sessionmgr.Candidate) er
 	return kvsError(err)
 }
 
-func (c *conn2) Events() <-chan sessionmgr.SignalEvent { return c.events }
+func (c *conn2) Events() <-chan *sessionmgr.SignalEvent { return c.events }
 
 // Close closes the kvs connection and waits for its reader; idempotent
 // (as kvs.Conn.Close is). Events undelivered by then are dropped and the
