@@ -13,8 +13,8 @@ import (
 // default pool here (10 x GOMAXPROCS, 20 on 2 CPUs), on the real server
 // binary with default settings, first as Connect streams, then as
 // WatchSession streams: CreateSession and GetSession must keep working
-// with zero errors and stay fast, no stream may end, no Redis call may
-// fail, and Redis's client connections must not grow with the streams.
+// with zero errors and no pool timeouts, no stream may end, no Redis call
+// may fail, and Redis's client connections must not grow with the streams.
 // VS_SERVER_BIN runs it against another build of the server.
 func TestStreamsBeyondPool(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
@@ -38,17 +38,10 @@ func TestStreamsBeyondPool(t *testing.T) {
 			if res.StoreErrors+res.PoolTimeouts > 0 {
 				t.Errorf("the server counted %v failed Redis commands and %v pool timeouts: %q", res.StoreErrors, res.PoolTimeouts, res.FirstErrors)
 			}
-			// Fast: the median within 2x of the idle replica's (+10 ms for
-			// a shared machine), and no call near the store's 1 s per-call
-			// timeout (a call that waited for a pooled connection).
-			for _, c := range []struct {
-				name       string
-				idle, busy Dist
-			}{{"CreateSession", res.Idle.Create, res.Busy.Create}, {"GetSession", res.Idle.Get, res.Busy.Get}} {
-				if c.busy.P50() > 2*c.idle.P50()+10*time.Millisecond || c.busy.Max() > 500*time.Millisecond {
-					t.Errorf("%s with 60 streams open: %v; idle: %v; want the median within 2x (+10 ms) and every call under 500 ms", c.name, c.busy, c.idle)
-				}
-			}
+			// How fast the calls are with the streams open is a benchmark's
+			// claim, not this test's: vsload's figure (g) measures it on an
+			// idle machine (docs/BENCHMARKS.md). A call that waited for a
+			// pooled connection shows above as a pool timeout or an error.
 			// The pools grow with the calls in flight (opening runs 8 at a
 			// time), never with the streams: the server's connections stay
 			// within its default pool (10 per CPU), go-redis's pipeline
