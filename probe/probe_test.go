@@ -167,14 +167,14 @@ func TestProbeCountsAgainstTheLimit(t *testing.T) {
 				st.Create(t, "viewer-"+string(rune('a'+i)), nil)
 			}
 			ref := sessionmgr.ChannelRef{ARN: st.ARN}
-			_, _, err := st.Manager.Create(t.Context(), sessionmgr.CreateParams{Channel: ref, ViewerID: "one-too-many"})
+			_, err := st.Manager.Create(t.Context(), sessionmgr.CreateParams{Channel: ref, ViewerID: "one-too-many"})
 			if !errors.Is(err, sessionmgr.ErrChannelFull) {
 				t.Errorf("Create with %d sessions and a probe on the channel = %v, want ErrChannelFull", limit-1, err)
 			}
 			if err := <-done; !errors.Is(err, probe.ErrNoAnswer) {
 				t.Errorf("Probe = %v, want ErrNoAnswer", err)
 			}
-			if _, _, err := st.Manager.Create(t.Context(), sessionmgr.CreateParams{Channel: ref, ViewerID: "after-the-probe"}); err != nil {
+			if _, err := st.Manager.Create(t.Context(), sessionmgr.CreateParams{Channel: ref, ViewerID: "after-the-probe"}); err != nil {
 				t.Errorf("Create after the probe ended = %v, want a session", err)
 			}
 		})

@@ -47,11 +47,20 @@ type served struct {
 	reg *prometheus.Registry
 }
 
+// serve serves a stack's manager with tokens of its own: it verifies the
+// stack's tokens (by their stored hash) but cannot mint them (the stack's
+// secret is its own), so the sessions it creates come without a token.
 func serve(t *testing.T, m *sessionmgr.Manager, log *slog.Logger, opts ...service.Option) *served {
+	t.Helper()
+	return serveTokens(t, m, service.NewTokens(nil), log, opts...)
+}
+
+// serveTokens serves m with tokens, whose Hash m's Config.TokenHash is.
+func serveTokens(t *testing.T, m *sessionmgr.Manager, tokens *service.Tokens, log *slog.Logger, opts ...service.Option) *served {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	mw := service.NewInterceptors(log, reg)
-	svc := service.New(m, service.NewAuth([]string{stacktest.APIKey, secondKey}), log, opts...)
+	svc := service.New(m, service.NewAuth([]string{stacktest.APIKey, secondKey}, tokens), log, opts...)
 	gs := grpc.NewServer(grpc.ForceServerCodecV2(service.Codec()), grpc.InTapHandle(mw.Tap(svc.Tap)),
 		grpc.ChainUnaryInterceptor(mw.Unary()...), grpc.ChainStreamInterceptor(mw.Stream()...))
 	vspb.RegisterViewerSessionServiceServer(gs, svc)
@@ -462,14 +471,17 @@ func newRedisStack(t *testing.T) *redisStack {
 	opts.ReadTimeout, opts.WriteTimeout, opts.DialTimeout, opts.ContextTimeoutEnabled, opts.MaxRetries = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond, true, -1
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
-	m := sessionmgr.New(sessionmgr.DefaultConfig(), redisstore.New(rdb), bind.NewSignaler(kvsClient(t, emu, nil)),
+	tokens := service.NewTokens(nil)
+	mcfg := sessionmgr.DefaultConfig()
+	mcfg.TokenHash = tokens.Hash
+	m := sessionmgr.New(mcfg, redisstore.New(rdb), bind.NewSignaler(kvsClient(t, emu, nil)),
 		bind.NewClientIDs(clientid.NewRedis(rdb, clientid.DefaultConfig())), sessionmgr.WithLogger(log))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = m.Close(ctx)
 	})
-	return &redisStack{srv: serve(t, m, log), redis: r, arn: arn, logs: logs}
+	return &redisStack{srv: serveTokens(t, m, tokens, log), redis: r, arn: arn, logs: logs}
 }
 
 func emulator(t *testing.T) (*kvsemu.Emulator, string) {

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -18,11 +19,12 @@ import (
 )
 
 // Auth checks credentials: backend API keys (stored as SHA-256 hashes;
-// several at once for rotation) and session tokens (checked by the
-// manager against the session's stored hash). Comparisons are constant
+// several at once for rotation) and session tokens (Tokens; checked
+// against the hash the session's record keeps). Comparisons are constant
 // time; credentials are never logged.
 type Auth struct {
-	keys [][sha256.Size]byte
+	keys   [][sha256.Size]byte
+	tokens *Tokens
 
 	// Session tokens checked lately (by their SHA-256), so that a flood of
 	// calls with one token costs one store read, not one each.
@@ -41,6 +43,8 @@ const (
 
 // authorize checks that token opens session sid: from the cache of recent
 // checks, else one store read for all concurrent callers with the token.
+// It fails with sessionmgr.ErrNotFound when the session does not exist
+// and errPermissionDenied when the token is not its.
 func (a *Auth) authorize(ctx context.Context, m *sessionmgr.Manager, sid sessionmgr.SessionID, token string) error {
 	key := sha256.Sum256([]byte(token))
 	now := time.Now()
@@ -55,7 +59,14 @@ func (a *Auth) authorize(ctx context.Context, m *sessionmgr.Manager, sid session
 		// cancellation, bounded on its own.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		return nil, m.Authorize(ctx, sid, token)
+		s, err := m.Get(ctx, sid)
+		if err != nil {
+			return nil, err
+		}
+		if !opens(token, s) {
+			return nil, errPermissionDenied
+		}
+		return nil, nil
 	})
 	if err != nil {
 		return err
@@ -69,10 +80,24 @@ func (a *Auth) authorize(ctx context.Context, m *sessionmgr.Manager, sid session
 	return nil
 }
 
-// NewAuth returns an Auth accepting the given API keys. With none, every
-// backend call is refused (fail closed).
-func NewAuth(apiKeys []string) *Auth {
-	a := &Auth{}
+// tokenOf is the token CreateSession hands out for s: "" when this
+// replica's secret does not derive the hash s's record keeps (an
+// idempotent repeat of a create on a replica with another secret), which
+// is logged without the token.
+func (a *Auth) tokenOf(ctx context.Context, log *slog.Logger, s sessionmgr.Session) string {
+	tok, ok := a.tokens.of(s)
+	if !ok {
+		log.WarnContext(ctx, "token secret differs from the one the session was created with; token not returned", "session_id", string(s.ID))
+	}
+	return tok
+}
+
+// NewAuth returns an Auth accepting the given API keys and the session
+// tokens of tokens (which must not be nil; its Hash is the session
+// manager's Config.TokenHash). With no API key, every backend call is
+// refused (fail closed).
+func NewAuth(apiKeys []string, tokens *Tokens) *Auth {
+	a := &Auth{tokens: tokens}
 	for _, k := range apiKeys {
 		if k = strings.TrimSpace(k); k != "" {
 			a.keys = append(a.keys, sha256.Sum256([]byte(k)))
@@ -141,12 +166,12 @@ func (a *Auth) backend(ctx context.Context, m *sessionmgr.Manager) (principal, e
 	if p.backend {
 		return p, nil
 	}
-	if sid, ok := sessionmgr.TokenSession(p.token); ok {
+	if sid, ok := tokenSession(p.token); ok {
 		err := a.authorize(ctx, m, sid, p.token)
 		if err == nil {
-			return p, statusOf(sessionmgr.ErrPermissionDenied, "a session token cannot call backend RPCs; use an API key")
+			return p, statusOf(errPermissionDenied, "a session token cannot call backend RPCs; use an API key")
 		}
-		if !errors.Is(err, sessionmgr.ErrPermissionDenied) && !errors.Is(err, sessionmgr.ErrNotFound) {
+		if !errors.Is(err, errPermissionDenied) && !errors.Is(err, sessionmgr.ErrNotFound) {
 			// The store could not tell: not the caller's fault.
 			return p, authUnavailable(err)
 		}
@@ -162,18 +187,18 @@ func (a *Auth) session(ctx context.Context, m *sessionmgr.Manager, id sessionmgr
 	if err != nil || p.backend {
 		return p, err
 	}
-	sid, ok := sessionmgr.TokenSession(p.token)
+	sid, ok := tokenSession(p.token)
 	if !ok {
 		return p, unauthenticated(errors.New("invalid API key or session token"))
 	}
 	if err := a.authorize(ctx, m, sid, p.token); err != nil {
-		if errors.Is(err, sessionmgr.ErrPermissionDenied) || errors.Is(err, sessionmgr.ErrNotFound) {
+		if errors.Is(err, errPermissionDenied) || errors.Is(err, sessionmgr.ErrNotFound) {
 			return p, unauthenticated(errors.New("invalid API key or session token"))
 		}
 		return p, authUnavailable(err)
 	}
 	if sid != id {
-		return p, statusOf(sessionmgr.ErrPermissionDenied, "this session token does not open "+sessionName(id))
+		return p, statusOf(errPermissionDenied, "this session token does not open "+sessionName(id))
 	}
 	return p, nil
 }
@@ -189,5 +214,5 @@ func authUnavailable(err error) error {
 }
 
 func unauthenticated(err error) error {
-	return statusOf(sessionmgr.ErrUnauthenticated, err.Error())
+	return statusOf(errUnauthenticated, err.Error())
 }

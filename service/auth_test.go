@@ -3,8 +3,8 @@ package service_test
 import (
 	"context"
 	"errors"
-	"github.com/acme/viewersession/internal/stacktest"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +12,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/stacktest"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
+	"github.com/acme/viewersession/service"
+	"github.com/acme/viewersession/sessionmgr"
+	"github.com/acme/viewersession/sessionmgr/bind"
+	"github.com/acme/viewersession/sessionmgr/memstore"
 )
 
 // TestE2EAuthTable: every RPC x every kind of credential gives the
@@ -157,5 +163,62 @@ func TestE2EIdempotentCreate(t *testing.T) {
 	req.ViewerId = "someone-else"
 	if _, err := s.API.CreateSession(stacktest.Backend(t.Context()), req); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("request_id reused for another viewer = %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// An idempotent repeat on a replica whose token secret is the creating
+// replica's returns the same token; on one with another secret it returns
+// the session without a token (and logs why, without the token), and the
+// token it could not mint still opens the session there: verification
+// uses the stored hash.
+func TestIdempotentRepeatAcrossSecrets(t *testing.T) {
+	emu, arn := emulator(t)
+	store := memstore.New() // the replicas' shared store
+	logs := &stacktest.SyncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	replica := func(secret string) *served {
+		tokens := service.NewTokens([]byte(secret))
+		cfg := sessionmgr.DefaultConfig()
+		cfg.TokenHash = tokens.Hash
+		m := sessionmgr.New(cfg, store, bind.NewSignaler(kvsClient(t, emu, nil)),
+			bind.NewClientIDs(clientid.NewMemory(clientid.DefaultConfig())), sessionmgr.WithLogger(log))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = m.Close(ctx)
+		})
+		return serveTokens(t, m, tokens, log)
+	}
+	creator, twin, stranger := replica("the shared secret, 32 bytes long"), replica("the shared secret, 32 bytes long"), replica("another secret of its own, 32 b.")
+	req := &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: arn}, ViewerId: "idem", RequestId: "req-secrets"}
+	first, err := creator.api.CreateSession(stacktest.Backend(t.Context()), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := first.GetSessionToken()
+	if token == "" {
+		t.Fatal("CreateSession returned no token")
+	}
+	again, err := twin.api.CreateSession(stacktest.Backend(t.Context()), req)
+	if err != nil || again.GetSession().GetName() != first.GetSession().GetName() || again.GetSessionToken() != token {
+		t.Errorf("repeat with the same secret = %s, token equal %v, %v; want the session and its token",
+			again.GetSession().GetName(), again.GetSessionToken() == token, err)
+	}
+	other, err := stranger.api.CreateSession(stacktest.Backend(t.Context()), req)
+	if err != nil || other.GetSession().GetName() != first.GetSession().GetName() || other.GetSessionToken() != "" {
+		t.Errorf("repeat with another secret = %s, token %t, %v; want the session without a token",
+			other.GetSession().GetName(), other.GetSessionToken() != "", err)
+	}
+	if !strings.Contains(logs.String(), "token not returned") {
+		t.Error("the repeat without a token logged nothing")
+	}
+	if strings.Contains(logs.String(), token[strings.IndexByte(token, '.')+1:]) {
+		t.Error("the log contains the session token")
+	}
+	// A valid token on a backend RPC is PERMISSION_DENIED (an unknown one
+	// would be UNAUTHENTICATED).
+	_, err = stranger.api.GetSession(stacktest.WithToken(t.Context(), token), &vspb.GetSessionRequest{Name: first.GetSession().GetName()})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("GetSession with the token on the other secret's replica = %v, want PERMISSION_DENIED (the token is valid there)", err)
 	}
 }

@@ -23,6 +23,16 @@ import (
 // Domain is the google.rpc.ErrorInfo domain of every error of the service.
 const Domain = "viewersession.acme.dev"
 
+// Authentication's classes: the service's own, as credentials are (API
+// keys and session tokens, service/auth.go); sessionmgr knows neither.
+var (
+	// errUnauthenticated: no valid credentials.
+	errUnauthenticated = errors.New("missing or invalid credentials")
+	// errPermissionDenied: the credential is valid but does not open this
+	// session or RPC.
+	errPermissionDenied = errors.New("token does not grant access to this session")
+)
+
 // statusRule is how one domain error becomes a status.
 type statusRule struct {
 	err    error
@@ -48,8 +58,8 @@ var statusRules = []statusRule{
 	{sessionmgr.ErrAlreadyJoined, codes.FailedPrecondition, "ALREADY_JOINED", 0, ""},
 	{sessionmgr.ErrOfferInFlight, codes.FailedPrecondition, "OFFER_IN_FLIGHT", 0, ""},
 	{sessionmgr.ErrOfferNotExpected, codes.FailedPrecondition, "OFFER_NOT_EXPECTED", 0, ""},
-	{sessionmgr.ErrUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED", 0, ""},
-	{sessionmgr.ErrPermissionDenied, codes.PermissionDenied, "PERMISSION_DENIED", 0, ""},
+	{errUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED", 0, ""},
+	{errPermissionDenied, codes.PermissionDenied, "PERMISSION_DENIED", 0, ""},
 	{sessionmgr.ErrCredentials, codes.FailedPrecondition, "AWS_CREDENTIALS", 0,
 		"the service cannot load its AWS credentials; an operator must fix its configuration (retrying does not help)"},
 	{sessionmgr.ErrInvalidRegion, codes.FailedPrecondition, "INVALID_REGION", 0, ""},
@@ -203,7 +213,7 @@ func scrub(msg string) string {
 	return msg
 }
 
-// isDomain reports whether err wraps one of the sessionmgr sentinels.
+// isDomain reports whether err wraps one of statusRules' errors.
 func isDomain(err error) bool {
 	for _, r := range statusRules {
 		if errors.Is(err, r.err) {

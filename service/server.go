@@ -91,15 +91,15 @@ func (s *Server) CreateSession(ctx context.Context, req *vspb.CreateSessionReque
 		return nil, err
 	}
 	params.Caller = p.caller
-	sess, token, err := s.m.Create(ctx, params)
+	sess, err := s.m.Create(ctx, params)
 	if errors.Is(err, sessionmgr.ErrAlreadyExists) && sess.ID != "" {
 		// An idempotent repeat: the first call's session and token.
-		return &vspb.CreateSessionResponse{Session: sessionToProto(sess), SessionToken: token}, nil
+		return &vspb.CreateSessionResponse{Session: sessionToProto(sess), SessionToken: s.auth.tokenOf(ctx, s.log, sess)}, nil
 	}
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	return &vspb.CreateSessionResponse{Session: sessionToProto(sess), SessionToken: token}, nil
+	return &vspb.CreateSessionResponse{Session: sessionToProto(sess), SessionToken: s.auth.tokenOf(ctx, s.log, sess)}, nil
 }
 
 // validateCreate checks a CreateSession request (the manager checks the

@@ -100,7 +100,7 @@ func TestAppSequenceAtMostOnce(t *testing.T) {
 func TestAppSequenceSurvivesTakeover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t)
-		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "mover"})
+		s, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "mover"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -105,7 +105,6 @@ func newReplicas(t *testing.T) *replicas {
 		cfg := sessionmgr.DefaultConfig()
 		cfg.DialsPerSecond = 1000
 		cfg.ReplicaID = id
-		cfg.TokenSecret = []byte("shared secret of the cluster")
 		m := sessionmgr.New(cfg, store, r.cam, r.ids, sessionmgr.WithCluster(r.c),
 			sessionmgr.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 		t.Cleanup(func() {
@@ -140,7 +139,7 @@ func kinds(t *testing.T, m *sessionmgr.Manager, id sessionmgr.SessionID, upTo ui
 func TestClusterForwardAndTakeover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t)
-		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "ann"})
+		s, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "ann"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +217,7 @@ func TestClusterForwardAndTakeover(t *testing.T) {
 func TestClusterDeadOwner(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t)
-		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "bo"})
+		s, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "bo"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +242,7 @@ func TestClusterDeadOwner(t *testing.T) {
 func TestClusterDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t)
-		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "cy"})
+		s, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "cy"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +258,7 @@ func TestClusterDrain(t *testing.T) {
 			close(drained)
 		}()
 		synctest.Wait()
-		if _, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "late"}); err == nil {
+		if _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "late"}); err == nil {
 			t.Error("Create on a draining replica succeeded, want ErrShuttingDown")
 		}
 		var goingAway bool
@@ -292,7 +291,7 @@ func TestClusterDrain(t *testing.T) {
 func TestClusterSweepAdoptsOrphans(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t)
-		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "orphan"})
+		s, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "orphan"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,7 +323,7 @@ func TestClusterOutageStealsNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t)
 		time.Sleep(10 * time.Second) // both replicas healthy for a while
-		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "dee"})
+		s, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "dee"})
 		if err != nil {
 			t.Fatal(err)
 		}

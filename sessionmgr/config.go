@@ -50,9 +50,17 @@ type Config struct {
 	// ForwardTimeout bounds the wait for a forwarded request's reply.
 	// Default 5s.
 	ForwardTimeout time.Duration
-	// TokenSecret derives session tokens (HMAC key). Replicas must share it
-	// for an idempotent CreateSession repeat on another replica to return
-	// the token. Default: 32 random bytes per process.
+	// TokenHash gives the hash a new session's record keeps for its id
+	// (Session.TokenHash): the hash of the token the service hands out for
+	// it (service.Tokens.Hash). Create calls it once per session, before the
+	// record's one write; the Manager never sees a token or a secret and
+	// compares nothing with the hash. Default: a random hash per session,
+	// which no token opens.
+	TokenHash func(SessionID) []byte
+	// TokenSecret is not used: session tokens are the service's
+	// (TokenHash).
+	//
+	// Deprecated: set TokenHash. The field goes once New stops filling it.
 	TokenSecret []byte
 	// KVSTimeout bounds each KVS call of a session actor (resolve, ICE
 	// servers, send). Default 15s.
@@ -341,6 +349,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HintTimeout == 0 {
 		c.HintTimeout = d.HintTimeout
+	}
+	if c.TokenHash == nil {
+		c.TokenHash = noToken
 	}
 	return c
 }

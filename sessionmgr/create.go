@@ -3,7 +3,6 @@ package sessionmgr
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -24,24 +23,26 @@ type CreateParams struct {
 // channel, leases a clientId, fetches ICE servers, stores the session with
 // its first events (reserving a slot on the channel, or answering a
 // repeat of the same request), and starts the session's actor. It returns
-// the session and its token.
-func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, error) {
+// the session; its record keeps the hash Config.TokenHash gives for its id.
+// An idempotent repeat returns the first call's session (TokenHash
+// included) with ErrAlreadyExists.
+func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, error) {
 	if err := validChannelRef(p.Channel); err != nil {
-		return Session{}, "", err
+		return Session{}, err
 	}
 	if err := validViewerID(p.ViewerID); err != nil {
-		return Session{}, "", err
+		return Session{}, err
 	}
 	opts, err := m.cfg.options(p.Options)
 	if err != nil {
-		return Session{}, "", err
+		return Session{}, err
 	}
 	if m.isClosing() {
-		return Session{}, "", ErrShuttingDown
+		return Session{}, ErrShuttingDown
 	}
 	ch, err := m.sig.Resolve(ctx, p.Channel)
 	if err != nil {
-		return Session{}, "", fmt.Errorf("resolve channel: %w", err)
+		return Session{}, fmt.Errorf("resolve channel: %w", err)
 	}
 	// One round trip when the store takes the clientId's lease in its
 	// write of the record (WithOneTripCreate); else two: the lease, then
@@ -55,12 +56,12 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	)
 	pl, prepared, err := m.prepare(ch, p.ViewerID)
 	if err != nil {
-		return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
+		return Session{}, fmt.Errorf("allocate clientId: %w", err)
 	}
 	if prepared {
 		lease = pl.Lease
 		if n, err = m.newSession(ctx, ch, p, opts, lease); err != nil {
-			return Session{}, "", err
+			return Session{}, err
 		}
 		start := time.Now()
 		stored, err = m.taker.CreateTaking(ctx, n.a.s, m.cfg.MaxPerChannel, pl, n.a.pending...)
@@ -73,15 +74,15 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	}
 	if !oneTrip {
 		if lease, err = m.acquire(ctx, ch, p.ViewerID); err != nil {
-			return Session{}, "", fmt.Errorf("allocate clientId: %w", err)
+			return Session{}, fmt.Errorf("allocate clientId: %w", err)
 		}
 		if n, err = m.newSession(ctx, ch, p, opts, lease); err != nil {
 			m.giveBack(ctx, lease)
-			return Session{}, "", err
+			return Session{}, err
 		}
 		stored, err = m.store.Create(ctx, n.a.s, m.cfg.MaxPerChannel, n.a.pending...)
 	}
-	a, first, token, s := n.a, n.first, n.token, n.a.s
+	a, first, s := n.a, n.first, n.a.s
 	if err != nil {
 		// The clientId never reached KVS: it needs no cooldown. A refusal
 		// of the one-trip write (a full channel, a repeat) took no lease.
@@ -93,9 +94,9 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 			return m.repeat(stored, p, ch)
 		}
 		if refused {
-			return Session{}, "", err
+			return Session{}, err
 		}
-		return Session{}, "", fmt.Errorf("store session: %w", err)
+		return Session{}, fmt.Errorf("store session: %w", err)
 	}
 	a.pending, a.dirty = nil, false
 	undo := func() {
@@ -113,7 +114,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 		m.mu.Unlock()
 		m.giveBack(ctx, lease)
 		undo()
-		return Session{}, "", ErrShuttingDown
+		return Session{}, ErrShuttingDown
 	}
 	for _, e := range first {
 		a.notify(e) // before the actor runs: then it owns a
@@ -123,26 +124,24 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, string, 
 	m.wg.Go(a.run)
 	m.mu.Unlock()
 	m.log.Info("session created", "session_id", created.ID, "client_id", created.ClientID, "channel", ch.ARN)
-	return created, token, nil
+	return created, nil
 }
 
 // newCreated is a session being created: its actor (which holds the
-// session and its first events, pending), those events, and its token.
+// session and its first events, pending) and those events.
 type newCreated struct {
 	a     *actor
 	first []Event
-	token string
 }
 
 // newSession builds the session Create stores for lease: its ICE servers,
-// a new id and token, its actor and first two events.
+// a new id and its token's hash, its actor and first two events.
 func (m *Manager) newSession(ctx context.Context, ch Channel, p CreateParams, opts Options, lease Lease) (newCreated, error) {
 	ice, err := m.sig.IceServers(ctx, ch, lease.ClientID, false)
 	if err != nil {
 		return newCreated{}, fmt.Errorf("get ICE servers: %w", err)
 	}
 	id := newSessionID()
-	token := m.token(id)
 	now := m.now()
 	s := Session{
 		ID:         id,
@@ -153,7 +152,7 @@ func (m *Manager) newSession(ctx context.Context, ch Channel, p CreateParams, op
 		Created:    now,
 		Updated:    now,
 		Expires:    now.Add(opts.MaxLifetime),
-		TokenHash:  hashToken(token),
+		TokenHash:  m.cfg.TokenHash(id),
 		Caller:     p.Caller,
 		RequestID:  p.RequestID,
 		Owner:      m.cfg.ReplicaID,
@@ -167,7 +166,7 @@ func (m *Manager) newSession(ctx context.Context, ch Channel, p CreateParams, op
 		a.record(Event{Type: EventCreated, Message: fmt.Sprintf("session created for viewer %q on channel %s", p.ViewerID, ch.Name)}),
 		a.record(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt 1)", lease.ClientID)}),
 	}
-	return newCreated{a: a, first: first, token: token}, nil
+	return newCreated{a: a, first: first}, nil
 }
 
 // prepare returns the first-choice lease for the store to take in its
@@ -227,16 +226,12 @@ func ValidSessionID(s string) bool {
 	return err == nil
 }
 
-// repeat answers an idempotent repeat of Create: the first call's session
-// and, when this replica's secret derives it, its token.
-func (m *Manager) repeat(stored Session, p CreateParams, ch Channel) (Session, string, error) {
+// repeat answers an idempotent repeat of Create: the first call's
+// session (the service gives its token back when its secret derives the
+// stored hash).
+func (m *Manager) repeat(stored Session, p CreateParams, ch Channel) (Session, error) {
 	if stored.ViewerID != p.ViewerID || stored.Channel.ARN != ch.ARN {
-		return Session{}, "", invalid("request_id", "already used for another request (viewer %q on %s)", stored.ViewerID, stored.Channel.Name)
+		return Session{}, invalid("request_id", "already used for another request (viewer %q on %s)", stored.ViewerID, stored.Channel.Name)
 	}
-	tok := m.token(stored.ID)
-	if subtle.ConstantTimeCompare(hashToken(tok), stored.TokenHash) != 1 {
-		m.log.Warn("idempotent repeat: token secret differs from the creating replica's; token not returned", "session_id", stored.ID)
-		tok = ""
-	}
-	return stored.clone(), tok, ErrAlreadyExists
+	return stored.clone(), ErrAlreadyExists
 }

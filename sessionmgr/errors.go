@@ -32,10 +32,6 @@ var (
 	// ErrOfferNotExpected: an offer the session did not ask for (after the
 	// answer, without a renegotiate).
 	ErrOfferNotExpected = errors.New("offer not expected: wait for a renegotiate")
-	// ErrPermissionDenied: the token does not open this session.
-	ErrPermissionDenied = errors.New("token does not grant access to this session")
-	// ErrUnauthenticated: no valid credentials.
-	ErrUnauthenticated = errors.New("missing or invalid credentials")
 	// ErrUnavailable: a dependency (store, KVS) cannot be reached; retry.
 	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrThrottled: KVS throttled us past the retry budget; retry later.

@@ -43,7 +43,6 @@ func TestIdleCostIndependentOfHistory(t *testing.T) {
 		cfg := sessionmgr.DefaultConfig()
 		cfg.ReplicaID = id
 		cfg.DialsPerSecond = 1000
-		cfg.TokenSecret = []byte("shared secret of the cluster")
 		m := sessionmgr.New(cfg, st, quietSignaler{}, &fakeIDs{}, sessionmgr.WithCluster(redisreplicas.New(rdb)), quietLogger())
 		t.Cleanup(func() { _ = m.Close(context.Background()) })
 		managers = append(managers, m)
@@ -51,7 +50,7 @@ func TestIdleCostIndependentOfHistory(t *testing.T) {
 	ctx := t.Context()
 	for i := range live {
 		m := managers[i%2]
-		s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprintf("cam-%d", i)}, ViewerID: "v"})
+		s, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprintf("cam-%d", i)}, ViewerID: "v"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -185,7 +185,7 @@ func evSummary(evs []sessionmgr.Event) string {
 
 func newApp(t *testing.T, h *harness, viewer string, opts sessionmgr.Options) *app {
 	t.Helper()
-	s, _, err := h.m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: viewer, Options: opts})
+	s, err := h.m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: viewer, Options: opts})
 	if err != nil {
 		t.Fatal(err)
 	}

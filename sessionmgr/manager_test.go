@@ -244,7 +244,7 @@ func newHarnessStore(t *testing.T, cam *fakeCamera, store sessionmgr.Store, opts
 
 func (h *harness) create(t *testing.T, viewer string) sessionmgr.Session {
 	t.Helper()
-	s, _, err := h.m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: viewer})
+	s, err := h.m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: viewer})
 	if err != nil {
 		t.Fatalf("Create(%q): %v", viewer, err)
 	}
@@ -468,11 +468,11 @@ func TestChannelFull(t *testing.T) {
 		for i := range 10 {
 			h.create(t, fmt.Sprintf("v%d", i))
 		}
-		_, _, err := h.m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "eleventh"})
+		_, err := h.m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "eleventh"})
 		if !errors.Is(err, sessionmgr.ErrChannelFull) {
 			t.Fatalf("11th Create = %v, want ErrChannelFull", err)
 		}
-		if _, _, err := h.m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "other"}, ViewerID: "x"}); err != nil {
+		if _, err := h.m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "other"}, ViewerID: "x"}); err != nil {
 			t.Errorf("Create on another channel = %v, want success", err)
 		}
 	})
@@ -494,7 +494,7 @@ func TestCreateValidation(t *testing.T) {
 			{"missing channel", sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "missing"}, ViewerID: "a"}, sessionmgr.ErrChannelNotFound},
 		}
 		for _, tt := range tests {
-			if _, _, err := h.m.Create(t.Context(), tt.give); !errors.Is(err, tt.want) {
+			if _, err := h.m.Create(t.Context(), tt.give); !errors.Is(err, tt.want) {
 				t.Errorf("%s: Create error = %v, want %v", tt.name, err, tt.want)
 			}
 		}

@@ -50,7 +50,6 @@ func newReplica(t *testing.T, id string, cfg sessionmgr.Config, store sessionmgr
 	t.Helper()
 	cfg.DialsPerSecond = 1000
 	cfg.ReplicaID = id
-	cfg.TokenSecret = []byte("shared secret of the cluster")
 	m := sessionmgr.New(cfg, store, &fakeCamera{answerFrom: 1}, ids, sessionmgr.WithCluster(c), quietLogger())
 	t.Cleanup(func() {
 		if err := m.Close(context.Background()); err != nil {
@@ -74,7 +73,7 @@ func TestTakeoverFencesWithinAnInterval(t *testing.T) {
 		a := newReplica(t, "replica-a", cfg, store, c, ids)
 		var sessions []sessionmgr.Session
 		for i := range 20 {
-			s, _, err := a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprintf("cam-%d", i)}, ViewerID: "v"})
+			s, err := a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprintf("cam-%d", i)}, ViewerID: "v"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +130,7 @@ func TestLapsedHeartbeatChecksEverySession(t *testing.T) {
 		a := newReplica(t, "replica-a", cfg, store, c, ids)
 		var sessions []sessionmgr.Session
 		for i := range 3 {
-			s, _, err := a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprintf("cam-%d", i)}, ViewerID: "v"})
+			s, err := a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprintf("cam-%d", i)}, ViewerID: "v"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,7 +225,7 @@ func TestOwnerCheckRoundTripsDoNotGrowWithSessions(t *testing.T) {
 	replica := "replica-" + string(newTestID(t))
 	a := newReplica(t, replica, cfg, st, newFakeCluster(), &fakeIDs{})
 	for i := range sessions {
-		if _, _, err := a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprintf("cam-%d", i)}, ViewerID: "v"}); err != nil {
+		if _, err := a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprintf("cam-%d", i)}, ViewerID: "v"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -315,7 +314,7 @@ func newTestID(t *testing.T) sessionmgr.SessionID {
 func TestDeadReplicasStreamsDetached(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t)
-		s, _, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "far"})
+		s, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "far"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -100,7 +100,7 @@ func TestLeasesRenewedTogether(t *testing.T) {
 	defer cancel()
 	sessions := make([]sessionmgr.Session, n)
 	for i := range sessions {
-		s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprint("cam", i%10)}, ViewerID: fmt.Sprint("v", i)})
+		s, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprint("cam", i%10)}, ViewerID: fmt.Sprint("v", i)})
 		if err != nil {
 			t.Fatalf("Create %d: %v", i, err)
 		}

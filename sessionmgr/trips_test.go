@@ -65,7 +65,6 @@ func testCreateRoundTrips(t *testing.T, want int64, opts ...sessionmgr.Option) {
 
 	cfg := sessionmgr.DefaultConfig()
 	cfg.DialsPerSecond = 1000
-	cfg.TokenSecret = []byte("round trips")
 	cfg.OwnerCheck, cfg.SweepEvery, cfg.LeaseRenew = time.Hour, time.Hour, time.Hour
 	ids := bind.NewClientIDs(clientid.NewRedis(rdb, clientid.DefaultConfig()))
 	opts = append(opts, quietLogger())
@@ -83,7 +82,7 @@ func testCreateRoundTrips(t *testing.T, want int64, opts ...sessionmgr.Option) {
 		// Channels of this run's own: with REDIS_URL set (make test) the
 		// server is shared, and another run's clientIds cool down on it.
 		ch := sessionmgr.ChannelRef{Name: "cam-" + run + "-" + viewer}
-		s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ch, ViewerID: viewer})
+		s, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ch, ViewerID: viewer})
 		if err != nil {
 			t.Fatalf("Create(%s) = %v", viewer, err)
 		}
@@ -154,13 +153,13 @@ func TestRefusedCreateReturnsItsClientID(t *testing.T) {
 	t.Cleanup(func() { m.Close(context.Background()) })
 	ctx := t.Context()
 	cam := sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "full"}, ViewerID: "first"}
-	first, _, err := m.Create(ctx, cam)
+	first, err := m.Create(ctx, cam)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cam.ViewerID = "second"
 	for range 3 {
-		if _, _, err := m.Create(ctx, cam); !errors.Is(err, sessionmgr.ErrChannelFull) {
+		if _, err := m.Create(ctx, cam); !errors.Is(err, sessionmgr.ErrChannelFull) {
 			t.Fatalf("Create on the full channel = %v, want ErrChannelFull", err)
 		}
 	}
@@ -178,7 +177,7 @@ func TestRefusedCreateReturnsItsClientID(t *testing.T) {
 	}); !errors.Is(err, errClosed) {
 		t.Fatalf("Watch until CLOSED = %v", err)
 	}
-	s, _, err := m.Create(ctx, cam)
+	s, err := m.Create(ctx, cam)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,11 +205,11 @@ func TestOneTripCreateTakesTheLease(t *testing.T) {
 	ctx := t.Context()
 	ref := sessionmgr.ChannelRef{Name: "one-trip-" + rand.Text()}
 
-	a, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
+	a, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
+	b, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +222,7 @@ func TestOneTripCreateTakesTheLease(t *testing.T) {
 			t.Errorf("the lease of %s lives %v, want more than the cooldown (%v): a live lease", id, ttl, idcfg.DefaultCooldown)
 		}
 	}
-	if _, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "w"}); !errors.Is(err, sessionmgr.ErrChannelFull) {
+	if _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "w"}); !errors.Is(err, sessionmgr.ErrChannelFull) {
 		t.Fatalf("a third create on a channel of 2 = %v, want ErrChannelFull", err)
 	}
 	if n := rdb.Exists(ctx, key("w")).Val(); n != 0 {
@@ -244,7 +243,7 @@ func TestOneTripCreateTakesTheLease(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	c, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
+	c, err := m.Create(ctx, sessionmgr.CreateParams{Channel: ref, ViewerID: "v"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +269,7 @@ func TestOwnerReadOnlyWhenChallenged(t *testing.T) {
 	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, ids, sessionmgr.WithCluster(redisreplicas.New(rdb)), sessionmgr.WithOneTripCreate(), quietLogger())
 	t.Cleanup(func() { m.Close(context.Background()) })
 	ctx := t.Context()
-	s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "challenged-" + rand.Text()}, ViewerID: "v"})
+	s, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "challenged-" + rand.Text()}, ViewerID: "v"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +308,7 @@ func TestDetachFromEndedActorReadsNothing(t *testing.T) {
 	m := sessionmgr.New(cfg, st, &fakeCamera{answerFrom: 1}, &fakeIDs{}, quietLogger())
 	t.Cleanup(func() { m.Close(context.Background()) })
 	ctx := t.Context()
-	s, _, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "ended-" + rand.Text()}, ViewerID: "v"})
+	s, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "ended-" + rand.Text()}, ViewerID: "v"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -222,7 +222,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		if len(strings.TrimSpace(string(secret))) < 16 {
 			return nil, errors.New("-token-secret-file: the secret must be at least 16 bytes")
 		}
-		mcfg.TokenSecret = []byte(strings.TrimSpace(string(secret)))
+		ac.TokenSecret = []byte(strings.TrimSpace(string(secret)))
 	}
 	ac.Manager = mcfg
 

@@ -82,9 +82,9 @@ type Config struct {
 	Store     sessionmgr.Store
 	Allocator bind.Allocator
 
-	// Manager is the session manager's configuration (ReplicaID,
-	// TokenSecret, timers, the session option defaults). Start from
-	// sessionmgr.DefaultConfig().
+	// Manager is the session manager's configuration (ReplicaID, timers,
+	// the session option defaults). Start from sessionmgr.DefaultConfig().
+	// Its TokenHash is set to the service's tokens' (TokenSecret).
 	Manager sessionmgr.Config
 	// IDs is the clientId allocator's configuration. Start from
 	// clientid.DefaultConfig().
@@ -99,6 +99,11 @@ type Config struct {
 
 	// APIKeys are the backend API keys the service accepts.
 	APIKeys []string
+	// TokenSecret is the key the service derives session tokens with
+	// (service.NewTokens). Replicas must share it for an idempotent
+	// CreateSession repeat on another replica to return the token.
+	// Default empty: 32 random bytes per Build.
+	TokenSecret []byte
 	// Limits are the service's per-caller limits. Default
 	// service.DefaultLimits().
 	Limits *service.Limits
@@ -201,7 +206,15 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	}
 	obs = p.webhooks(cfg, log, reg, replica, obs)
 
-	mopts := []sessionmgr.Option{sessionmgr.WithLogger(log.With("component", "sessionmgr", "replica", replica)), sessionmgr.WithObserver(obs)}
+	// The service mints and verifies session tokens; the manager keeps
+	// the hash of a new session's token in its record.
+	tokens := service.NewTokens(cfg.TokenSecret)
+	mcfg := cfg.Manager
+	mcfg.TokenHash = tokens.Hash
+	mopts := []sessionmgr.Option{
+		sessionmgr.WithLogger(log.With("component", "sessionmgr", "replica", replica)),
+		sessionmgr.WithObserver(obs),
+	}
 	if p.Cluster != nil {
 		mopts = append(mopts, sessionmgr.WithCluster(p.Cluster))
 	}
@@ -210,7 +223,7 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 		// server, so Create takes the lease in the record's script.
 		mopts = append(mopts, sessionmgr.WithOneTripCreate())
 	}
-	p.Manager = sessionmgr.New(cfg.Manager, p.Store, bind.NewSignaler(p.KVS), bind.NewClientIDs(p.IDs), mopts...)
+	p.Manager = sessionmgr.New(mcfg, p.Store, bind.NewSignaler(p.KVS), bind.NewClientIDs(p.IDs), mopts...)
 	p.closers = append(p.closers, p.Manager.Close)
 
 	pcfg := cfg.Probe
@@ -229,7 +242,7 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	if rates != nil {
 		sopts = append(sopts, service.WithRateLimiter(rates))
 	}
-	p.Auth = service.NewAuth(cfg.APIKeys)
+	p.Auth = service.NewAuth(cfg.APIKeys, tokens)
 	p.Server = service.New(p.Manager, p.Auth, log, sopts...)
 	return p, nil
 }
