@@ -46,11 +46,20 @@ type Client struct {
 	ice      map[string]IceServers    // by channel ARN
 }
 
+// Option sets an optional seam of a Client.
+type Option func(*Client)
+
+// WithClock sets the clock of the ICE server cache: when servers were
+// fetched and whether they are near expiry (default time.Now). Requests
+// are signed at the real time whatever the clock (AWS refuses a skewed
+// signature), and timers stay on the runtime's.
+func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+
 // New returns a Client that signs with awsCfg's credentials. awsCfg comes from
 // config.LoadDefaultConfig (IRSA, environment, shared profile) or is built
 // with credentials.NewStaticCredentialsProvider (the emulator). Credentials
 // are cached (aws.CredentialsCache) unless they already are.
-func New(awsCfg aws.Config, cfg Config) (*Client, error) {
+func New(awsCfg aws.Config, cfg Config, opts ...Option) (*Client, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -71,7 +80,7 @@ func New(awsCfg aws.Config, cfg Config) (*Client, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 	})
-	return &Client{
+	c := &Client{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		creds:    creds,
@@ -82,7 +91,11 @@ func New(awsCfg aws.Config, cfg Config) (*Client, error) {
 		channels: make(map[string]Channel),
 		ttls:     make(map[string]time.Duration),
 		ice:      make(map[string]IceServers),
-	}, nil
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // newHTTPClient builds the one HTTP client of a Client: HTTP/1.1 (KVS's

@@ -87,9 +87,17 @@ func WithLimits(l Limits) Option { return func(s *Server) { s.limits = l } }
 // process only). When rl fails the process's own buckets decide.
 func WithRateLimiter(rl RateLimiter) Option { return func(s *Server) { s.shared = rl } }
 
+// WithClock sets the wall clock the limits read (default time.Now): the
+// create rate's refusals and borrowed tokens, and this process's buckets.
+// Timers stay on the runtime's, which testing/synctest fakes.
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) { s.now, s.local.now = now, now }
+}
+
 // LocalRateLimiter is a RateLimiter in memory: one process. Buckets idle
 // long enough to be full again are dropped.
 type LocalRateLimiter struct {
+	now     func() time.Time
 	mu      sync.Mutex
 	buckets map[string]*bucket
 	takes   int
@@ -102,12 +110,12 @@ type bucket struct {
 
 // NewLocalRateLimiter returns an empty LocalRateLimiter.
 func NewLocalRateLimiter() *LocalRateLimiter {
-	return &LocalRateLimiter{buckets: map[string]*bucket{}}
+	return &LocalRateLimiter{now: time.Now, buckets: map[string]*bucket{}}
 }
 
 // Take implements RateLimiter.
 func (l *LocalRateLimiter) Take(_ context.Context, key string, perSecond float64, burst int) (time.Duration, error) {
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.takes++

@@ -128,6 +128,12 @@ func WithRegisterer(reg prometheus.Registerer) Option { return func(d *Dispatche
 // client of its own, without redirects).
 func WithHTTPClient(c *http.Client) Option { return func(d *Dispatcher) { d.http = c } }
 
+// WithClock sets the wall clock of the signatures' timestamps (default
+// time.Now); events carry their timeline's own times. Intervals (retry
+// backoff, log pacing, once marks in memory) stay on the runtime's clock,
+// which testing/synctest fakes.
+func WithClock(now func() time.Time) Option { return func(d *Dispatcher) { d.now = now } }
+
 // Dispatcher turns session timeline events into signed webhook requests,
 // delivered at least once: Observe puts an event in a bounded buffer (never
 // blocking the session), a producer moves it into the queue, and workers
@@ -142,6 +148,7 @@ type Dispatcher struct {
 	reg  prometheus.Registerer
 	http *http.Client
 	mx   *metrics
+	now  func() time.Time // signatures' timestamps
 
 	in          chan pending
 	lastDropLog atomic.Int64  // when Observe last logged a drop, Unix ns
@@ -186,6 +193,7 @@ func start(cfg Config, q queue, opts []Option) *Dispatcher {
 		cfg:      cfg,
 		q:        q,
 		log:      slog.New(slog.DiscardHandler),
+		now:      time.Now,
 		in:       make(chan pending, cfg.Buffer),
 		sem:      make(chan struct{}, cfg.Workers),
 		closing:  make(chan struct{}),
@@ -531,7 +539,7 @@ func (d *Dispatcher) post(ctx context.Context, e entry) (int, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "viewersession-webhook/1")
-	req.Header.Set(SignatureHeader, Sign(d.cfg.Secret, time.Now(), e.body))
+	req.Header.Set(SignatureHeader, Sign(d.cfg.Secret, d.now(), e.body))
 	resp, err := d.http.Do(req)
 	if err != nil {
 		return 0, err

@@ -261,3 +261,21 @@ func TestCloseDuringBackoff(t *testing.T) {
 		}
 	})
 }
+
+// TestWithClock: a request is signed at the Dispatcher's clock (the
+// receiver verifies it against that time and refuses it an hour later).
+func TestWithClock(t *testing.T) {
+	r := newReceiver(0)
+	at := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	d := NewMemory(Config{URLs: []string{"http://receiver.test/hook"}, Secret: testSecret},
+		WithHTTPClient(&http.Client{Transport: r}), WithLogger(slog.New(slog.DiscardHandler)), WithClock(func() time.Time { return at }))
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	d.Observe(testRef, sessionmgr.Event{Seq: 1, Time: at, Type: sessionmgr.EventCreated})
+	a := <-r.got
+	if err := Verify(testSecret, a.header, a.body, at, time.Second); err != nil {
+		t.Errorf("Verify at the clock's time = %v, want nil", err)
+	}
+	if err := Verify(testSecret, a.header, a.body, at.Add(time.Hour), DefaultTolerance); err == nil {
+		t.Error("Verify an hour after the clock's time = nil, want a stale signature")
+	}
+}
