@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,15 @@ type Config struct {
 	// Observer is told what the sessions do. Default: Metrics. With
 	// Webhooks, the webhook observer wraps it.
 	Observer sessionmgr.Observer
+	// Now is the one wall clock of every part that reads one: the
+	// sessions' record and event times, the memory store's retention and
+	// idempotency window, the memory clientId allocator's leases and
+	// cooldowns, the kvs client's ICE server cache, the service's rate
+	// limits and the webhooks' signature times. Timers (and the intervals
+	// measured on the monotonic clock) stay on the runtime's, which
+	// testing/synctest fakes; on Redis, expiry runs on the server's clock.
+	// Default nil: time.Now.
+	Now func() time.Time
 
 	// AWS signs the kvs client's calls (region and credentials).
 	AWS aws.Config
@@ -153,6 +163,10 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	if p.Metrics == nil {
 		p.Metrics = metrics.New(reg)
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 
 	// Shared state: Redis (every replica), else memory (one replica).
 	var rates service.RateLimiter
@@ -172,11 +186,11 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 			rates = rc
 		}
 	} else {
-		var mopts []memstore.Option
+		mopts := []memstore.Option{memstore.WithClock(now)}
 		if l := cfg.EndedLimits; l != nil {
 			mopts = append(mopts, memstore.WithEndedLimits(l.Total, l.PerChannel))
 		}
-		p.Store, p.IDs = memstore.New(mopts...), clientid.NewMemory(cfg.IDs)
+		p.Store, p.IDs = memstore.New(mopts...), clientid.NewMemory(cfg.IDs, clientid.WithClock(now))
 	}
 	if cfg.Store != nil {
 		p.Store = cfg.Store
@@ -192,7 +206,7 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	if kcfg.Observe == nil {
 		kcfg.Observe = p.Metrics.KVSCall
 	}
-	if p.KVS, err = kvs.New(cfg.AWS, kcfg); err != nil {
+	if p.KVS, err = kvs.New(cfg.AWS, kcfg, kvs.WithClock(now)); err != nil {
 		return nil, fmt.Errorf("kvs client: %w", err)
 	}
 
@@ -204,7 +218,7 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	if obs == nil {
 		obs = p.Metrics
 	}
-	obs = p.webhooks(cfg, log, reg, replica, obs)
+	obs = p.webhooks(cfg, log, reg, replica, obs, now)
 
 	// The service mints and verifies session tokens; the manager keeps
 	// the hash of a new session's token in its record.
@@ -214,6 +228,7 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	mopts := []sessionmgr.Option{
 		sessionmgr.WithLogger(log.With("component", "sessionmgr", "replica", replica)),
 		sessionmgr.WithObserver(obs),
+		sessionmgr.WithClock(now),
 	}
 	if p.Cluster != nil {
 		mopts = append(mopts, sessionmgr.WithCluster(p.Cluster))
@@ -238,7 +253,7 @@ func Build(ctx context.Context, cfg Config) (_ *Parts, err error) {
 	if cfg.Limits != nil {
 		limits = *cfg.Limits
 	}
-	sopts := []service.Option{service.WithLimits(limits), service.WithProber(p.Prober)}
+	sopts := []service.Option{service.WithLimits(limits), service.WithProber(p.Prober), service.WithClock(now)}
 	if rates != nil {
 		sopts = append(sopts, service.WithRateLimiter(rates))
 	}
@@ -266,13 +281,13 @@ func (p *Parts) Close(ctx context.Context) error {
 // returns the observer the sessions report to: obs, plus the webhooks. The
 // dispatcher's Close runs after the manager's (the sessions' last events
 // queued) and before Redis closes.
-func (p *Parts) webhooks(cfg Config, log *slog.Logger, reg prometheus.Registerer, replica string, obs sessionmgr.Observer) sessionmgr.Observer {
+func (p *Parts) webhooks(cfg Config, log *slog.Logger, reg prometheus.Registerer, replica string, obs sessionmgr.Observer, now func() time.Time) sessionmgr.Observer {
 	if cfg.Webhooks == nil {
 		return obs
 	}
 	wcfg := *cfg.Webhooks
 	wcfg.Consumer = replica
-	opts := []webhook.Option{webhook.WithLogger(log.With("component", "webhook", "replica", replica)), webhook.WithRegisterer(reg)}
+	opts := []webhook.Option{webhook.WithLogger(log.With("component", "webhook", "replica", replica)), webhook.WithRegisterer(reg), webhook.WithClock(now)}
 	var disp *webhook.Dispatcher
 	if cfg.Redis != nil {
 		disp = webhook.NewRedis(wcfg, cfg.Redis, opts...)

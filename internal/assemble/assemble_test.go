@@ -3,6 +3,7 @@ package assemble
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -112,14 +113,14 @@ func TestWebhooksObserver(t *testing.T) {
 	cfg := Config{}
 	log, reg := slog.New(slog.DiscardHandler), prometheus.NewRegistry()
 	var base sessionmgr.Observer = countingObserver{events: new(int)}
-	if got := p.webhooks(cfg, log, reg, "r1", base); got != base {
+	if got := p.webhooks(cfg, log, reg, "r1", base, time.Now); got != base {
 		t.Errorf("webhooks without Webhooks = %T, want the observer unchanged", got)
 	}
 	wcfg := webhook.DefaultConfig()
 	wcfg.URLs, wcfg.Secret = []string{"http://127.0.0.1:1/hook"}, []byte("a-webhook-secret-of-32-bytes....")
 	cfg.Webhooks = &wcfg
 	n := new(int)
-	obs := p.webhooks(cfg, log, reg, "r1", countingObserver{events: n})
+	obs := p.webhooks(cfg, log, reg, "r1", countingObserver{events: n}, time.Now)
 	so, ok := obs.(sessionmgr.SessionObserver)
 	if !ok {
 		t.Fatalf("webhooks = %T, want a sessionmgr.SessionObserver", obs)
