@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -155,5 +156,5 @@ func (i *Interceptors) recoverStream(srv any, ss grpc.ServerStream, info *grpc.S
 // the panic value stays in the log, never in the client's status.
 func (i *Interceptors) panicked(ctx context.Context, method string, p any) error {
 	i.log.ErrorContext(ctx, "rpc panicked", "method", method, "panic", p, "stack", string(debug.Stack()))
-	return status.Error(codes.Internal, "internal error")
+	return withDetails(codes.Internal, "internal error", &errdetails.ErrorInfo{Domain: Domain, Reason: "INTERNAL"})
 }
