@@ -374,7 +374,7 @@ func (a *actor) onLifetimeOver() {
 // handle serves one request.
 func (a *actor) handle(r *request) {
 	var err error
-	if a.m.cluster != nil && r.kind != reqDetach && r.kind != reqGoAway && !(r.kind == reqApp && r.msg.mediaOnly()) {
+	if a.m.peers.checkOwnerFirst() && r.kind != reqDetach && r.kind != reqGoAway && !(r.kind == reqApp && r.msg.mediaOnly()) {
 		// Another replica may have taken the session over since the last
 		// check: never serve a request on a stale actor. The read is
 		// skipped while no other replica can have (Manager.unchallenged),

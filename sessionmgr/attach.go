@@ -3,9 +3,7 @@ package sessionmgr
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"sync"
-	"time"
 )
 
 // An Attachment is one app stream attached to a session (Connect's join,
@@ -66,40 +64,11 @@ func (m *Manager) detach(ctx context.Context, att *Attachment) {
 	att.mu.Lock()
 	owner := att.owner
 	att.mu.Unlock()
-	if owner == "" || m.cluster == nil || owner == m.cfg.ReplicaID {
+	if owner == "" || owner == m.cfg.ReplicaID {
 		return
 	}
-	// A forwarded attachment: the owner holds it. Told in the background
-	// (the app's stream must end now, even when the owner is dead); a
-	// failed forward is tried again briefly, and past that the owner's
-	// check of this replica's heartbeat is the backstop.
-	select {
-	case <-m.stopping:
-		return // closing: the owner drops this replica's streams
-	default:
-	}
-	m.bg.Go(func() {
-		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		defer cancel()
-		go func() {
-			select {
-			case <-m.stopping:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		for try := range 3 {
-			_, err := m.forward(ctx, owner, att.id, r)
-			if err == nil || !errors.Is(err, ErrUnavailable) || errors.Is(err, errOwnerAnswered) || ctx.Err() != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
-			}
-		}
-	})
+	// A forwarded attachment: the owner holds it.
+	m.peers.forwardDetach(ctx, owner, att.id, r)
 }
 
 // Attach is Join for callers that keep no attachment: on error nothing is
@@ -202,13 +171,13 @@ func (s *streamSet) dropReplica(replica string) int {
 // dropDeadStreams detaches the streams of replicas that stopped
 // heartbeating: their detach will never come.
 func (a *actor) dropDeadStreams() {
-	if a.m.cluster == nil || a.fenced || a.s.Terminal() {
+	if a.fenced || a.s.Terminal() {
 		return
 	}
 	dropped := 0
 	for _, r := range a.streams.replicas() {
 		ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
-		alive := a.m.alive(ctx, r)
+		alive := a.m.peers.alive(ctx, r)
 		cancel()
 		if !alive {
 			dropped += a.streams.dropReplica(r)

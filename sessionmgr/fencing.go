@@ -7,9 +7,11 @@ import (
 
 // watchRemoteStreams arms remoteT, which checks every OwnerCheck that the
 // replicas app streams are attached from still live (dropDeadStreams),
-// while there are such streams; an actor without any has no timer to run.
+// while there are such streams; an actor without any has no timer to run
+// (nor has any actor of a single replica: only a forwarded attach names
+// another replica).
 func (a *actor) watchRemoteStreams() {
-	if a.m.cluster != nil && a.remoteT.c == nil && len(a.streams.replicas()) > 0 {
+	if a.remoteT.c == nil && len(a.streams.replicas()) > 0 {
 		a.remoteT.start(a.m.cfg.OwnerCheck)
 	}
 }

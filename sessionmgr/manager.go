@@ -23,8 +23,9 @@ type Manager struct {
 	log   *slog.Logger
 	now   func() time.Time
 	obs   Observer
-	// cluster shares sessions with other replicas; nil: a single replica.
-	cluster Cluster
+	// peers are the other replicas: noPeers for a single replica,
+	// clusterPeers with WithCluster (set once, by New's options).
+	peers peers
 	// oneTrip asks for WithOneTripCreate; taker and preparer are set
 	// when the store and ids can do it (New).
 	oneTrip  bool
@@ -76,7 +77,14 @@ type Manager struct {
 // WithCluster makes the Manager one replica of many sharing c (and a
 // shared Store): it heartbeats, serves requests forwarded by other
 // replicas, forwards to a session's owner, and takes sessions over.
-func WithCluster(c Cluster) Option { return func(m *Manager) { m.cluster = c } }
+// A nil c leaves the Manager a single replica.
+func WithCluster(c Cluster) Option {
+	return func(m *Manager) {
+		if c != nil {
+			m.peers = &clusterPeers{m: m, c: c}
+		}
+	}
+}
 
 // WithOneTripCreate says that the store and the clientId allocator keep
 // their state on one Redis server: Create then takes the clientId's lease
@@ -120,6 +128,7 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 	}
 	m.stopping = make(chan struct{})
 	m.drainC = make(chan struct{}, 1)
+	m.peers = noPeers{m}
 	for _, o := range opts {
 		o(m)
 	}
@@ -137,17 +146,7 @@ func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *
 		})
 		m.bg.Go(func() { m.renewLeases(ctx) })
 	}
-	if m.cluster != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		m.bg.Go(func() {
-			<-m.stopping
-			cancel()
-		})
-		m.bg.Go(func() { m.heartbeat(ctx) })
-		m.bg.Go(func() { m.serveForwarded(ctx) })
-		m.bg.Go(func() { m.sweep(ctx) })
-		m.bg.Go(func() { m.watchOwners(ctx) })
-	}
+	m.peers.start()
 	return m
 }
 
@@ -183,27 +182,14 @@ func (m *Manager) Drain(ctx context.Context) {
 		actors = append(actors, a)
 	}
 	m.mu.Unlock()
-	if m.cluster == nil {
-		return
-	}
-	for _, a := range actors {
-		_, _ = a.call(ctx, request{kind: reqGoAway})
-	}
-	for _, a := range actors {
-		select {
-		case <-a.done:
-		case <-ctx.Done():
-			a.stop(closeLetGo)
-		}
-	}
-	for _, a := range actors {
-		<-a.done
-	}
+	m.peers.sendAppsAway(ctx, actors)
 }
 
 // Close ends every session this replica runs (CLOSED, SERVER_SHUTDOWN),
 // releasing their clientIds into cooldown, and waits for their actors
-// until ctx ends. New sessions are refused from the first call on.
+// until ctx ends; one replica of a cluster lets its sessions go instead
+// (records left for a takeover when the apps come back). New sessions are
+// refused from the first call on.
 func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
 	m.closing = true
@@ -212,10 +198,7 @@ func (m *Manager) Close(ctx context.Context) error {
 		actors = append(actors, a)
 	}
 	m.mu.Unlock()
-	reason := CloseServerShutdown
-	if m.cluster != nil {
-		reason = closeLetGo // others may take them over when the apps come back
-	}
+	reason := m.peers.closeReason()
 	for _, a := range actors {
 		a.stop(reason)
 	}

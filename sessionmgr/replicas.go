@@ -14,7 +14,8 @@ import (
 // and asks each other one whether it lives; only a dead replica's owner
 // index is read, so a sweep costs what the dead owned, not what the store
 // holds (ended sessions cost nothing: they leave the index).
-func (m *Manager) sweep(ctx context.Context) {
+func (p *clusterPeers) sweep(ctx context.Context) {
+	m := p.m
 	t := time.NewTicker(m.cfg.SweepEvery)
 	defer t.Stop()
 	for {
@@ -31,7 +32,7 @@ func (m *Manager) sweep(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if r != m.cfg.ReplicaID && !m.alive(ctx, r) {
+			if r != m.cfg.ReplicaID && !p.alive(ctx, r) {
 				m.adopt(ctx, r)
 			}
 		}
@@ -158,14 +159,15 @@ func (m *Manager) actorIDs() []SessionID {
 }
 
 // heartbeat keeps this replica alive in the cluster's eyes.
-func (m *Manager) heartbeat(ctx context.Context) {
+func (p *clusterPeers) heartbeat(ctx context.Context) {
+	m := p.m
 	t := time.NewTicker(m.cfg.OwnerCheck / 2)
 	defer t.Stop()
 	var lastOK time.Time
 	for {
 		sent := time.Now()
 		hctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
-		err := m.cluster.Heartbeat(hctx, m.cfg.ReplicaID, m.cfg.ReplicaTTL)
+		err := p.c.Heartbeat(hctx, m.cfg.ReplicaID, m.cfg.ReplicaTTL)
 		cancel()
 		if err == nil {
 			if !lastOK.IsZero() && time.Since(lastOK) >= m.cfg.ReplicaTTL/2 {
@@ -253,27 +255,9 @@ func (m *Manager) takeover(ctx context.Context, s Session, adopt bool) error {
 
 // pace waits for a turn to open a signaling connection on channel: across
 // the cluster when there is one (KVS's 3 connects/s per channel is per
-// channel, not per replica), else on this replica.
+// channel, not per replica), else on this replica (peers.pace).
 func (m *Manager) pace(ctx context.Context, channel string) error {
-	if m.cluster == nil {
-		return m.pacer(channel).Wait(ctx)
-	}
-	for {
-		wait, err := m.cluster.Pace(ctx, channel, m.cfg.DialsPerSecond)
-		if err != nil {
-			// The store is out: fall back to this replica's own pacing
-			// rather than fail a session; KVS's throttling is retried.
-			return m.pacer(channel).Wait(ctx)
-		}
-		if wait <= 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
+	return m.peers.pace(ctx, channel)
 }
 
 // pacer returns the channel's signaling-connect limiter.

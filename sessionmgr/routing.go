@@ -8,9 +8,10 @@ import (
 )
 
 // serveForwarded answers requests other replicas forward to this one.
-func (m *Manager) serveForwarded(ctx context.Context) {
+func (p *clusterPeers) serveForwarded(ctx context.Context) {
+	m := p.m
 	for ctx.Err() == nil {
-		err := m.cluster.Serve(ctx, m.cfg.ReplicaID, m.handleForwarded)
+		err := p.c.Serve(ctx, m.cfg.ReplicaID, m.handleForwarded)
 		if ctx.Err() != nil {
 			return
 		}
@@ -92,16 +93,17 @@ func (m *Manager) Send(ctx context.Context, id SessionID, msg AppMessage) (Sessi
 	return m.send(ctx, id, request{kind: reqApp, msg: msg})
 }
 
-// send routes a request to the session's actor: the local one, the
-// owner's (forwarded), or a new local one after a takeover. A request, a
-// join included, takes the session over only when the owner is gone (no
+// send routes a request to the session's actor: the local one, or, when
+// none runs here, where the peers route it (in a cluster: the owner's,
+// forwarded, or a new local one after a takeover). A request, a join
+// included, takes the session over only when the owner is gone (no
 // heartbeat) or, for a join, drains; while the owner lives it is
 // forwarded, so an app that alternates replicas moves nothing.
 func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, error) {
-	if r.kind == reqAttach && m.isDraining() && m.cluster != nil {
-		// The app must rejoin on another replica, even over a connection
-		// that still reaches this one.
-		return Session{}, ErrShuttingDown
+	if r.kind == reqAttach && m.isDraining() {
+		if err := m.peers.drainingJoin(); err != nil {
+			return Session{}, err
+		}
 	}
 	ownerDraining := false
 	for range 4 {
@@ -122,52 +124,17 @@ func (m *Manager) send(ctx context.Context, id SessionID, r request) (Session, e
 		if s.Terminal() {
 			return s, ErrSessionClosed
 		}
-		if m.cluster == nil {
-			return Session{}, fmt.Errorf("session %s has no actor on this replica: %w", id, ErrUnavailable)
+		out, again, err := m.peers.route(ctx, s, r, &ownerDraining)
+		if !again {
+			return out, err
 		}
-		if s.Owner == m.cfg.ReplicaID || ownerDraining || !m.alive(ctx, s.Owner) {
-			if err := m.takeover(ctx, s, false); err != nil && !errors.Is(err, ErrConflict) {
-				return Session{}, err
-			}
-			continue // to the new local actor, or to whoever won the race
-		}
-		if r.att != nil {
-			r.att.setOwner(s.Owner) // before: a detach may race the reply
-		}
-		out, err := m.forward(ctx, s.Owner, id, r)
-		if errors.Is(err, errNotOwner) || errors.Is(err, errFenced) {
-			continue // ownership moved meanwhile
-		}
-		if r.kind == reqAttach && ctx.Err() == nil &&
-			(errors.Is(err, errOwnerDraining) || errors.Is(err, ErrUnavailable) && !errors.Is(err, errOwnerAnswered)) {
-			// The app left a draining replica, or the owner did not answer
-			// (killed: its heartbeat has not lapsed yet): take over.
-			ownerDraining = true
-			continue
-		}
-		return out, err
 	}
 	return Session{}, fmt.Errorf("session %s: ownership keeps moving: %w", id, ErrUnavailable)
 }
 
-// alive reports whether replica may be alive. Unknown counts as alive:
-// never steal on an outage. After an outage every heartbeat may have
-// lapsed at once, so a missing heartbeat means dead only once this
-// replica's own heartbeats have been succeeding for a whole ReplicaTTL
-// (by then every live replica has renewed its own).
-func (m *Manager) alive(ctx context.Context, replica string) bool {
-	m.mu.Lock()
-	trusted := !m.healthySince.IsZero() && time.Since(m.healthySince) >= m.cfg.ReplicaTTL
-	m.mu.Unlock()
-	if !trusted {
-		return true
-	}
-	ok, err := m.cluster.Alive(ctx, replica)
-	return err != nil || ok
-}
-
 // forward hands a request to the owner replica.
-func (m *Manager) forward(ctx context.Context, owner string, id SessionID, r request) (Session, error) {
+func (p *clusterPeers) forward(ctx context.Context, owner string, id SessionID, r request) (Session, error) {
+	m := p.m
 	f := Forwarded{Session: id, Kind: "app", Msg: r.msg, From: m.cfg.ReplicaID}
 	switch r.kind {
 	case reqClose:
@@ -186,7 +153,7 @@ func (m *Manager) forward(ctx context.Context, owner string, id SessionID, r req
 	}
 	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	rep, err := m.cluster.Forward(fctx, owner, f)
+	rep, err := p.c.Forward(fctx, owner, f)
 	if err != nil {
 		return Session{}, err
 	}

@@ -1,0 +1,168 @@
+package sessionmgr
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// clusterPeers are the other replicas sharing c (and the Store): this
+// replica heartbeats, serves the requests they forward to it, forwards to
+// a session's owner while it lives and takes the session over when it is
+// gone, adopts dead replicas' sessions, watches for its own sessions
+// taken elsewhere, and paces signaling connects across every replica.
+type clusterPeers struct {
+	m *Manager
+	c Cluster
+}
+
+// start starts the heartbeat, the serving of forwarded requests, the sweep
+// of dead replicas and the ownership watch.
+func (p *clusterPeers) start() {
+	m := p.m
+	ctx, cancel := context.WithCancel(context.Background())
+	m.bg.Go(func() {
+		<-m.stopping
+		cancel()
+	})
+	m.bg.Go(func() { p.heartbeat(ctx) })
+	m.bg.Go(func() { p.serveForwarded(ctx) })
+	m.bg.Go(func() { p.sweep(ctx) })
+	m.bg.Go(func() { m.watchOwners(ctx) })
+}
+
+// alive reports whether replica may be alive. Unknown counts as alive:
+// never steal on an outage. After an outage every heartbeat may have
+// lapsed at once, so a missing heartbeat means dead only once this
+// replica's own heartbeats have been succeeding for a whole ReplicaTTL
+// (by then every live replica has renewed its own).
+func (p *clusterPeers) alive(ctx context.Context, replica string) bool {
+	m := p.m
+	m.mu.Lock()
+	trusted := !m.healthySince.IsZero() && time.Since(m.healthySince) >= m.cfg.ReplicaTTL
+	m.mu.Unlock()
+	if !trusted {
+		return true
+	}
+	ok, err := p.c.Alive(ctx, replica)
+	return err != nil || ok
+}
+
+// route takes the session over when its owner is this replica (no actor
+// runs it here, e.g. after a store outage), is gone (no heartbeat) or,
+// for a join, sends the app away (drains, or does not answer); otherwise
+// it forwards r to the owner.
+func (p *clusterPeers) route(ctx context.Context, s Session, r request, ownerDraining *bool) (Session, bool, error) {
+	m := p.m
+	if s.Owner == m.cfg.ReplicaID || *ownerDraining || !p.alive(ctx, s.Owner) {
+		if err := m.takeover(ctx, s, false); err != nil && !errors.Is(err, ErrConflict) {
+			return Session{}, false, err
+		}
+		return Session{}, true, nil // to the new local actor, or to whoever won the race
+	}
+	if r.att != nil {
+		r.att.setOwner(s.Owner) // before: a detach may race the reply
+	}
+	out, err := p.forward(ctx, s.Owner, s.ID, r)
+	if errors.Is(err, errNotOwner) || errors.Is(err, errFenced) {
+		return Session{}, true, nil // ownership moved meanwhile
+	}
+	if r.kind == reqAttach && ctx.Err() == nil &&
+		(errors.Is(err, errOwnerDraining) || errors.Is(err, ErrUnavailable) && !errors.Is(err, errOwnerAnswered)) {
+		// The app left a draining replica, or the owner did not answer
+		// (killed: its heartbeat has not lapsed yet): take over.
+		*ownerDraining = true
+		return Session{}, true, nil
+	}
+	return out, false, err
+}
+
+// drainingJoin refuses the join: the app must rejoin on another replica,
+// even over a connection that still reaches this one.
+func (p *clusterPeers) drainingJoin() error { return ErrShuttingDown }
+
+// forwardDetach tells the owner in the background (the app's stream must
+// end now, even when the owner is dead); a failed forward is tried again
+// briefly, and past that the owner's check of this replica's heartbeat is
+// the backstop.
+func (p *clusterPeers) forwardDetach(ctx context.Context, owner string, id SessionID, r request) {
+	m := p.m
+	select {
+	case <-m.stopping:
+		return // closing: the owner drops this replica's streams
+	default:
+	}
+	m.bg.Go(func() {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			select {
+			case <-m.stopping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		for try := range 3 {
+			_, err := p.forward(ctx, owner, id, r)
+			if err == nil || !errors.Is(err, ErrUnavailable) || errors.Is(err, errOwnerAnswered) || ctx.Err() != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// checkOwnerFirst: another replica may have taken the session over since
+// the last check (the actor then reads its owner fields unless
+// Manager.unchallenged says no one can have).
+func (p *clusterPeers) checkOwnerFirst() bool { return true }
+
+// pace takes a turn across the cluster: KVS's 3 connects/s per channel is
+// per channel, not per replica.
+func (p *clusterPeers) pace(ctx context.Context, channel string) error {
+	m := p.m
+	for {
+		wait, err := p.c.Pace(ctx, channel, m.cfg.DialsPerSecond)
+		if err != nil {
+			// The store is out: fall back to this replica's own pacing
+			// rather than fail a session; KVS's throttling is retried.
+			return m.pacer(channel).Wait(ctx)
+		}
+		if wait <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sendAppsAway tells every app to reconnect (GOING_AWAY: it rejoins on
+// another replica, which takes the session over) and lets go of the
+// sessions still here when ctx ends (clientIds into cooldown, records left
+// for a later takeover).
+func (p *clusterPeers) sendAppsAway(ctx context.Context, actors []*actor) {
+	for _, a := range actors {
+		_, _ = a.call(ctx, request{kind: reqGoAway})
+	}
+	for _, a := range actors {
+		select {
+		case <-a.done:
+		case <-ctx.Done():
+			a.stop(closeLetGo)
+		}
+	}
+	for _, a := range actors {
+		<-a.done
+	}
+}
+
+// closeReason lets the sessions go: others may take them over when the
+// apps come back.
+func (p *clusterPeers) closeReason() CloseReason { return closeLetGo }
