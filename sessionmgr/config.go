@@ -57,11 +57,6 @@ type Config struct {
 	// compares nothing with the hash. Default: a random hash per session,
 	// which no token opens.
 	TokenHash func(SessionID) []byte
-	// TokenSecret is not used: session tokens are the service's
-	// (TokenHash).
-	//
-	// Deprecated: set TokenHash. The field goes once New stops filling it.
-	TokenSecret []byte
 	// KVSTimeout bounds each KVS call of a session actor (resolve, ICE
 	// servers, send). Default 15s.
 	KVSTimeout time.Duration

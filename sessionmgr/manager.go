@@ -2,7 +2,6 @@ package sessionmgr
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -107,10 +106,6 @@ func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = 
 // New returns a Manager running sessions on store, sig and ids.
 func New(cfg Config, store Store, sig Signaler, ids ClientIDs, opts ...Option) *Manager {
 	cfg = cfg.withDefaults()
-	if len(cfg.TokenSecret) == 0 {
-		cfg.TokenSecret = make([]byte, 32)
-		_, _ = rand.Read(cfg.TokenSecret)
-	}
 	m := &Manager{
 		cfg:    cfg,
 		store:  store,

@@ -43,7 +43,7 @@ func TestSingleReplicaPacesLocally(t *testing.T) {
 		m := sessionmgr.New(cfg, memstore.New(), cam, &fakeIDs{}, quietLogger())
 		defer func() { _ = m.Close(context.Background()) }()
 		for _, v := range []string{"ann", "bob", "cy"} {
-			s, _, err := m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: v})
+			s, err := m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: v})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func TestSingleReplicaDrainAndClose(t *testing.T) {
 		cfg := sessionmgr.DefaultConfig()
 		cfg.DialsPerSecond = 1000
 		m := sessionmgr.New(cfg, store, &fakeCamera{answerFrom: 1}, ids, quietLogger())
-		s, _, err := m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "ann"})
+		s, err := m.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "ann"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,6 @@ func TestSingleReplicaNeverTakesOver(t *testing.T) {
 		store := memstore.New()
 		cfg := sessionmgr.DefaultConfig()
 		cfg.DialsPerSecond = 1000
-		cfg.TokenSecret = []byte("one secret for both")
 		ids := &fakeIDs{}
 		a := sessionmgr.New(cfg, store, &fakeCamera{answerFrom: 1}, ids, quietLogger())
 		b := sessionmgr.New(cfg, store, &fakeCamera{answerFrom: 1}, ids, quietLogger())
@@ -138,7 +137,7 @@ func TestSingleReplicaNeverTakesOver(t *testing.T) {
 			_ = b.Close(context.Background())
 			_ = a.Close(context.Background())
 		}()
-		s, _, err := a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "ann"})
+		s, err := a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "ann"})
 		if err != nil {
 			t.Fatal(err)
 		}
