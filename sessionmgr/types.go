@@ -126,7 +126,7 @@ type Session struct {
 }
 
 // Terminal reports whether the session has ended.
-func (s Session) Terminal() bool { return s.State.Terminal() }
+func (s *Session) Terminal() bool { return s.State.Terminal() }
 
 // EventType is the kind of a timeline event; see the proto's EventType.
 type EventType int
