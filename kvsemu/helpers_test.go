@@ -10,7 +10,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,31 +19,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
+
+	"github.com/acme/viewersession/internal/testclock"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeClock is a settable clock for Config.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newFakeClock is a settable clock for Config.Now, at the real time.
+func newFakeClock() *testclock.Clock { return testclock.New(time.Now()) }
 
 // startEmu starts an emulator on an ephemeral port; change edits the config.
 func startEmu(t *testing.T, change func(*Config)) *Emulator {

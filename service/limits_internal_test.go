@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acme/viewersession/internal/testclock"
 )
 
 // gatedLimiter is a RateLimiter whose answers the test decides: each Take
@@ -124,17 +126,12 @@ func (b *bucketLimiter) calls() []int {
 	return append([]int(nil), b.asked...)
 }
 
-// fakeClock is the limits' clock, moved by the test.
-type fakeClock struct{ t atomic.Int64 }
-
-func (c *fakeClock) now() time.Time      { return time.Unix(0, c.t.Load()) }
-func (c *fakeClock) add(d time.Duration) { c.t.Add(int64(d)) }
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.t.Store(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
+// newFakeClock is the limits' clock, moved by the test.
+func newFakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
 }
-func withClock(s *Server, c *fakeClock) *Server { s.now = c.now; return s }
+
+func withClock(s *Server, c *testclock.Clock) *Server { s.now = c.Now; return s }
 
 // A busy key borrows its tokens in doubling batches (1, 2, 4, 8, then the
 // cap: a fifth of a second's refill), so 100 creates in a burst ask the
@@ -149,7 +146,7 @@ func TestBusyKeyBorrowsInBatches(t *testing.T) {
 		if d := s.take(t.Context(), "create:busy", perSecond, burst); d != 0 {
 			t.Fatalf("take %d = %v, want granted", i, d)
 		}
-		clk.add(time.Millisecond)
+		clk.Advance(time.Millisecond)
 	}
 	asked := b.calls()
 	want := []int{1, 2, 4, 8}
@@ -164,7 +161,7 @@ func TestBusyKeyBorrowsInBatches(t *testing.T) {
 	}
 
 	for i := range 5 {
-		clk.add(300 * time.Millisecond)
+		clk.Advance(300 * time.Millisecond)
 		if d := s.take(t.Context(), "create:quiet", perSecond, burst); d != 0 {
 			t.Fatalf("quiet take %d = %v, want granted", i, d)
 		}
@@ -208,7 +205,7 @@ func TestBorrowedTokensStayWithinTheBucket(t *testing.T) {
 		s.take(t.Context(), "create:x", perSecond, burst)
 	}
 	n := len(b2.calls())
-	clk.add(creditTTL + time.Millisecond)
+	clk.Advance(creditTTL + time.Millisecond)
 	s.take(t.Context(), "create:x", perSecond, burst)
 	if got := b2.calls(); len(got) != n+1 || got[n] != 1 {
 		t.Errorf("after the borrowed tokens' life the next take asked %v (calls before: %d); want one new call for one token", got, n)

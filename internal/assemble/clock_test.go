@@ -3,7 +3,6 @@ package assemble
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,29 +12,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/viewersession/internal/testclock"
 	"github.com/acme/viewersession/kvsemu"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/service"
 	"github.com/acme/viewersession/sessionmgr"
 )
-
-// fakeClock is a wall clock the test moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // TestBuildOneClock: Config.Now reaches the parts Build makes. A session's
 // record and its first event carry the fake time, the service's create
@@ -57,12 +39,12 @@ func TestBuildOneClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
-	clk := &fakeClock{t: start}
+	clk := testclock.New(start)
 	cfg := config()
 	creds := emu.Credentials()
 	cfg.AWS = aws.Config{Region: emu.Region(), Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, "")}
 	cfg.KVS.Region, cfg.KVS.Endpoint, cfg.KVS.CAPool = emu.Region(), emu.Endpoint(), emu.CertPool()
-	cfg.Now = clk.now
+	cfg.Now = clk.Now
 	limits := service.DefaultLimits()
 	limits.CreatesPerSecond, limits.CreateBurst = 1, 1
 	cfg.Limits = &limits
@@ -113,7 +95,7 @@ func TestBuildOneClock(t *testing.T) {
 	if _, err := create("b"); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("second CreateSession at the same fake time = %v, want RESOURCE_EXHAUSTED", err)
 	}
-	clk.add(time.Second)
+	clk.Advance(time.Second)
 	third, err := create("c")
 	if err != nil {
 		t.Fatalf("CreateSession a fake second later = %v, want OK (the limit follows Config.Now)", err)
