@@ -4,6 +4,8 @@ package browsertest
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,29 +13,39 @@ import (
 )
 
 // The network-change topology, as the recovery issue's real-network suite
-// has it: the phone (Chromium) has two links, wifi and lte, to the cloud,
-// where the service, TURN and the camera sit on addresses of their own.
+// has it, with the cellular side behind a carrier NAT as a phone's is: the
+// phone (Chromium) has two links, wifi and lte, to the cloud, where the
+// service, TURN and the camera sit on addresses of their own. LTE reaches
+// the cloud through the carrier, which masquerades the phone's private
+// address (conntrack: a mapping per destination, and only the destination
+// may answer on it), so what worked on Wi-Fi's address must be learned anew
+// from behind the NAT.
 //
-//	phone ns                           cloud ns
-//	  wifi 10.213.1.2/24  <-- veth -->  wifi-c 10.213.1.1/24
-//	  lte  10.213.2.2/24  <-- veth -->  lte-c  10.213.2.1/24
-//	                                    svc0   10.213.100.1 (web port), 10.213.100.2 (TURN)
-//	                                    cam0   10.213.200.1 (the camera)
+//	phone ns                            carrier ns                          cloud ns
+//	  wifi 10.213.1.2/24  <------------------ veth ------------------>  wifi-c 10.213.1.1/24
+//	  lte  100.64.0.2/24  <-- veth -->  lte-p 100.64.0.1/24
+//	                                    lte-o 10.213.2.2/24 <-- veth -->  lte-c  10.213.2.1/24
+//	                                    (masquerade out of lte-o)        svc0   10.213.100.1 (web port), 10.213.100.2 (TURN)
+//	                                                                     cam0   10.213.200.1 (the camera)
 //
 // Wi-Fi carries the traffic at first (the only default route); the cloud
-// filters by source (strict reverse-path filtering), so nothing on the LTE
-// address works until the default route moves to lte.
+// filters by source (strict reverse-path filtering) and knows no route to
+// the carrier's private side, so nothing on LTE works until the phone's
+// default route moves to lte.
 const (
-	wifiPhone = "10.213.1.2"
-	wifiCloud = "10.213.1.1"
-	ltePhone  = "10.213.2.2"
-	lteCloud  = "10.213.2.1"
-	svcIP     = "10.213.100.1"
-	turnIP    = "10.213.100.2"
-	cameraIP  = "10.213.200.1"
+	wifiPhone  = "10.213.1.2"
+	wifiCloud  = "10.213.1.1"
+	ltePhone   = "100.64.0.2"
+	lteCarrier = "100.64.0.1"
+	carrierOut = "10.213.2.2"
+	lteCloud   = "10.213.2.1"
+	svcIP      = "10.213.100.1"
+	turnIP     = "10.213.100.2"
+	cameraIP   = "10.213.200.1"
+	carrierNAT = "table ip carrier {\n chain post {\n  type nat hook postrouting priority srcnat;\n  oifname \"lte-o\" counter masquerade\n }\n}\n"
 )
 
-func newPhoneAndCloud(t *testing.T) (phone, cloud *netns.NS) {
+func newPhoneAndCloud(t *testing.T) (phone, carrier, cloud *netns.NS) {
 	t.Helper()
 	set := newSet(t)
 	ctx := t.Context()
@@ -44,12 +56,34 @@ func newPhoneAndCloud(t *testing.T) (phone, cloud *netns.NS) {
 	if phone, err = set.New(ctx, "phone"); err != nil {
 		t.Fatal(err)
 	}
+	if carrier, err = set.New(ctx, "carrier"); err != nil {
+		t.Fatal(err)
+	}
 	noIPv6(t, cloud)
 	noIPv6(t, phone)
-	for _, l := range [][2]string{{"wifi", "wifi-c"}, {"lte", "lte-c"}} {
-		if err := netns.Veth(ctx, phone, l[0], cloud, l[1]); err != nil {
+	noIPv6(t, carrier)
+	for _, l := range []struct {
+		a     *netns.NS
+		aName string
+		b     *netns.NS
+		bName string
+	}{{phone, "wifi", cloud, "wifi-c"}, {phone, "lte", carrier, "lte-p"}, {carrier, "lte-o", cloud, "lte-c"}} {
+		if err := netns.Veth(ctx, l.a, l.aName, l.b, l.bName); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := carrier.Sysctl(ctx, "net.ipv4.ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := carrier.Batch(ctx,
+		"addr add "+lteCarrier+"/24 dev lte-p", "addr add "+carrierOut+"/24 dev lte-o",
+		"link set lte-p up", "link set lte-o up",
+		"route add default via "+lteCloud+" dev lte-o",
+	); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := carrier.ExecInput(ctx, carrierNAT, "nft", "-f", "-"); err != nil {
+		t.Fatalf("the carrier's NAT: %v: %s", err, out)
 	}
 	for _, l := range [][2]string{{"svc0", "svc1"}, {"cam0", "cam1"}} {
 		if err := netns.Veth(ctx, cloud, l[0], cloud, l[1]); err != nil {
@@ -78,7 +112,7 @@ func newPhoneAndCloud(t *testing.T) (phone, cloud *netns.NS) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	return phone, cloud
+	return phone, carrier, cloud
 }
 
 // TestNetworkChange is (c): the phone loses Wi-Fi (the link goes down, its
@@ -88,7 +122,7 @@ func newPhoneAndCloud(t *testing.T) (phone, cloud *netns.NS) {
 // library reports the outage.
 func TestNetworkChange(t *testing.T) {
 	needBrowser(t)
-	phone, cloud := newPhoneAndCloud(t)
+	phone, carrier, cloud := newPhoneAndCloud(t)
 	web := "http://" + svcIP + ":8081"
 	startDevServer(t, cloud, svcIP+":8081", cameraIP, turnIP)
 	d := startDriver(t, phone)
@@ -100,19 +134,24 @@ func TestNetworkChange(t *testing.T) {
 
 	mark := len(d.all("v"))
 	lost := time.Now()
-	if err := phone.Batch(t.Context(), "link set wifi down", "addr flush dev wifi", "link set lte up", "route replace default via "+lteCloud+" dev lte"); err != nil {
+	if err := phone.Batch(t.Context(), "link set wifi down", "addr flush dev wifi", "link set lte up", "route replace default via "+lteCarrier+" dev lte"); err != nil {
 		t.Fatal(err)
 	}
 	// Video must come back (or never stop). Chromium sometimes keeps the
 	// video by itself: its ICE agent moves the pair to the LTE address (a
-	// peer-reflexive candidate) within a second, and there is no outage to
-	// report (seen in CI). Otherwise the library tells the page of the
+	// NAT's peer-reflexive candidate) within a second, and there is no
+	// outage to report (seen in CI, with and without the NAT). Otherwise the library tells the page of the
 	// outage: its own "outage" and "recovered" events when the decoded
 	// frames stop long enough, or the service's RECOVERY_STARTED and
 	// RECOVERED timeline events it delivers.
 	after := d.wait("v", &from, 45*time.Second, "video growing again after the change", func(e pageEvent) bool {
 		return e.kind() == "media" && e.num("framesDecoded") > 15 && time.Since(lost) > 3*time.Second
 	})
+	// The video after the change came through the carrier's NAT.
+	natted := natPackets(t, carrier)
+	if natted == 0 {
+		t.Fatalf("the carrier masqueraded no packet, yet video came back: the LTE path bypassed the NAT")
+	}
 	var out, rec pageEvent
 	var outage, recovered, flat bool
 	lastFrames, lastPC := -1.0, -1.0
@@ -168,7 +207,26 @@ func TestNetworkChange(t *testing.T) {
 	if outage {
 		recovery = fmt.Sprintf("recovered (step %q) after an outage of %.0f ms", rec.str("step"), rec.num("outageMs"))
 	}
-	t.Logf("network change: frames decoded %v before (first frame %.0f ms); wifi lost; library: outage %q, %v; %s; frames decoded %v on peer connection %v (was %v); control stream alive %.1f s after the loss",
+	t.Logf("network change: frames decoded %v before (first frame %.0f ms); wifi lost; library: outage %q, %v; %s; frames decoded %v on peer connection %v (was %v) through the carrier's NAT (%d connections masqueraded); control stream alive %.1f s after the loss",
 		before.frames, before.firstFrameMs, out.str("cause")+out.str("message"), acted, recovery,
-		after.num("framesDecoded"), after.num("peerConnectionId"), pcBefore, time.Since(lost).Seconds())
+		after.num("framesDecoded"), after.num("peerConnectionId"), pcBefore, natted, time.Since(lost).Seconds())
+}
+
+// natPackets is how many connections the carrier's NAT masqueraded (its
+// rule's counter: nat chains see a connection's first packet only).
+func natPackets(t *testing.T, carrier *netns.NS) int {
+	t.Helper()
+	out, err := carrier.Exec(t.Context(), "nft", "list", "chain", "ip", "carrier", "post")
+	if err != nil {
+		t.Fatalf("read the carrier's NAT counter: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`counter packets (\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no counter in the carrier's NAT chain: %s", out)
+	}
+	n, err := strconv.Atoi(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
