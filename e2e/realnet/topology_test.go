@@ -5,6 +5,8 @@ package realnet
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,20 +18,28 @@ import (
 const nsPrefix = "vsrn"
 
 // The addresses, all inside the run's own namespaces (an unusual private
-// range, so that nothing else on a machine is ever a target).
+// range, so that nothing else on a machine is ever a target). The viewer's
+// LTE side is behind a carrier NAT, as a phone's is: its address is a
+// private one (the shared address space of RFC 6598) that the carrier
+// masquerades as its own 10.213.2.2 on the way to the cloud.
 //
-//	viewer ns                          cloud ns
-//	  wifi 10.213.1.2/24  <-- veth -->  wifi-c 10.213.1.1/24
-//	  lte  10.213.2.2/24  <-- veth -->  lte-c  10.213.2.1/24
-//	                                    svc0   10.213.100.1 (gRPC), 10.213.100.2 (TURN, STUN)
-//	                                    cam0   10.213.200.1 (the camera's host)
+//	viewer ns                         carrier ns                        cloud ns
+//	  wifi 10.213.1.2/24  <----------------- veth ----------------->  wifi-c 10.213.1.1/24
+//	  lte  100.64.0.2/24  <-- veth -->  lte-p 100.64.0.1/24
+//	                                    lte-o 10.213.2.2/24 <-- veth -->  lte-c  10.213.2.1/24
+//	                                    (masquerade out of lte-o)        svc0   10.213.100.1 (gRPC), 10.213.100.2 (TURN, STUN)
+//	                                                                     cam0   10.213.200.1 (the camera's host)
 //
-// The cloud has no route it does not need: it answers the viewer on the
-// link each viewer address belongs to (connected routes).
+// The cloud has no route it does not need: it answers the viewer's Wi-Fi
+// address and the carrier's on the links they sit on (connected routes),
+// and knows no route to the carrier's private side, so only what the
+// carrier masquerades comes back.
 const (
 	wifiViewer = "10.213.1.2"
 	wifiCloud  = "10.213.1.1"
-	lteViewer  = "10.213.2.2"
+	lteViewer  = "100.64.0.2" // private, behind the carrier's NAT
+	lteCarrier = "100.64.0.1" // the viewer's LTE gateway
+	carrierOut = "10.213.2.2" // what the cloud sees of the viewer on LTE
 	lteCloud   = "10.213.2.1"
 	grpcIP     = "10.213.100.1"
 	turnIP     = "10.213.100.2"
@@ -39,11 +49,18 @@ const (
 	stunHost   = "stun.kinesisvideo.us-west-2.amazonaws.com"
 )
 
-// topology is one run's two namespaces and links.
+// carrierNAT is the carrier's nftables table: every connection that leaves
+// towards the cloud is masqueraded (a conntrack mapping per connection, so
+// only the destination it was made for may answer on it), and the rule's
+// counter tells how many connections took that path.
+const carrierNAT = "table ip carrier {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"lte-o\" counter masquerade\n }\n}\n"
+
+// topology is one run's three namespaces and their links.
 type topology struct {
-	set    *netns.Set
-	cloud  *netns.NS
-	viewer *netns.NS
+	set     *netns.Set
+	cloud   *netns.NS
+	viewer  *netns.NS
+	carrier *netns.NS
 }
 
 // newTopology builds the namespaces and links above; t.Cleanup deletes
@@ -55,7 +72,11 @@ type topology struct {
 // source on ingress (strict reverse-path filtering, i.e. BCP 38 as an
 // operator does it), so a packet from the LTE address that leaves through
 // the Wi-Fi link is dropped. Every ICE pair and TURN allocation on the LTE
-// address fails until the default route moves to lte.
+// address fails until the default route moves to lte. Once it has, what
+// the viewer learned on Wi-Fi does not carry over: the cloud sees the
+// carrier's address and a mapping it has never seen. The carrier filters
+// by source too (as an operator's gateway accepts only its subscriber's
+// address), so a packet from the Wi-Fi address sent over lte dies there.
 func newTopology(t *testing.T) *topology {
 	t.Helper()
 	set, err := netns.NewSet(nsPrefix)
@@ -76,8 +97,18 @@ func newTopology(t *testing.T) *topology {
 	if tp.viewer, err = set.New(ctx, "viewer"); err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range [][2]string{{"wifi", "wifi-c"}, {"lte", "lte-c"}} {
-		if err := netns.Veth(ctx, tp.viewer, l[0], tp.cloud, l[1]); err != nil {
+	if tp.carrier, err = set.New(ctx, "carrier"); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []struct {
+		a, b         *netns.NS
+		aName, bName string
+	}{
+		{tp.viewer, tp.cloud, "wifi", "wifi-c"},
+		{tp.viewer, tp.carrier, "lte", "lte-p"},
+		{tp.carrier, tp.cloud, "lte-o", "lte-c"},
+	} {
+		if err := netns.Veth(ctx, l.a, l.aName, l.b, l.bName); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,11 +120,27 @@ func newTopology(t *testing.T) *topology {
 			t.Fatal(err)
 		}
 	}
-	if err := tp.cloud.Sysctl(ctx, "net.ipv4.conf.all.rp_filter", "1"); err != nil {
+	for _, ns := range []*netns.NS{tp.cloud, tp.carrier} {
+		for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"} {
+			if err := ns.Sysctl(ctx, key, "1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tp.carrier.Sysctl(ctx, "net.ipv4.ip_forward", "1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := tp.cloud.Sysctl(ctx, "net.ipv4.conf.default.rp_filter", "1"); err != nil {
+	err = tp.carrier.Batch(ctx,
+		"addr add "+lteCarrier+"/24 dev lte-p",
+		"addr add "+carrierOut+"/24 dev lte-o",
+		"link set lte-p up", "link set lte-o up",
+		"route add default via "+lteCloud+" dev lte-o",
+	)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if out, err := tp.carrier.ExecInput(ctx, carrierNAT, "nft", "-f", "-"); err != nil {
+		t.Fatalf("the carrier's NAT: %v: %s", err, out)
 	}
 	err = tp.cloud.Batch(ctx,
 		"addr add "+wifiCloud+"/24 dev wifi-c",
@@ -134,7 +181,7 @@ type link struct {
 
 var (
 	wifi = link{"wifi", wifiViewer, wifiCloud}
-	lte  = link{"lte", lteViewer, lteCloud}
+	lte  = link{"lte", lteViewer, lteCarrier}
 )
 
 // lose takes the link `from` away and moves the default route to `to`, in
@@ -167,6 +214,21 @@ func (tp *topology) restore(ctx context.Context, l link) error {
 		"link set "+l.name+" up",
 		"addr add "+l.addr+"/24 dev "+l.name,
 	)
+}
+
+// natConnections is how many connections the carrier has masqueraded so
+// far (its rule's counter: a nat chain sees only a connection's first
+// packet).
+func (tp *topology) natConnections(ctx context.Context) (int, error) {
+	out, err := tp.carrier.Exec(ctx, "nft", "list", "chain", "ip", "carrier", "post")
+	if err != nil {
+		return 0, fmt.Errorf("read the carrier's NAT counter: %w: %s", err, out)
+	}
+	m := regexp.MustCompile(`counter packets (\d+)`).FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no counter in the carrier's NAT chain: %s", out)
+	}
+	return strconv.Atoi(string(m[1]))
 }
 
 // fadeTable is the nftables table of a Wi-Fi fade.
