@@ -122,7 +122,8 @@ type phase struct {
 }
 
 // change makes the link change (from goes, the default route moves to to;
-// in (b) the app's TCP sockets on from die) and measures it.
+// in (b) the app's TCP sockets on from die) and measures it. A change to
+// lte must come back through the carrier's NAT.
 func (v *viewer) change(t *testing.T, tp *topology, mode string, sc switchScenario, from, to link, name string, limit time.Duration, rate float64) phase {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -138,7 +139,23 @@ func (v *viewer) change(t *testing.T, tp *topology, mode string, sc switchScenar
 	}
 	p := v.measure(t, t0, rate)
 	p.mode, p.scenario, p.phase, p.limit = mode, sc.name, name, limit
-	t.Logf("%s, %s, %s change (%s -> %s): %s", mode, sc.name, name, from.name, to.name, p.summary())
+	via := ""
+	if to == lte {
+		// Video back on LTE came through the carrier's NAT: the
+		// scenario is as unkind as a phone's cellular path.
+		// (ctx may have run out while the change was measured.)
+		readCtx, readCancel := context.WithTimeout(t.Context(), 10*time.Second)
+		natted, err := tp.natConnections(readCtx)
+		readCancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		via = fmt.Sprintf(" (%d connections through the carrier's NAT)", natted)
+		if p.back && natted == 0 {
+			t.Errorf("%s %s: video flowed again on lte, yet the carrier masqueraded no connection: the LTE path bypassed the NAT", sc.name, name)
+		}
+	}
+	t.Logf("%s, %s, %s change (%s -> %s): %s%s", mode, sc.name, name, from.name, to.name, p.summary(), via)
 	p.pass = p.back && p.toVideo <= limit && p.falses == 0 && len(p.recovery) > 0
 	if !p.back {
 		t.Errorf("%s %s: video never flowed again within %v of link-down", sc.name, name, measureWithin)
