@@ -787,10 +787,12 @@ func (h Harness) testListFilter(t *testing.T) {
 	aConnected := add(a, sessionmgr.StateConnected)
 	aClosed := add(a, sessionmgr.StateClosed)
 	bPending := add(b, sessionmgr.StatePending)
-	// Two sessions of one viewer, on two channels.
+	// Two sessions of one viewer, on two channels; the viewer's id is this
+	// run's own (a shared server keeps earlier runs' sessions).
+	aliceID := "alice-" + string(newID()[:8])
 	alice := func(ch sessionmgr.Channel, state sessionmgr.State) sessionmgr.SessionID {
 		s := newSession(ch)
-		s.State, s.ViewerID = state, "alice-phone"
+		s.State, s.ViewerID = state, aliceID
 		return create(t, st, s, ample).ID
 	}
 	aAlice := alice(a, sessionmgr.StateConnected)
@@ -802,9 +804,9 @@ func (h Harness) testListFilter(t *testing.T) {
 		want []sessionmgr.SessionID
 	}{
 		{name: "channel", give: sessionmgr.ListFilter{ChannelARN: a.ARN}, want: []sessionmgr.SessionID{aPending1, aPending2, aConnected, aClosed, aAlice}},
-		{name: "viewer", give: sessionmgr.ListFilter{ViewerID: "alice-phone"}, want: []sessionmgr.SessionID{aAlice, bAlice}},
-		{name: "viewer and channel", give: sessionmgr.ListFilter{ChannelARN: b.ARN, ViewerID: "alice-phone"}, want: []sessionmgr.SessionID{bAlice}},
-		{name: "viewer and state", give: sessionmgr.ListFilter{ViewerID: "alice-phone", State: sessionmgr.StateConnected}, want: []sessionmgr.SessionID{aAlice}},
+		{name: "viewer", give: sessionmgr.ListFilter{ViewerID: aliceID}, want: []sessionmgr.SessionID{aAlice, bAlice}},
+		{name: "viewer and channel", give: sessionmgr.ListFilter{ChannelARN: b.ARN, ViewerID: aliceID}, want: []sessionmgr.SessionID{bAlice}},
+		{name: "viewer and state", give: sessionmgr.ListFilter{ViewerID: aliceID, State: sessionmgr.StateConnected}, want: []sessionmgr.SessionID{aAlice}},
 		{name: "unknown viewer", give: sessionmgr.ListFilter{ChannelARN: a.ARN, ViewerID: "bob"}},
 		{name: "channel and state", give: sessionmgr.ListFilter{ChannelARN: a.ARN, State: sessionmgr.StatePending}, want: []sessionmgr.SessionID{aPending1, aPending2}},
 		{name: "terminal state", give: sessionmgr.ListFilter{ChannelARN: a.ARN, State: sessionmgr.StateClosed}, want: []sessionmgr.SessionID{aClosed}},
