@@ -179,27 +179,36 @@ var errOwnerAnswered = errors.New("answered by the owner")
 // watchCheck it also checks that the session has not ended without a
 // terminal event in reach (its timeline trimmed past the watcher): an
 // events read and a read of the record's owner fields, no record decode.
+//
+// A stream's goroutine parks in Watch for the stream's life, so the wait
+// is Watch's own call of Store.Events, in a small frame, and the work of
+// each batch is in calls that return first (nextEvents, deliver): parked,
+// the goroutine then uses little enough of its stack for the runtime to
+// halve it at a collection.
 func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func(Event) error) error {
-	wait := false // the first read checks whether the session has ended
+	check := true // the first read checks whether the session has ended
 	for {
-		var (
-			evs []Event
-			err error
-		)
-		if wait {
-			evs, err = m.waitEvents(ctx, id, after)
-		} else {
+		evs, err := []Event{}, error(nil)
+		if check {
 			evs, err = m.nextEvents(ctx, id, after)
+		}
+		if err == nil && evs != nil && len(evs) == 0 {
+			// Live, and nothing after `after`: wait, for at most
+			// watchCheck (then the session is checked again).
+			wctx, cancel := context.WithTimeout(ctx, m.watchCheck)
+			evs, err = m.store.Events(wctx, id, after, 256, true)
+			if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+				evs, err = []Event{}, nil
+			}
+			cancel()
 		}
 		if errors.Is(err, ErrUnavailable) {
 			// A store outage: the stream stays open (the app's media does
 			// not depend on it) and catches up when the store is back.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(flushRetry):
+			if err := pauseForStore(ctx); err != nil {
+				return err
 			}
-			wait = false
+			check = true
 			continue
 		}
 		if err != nil {
@@ -208,16 +217,39 @@ func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func
 		if evs == nil {
 			return nil // ended, and the caller has seen the end
 		}
-		wait = len(evs) > 0
-		for _, e := range evs {
-			if err := fn(e); err != nil {
-				return err
-			}
-			after = e.Seq
-			if e.Terminal() {
-				return nil
-			}
+		check = len(evs) == 0
+		var done bool
+		if after, done, err = deliver(evs, after, fn); err != nil || done {
+			return err
 		}
+	}
+}
+
+// deliver hands evs to fn in order and returns the last one's Seq; done
+// after a terminal event. Not inlined: its copy of an event for fn would
+// widen Watch's frame, where streams park.
+//
+//go:noinline
+func deliver(evs []Event, after uint64, fn func(Event) error) (last uint64, done bool, err error) {
+	for i := range evs {
+		if err := fn(evs[i]); err != nil {
+			return after, false, err
+		}
+		after = evs[i].Seq
+		if evs[i].Terminal() {
+			return after, true, nil
+		}
+	}
+	return after, false, nil
+}
+
+// pauseForStore waits flushRetry, or until ctx ends (then its error).
+func pauseForStore(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(flushRetry):
+		return nil
 	}
 }
 
@@ -229,22 +261,11 @@ func (m *Manager) Watch(ctx context.Context, id SessionID, after uint64, fn func
 // rare: 10,000 open streams make 33 checks a second.
 const watchCheck = 5 * time.Minute
 
-// waitEvents waits for the events after `after`, for at most watchCheck;
-// no events and no error when that passed (then Watch checks the session).
-func (m *Manager) waitEvents(ctx context.Context, id SessionID, after uint64) ([]Event, error) {
-	wctx, cancel := context.WithTimeout(ctx, m.watchCheck)
-	defer cancel()
-	evs, err := m.store.Events(wctx, id, after, 256, true)
-	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-		return []Event{}, nil
-	}
-	return evs, err
-}
-
-// nextEvents returns the events after `after`, waiting for some when there
-// are none; nil (no error) when the session has ended and there is nothing
-// more. The terminal event is appended before the record turns terminal,
-// so once the record reads terminal, a second read of the events has it.
+// nextEvents returns the events after `after` without waiting: none (an
+// empty slice) while the session lives, nil (no error) when it has ended
+// and there is nothing more. The terminal event is appended before the
+// record turns terminal, so once the record reads terminal, a second read
+// of the events has it.
 func (m *Manager) nextEvents(ctx context.Context, id SessionID, after uint64) ([]Event, error) {
 	evs, err := m.store.Events(ctx, id, after, 256, false)
 	if err != nil || len(evs) > 0 {
@@ -261,7 +282,7 @@ func (m *Manager) nextEvents(ctx context.Context, id SessionID, after uint64) ([
 		}
 		return nil, nil
 	}
-	return m.waitEvents(ctx, id, after)
+	return []Event{}, nil
 }
 
 // ended reports whether the stored session is terminal. That is all a

@@ -256,7 +256,7 @@ type Event struct {
 }
 
 // Terminal reports whether the event ends the timeline.
-func (e Event) Terminal() bool { return e.Type == EventFailed || e.Type == EventClosed }
+func (e *Event) Terminal() bool { return e.Type == EventFailed || e.Type == EventClosed }
 
 // AppMessage is one app -> service message (Connect or Signal). Exactly
 // one of the fields after AppSeq is set.
