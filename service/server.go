@@ -263,60 +263,96 @@ func (s *Server) CloseSession(ctx context.Context, req *vspb.CloseSessionRequest
 // attached to the session (the Signal + WatchSession path), like a Connect
 // stream; a backend only observes.
 func (s *Server) WatchSession(req *vspb.WatchSessionRequest, stream grpc.ServerStreamingServer[vspb.WatchSessionResponse]) error {
+	// As Connect's, the stream's goroutine parks in Manager.Watch in small
+	// frames: the start (startWatch) is a call that returns.
+	w, err := s.startWatch(req, stream)
+	if w == nil {
+		return err
+	}
+	defer w.close()
+	err = s.m.Watch(w.ctx, w.id, w.after, w.deliver)
+	if errors.Is(err, errGoingAway) {
+		return nil
+	}
+	return s.sessionStatus(w.ctx, w.id, err)
+}
+
+// watchStream is a started WatchSession stream.
+type watchStream struct {
+	ctx     context.Context // the stream's
+	id      sessionmgr.SessionID
+	after   uint64
+	backend bool                   // a backend's: credentials stripped, GOING_AWAY does not end it
+	att     *sessionmgr.Attachment // an app's (nil for a backend)
+	release func()                 // the stream's place under the limits
+	stream  grpc.ServerStreamingServer[vspb.WatchSessionResponse]
+}
+
+// close detaches an app's stream (whatever Join said: a join given up
+// mid-flight may have landed) and gives its place under the limits back.
+func (w *watchStream) close() {
+	if w.att != nil {
+		w.att.Detach(context.WithoutCancel(w.ctx))
+	}
+	w.release()
+}
+
+// deliver sends one timeline event; after GOING_AWAY an app's stream ends
+// (errGoingAway: the app re-watches on another replica).
+func (w *watchStream) deliver(e sessionmgr.Event) error {
+	pe := eventToProto(e)
+	if w.backend {
+		stripEventCredentials(pe)
+	}
+	if err := w.stream.Send(&vspb.WatchSessionResponse{Event: pe}); err != nil {
+		return err
+	}
+	if e.Type == sessionmgr.EventGoingAway && !w.backend {
+		return errGoingAway
+	}
+	return nil
+}
+
+// startWatch checks the caller and the resume point; an app joins (which
+// returns the session, an ended one with ErrSessionClosed), a backend, or
+// an app whose join returned none, reads it. A nil stream means the call
+// is over, with err.
+func (s *Server) startWatch(req *vspb.WatchSessionRequest, stream grpc.ServerStreamingServer[vspb.WatchSessionResponse]) (*watchStream, error) {
 	ctx := stream.Context()
 	id, err := parseName("name", req.GetName())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, err := s.auth.session(ctx, s.m, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	release, err := s.openStream(string(id), p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer release()
-	// An app joins (which returns the session, an ended one with
-	// ErrSessionClosed); a backend, or an app whose join returned none,
-	// reads it.
+	w := &watchStream{ctx: ctx, id: id, after: req.GetAfterSequence(), backend: p.backend, release: release, stream: stream}
 	var sess sessionmgr.Session
 	if !p.backend {
 		joined, att, err := s.m.Join(ctx, id)
-		// Detached whatever Join said: a join given up mid-flight may
-		// have landed.
-		defer att.Detach(context.WithoutCancel(ctx))
+		w.att = att
 		if err != nil && !errors.Is(err, sessionmgr.ErrSessionClosed) {
-			return s.sessionStatus(ctx, id, err)
+			w.close()
+			return nil, s.sessionStatus(ctx, id, err)
 		}
 		sess = joined
 	}
 	if sess.ID == "" {
-		var err error
 		if sess, err = s.m.Get(ctx, id); err != nil {
-			return s.sessionStatus(ctx, id, err)
+			w.close()
+			return nil, s.sessionStatus(ctx, id, err)
 		}
 	}
-	if err := checkAfter(req.GetAfterSequence(), sess); err != nil {
-		return err
+	if err := checkAfter(w.after, sess); err != nil {
+		w.close()
+		return nil, err
 	}
-	err = s.m.Watch(ctx, id, req.GetAfterSequence(), func(e sessionmgr.Event) error {
-		pe := eventToProto(e)
-		if p.backend {
-			stripEventCredentials(pe)
-		}
-		if err := stream.Send(&vspb.WatchSessionResponse{Event: pe}); err != nil {
-			return err
-		}
-		if e.Type == sessionmgr.EventGoingAway && !p.backend {
-			return errGoingAway // the app re-watches on another replica
-		}
-		return nil
-	})
-	if errors.Is(err, errGoingAway) {
-		return nil
-	}
-	return s.sessionStatus(ctx, id, err)
+	return w, nil
 }
 
 // Signal implements the RPC.
@@ -346,80 +382,124 @@ func (s *Server) Signal(ctx context.Context, req *vspb.SignalRequest) (*vspb.Sig
 }
 
 // Connect implements the RPC: join, then app messages in, timeline out.
+// Two goroutines serve a joined stream: a receiver of its own for the
+// app's messages, and the stream's, which sends the timeline after
+// join.after_sequence as it happens; the receiver ends the timeline's
+// wait when it ends. The stream's goroutine parks in Manager.Watch for
+// the stream's life, so it keeps to small frames: the join (joinConnect)
+// and the end (connectEnded) are calls that return, and so is the send of
+// each event (connectStream.deliver).
 func (s *Server) Connect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vspb.ConnectResponse]) error {
+	c, err := s.joinConnect(stream)
+	if c == nil {
+		return err
+	}
+	defer c.close()
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	defer cancel(nil)
+	recvDone := make(chan error, 1)
+	go func() {
+		err := s.receive(ctx, stream, c.id, c.out)
+		recvDone <- err
+		cancel(errReceiverEnded)
+	}()
+	err = s.m.Watch(ctx, c.id, c.after, c.deliver)
+	return s.connectEnded(ctx, cancel, c.id, err, recvDone)
+}
+
+// connectStream is a joined Connect stream.
+type connectStream struct {
+	ctx     context.Context // the stream's
+	id      sessionmgr.SessionID
+	after   uint64 // the join's after_sequence
+	att     *sessionmgr.Attachment
+	release func() // the stream's place under the limits
+	out     *connectSender
+}
+
+// close detaches the stream (whatever Join said: a join given up
+// mid-flight, the app's network reset right after it, may have landed all
+// the same) and gives its place under the limits back.
+func (c *connectStream) close() {
+	c.att.Detach(context.WithoutCancel(c.ctx))
+	c.release()
+}
+
+// deliver sends the messages of one timeline event; it ends the timeline
+// with the session's failure status after FAILED, and with errGoingAway
+// after GOING_AWAY (the stream ends OK; the app resumes elsewhere).
+func (c *connectStream) deliver(e sessionmgr.Event) error {
+	if err := c.out.send(connectMessages(e)...); err != nil {
+		return err
+	}
+	switch e.Type {
+	case sessionmgr.EventFailed:
+		return failureStatus(e.Failure)
+	case sessionmgr.EventGoingAway:
+		return errGoingAway
+	}
+	return nil
+}
+
+// joinConnect reads the join, checks the caller, joins the session and
+// sends Joined. A nil stream means the call is over, with err (nil: OK):
+// refused, or a join on an ended session answered with what the app
+// missed.
+func (s *Server) joinConnect(stream grpc.BidiStreamingServer[vspb.ConnectRequest, vspb.ConnectResponse]) (*connectStream, error) {
 	ctx := stream.Context()
 	first, err := stream.Recv()
 	if err != nil {
-		return s.status(ctx, err)
+		return nil, s.status(ctx, err)
 	}
 	join := first.GetJoin()
 	if join == nil {
-		return s.status(ctx, sessionmgr.ErrNotJoined)
+		return nil, s.status(ctx, sessionmgr.ErrNotJoined)
 	}
 	id, err := parseName("join.name", join.GetName())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkJoinSequence(first); err != nil {
-		return err
+		return nil, err
 	}
 	p, err := s.auth.session(ctx, s.m, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	release, err := s.openStream(string(id), p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer release()
 	sess, att, err := s.m.Join(ctx, id)
-	// Detached whatever Join said: a join given up mid-flight (the app's
-	// network reset right after it) may have landed all the same.
-	defer att.Detach(context.WithoutCancel(ctx))
+	c := &connectStream{ctx: ctx, id: id, after: join.GetAfterSequence(), att: att, release: release, out: &connectSender{stream: stream}}
 	if errors.Is(err, sessionmgr.ErrSessionClosed) && sess.ID != "" {
 		// It ended while the app was away: tell it what it missed, ending
 		// with the session's own end (OK after CLOSED, the failure's status
 		// after FAILED).
-		if err := checkAfter(join.GetAfterSequence(), sess); err != nil {
-			return err
+		defer c.close()
+		if err := checkAfter(c.after, sess); err != nil {
+			return nil, err
 		}
-		return s.replayEnded(stream, sess, join.GetAfterSequence())
+		return nil, s.replayEnded(stream, sess, c.after)
+	}
+	if err == nil {
+		err = checkAfter(c.after, sess)
+	} else {
+		err = s.sessionStatus(ctx, id, err)
+	}
+	if err == nil {
+		err = c.out.send(joinedMessage(sess))
 	}
 	if err != nil {
-		return s.sessionStatus(ctx, id, err)
+		c.close()
+		return nil, err
 	}
-	if err := checkAfter(join.GetAfterSequence(), sess); err != nil {
-		return err
-	}
-	out := &connectSender{stream: stream}
-	if err := out.send(joinedMessage(sess)); err != nil {
-		return err
-	}
+	return c, nil
+}
 
-	// Two goroutines serve the stream: a receiver of its own for the app's
-	// messages, and this one, which sends the timeline after
-	// join.after_sequence as it happens. The receiver ends the timeline's
-	// wait when it ends.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	recvDone := make(chan error, 1)
-	go func() {
-		err := s.receive(ctx, stream, id, out)
-		recvDone <- err
-		cancel(errReceiverEnded)
-	}()
-	err = s.m.Watch(ctx, id, join.GetAfterSequence(), func(e sessionmgr.Event) error {
-		if err := out.send(connectMessages(e)...); err != nil {
-			return err
-		}
-		switch e.Type {
-		case sessionmgr.EventFailed:
-			return failureStatus(e.Failure)
-		case sessionmgr.EventGoingAway:
-			return errGoingAway // the stream ends OK; the app resumes elsewhere
-		}
-		return nil
-	})
+// connectEnded is the status a Connect stream ends with, given how its
+// timeline's wait ended (err).
+func (s *Server) connectEnded(ctx context.Context, cancel context.CancelCauseFunc, id sessionmgr.SessionID, err error, recvDone <-chan error) error {
 	timelineEnded := err == nil || errors.Is(err, errGoingAway)
 	if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
 		timelineEnded = true
