@@ -263,96 +263,60 @@ func (s *Server) CloseSession(ctx context.Context, req *vspb.CloseSessionRequest
 // attached to the session (the Signal + WatchSession path), like a Connect
 // stream; a backend only observes.
 func (s *Server) WatchSession(req *vspb.WatchSessionRequest, stream grpc.ServerStreamingServer[vspb.WatchSessionResponse]) error {
-	// As Connect's, the stream's goroutine parks in Manager.Watch in small
-	// frames: the start (startWatch) is a call that returns.
-	w, err := s.startWatch(req, stream)
-	if w == nil {
-		return err
-	}
-	defer w.close()
-	err = s.m.Watch(w.ctx, w.id, w.after, w.deliver)
-	if errors.Is(err, errGoingAway) {
-		return nil
-	}
-	return s.sessionStatus(w.ctx, w.id, err)
-}
-
-// watchStream is a started WatchSession stream.
-type watchStream struct {
-	ctx     context.Context // the stream's
-	id      sessionmgr.SessionID
-	after   uint64
-	backend bool                   // a backend's: credentials stripped, GOING_AWAY does not end it
-	att     *sessionmgr.Attachment // an app's (nil for a backend)
-	release func()                 // the stream's place under the limits
-	stream  grpc.ServerStreamingServer[vspb.WatchSessionResponse]
-}
-
-// close detaches an app's stream (whatever Join said: a join given up
-// mid-flight may have landed) and gives its place under the limits back.
-func (w *watchStream) close() {
-	if w.att != nil {
-		w.att.Detach(context.WithoutCancel(w.ctx))
-	}
-	w.release()
-}
-
-// deliver sends one timeline event; after GOING_AWAY an app's stream ends
-// (errGoingAway: the app re-watches on another replica).
-func (w *watchStream) deliver(e sessionmgr.Event) error {
-	pe := eventToProto(e)
-	if w.backend {
-		stripEventCredentials(pe)
-	}
-	if err := w.stream.Send(&vspb.WatchSessionResponse{Event: pe}); err != nil {
-		return err
-	}
-	if e.Type == sessionmgr.EventGoingAway && !w.backend {
-		return errGoingAway
-	}
-	return nil
-}
-
-// startWatch checks the caller and the resume point; an app joins (which
-// returns the session, an ended one with ErrSessionClosed), a backend, or
-// an app whose join returned none, reads it. A nil stream means the call
-// is over, with err.
-func (s *Server) startWatch(req *vspb.WatchSessionRequest, stream grpc.ServerStreamingServer[vspb.WatchSessionResponse]) (*watchStream, error) {
 	ctx := stream.Context()
 	id, err := parseName("name", req.GetName())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p, err := s.auth.session(ctx, s.m, id)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	release, err := s.openStream(string(id), p)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	w := &watchStream{ctx: ctx, id: id, after: req.GetAfterSequence(), backend: p.backend, release: release, stream: stream}
+	defer release()
+	// An app joins (which returns the session, an ended one with
+	// ErrSessionClosed); a backend, or an app whose join returned none,
+	// reads it.
 	var sess sessionmgr.Session
 	if !p.backend {
 		joined, att, err := s.m.Join(ctx, id)
-		w.att = att
+		// Detached whatever Join said: a join given up mid-flight may
+		// have landed.
+		defer att.Detach(context.WithoutCancel(ctx))
 		if err != nil && !errors.Is(err, sessionmgr.ErrSessionClosed) {
-			w.close()
-			return nil, s.sessionStatus(ctx, id, err)
+			return s.sessionStatus(ctx, id, err)
 		}
 		sess = joined
 	}
 	if sess.ID == "" {
+		var err error
 		if sess, err = s.m.Get(ctx, id); err != nil {
-			w.close()
-			return nil, s.sessionStatus(ctx, id, err)
+			return s.sessionStatus(ctx, id, err)
 		}
 	}
-	if err := checkAfter(w.after, sess); err != nil {
-		w.close()
-		return nil, err
+	if err := checkAfter(req.GetAfterSequence(), sess); err != nil {
+		return err
 	}
-	return w, nil
+	err = s.m.Watch(ctx, id, req.GetAfterSequence(), func(e sessionmgr.Event) error {
+		pe := eventToProto(e)
+		if p.backend {
+			stripEventCredentials(pe)
+		}
+		if err := stream.Send(&vspb.WatchSessionResponse{Event: pe}); err != nil {
+			return err
+		}
+		if e.Type == sessionmgr.EventGoingAway && !p.backend {
+			return errGoingAway // the app re-watches on another replica
+		}
+		return nil
+	})
+	if errors.Is(err, errGoingAway) {
+		return nil
+	}
+	return s.sessionStatus(ctx, id, err)
 }
 
 // Signal implements the RPC.
