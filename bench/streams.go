@@ -605,6 +605,14 @@ func startServer(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caF
 		"AWS_EC2_METADATA_DISABLED=true",
 		"HOME=" + dir,
 	}
+	// The runtime's settings reach the server when the load has them, to
+	// profile or compare (GODEBUG=memprofilerate=N vsload ...); unset, the
+	// server runs with its own defaults.
+	for _, k := range []string{"GODEBUG", "GOGC", "GOMEMLIMIT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			s.cmd.Env = append(s.cmd.Env, k+"="+v)
+		}
+	}
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
 		logFile.Close()
