@@ -112,6 +112,15 @@ type Config struct {
 	// HTTPIdleTimeout closes HTTP keep-alive connections idle this long.
 	// Default 60s.
 	HTTPIdleTimeout time.Duration
+	// GCPercent is the garbage collector's target (what GOGC sets): the
+	// heap may grow this many percent over what was live after the last
+	// collection before the next one. A replica's memory is mostly idle
+	// sessions, so it trades some CPU for memory: 50 against Go's 100
+	// (docs/BENCHMARKS.md (c)). The GOGC variable, when set, wins over
+	// this default but not over the flag or VS_GC_PERCENT. Default 50.
+	GCPercent int
+	// gcPercentSet: GCPercent was given (flag or VS_GC_PERCENT).
+	gcPercentSet bool
 	// Pprof serves Go's profiles under /debug/pprof/ on the HTTP port. They
 	// show no secrets but cost CPU while taken: expose the port to operators
 	// only. Default false.
@@ -231,6 +240,7 @@ func DefaultConfig() Config {
 		KeepaliveTime:        30 * time.Second,
 		KeepaliveTimeout:     10 * time.Second,
 		HTTPIdleTimeout:      60 * time.Second,
+		GCPercent:            50,
 		MaxConcurrentStreams: 100,
 		WebhookBackoff:       time.Second,
 		WebhookMaxAttempts:   10,
@@ -301,6 +311,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CAs of the client certificates the gRPC port requires (mTLS)")
 	fs.BoolVar(&c.HTTPTLS, "http-tls", c.HTTPTLS, "serve the HTTP port with -tls-cert too")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close HTTP keep-alive connections idle this long")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target (GOGC): heap growth in percent over the live heap before a collection")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiles under /debug/pprof/ on the HTTP port (operators only)")
 	fs.StringVar(&c.WebAddr, "web-addr", c.WebAddr, "browsers' listen address (Connect, gRPC-Web); empty = off")
 	fs.StringVar(&c.WebOrigins, "web-origins", c.WebOrigins, "origins allowed to call the web port cross-origin (CORS), comma-separated, or *")
@@ -435,12 +446,13 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cfg.gcPercentSet = set["gc-percent"] || getenv(envName("gc-percent")) != ""
 	if cfg.Dev {
 		// -dev serves an unauthenticated emulator proxy: loopback only,
 		// unless an address was asked for explicitly.
 		def := DefaultConfig()
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if cfg.GRPCAddr == def.GRPCAddr && !set["grpc-addr"] && getenv(envName("grpc-addr")) == "" {
 			cfg.GRPCAddr = "127.0.0.1" + def.GRPCAddr
 		}
@@ -487,6 +499,7 @@ func (c Config) Validate() error {
 	check(c.RedisWriteVersion == 1 || c.RedisWriteVersion == 2,
 		"-redis-write-version %d: want 1 or 2", c.RedisWriteVersion)
 	check(c.MaxEnded >= 0, "-max-ended-sessions %d: want 0 (no bound) or more", c.MaxEnded)
+	check(c.GCPercent >= 10 && c.GCPercent <= 1000, "-gc-percent %d: must be 10..1000", c.GCPercent)
 	check(c.MaxEndedPerChannel >= 0, "-max-ended-per-channel %d: want 0 (no bound) or more", c.MaxEndedPerChannel)
 	positive := []struct {
 		name string

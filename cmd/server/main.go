@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
 	raiseFileLimit(log)
+	setGCPercent(log, cfg, getenv)
 	redis.SetLogger(redisLogger{log: log.With("component", "go-redis")})
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
