@@ -70,7 +70,10 @@ type actor struct {
 	inbox chan *request
 	done  chan struct{} // closed when run returns
 	quit  chan CloseReason
-	log   *slog.Logger
+	// logClient is the clientId the actor's log lines name (set by each
+	// attempt; "" before the first). The logger is made per line (see
+	// logger): lines are rare, and a kept one is 0.4 KiB per session.
+	logClient string
 
 	// ctx is cancelled when the actor ends; it bounds dials in flight.
 	ctx    context.Context
@@ -163,7 +166,6 @@ func newActor(m *Manager, s Session, l Lease) *actor {
 		inbox:     make(chan *request),
 		done:      make(chan struct{}),
 		quit:      make(chan CloseReason, 1),
-		log:       m.log.With("session_id", string(s.ID)),
 		ctx:       ctx,
 		cancel:    cancel,
 		s:         s,
@@ -175,6 +177,15 @@ func newActor(m *Manager, s Session, l Lease) *actor {
 		fenceC:    make(chan struct{}, 1),
 		leaseLost: make(chan leaseLoss, 1),
 	}
+}
+
+// logger returns the actor's logger: the Manager's, with the session's id
+// and, after an attempt, its clientId. Actor goroutine only.
+func (a *actor) logger() *slog.Logger {
+	if a.logClient == "" {
+		return a.m.log.With("session_id", string(a.s.ID))
+	}
+	return a.m.log.With("session_id", string(a.s.ID), "client_id", a.logClient)
 }
 
 // call sends r to the actor and waits for its reply.
@@ -255,13 +266,13 @@ func (a *actor) begin() {
 func (a *actor) end() {
 	switch {
 	case a.fenced:
-		a.log.Info("session taken over by another replica; letting go")
+		a.logger().Info("session taken over by another replica; letting go")
 		a.teardown()
 	case a.letGo:
 		// Its events reach the store first (briefly: the drain has a
 		// deadline): the next owner continues them.
 		a.drainPending(2 * time.Second)
-		a.log.Info("replica stopping; letting go of the session for a takeover elsewhere")
+		a.logger().Info("replica stopping; letting go of the session for a takeover elsewhere")
 		a.teardown()
 	default:
 		a.teardown()
@@ -276,7 +287,7 @@ func (a *actor) end() {
 			_ = res.conn.Close()
 		}
 	}
-	a.log.Info("session ended", "state", a.s.State.String(), "reason", a.s.Close.String())
+	a.logger().Info("session ended", "state", a.s.State.String(), "reason", a.s.Close.String())
 }
 
 // step waits for the actor's next input and handles it. It is where an
@@ -470,7 +481,7 @@ func (a *actor) onSequenced(msg AppMessage) error {
 	switch checkAppSeq(&a.s, n) {
 	case appSeqRepeat:
 		a.keepAlive()
-		a.log.Debug("repeated app message acknowledged again, not applied", "app_sequence", n)
+		a.logger().Debug("repeated app message acknowledged again, not applied", "app_sequence", n)
 		return nil
 	case appSeqTooFar:
 		return invalid("app_sequence", "%d is more than %d above the acknowledged %d: resend the unacknowledged messages first, in order",
@@ -550,7 +561,7 @@ func (a *actor) fail(reason FailureReason, msg string) {
 	a.m.obs.Failure(reason)
 	a.abandonStep()
 	a.emit(Event{Type: EventFailed, Close: CloseFailed, Failure: a.s.Failure, Message: msg})
-	a.log.Warn("session failed", "reason", reason.String(), "message", msg)
+	a.logger().Warn("session failed", "reason", reason.String(), "message", msg)
 }
 
 // teardown releases everything a terminal session holds.

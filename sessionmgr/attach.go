@@ -184,7 +184,7 @@ func (a *actor) dropDeadStreams() {
 		}
 	}
 	if dropped > 0 {
-		a.log.Info("app streams of a stopped replica detached", "streams", dropped)
+		a.logger().Info("app streams of a stopped replica detached", "streams", dropped)
 		a.afterDetach()
 	}
 }

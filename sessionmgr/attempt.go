@@ -53,7 +53,7 @@ func (a *actor) onOffer(sdp string) error {
 func (a *actor) sendOffer() {
 	in := input{kind: inOffer, ready: true, requested: a.offerRequested}
 	if _, err := a.transition(in, "offer sent; waiting for the camera's answer"); err != nil {
-		a.log.Debug("offer not sent", "state", a.s.State.String(), "error", err)
+		a.logger().Debug("offer not sent", "state", a.s.State.String(), "error", err)
 		return
 	}
 	if a.rec.step.answerTimed() {
@@ -67,7 +67,7 @@ func (a *actor) sendOffer() {
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
 	defer cancel()
 	if err := a.conn.SendOffer(ctx, a.offer); err != nil {
-		a.log.Warn("sending the offer to KVS failed", "error", err)
+		a.logger().Warn("sending the offer to KVS failed", "error", err)
 		a.emit(Event{Type: EventSignalingError, Message: "sending the offer to KVS failed: " + publicErr(err),
 			Failure: &Failure{Reason: FailureKVSUnavailable, Message: publicErr(err)}})
 	} else {
@@ -90,7 +90,7 @@ func (a *actor) sendCandidate(c Candidate) {
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
 	defer cancel()
 	if err := a.conn.SendCandidate(ctx, c); err != nil {
-		a.log.Debug("send candidate", "error", err)
+		a.logger().Debug("send candidate", "error", err)
 	}
 }
 
@@ -194,7 +194,7 @@ func (a *actor) newClientID() bool {
 	a.s.Attempt++
 	a.m.obs.Attempt()
 	a.dirty = true
-	a.log = a.m.log.With("session_id", string(a.s.ID), "client_id", l.ClientID)
+	a.logClient = l.ClientID
 	a.emit(Event{Type: EventClientIDAllocated, Message: fmt.Sprintf("clientId %s allocated (attempt %d)", l.ClientID, a.s.Attempt)})
 	return true
 }
@@ -241,13 +241,13 @@ func (a *actor) onDial(res dialResult) {
 			// replicas recovering one channel's sessions can exceed it.
 			a.dialRetries++
 			d := dialBackoff(a.dialRetries)
-			a.log.Info("KVS throttled the signaling connect", "error", res.err, "retry_in", d.String())
+			a.logger().Info("KVS throttled the signaling connect", "error", res.err, "retry_in", d.String())
 			a.emit(Event{Type: EventSignalingError, Message: fmt.Sprintf("KVS throttled the signaling connect; trying again in %v", d.Round(time.Millisecond)),
 				Failure: &Failure{Reason: FailureKVSThrottled, Message: publicErr(res.err)}})
 			a.redialT.start(d)
 			return
 		}
-		a.log.Warn("could not open KVS signaling", "error", res.err)
+		a.logger().Warn("could not open KVS signaling", "error", res.err)
 		reason, msg := failureOf(res.err)
 		a.fail(reason, "could not open KVS signaling: "+msg)
 		return
@@ -294,7 +294,7 @@ func (a *actor) onSignal(ev SignalEvent) {
 	case SignalReconnected:
 		why := "the signaling connection dropped"
 		if ev.Err != nil {
-			a.log.Info("signaling reopened", "error", ev.Err)
+			a.logger().Info("signaling reopened", "error", ev.Err)
 		}
 		a.emit(Event{Type: EventSignalingReconnected, Message: fmt.Sprintf("signaling reopened with the same clientId %s after: %s", a.s.ClientID, why)})
 	case SignalIceServers:
@@ -311,7 +311,7 @@ func (a *actor) onSignal(ev SignalEvent) {
 		a.conn, a.connEvents = nil, nil
 		msg := "signaling connection lost"
 		if ev.Err != nil {
-			a.log.Warn("signaling connection lost", "error", ev.Err)
+			a.logger().Warn("signaling connection lost", "error", ev.Err)
 			msg += ": " + publicErr(ev.Err)
 		}
 		a.emit(Event{Type: EventSignalingError, Message: msg, Failure: &Failure{Reason: FailureKVSUnavailable, Message: msg}})
@@ -352,7 +352,7 @@ func (a *actor) renew() {
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.StoreTimeout)
 	defer cancel()
 	if err := a.m.ids.Renew(ctx, a.lease); err != nil {
-		a.log.Warn("renew clientId lease", "client_id", a.lease.ClientID, "error", err)
+		a.logger().Warn("renew clientId lease", "client_id", a.lease.ClientID, "error", err)
 	}
 }
 
@@ -363,7 +363,7 @@ func (a *actor) onLeaseLost(loss leaseLoss) {
 	if !a.haveLease || a.lease.Token != loss.token {
 		return
 	}
-	a.log.Warn("renew clientId lease", "client_id", a.lease.ClientID, "error", loss.err)
+	a.logger().Warn("renew clientId lease", "client_id", a.lease.ClientID, "error", loss.err)
 }
 
 // refreshICEIfStale refetches ICE servers that are close to expiry and
@@ -380,7 +380,7 @@ func (a *actor) refreshICE(force bool) bool {
 	defer cancel()
 	ice, err := a.m.sig.IceServers(ctx, a.s.Channel, a.s.ClientID, force)
 	if err != nil {
-		a.log.Warn("refresh ICE servers", "error", err)
+		a.logger().Warn("refresh ICE servers", "error", err)
 		return false
 	}
 	a.s.IceServers = ice

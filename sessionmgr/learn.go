@@ -18,13 +18,13 @@ func (a *actor) learnedStep() RecoveryStep {
 	step, err := a.m.store.RecoveryHint(ctx, a.s.Channel.ARN)
 	if err != nil {
 		if a.m.hintFailing.CompareAndSwap(false, true) {
-			a.log.Warn("reading the recovery step learned for the channel failed; recoveries start at the ICE restart until the store answers",
+			a.logger().Warn("reading the recovery step learned for the channel failed; recoveries start at the ICE restart until the store answers",
 				"channel", a.s.Channel.ARN, "error", err)
 		}
 		return StepUnknown
 	}
 	if a.m.hintFailing.CompareAndSwap(true, false) {
-		a.log.Info("reading learned recovery steps works again")
+		a.logger().Info("reading learned recovery steps works again")
 	}
 	return step
 }
@@ -37,7 +37,7 @@ func (a *actor) learn(step RecoveryStep) {
 	if a.s.Options.Recovery != RecoveryAuto || a.rec.forced || a.rec.inconclusive {
 		return
 	}
-	arn, ttl, timeout, log := a.s.Channel.ARN, a.m.cfg.RecoveryHintTTL, a.m.cfg.StoreTimeout, a.log
+	arn, ttl, timeout, log := a.s.Channel.ARN, a.m.cfg.RecoveryHintTTL, a.m.cfg.StoreTimeout, a.logger()
 	a.bg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), timeout)
 		defer cancel()

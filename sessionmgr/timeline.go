@@ -25,7 +25,7 @@ func (a *actor) record(e Event) Event {
 	// first, and readers, who read the store, see every event in order.
 	a.pending = append(a.pending, e)
 	if len(a.pending) > maxPendingEvents {
-		a.log.Error("event buffer full during a store outage; dropping the oldest buffered event",
+		a.logger().Error("event buffer full during a store outage; dropping the oldest buffered event",
 			"type", a.pending[0].Type.String(), "seq", a.pending[0].Seq)
 		a.pending = a.pending[1:]
 	}
@@ -74,13 +74,13 @@ func (a *actor) flush() {
 		// Out-of-order events at our own epoch cannot come from another
 		// writer (Save skips what an earlier write that timed out stored):
 		// drop them rather than retry forever.
-		a.log.Error("store refused buffered events at our own epoch; dropping them", "dropped", len(a.pending), "error", err)
+		a.logger().Error("store refused buffered events at our own epoch; dropping them", "dropped", len(a.pending), "error", err)
 		a.pending = nil
 	case errors.Is(err, ErrConflict): // ErrFenced: another replica took over
 		a.fenced = true
 	default:
 		if !a.flushT.running() {
-			a.log.Warn("store unavailable; buffering events", "buffered", len(a.pending), "error", err)
+			a.logger().Warn("store unavailable; buffering events", "buffered", len(a.pending), "error", err)
 			a.flushT.start(flushRetry)
 		}
 	}
@@ -103,7 +103,7 @@ func (a *actor) drainPending(max time.Duration) {
 		a.flush()
 	}
 	if len(a.pending) > 0 {
-		a.log.Error("ended session's events could not be stored", "lost", len(a.pending))
+		a.logger().Error("ended session's events could not be stored", "lost", len(a.pending))
 	}
 }
 
