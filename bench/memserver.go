@@ -52,6 +52,10 @@ type ServerMemoryConfig struct {
 	// sessions hold live), goroutine.pb.gz and goroutine.txt (debug=2:
 	// where each goroutine is parked).
 	ProfileDir string
+	// RedisURL, if set, runs the server on this Redis (-redis-url: the
+	// default pool, the cluster-enabled manager), as a replica of a
+	// deployment does; empty: state in memory, the single-replica default.
+	RedisURL string
 	// Log, if set, gets progress lines.
 	Log io.Writer
 }
@@ -149,8 +153,12 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 	if err != nil {
 		return res, err
 	}
-	// Default settings: state in memory, no -redis-url.
+	// Default settings: state in memory (no -redis-url) unless a Redis
+	// was given.
 	args := []string{"-log-level", "warn"}
+	if cfg.RedisURL != "" {
+		args = append(args, "-redis-url", cfg.RedisURL)
+	}
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
 			return res, err

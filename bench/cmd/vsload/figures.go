@@ -185,7 +185,16 @@ func figureCServer(ctx context.Context, o options, steps []int, out io.Writer) e
 	if o.memServer != "shared" && o.memServer != "own" {
 		return fmt.Errorf("-mem-server %q: want shared or own", o.memServer)
 	}
-	r, err := bench.ServerMemory(ctx, bench.ServerMemoryConfig{ServerBin: o.serverBin, Steps: steps, ConnPerStream: o.memServer == "own", ProfileDir: o.memProfiles, GCs: o.memGCs, Log: os.Stderr})
+	state, redisURL := "state in memory", ""
+	if o.memRedis {
+		srv, err := startRedis(ctx)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		state, redisURL = "state on a private redis-server "+srv.version, srv.url
+	}
+	r, err := bench.ServerMemory(ctx, bench.ServerMemoryConfig{ServerBin: o.serverBin, Steps: steps, ConnPerStream: o.memServer == "own", ProfileDir: o.memProfiles, GCs: o.memGCs, RedisURL: redisURL, Log: os.Stderr})
 	if err != nil {
 		return err
 	}
@@ -193,7 +202,7 @@ func figureCServer(ctx context.Context, o options, steps []int, out io.Writer) e
 	if r.Config.ConnPerStream {
 		conns = "each on a gRPC connection of its own"
 	}
-	fmt.Fprintf(out, "### (c) memory per joined session on the server binary (default settings, state in memory): Connect streams %s, KVS signaling open (AWAITING_OFFER), %d channels of at most 10\n\n", conns, r.Channels)
+	fmt.Fprintf(out, "### (c) memory per joined session on the server binary (default settings, %s): Connect streams %s, KVS signaling open (AWAITING_OFFER), %d channels of at most 10\n\n", state, conns, r.Channels)
 	b := r.Base
 	fmt.Fprintf(out, "Warmed, before the first session (after a GC): RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, %d goroutines, %d fds; load %s.\n\n",
 		mib(b.RSS), mib(b.HeapInuse), mib(b.StackInuse), b.Goroutines, b.FDs, b.LoadAvg)

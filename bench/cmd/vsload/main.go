@@ -85,6 +85,7 @@ type options struct {
 	memSessions string
 	memJoined   bool
 	memServer   string
+	memRedis    bool
 	memProfiles string
 	memGCs      int
 
@@ -135,6 +136,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.memProfiles, "mem-profile-dir", "", "(c) with -mem-server: start the server with -pprof and write its heap profile (after a forced GC) and goroutine profiles (pb.gz, and debug=2 text) at the last step into this directory")
 	fs.IntVar(&o.memGCs, "mem-gcs", 1, "(c) with -mem-server: the server's collections each step waits for before it measures (a parked goroutine's stack halves at most once per collection)")
 	fs.BoolVar(&o.memJoined, "mem-joined", false, "(c) join every session (signaling open) instead of leaving it PENDING")
+	fs.BoolVar(&o.memRedis, "mem-redis", false, "(c) with -mem-server: the server on a private redis-server (-redis-url: the default pool, the cluster-enabled manager) instead of state in memory")
 	fs.StringVar(&o.memServer, "mem-server", "", "(c) shared or own: joined sessions on the server binary (-server-bin), the app streams sharing gRPC connections (80 to one) or each on its own, instead of in this process")
 
 	fs.IntVar(&o.callsSessions, "calls-sessions", 100, "(d) sessions on the channel over the simulated 10 minutes")
