@@ -41,27 +41,21 @@ type reply struct {
 // draining or closing replica of a cluster).
 const closeLetGo CloseReason = -1
 
-// timer is a stoppable timer whose channel is nil while stopped, so a
-// select on it is inert.
+// timer is one of the actor's deadlines. The actor keeps one runtime
+// timer, armed for the earliest deadline running (actor.arm), so a parked
+// actor holds one timer and waits on one channel for all twelve: each
+// timer of its own cost a time.Timer, its channel and a sudog while
+// parked, about 0.3 KiB per running timer.
 type timer struct {
-	t *time.Timer
-	c <-chan time.Time
+	due time.Time // zero while stopped
 }
 
-func (t *timer) start(d time.Duration) {
-	t.stop()
-	t.t = time.NewTimer(d)
-	t.c = t.t.C
-}
+// start (re)starts t to fire after d.
+func (t *timer) start(d time.Duration) { t.due = time.Now().Add(d) }
 
-func (t *timer) stop() {
-	if t.t != nil {
-		t.t.Stop()
-		t.t, t.c = nil, nil
-	}
-}
+func (t *timer) stop() { t.due = time.Time{} }
 
-func (t *timer) running() bool { return t.t != nil }
+func (t *timer) running() bool { return !t.due.IsZero() }
 
 // actor owns one live session. Only its goroutine (run) touches the fields
 // below inbox; others talk to it through inbox and done.
@@ -156,7 +150,11 @@ type actor struct {
 	leaseLost chan leaseLoss
 
 	answerT, retryT, predialT, resumeT, stepT, stallT, discT, lifeT, renewT, flushT, remoteT, redialT timer
-	dialRetries                                                                                       int // throttled dials of the current attempt
+	// wake is armed for the earliest running timer's due, wakeAt (nil
+	// before the first; see arm).
+	wake        *time.Timer
+	wakeAt      time.Time
+	dialRetries int // throttled dials of the current attempt
 }
 
 func newActor(m *Manager, s Session, l Lease) *actor {
@@ -295,6 +293,7 @@ func (a *actor) end() {
 // it calls, which return before the next wait): the parked goroutine's
 // stack can then shrink to the runtime's smallest.
 func (a *actor) step() {
+	wake := a.arm()
 	select {
 	case r := <-a.inbox:
 		a.handle(r)
@@ -304,45 +303,90 @@ func (a *actor) step() {
 		a.onDial(res)
 	case ev, ok := <-a.connEvents:
 		a.onConnEvent(ev, ok)
-	case <-a.answerT.c:
-		a.answerT.stop()
-		a.onAnswerTimeout()
-	case <-a.predialT.c:
-		a.predialT.stop()
-		a.onPredial()
-	case <-a.retryT.c:
-		a.retryT.stop()
-		a.onRetryDue()
-	case <-a.resumeT.c:
-		a.resumeT.stop()
-		a.onResumeGraceOver()
-	case <-a.stepT.c:
-		a.stepT.stop()
-		a.onStepTimeout()
-	case <-a.stallT.c:
-		a.stallT.stop()
-		a.onStall()
-	case <-a.discT.c:
-		a.discT.stop()
-		a.onDisconnectedTooLong()
-	case <-a.lifeT.c:
-		a.lifeT.stop()
-		a.onLifetimeOver()
-	case <-a.renewT.c:
-		a.renewT.start(a.m.cfg.LeaseRenew)
-		a.renew()
+	case <-wake:
+		a.fireDue()
 	case loss := <-a.leaseLost:
 		a.onLeaseLost(loss)
 	case <-a.fenceC:
 		a.fenced = true
-	case <-a.remoteT.c:
-		a.remoteT.stop()
+	}
+}
+
+// timers lists the actor's timers in the order fireDue breaks ties in.
+func (a *actor) timers() [12]*timer {
+	return [12]*timer{&a.answerT, &a.predialT, &a.retryT, &a.resumeT, &a.stepT, &a.stallT,
+		&a.discT, &a.lifeT, &a.renewT, &a.remoteT, &a.flushT, &a.redialT}
+}
+
+// arm sets the actor's one runtime timer for the earliest running timer
+// and returns its channel; nil (a case that never fires) when none runs.
+// Not inlined: step's frame stays small.
+//
+//go:noinline
+func (a *actor) arm() <-chan time.Time {
+	var next time.Time
+	for _, t := range a.timers() {
+		if t.running() && (next.IsZero() || t.due.Before(next)) {
+			next = t.due
+		}
+	}
+	switch {
+	case next.IsZero():
+		if a.wake != nil && !a.wakeAt.IsZero() {
+			a.wake.Stop()
+			a.wakeAt = time.Time{}
+		}
+		return nil
+	case a.wake == nil:
+		a.wake = time.NewTimer(time.Until(next))
+	case !next.Equal(a.wakeAt):
+		a.wake.Reset(time.Until(next))
+	}
+	a.wakeAt = next
+	return a.wake.C
+}
+
+// fireDue runs the earliest running timer that is due (the first listed
+// on a tie); the next step arms for the rest.
+func (a *actor) fireDue() {
+	a.wakeAt = time.Time{} // fired: the next arm sets it again
+	now := time.Now()
+	i, first := -1, time.Time{}
+	for j, t := range a.timers() {
+		if t.running() && !t.due.After(now) && (i < 0 || t.due.Before(first)) {
+			i, first = j, t.due
+		}
+	}
+	if i < 0 {
+		return
+	}
+	a.timers()[i].stop()
+	switch i {
+	case 0:
+		a.onAnswerTimeout()
+	case 1:
+		a.onPredial()
+	case 2:
+		a.onRetryDue()
+	case 3:
+		a.onResumeGraceOver()
+	case 4:
+		a.onStepTimeout()
+	case 5:
+		a.onStall()
+	case 6:
+		a.onDisconnectedTooLong()
+	case 7:
+		a.onLifetimeOver()
+	case 8:
+		a.renewT.start(a.m.cfg.LeaseRenew)
+		a.renew()
+	case 9:
 		a.dropDeadStreams()
 		a.watchRemoteStreams()
-	case <-a.flushT.c:
-		a.flushT.stop()
-	case <-a.redialT.c:
-		a.redialT.stop()
+	case 10:
+		// flushT only wakes the actor: its loop flushes after every step.
+	case 11:
 		if a.conn == nil {
 			a.dial()
 		}

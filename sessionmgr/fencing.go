@@ -11,7 +11,7 @@ import (
 // (nor has any actor of a single replica: only a forwarded attach names
 // another replica).
 func (a *actor) watchRemoteStreams() {
-	if a.remoteT.c == nil && len(a.streams.replicas()) > 0 {
+	if !a.remoteT.running() && len(a.streams.replicas()) > 0 {
 		a.remoteT.start(a.m.cfg.OwnerCheck)
 	}
 }
