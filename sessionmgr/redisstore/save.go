@@ -172,7 +172,7 @@ func (s *Store) Save(ctx context.Context, sess sessionmgr.Session, events []sess
 	if !validID(sess.ID) {
 		return sessionmgr.ErrNotFound
 	}
-	data, err := s.encodeSession(sess)
+	data, err := s.encodeRecord(&sess)
 	if err != nil {
 		return err
 	}
@@ -189,9 +189,9 @@ func (s *Store) Save(ctx context.Context, sess sessionmgr.Session, events []sess
 		single = "1"
 		keys = append(keys, liveKey(sess.Channel.ARN), ownedKey(sess.Owner))
 	}
-	score := s.liveScore(sess)
+	score := s.liveScore(&sess)
 	res, err := saveScript.Run(cctx, s.rdb, keys,
-		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
+		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(&sess), sess.Channel.ARN,
 			unixMillis(sess.Expires), millis(s.retention), sessionmgr.EventRetention, timelineChannel(sess.ID),
 			single, string(sess.ID), score, endedKey(sess.Channel.ARN), allEndedKey(), s.maxEndedPerChannel, s.maxEnded,
 			prefix}, evArgs...)...).Text()

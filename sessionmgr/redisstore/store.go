@@ -179,7 +179,8 @@ return 0
 // keys (empty, or with braces) is ErrInvalidArgument. On success it
 // returns sess as written. See the package doc for the order of its steps.
 func (s *Store) Create(ctx context.Context, sess sessionmgr.Session, limit int, events ...sessionmgr.Event) (sessionmgr.Session, error) {
-	return s.create(ctx, sess, limit, sessionmgr.PreparedLease{}, events)
+	got, err := s.create(ctx, &sess, limit, nil, events)
+	return value(got), err
 }
 
 // TakesLeases implements sessionmgr.LeaseTaker: on one server only (a
@@ -195,17 +196,25 @@ func (s *Store) CreateTaking(ctx context.Context, sess sessionmgr.Session, limit
 	if pl.Key == "" || pl.Lease.Token == "" || pl.TTL <= 0 {
 		return sessionmgr.Session{}, fmt.Errorf("%w: prepared lease without key, token or TTL", sessionmgr.ErrInvalidArgument)
 	}
-	return s.create(ctx, sess, limit, pl, events)
+	got, err := s.create(ctx, &sess, limit, &pl, events)
+	return value(got), err
 }
 
-// create is Create, taking pl (when it has a key: one server only).
-func (s *Store) create(ctx context.Context, sess sessionmgr.Session, limit int, pl sessionmgr.PreparedLease, events []sessionmgr.Event) (sessionmgr.Session, error) {
+// create is Create, taking pl (when not nil: one server only). It returns
+// sess as written, or the session a repeat found (nil for none).
+//
+// It and the functions it calls take sessions by pointer and keep none in
+// their frames: they run at the bottom of a CreateSession's stack, where
+// the frames of sessionmgr.Session values (464 bytes each, as argument,
+// result and copy) made every create grow its goroutine's stack a second
+// time, copying it whole.
+func (s *Store) create(ctx context.Context, sess *sessionmgr.Session, limit int, pl *sessionmgr.PreparedLease, events []sessionmgr.Event) (*sessionmgr.Session, error) {
 	if !validID(sess.ID) {
-		return sessionmgr.Session{}, fmt.Errorf("%w: session id %q", sessionmgr.ErrInvalidArgument, sess.ID)
+		return nil, fmt.Errorf("%w: session id %q", sessionmgr.ErrInvalidArgument, sess.ID)
 	}
 	evArgs, err := s.firstEventArgs(sess.ID, events)
 	if err != nil {
-		return sessionmgr.Session{}, err
+		return nil, err
 	}
 	cctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -223,11 +232,11 @@ func (s *Store) create(ctx context.Context, sess sessionmgr.Session, limit int, 
 // name a session whose record exists). A refusal (a full channel, a
 // repeat, an id in use) undoes what went through, the repeat answered
 // before the limit as on a single server.
-func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, limit int, evArgs []any, reloaded bool) (sessionmgr.Session, error) {
+func (s *Store) createMany(ctx, cctx context.Context, sess *sessionmgr.Session, limit int, evArgs []any, reloaded bool) (*sessionmgr.Session, error) {
 	idem := idemKey(sess.Caller, sess.RequestID)
-	data, err := s.encodeSession(sess)
+	data, err := s.encodeRecord(sess)
 	if err != nil {
-		return sessionmgr.Session{}, err
+		return nil, err
 	}
 	member := listMember(sess.Created, sess.ID)
 	live := "0"
@@ -254,12 +263,12 @@ func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, l
 		// node): undo what went through, load them, and go again.
 		s.remove(ctx, sess.ID)
 		if lerr := s.loadScripts(cctx); lerr != nil {
-			return sessionmgr.Session{}, callError(ctx, op+": load scripts", lerr)
+			return nil, callError(ctx, op+": load scripts", lerr)
 		}
 		return s.createMany(ctx, cctx, sess, limit, evArgs, true)
 	}
 	if err != nil {
-		return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, false, callError(ctx, op, err))
+		return nil, s.undoCreate(ctx, sess, member, false, callError(ctx, op, err))
 	}
 	// The id is taken (ids are random: in practice only a repeated
 	// Create of one session): the record is another's.
@@ -278,10 +287,10 @@ func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, l
 		if idem != "" {
 			// A repeat is answered before the limit.
 			if prev, perr := s.repeatOf(cctx, idem); perr == nil {
-				return prev, sessionmgr.ErrAlreadyExists
+				return &prev, sessionmgr.ErrAlreadyExists
 			}
 		}
-		return sessionmgr.Session{}, err
+		return nil, err
 	}
 	if idem != "" {
 		// The request's key, in a second round trip: it may only name a
@@ -290,10 +299,10 @@ func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, l
 		// a repeat; or a key that outlived its session, taken over.
 		prev, err := s.claim(cctx, idem, sess.ID)
 		if err != nil {
-			return sessionmgr.Session{}, s.undoCreate(ctx, sess, member, false, callError(ctx, op+": claim request", err))
+			return nil, s.undoCreate(ctx, sess, member, false, callError(ctx, op+": claim request", err))
 		}
 		if prev.ID != "" {
-			return prev, s.undoCreate(ctx, sess, member, false, sessionmgr.ErrAlreadyExists)
+			return &prev, s.undoCreate(ctx, sess, member, false, sessionmgr.ErrAlreadyExists)
 		}
 	}
 	s.sweep(cctx, channelListKey(sess.Channel.ARN))
@@ -305,7 +314,7 @@ func (s *Store) createMany(ctx, cctx context.Context, sess sessionmgr.Session, l
 // err. When the id was taken, the record is another session's: only this
 // create's listing entries go. Otherwise remove deletes the record and
 // every index entry of it.
-func (s *Store) undoCreate(ctx context.Context, sess sessionmgr.Session, member string, taken bool, err error) error {
+func (s *Store) undoCreate(ctx context.Context, sess *sessionmgr.Session, member string, taken bool, err error) error {
 	if !taken {
 		s.remove(ctx, sess.ID)
 		return err
@@ -410,15 +419,15 @@ return {'ok'}
 `)
 
 // createOne is Create on a single server, in one round trip.
-func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, limit int, pl sessionmgr.PreparedLease, evArgs []any) (sessionmgr.Session, error) {
+func (s *Store) createOne(ctx, cctx context.Context, sess *sessionmgr.Session, limit int, pl *sessionmgr.PreparedLease, evArgs []any) (*sessionmgr.Session, error) {
 	idem := idemKey(sess.Caller, sess.RequestID)
 	idemSlot := idem
 	if idem == "" {
 		idemSlot = prefix + "{idem:none}" // never read or written
 	}
-	data, err := s.encodeSession(sess)
+	data, err := s.encodeRecord(sess)
 	if err != nil {
-		return sessionmgr.Session{}, err
+		return nil, err
 	}
 	live, sweep := "0", "0"
 	if sess.State.Live() {
@@ -429,18 +438,18 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 	}
 	member := listMember(sess.Created, sess.ID)
 	op := "create session " + string(sess.ID)
-	leaseKey, leaseTTL := pl.Key, millis(pl.TTL)
-	if leaseKey == "" {
-		leaseKey = prefix + "{lease:none}" // never read or written
+	leaseKey, leaseTTL, leaseToken, leaseID := prefix+"{lease:none}", millis(0), "", "" // the key never read or written
+	if pl != nil {
+		leaseKey, leaseTTL, leaseToken, leaseID = pl.Key, millis(pl.TTL), pl.Lease.Token, pl.Lease.ClientID
 	}
 	res, err := createOneScript.Run(cctx, s.rdb,
 		[]string{recordKey(sess.ID), eventsKey(sess.ID), liveKey(sess.Channel.ARN), channelListKey(sess.Channel.ARN), listKey(), idemSlot,
 			ownedKey(sess.Owner), replicasKey(), leaseKey},
 		append([]any{data, strconv.FormatUint(sess.Epoch, 10), sess.Owner, terminalFlag(sess), sess.Channel.ARN,
 			idem, member, unixMillis(sess.Expires), millis(s.retention), string(sess.ID), s.liveScore(sess), limit, live,
-			millis(s.window), sweep, prefix, s.pruneStart(), pl.Lease.Token, leaseTTL}, evArgs...)...).StringSlice()
+			millis(s.window), sweep, prefix, s.pruneStart(), leaseToken, leaseTTL}, evArgs...)...).StringSlice()
 	if err != nil {
-		return sessionmgr.Session{}, callError(ctx, op, err)
+		return nil, callError(ctx, op, err)
 	}
 	switch {
 	case len(res) <= 2 && res[0] == "ok":
@@ -449,23 +458,37 @@ func (s *Store) createOne(ctx, cctx context.Context, sess sessionmgr.Session, li
 		}
 		return sess, nil // what was written: no need to decode it back
 	case len(res) == 1 && res[0] == "exists":
-		return sessionmgr.Session{}, fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists)
+		return nil, fmt.Errorf("%s: %w", op, sessionmgr.ErrAlreadyExists)
 	case len(res) == 1 && res[0] == "full":
-		return sessionmgr.Session{}, fmt.Errorf("%s: %w", op, sessionmgr.ErrChannelFull)
+		return nil, fmt.Errorf("%s: %w", op, sessionmgr.ErrChannelFull)
 	case len(res) == 1 && res[0] == "leased":
-		return sessionmgr.Session{}, fmt.Errorf("%s: clientId %s: %w", op, pl.Lease.ClientID, sessionmgr.ErrLeaseTaken)
+		return nil, fmt.Errorf("%s: clientId %s: %w", op, leaseID, sessionmgr.ErrLeaseTaken)
 	case len(res) == 4 && res[0] == "repeat":
-		epoch, err := strconv.ParseUint(res[2], 10, 64)
-		if err != nil {
-			return sessionmgr.Session{}, fmt.Errorf("%s: repeat: bad epoch %q", op, res[2])
-		}
-		prev, err := decodeSession(res[1], epoch, res[3])
-		if err != nil {
-			return sessionmgr.Session{}, err
-		}
-		return prev, sessionmgr.ErrAlreadyExists
+		return repeated(op, res[1], res[2], res[3])
 	}
-	return sessionmgr.Session{}, fmt.Errorf("%s: unexpected script reply %q", op, res)
+	return nil, fmt.Errorf("%s: unexpected script reply %q", op, res)
+}
+
+// repeated is the session a repeat of a create found (its record's JSON,
+// epoch and owner), and sessionmgr.ErrAlreadyExists.
+func repeated(op, data, epochText, owner string) (*sessionmgr.Session, error) {
+	epoch, err := strconv.ParseUint(epochText, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%s: repeat: bad epoch %q", op, epochText)
+	}
+	prev, err := decodeSession(data, epoch, owner)
+	if err != nil {
+		return nil, err
+	}
+	return &prev, sessionmgr.ErrAlreadyExists
+}
+
+// value is *sess, or the zero Session for nil.
+func value(sess *sessionmgr.Session) sessionmgr.Session {
+	if sess == nil {
+		return sessionmgr.Session{}
+	}
+	return *sess
 }
 
 // repeatOf returns the session the idempotency key names, or ErrNotFound
@@ -513,7 +536,7 @@ func (s *Store) claim(ctx context.Context, idem string, id sessionmgr.SessionID)
 
 // liveScore is when sess stops counting against its channel's limit, in
 // Unix ms: its Expires plus the grace, or never (+Inf).
-func (s *Store) liveScore(sess sessionmgr.Session) float64 {
+func (s *Store) liveScore(sess *sessionmgr.Session) float64 {
 	if sess.Expires.IsZero() {
 		return math.Inf(1)
 	}
@@ -721,18 +744,17 @@ func (s *Store) remove(ctx context.Context, id sessionmgr.SessionID) {
 }
 
 // terminalFlag is the record's terminal field for sess.
-func terminalFlag(sess sessionmgr.Session) string {
+func terminalFlag(sess *sessionmgr.Session) string {
 	if sess.Terminal() {
 		return "1"
 	}
 	return "0"
 }
 
-// encodeSession is the record's JSON (wire.Session, of the version the
+// encodeRecord is the record's JSON (wire.Session, of the version the
 // Store writes): the session without Owner and Epoch, which the record
 // keeps in fields of their own for the scripts.
-func (s *Store) encodeSession(sess sessionmgr.Session) (string, error) {
-	sess.Owner, sess.Epoch = "", 0
+func (s *Store) encodeRecord(sess *sessionmgr.Session) (string, error) {
 	b, err := wire.EncodeSession(sess, s.version)
 	if err != nil {
 		return "", err

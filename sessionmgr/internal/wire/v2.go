@@ -149,7 +149,16 @@ type AppMessage struct {
 
 // FromSession is s in version 2.
 func FromSession(s sessionmgr.Session) Session {
-	r := Session{
+	var r Session
+	r.from(&s)
+	return r
+}
+
+// from sets r to s in version 2. It works through pointers, with no
+// Session values in its frame: it runs at the bottom of CreateSession's
+// stack (see EncodeSession).
+func (r *Session) from(s *sessionmgr.Session) {
+	*r = Session{
 		V:  Version,
 		ID: string(s.ID),
 		Channel: Channel{
@@ -177,7 +186,7 @@ func FromSession(s sessionmgr.Session) Session {
 		MediaFlowing: s.MediaFlowing,
 		MediaPC:      s.MediaPC,
 	}
-	if o := s.Options; o != (sessionmgr.Options{}) {
+	if o := &s.Options; *o != (sessionmgr.Options{}) {
 		r.Options = &Options{
 			AnswerTimeout:            formatDuration(o.AnswerTimeout),
 			RetryDelay:               formatDuration(o.RetryDelay),
@@ -191,7 +200,6 @@ func FromSession(s sessionmgr.Session) Session {
 			MediaStallTimeout:        formatDuration(o.MediaStallTimeout),
 		}
 	}
-	return r
 }
 
 // Session is r in the domain's terms.

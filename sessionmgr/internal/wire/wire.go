@@ -48,15 +48,33 @@ import (
 // it knows.
 const Version = 2
 
-// EncodeSession is s as a record of version (1 or 2; anything else is 2).
-func EncodeSession(s sessionmgr.Session, version int) ([]byte, error) {
-	var r any = FromSession(s)
+// EncodeSession is s as a stored record of version (1 or 2; anything
+// else is 2): without its Owner and Epoch, which a record keeps in fields
+// of its own. It takes s by pointer and copies no Session on its stack:
+// it runs at the bottom of CreateSession's, which would otherwise grow
+// (a copy of the whole goroutine stack) for every create.
+func EncodeSession(s *sessionmgr.Session, version int) ([]byte, error) {
 	if version == 1 {
-		r = FromSessionV1(s)
+		return encodeSessionV1(s)
 	}
+	r := new(Session)
+	r.from(s)
+	r.Owner, r.Epoch = "", 0
+	return marshalSession(r, s.ID)
+}
+
+// encodeSessionV1 is EncodeSession for version 1, in a frame of its own.
+func encodeSessionV1(s *sessionmgr.Session) ([]byte, error) {
+	c := *s
+	c.Owner, c.Epoch = "", 0
+	r := FromSessionV1(c)
+	return marshalSession(&r, s.ID)
+}
+
+func marshalSession(r any, id sessionmgr.SessionID) ([]byte, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return nil, fmt.Errorf("encode session %s: %w", s.ID, err)
+		return nil, fmt.Errorf("encode session %s: %w", id, err)
 	}
 	return b, nil
 }
