@@ -111,7 +111,11 @@ end
 
 // luaFirstEvents defines first_events(ev, from), which adds to the
 // timeline ev the events given as ARGV pairs (seq, event JSON) from
-// ARGV[from] on, and returns the last seq ('0' for none).
+// ARGV[from] on, and returns the last seq ('0' for none), and
+// expire_new(rec, ev, terminal, exp, retention, now), expire for a record
+// and timeline just written (neither has a TTL yet): it gives both the
+// same one at once, where follow would read the record's back (PTTL),
+// and takes the server's clock (now, ms) the script read already.
 const luaFirstEvents = `
 local function first_events(ev, from)
   local last = '0'
@@ -121,6 +125,16 @@ local function first_events(ev, from)
   end
   return last
 end
+local function expire_new(rec, ev, terminal, exp, retention, now)
+  if terminal == '1' then
+    redis.call('PEXPIRE', rec, retention)
+    redis.call('PEXPIRE', ev, retention)
+  elseif exp ~= '' then
+    local at = string.format('%d', math.max(tonumber(exp), now) + tonumber(retention))
+    redis.call('PEXPIREAT', rec, at)
+    redis.call('PEXPIREAT', ev, at)
+  end
+end
 `
 
 // createScript writes a new record and its first events unless the id is
@@ -129,13 +143,13 @@ end
 // KEYS: record, timeline. ARGV: session JSON, epoch, owner, terminal,
 // channel ARN, idempotency key, listing member, Expires ms, retention ms,
 // then (seq, event JSON) pairs.
-var createScript = redis.NewScript(luaExpire + luaFirstEvents + `
+var createScript = redis.NewScript(luaNow + luaFirstEvents + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
 local seq = first_events(KEYS[2], 10)
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'term', ARGV[4],
   'ch', ARGV[5], 'seq', seq, 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
-expire(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9])
+expire_new(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9], now_ms())
 return 1
 `)
 
@@ -147,7 +161,7 @@ return 1
 var reserveScript = redis.NewScript(luaNow + `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now_ms()))
 if ARGV[5] == '1' then
-  if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     return 0
   end
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -367,7 +381,7 @@ func (s *Store) loadScripts(ctx context.Context) error {
 // the key holds the token already: a retry). Returns {"ok"} ({"ok", where
 // the next prune starts} after a sweep), {"exists"}, {"full"}, {"leased"}
 // (the lease's id is another's) or {"repeat", JSON, epoch, owner}.
-var createOneScript = redis.NewScript(luaExpire + luaFirstEvents + `
+var createOneScript = redis.NewScript(luaNow + luaFirstEvents + `
 local function rec(id) return ARGV[16] .. '{' .. id .. '}:rec' end
 if ARGV[6] ~= '' then
   local prev = redis.call('GET', KEYS[6])
@@ -377,8 +391,9 @@ if ARGV[6] ~= '' then
   end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%d', now_ms()))
-if ARGV[13] == '1' and not redis.call('ZSCORE', KEYS[3], ARGV[10]) and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[12]) then
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%d', now))
+if ARGV[13] == '1' and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[12]) and not redis.call('ZSCORE', KEYS[3], ARGV[10]) then
   return {'full'}
 end
 if ARGV[18] ~= '' and not redis.call('SET', KEYS[9], ARGV[18], 'NX', 'PX', ARGV[19]) and redis.call('GET', KEYS[9]) ~= ARGV[18] then
@@ -393,7 +408,7 @@ redis.call('DEL', KEYS[2])
 local seq = first_events(KEYS[2], 20)
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'term', ARGV[4],
   'ch', ARGV[5], 'seq', seq, 'idem', ARGV[6], 'm', ARGV[7], 'exp', ARGV[8])
-expire(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9])
+expire_new(KEYS[1], KEYS[2], ARGV[4], ARGV[8], ARGV[9], now)
 redis.call('ZADD', KEYS[4], 0, ARGV[7])
 redis.call('ZADD', KEYS[5], 0, ARGV[7])
 if ARGV[6] ~= '' then
