@@ -116,8 +116,9 @@ type Config struct {
 	// heap may grow this many percent over what was live after the last
 	// collection before the next one. A replica's memory is mostly idle
 	// sessions, so it trades CPU for memory: 30 against Go's 100 keeps a
-	// joined session within 64 KiB of RSS at 10,000 and costs about a
-	// third more CPU per session set up (docs/BENCHMARKS.md (c)). The GOGC
+	// joined session within 64 KiB of RSS at 10,000 and costs about 15%
+	// (on Redis) to 35% (in memory) more CPU per whole session
+	// (docs/BENCHMARKS.md (c)). The GOGC
 	// variable, when set, wins over this default but not over the flag or
 	// VS_GC_PERCENT. Default 30.
 	GCPercent int
