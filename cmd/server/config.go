@@ -114,13 +114,14 @@ type Config struct {
 	HTTPIdleTimeout time.Duration
 	// GCPercent is the garbage collector's target (what GOGC sets): the
 	// heap may grow this many percent over what was live after the last
-	// collection before the next one. A replica's memory is mostly idle
-	// sessions, so it trades CPU for memory: 30 against Go's 100 keeps a
-	// joined session within 64 KiB of RSS at 10,000 and costs about 15%
-	// (on Redis) to 35% (in memory) more CPU per whole session
-	// (docs/BENCHMARKS.md (c)). The GOGC
-	// variable, when set, wins over this default but not over the flag or
-	// VS_GC_PERCENT. Default 30.
+	// collection before the next one. Lower trades CPU and latency for
+	// memory: at 30 a joined session takes about 62 KiB of RSS at 10,000
+	// instead of 70, a whole session about 15% (on Redis) to 35% (in
+	// memory) more server CPU, and CreateSession's p99 with 10,000 streams
+	// open about 2x the idle replica's instead of about 1x
+	// (docs/BENCHMARKS.md (c)). The GOGC variable, when set, wins over
+	// this default but not over the flag or VS_GC_PERCENT. Default 100,
+	// Go's.
 	GCPercent int
 	// gcPercentSet: GCPercent was given (flag or VS_GC_PERCENT).
 	gcPercentSet bool
@@ -243,7 +244,7 @@ func DefaultConfig() Config {
 		KeepaliveTime:        30 * time.Second,
 		KeepaliveTimeout:     10 * time.Second,
 		HTTPIdleTimeout:      60 * time.Second,
-		GCPercent:            30,
+		GCPercent:            100,
 		MaxConcurrentStreams: 100,
 		WebhookBackoff:       time.Second,
 		WebhookMaxAttempts:   10,

@@ -10,7 +10,7 @@ import (
 )
 
 // TestGCPercent checks which garbage collector target the server runs
-// with: its default of 30, GOGC's when only the variable is set, and the
+// with: its default of 100 (Go's), GOGC's when only the variable is set, and the
 // flag's or VS_GC_PERCENT's over GOGC. Each case reads the runtime's
 // setting back.
 func TestGCPercent(t *testing.T) {
@@ -23,14 +23,15 @@ func TestGCPercent(t *testing.T) {
 		want    int
 		wantLog string
 	}{
-		{"default", nil, nil, 30, "gc_percent=30"},
-		{"GOGC alone", nil, map[string]string{"GOGC": "100"}, 100, "garbage collector target from GOGC"},
+		{"default", nil, nil, 100, "gc_percent=100"},
+		// The runtime read GOGC at start; 77 stands for its value.
+		{"GOGC alone", nil, map[string]string{"GOGC": "77"}, 77, "garbage collector target from GOGC"},
 		{"flag over GOGC", []string{"-gc-percent", "75"}, map[string]string{"GOGC": "100"}, 75, "gc_percent=75"},
 		{"variable over GOGC", nil, map[string]string{"GOGC": "100", "VS_GC_PERCENT": "200"}, 200, "gc_percent=200"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			debug.SetGCPercent(100)
+			debug.SetGCPercent(77)
 			cfg, err := LoadConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
 			if err != nil {
 				t.Fatalf("LoadConfig: %v", err)
