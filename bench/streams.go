@@ -578,8 +578,23 @@ func freeAddr() (string, error) {
 
 // startServer starts the server binary on the emulator with nothing but
 // the addresses, the credentials, the API keys and args set, and waits
-// until it is ready. dir is the server's own (its HOME and its log).
+// until it is ready. dir is the server's own (its HOME and its log). The
+// ports are free when picked but may be taken before the server binds
+// them (other tests pick ports too): a server that exits because an
+// address is in use is started again on new ones, up to three times.
 func startServer(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caFile string, args ...string) (*serverProc, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := startServerOnce(ctx, bin, dir, emu, caFile, args...)
+		if err == nil || attempt == 3 || !errors.Is(err, errAddrInUse) {
+			return s, err
+		}
+	}
+}
+
+// errAddrInUse: the server exited because a port it was given was taken.
+var errAddrInUse = errors.New("the server exited: an address it was given is in use")
+
+func startServerOnce(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caFile string, args ...string) (*serverProc, error) {
 	grpcAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -639,6 +654,9 @@ func startServer(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caF
 	select {
 	case <-s.exited:
 		err = errors.New("the server exited")
+		if strings.Contains(s.logTail(3000), "address already in use") {
+			err = errAddrInUse
+		}
 	default:
 	}
 	if err != nil {
