@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"maps"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/viewersession/clientid"
+	"github.com/acme/viewersession/internal/redisinfo"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 	"github.com/acme/viewersession/sessionmgr/bind"
 	"github.com/acme/viewersession/sessionmgr/redisstore"
@@ -265,22 +265,13 @@ func commandCalls(ctx context.Context, rdb *redis.Client) int64 {
 	if rdb == nil {
 		return 0
 	}
-	info, err := rdb.Info(ctx, "commandstats").Result()
+	in, err := redisinfo.Read(ctx, rdb, "commandstats")
 	if err != nil {
 		return 0
 	}
 	var total int64
-	for _, line := range strings.Split(info, "\n") {
-		// cmdstat_set:calls=12,usec=...
-		_, rest, ok := strings.Cut(line, ":calls=")
-		if !ok {
-			continue
-		}
-		n, _, _ := strings.Cut(rest, ",")
-		v, err := strconv.ParseInt(n, 10, 64)
-		if err == nil {
-			total += v
-		}
+	for _, c := range in.Commands {
+		total += c.Calls
 	}
 	return total
 }

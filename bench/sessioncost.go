@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/viewersession/internal/redisinfo"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
@@ -748,56 +748,23 @@ func (c redisCounts) since(c0 redisCounts) redisCounts {
 	return d
 }
 
-// readRedisCounts reads INFO stats and commandstats in one command.
+// readRedisCounts reads INFO stats, commandstats and cpu in one command.
 func readRedisCounts(ctx context.Context, rdb *redis.Client) (redisCounts, error) {
-	info, err := rdb.Info(ctx, "stats", "commandstats", "cpu").Result()
+	in, err := redisinfo.Read(ctx, rdb, "stats", "commandstats", "cpu")
 	if err != nil {
 		return redisCounts{}, err
 	}
-	c := redisCounts{byName: make(map[string]int64)}
-	seen, infos := false, int64(0)
-	for _, line := range strings.Split(info, "\n") {
-		line = strings.TrimSpace(line)
-		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
-			if c.processed, err = strconv.ParseInt(v, 10, 64); err != nil {
-				return c, fmt.Errorf("INFO stats: %q: %w", line, err)
-			}
-			seen = true
-			continue
-		}
-		for _, f := range []string{"used_cpu_user:", "used_cpu_sys:"} {
-			if v, ok := strings.CutPrefix(line, f); ok {
-				sec, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					return c, fmt.Errorf("INFO cpu: %q: %w", line, err)
-				}
-				c.cpu += time.Duration(sec * float64(time.Second))
-			}
-		}
-		// cmdstat_evalsha:calls=12,usec=...
-		rest, ok := strings.CutPrefix(line, "cmdstat_")
-		if !ok {
-			continue
-		}
-		name, rest, ok := strings.Cut(rest, ":calls=")
-		if !ok {
-			continue
-		}
-		calls, _, _ := strings.Cut(rest, ",")
-		n, err := strconv.ParseInt(calls, 10, 64)
-		if err != nil {
-			return c, fmt.Errorf("INFO commandstats: %q: %w", line, err)
-		}
+	if in.Processed < 0 {
+		return redisCounts{}, errors.New("INFO stats has no total_commands_processed")
+	}
+	c := redisCounts{byName: make(map[string]int64), processed: in.Processed, cpu: in.CPU}
+	for name, cmd := range in.Commands {
 		if name == "info" {
-			infos = n // those before this one, as processed counts
+			c.processed -= cmd.Calls // those before this one, as processed counts
 			continue
 		}
-		c.byName[name] = n
-		c.commands += n
+		c.byName[name] = cmd.Calls
+		c.commands += cmd.Calls
 	}
-	if !seen {
-		return c, errors.New("INFO stats has no total_commands_processed")
-	}
-	c.processed -= infos
 	return c, nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme/viewersession/internal/redisinfo"
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/redisstore"
@@ -56,7 +56,7 @@ func BenchmarkCreateTaking(b *testing.B) {
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
 		b.Fatal(err)
 	}
-	cpu0, self0 := redisCPU(b, rdb), selfCPU()
+	cpu0, self0 := redisInfo(b, rdb).CPU, selfCPU()
 	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0))) // 16 callers
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -68,11 +68,11 @@ func BenchmarkCreateTaking(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	cpu1, self1 := redisCPU(b, rdb), selfCPU()
+	in, self1 := redisInfo(b, rdb), selfCPU()
 	per := float64(b.N)
-	b.ReportMetric((cpu1-cpu0).Seconds()*1e6/per, "redis-us/op")
+	b.ReportMetric((in.CPU-cpu0).Seconds()*1e6/per, "redis-us/op")
 	b.ReportMetric((self1-self0).Seconds()*1e6/per, "client-us/op")
-	stats := commandStats(b, rdb)
+	stats := in.Commands
 	names := make([]string, 0, len(stats))
 	for name := range stats {
 		names = append(names, name)
@@ -85,8 +85,8 @@ func BenchmarkCreateTaking(b *testing.B) {
 			continue
 		}
 		st := stats[name]
-		commands += st.calls
-		line = append(line, fmt.Sprintf("%s %.2f/%.1fus", name, st.calls/per, st.usec/per))
+		commands += float64(st.Calls)
+		line = append(line, fmt.Sprintf("%s %.2f/%.1fus", name, float64(st.Calls)/per, float64(st.Usec)/per))
 	}
 	b.ReportMetric(commands/per, "commands/op")
 	if b.N > 1 {
@@ -142,58 +142,14 @@ func benchSession(i int) (sessionmgr.Session, sessionmgr.PreparedLease, []sessio
 	return sess, pl, events
 }
 
-// redisCPU is redis-server's CPU so far (INFO cpu: user + system).
-func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+// redisInfo is INFO cpu and commandstats.
+func redisInfo(b *testing.B, rdb *redis.Client) redisinfo.Info {
 	b.Helper()
-	var sum float64
-	for _, f := range infoFields(b, rdb, "cpu") {
-		if k, v, _ := strings.Cut(f, ":"); k == "used_cpu_user" || k == "used_cpu_sys" {
-			x, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatalf("INFO cpu: %s: %v", f, err)
-			}
-			sum += x
-		}
-	}
-	return time.Duration(sum * float64(time.Second))
-}
-
-// commandStat is one command's line of INFO commandstats.
-type commandStat struct{ calls, usec float64 }
-
-// commandStats is INFO commandstats by command name.
-func commandStats(b *testing.B, rdb *redis.Client) map[string]commandStat {
-	b.Helper()
-	out := map[string]commandStat{}
-	for _, f := range infoFields(b, rdb, "commandstats") {
-		name, rest, ok := strings.Cut(strings.TrimPrefix(f, "cmdstat_"), ":")
-		if !ok || !strings.HasPrefix(f, "cmdstat_") {
-			continue
-		}
-		var st commandStat
-		for kv := range strings.SplitSeq(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			x, _ := strconv.ParseFloat(v, 64)
-			switch k {
-			case "calls":
-				st.calls = x
-			case "usec":
-				st.usec = x
-			}
-		}
-		out[name] = st
-	}
-	return out
-}
-
-// infoFields is INFO section's lines.
-func infoFields(b *testing.B, rdb *redis.Client, section string) []string {
-	b.Helper()
-	info, err := rdb.Info(context.Background(), section).Result()
+	in, err := redisinfo.Read(context.Background(), rdb, "cpu", "commandstats")
 	if err != nil {
-		b.Fatalf("INFO %s: %v", section, err)
+		b.Fatalf("INFO: %v", err)
 	}
-	return strings.Split(info, "\r\n")
+	return in
 }
 
 // selfCPU is this process's CPU so far (user + system).
