@@ -351,42 +351,42 @@ func (a *actor) arm() <-chan time.Time {
 func (a *actor) fireDue() {
 	a.wakeAt = time.Time{} // fired: the next arm sets it again
 	now := time.Now()
-	i, first := -1, time.Time{}
-	for j, t := range a.timers() {
-		if t.running() && !t.due.After(now) && (i < 0 || t.due.Before(first)) {
-			i, first = j, t.due
+	var due *timer
+	for _, t := range a.timers() {
+		if t.running() && !t.due.After(now) && (due == nil || t.due.Before(due.due)) {
+			due = t
 		}
 	}
-	if i < 0 {
+	if due == nil {
 		return
 	}
-	a.timers()[i].stop()
-	switch i {
-	case 0:
+	due.stop()
+	switch due {
+	case &a.answerT:
 		a.onAnswerTimeout()
-	case 1:
+	case &a.predialT:
 		a.onPredial()
-	case 2:
+	case &a.retryT:
 		a.onRetryDue()
-	case 3:
+	case &a.resumeT:
 		a.onResumeGraceOver()
-	case 4:
+	case &a.stepT:
 		a.onStepTimeout()
-	case 5:
+	case &a.stallT:
 		a.onStall()
-	case 6:
+	case &a.discT:
 		a.onDisconnectedTooLong()
-	case 7:
+	case &a.lifeT:
 		a.onLifetimeOver()
-	case 8:
+	case &a.renewT:
 		a.renewT.start(a.m.cfg.LeaseRenew)
 		a.renew()
-	case 9:
+	case &a.remoteT:
 		a.dropDeadStreams()
 		a.watchRemoteStreams()
-	case 10:
+	case &a.flushT:
 		// flushT only wakes the actor: its loop flushes after every step.
-	case 11:
+	case &a.redialT:
 		if a.conn == nil {
 			a.dial()
 		}
