@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/viewersession/internal/redistest"
+	"github.com/acme/viewersession/internal/servinglog"
 	"github.com/acme/viewersession/kvsemu"
 	"github.com/acme/viewersession/kvsemu/camera"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
@@ -175,17 +176,16 @@ type replica struct {
 	exitAt  time.Time
 }
 
-// startReplica starts one server process with replica id id. t.Cleanup
-// kills it (if it still runs), scans its log for data races and prints
-// the log's tail when the test failed.
+// startReplica starts one server process with replica id id, on port 0:
+// waitServing reads the ports it bound from its log. t.Cleanup kills it
+// (if it still runs), scans its log for data races and prints the log's
+// tail when the test failed.
 func (c *cluster) startReplica(t *testing.T, id string) *replica {
 	t.Helper()
 	r := &replica{
-		id:       id,
-		grpcAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t))),
-		httpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t))),
-		logPath:  filepath.Join(c.dir, "replica-"+id+".log"),
-		exited:   make(chan struct{}),
+		id:      id,
+		logPath: filepath.Join(c.dir, "replica-"+id+".log"),
+		exited:  make(chan struct{}),
 	}
 	logFile, err := os.Create(r.logPath)
 	if err != nil {
@@ -193,8 +193,8 @@ func (c *cluster) startReplica(t *testing.T, id string) *replica {
 	}
 	creds := c.emu.Credentials()
 	args := append([]string{
-		"-grpc-addr", r.grpcAddr,
-		"-http-addr", r.httpAddr,
+		"-grpc-addr", "127.0.0.1:0",
+		"-http-addr", "127.0.0.1:0",
 		"-redis-url", c.redis.url(),
 		"-replica-id", id,
 		"-token-secret-file", c.secret,
@@ -224,14 +224,10 @@ func (c *cluster) startReplica(t *testing.T, id string) *replica {
 		logFile.Close()
 		close(r.exited)
 	}()
-	conn, err := grpc.NewClient("passthrough:///"+r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.conn = conn
-	r.api = vspb.NewViewerSessionServiceClient(conn)
 	t.Cleanup(func() {
-		conn.Close()
+		if r.conn != nil {
+			r.conn.Close()
+		}
 		r.Kill()
 		<-r.exited
 		logs, _ := os.ReadFile(r.logPath)
@@ -245,19 +241,14 @@ func (c *cluster) startReplica(t *testing.T, id string) *replica {
 	return r
 }
 
-// waitServing polls the replica's gRPC health until it is SERVING (the
-// replica is another process: polling with a deadline).
+// waitServing reads the replica's addresses from its "serving" log line,
+// dials it and polls its gRPC health until it is SERVING (the replica is
+// another process: polling with a deadline).
 func (r *replica) waitServing(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	hc := healthpb.NewHealthClient(r.conn)
 	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
+	exitedOrLate := func(err error) {
+		t.Helper()
 		select {
 		case <-r.exited:
 			t.Fatalf("replica %s exited while starting: %v\n%s", r.id, r.exitErr, r.logTail(3000))
@@ -267,6 +258,29 @@ func (r *replica) waitServing(t *testing.T, timeout time.Duration) {
 			t.Fatalf("replica %s not serving after %v: %v\n%s", r.id, timeout, err, r.logTail(3000))
 		}
 		time.Sleep(100 * time.Millisecond) // polling another process
+	}
+	for r.conn == nil {
+		b, _ := os.ReadFile(r.logPath)
+		if a, ok := servinglog.Find(b); ok {
+			conn, err := grpc.NewClient("passthrough:///"+a.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.grpcAddr, r.httpAddr = a.GRPC, a.HTTP
+			r.conn, r.api = conn, vspb.NewViewerSessionServiceClient(conn)
+			break
+		}
+		exitedOrLate(errors.New(`no "serving" line in its log`))
+	}
+	hc := healthpb.NewHealthClient(r.conn)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+		exitedOrLate(err)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"github.com/acme/viewersession/internal/servinglog"
 )
 
 // TestMain doubles as the server binary: with VS_TEST_RUN_SERVER=1 the test
@@ -39,6 +40,7 @@ type serverProcess struct {
 	cmd      *exec.Cmd
 	grpcAddr string
 	httpAddr string
+	webAddr  string
 
 	mu     sync.Mutex
 	stderr bytes.Buffer
@@ -58,30 +60,24 @@ func (p *serverProcess) log() string {
 	return p.stderr.String()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func startServer(t *testing.T, args ...string) *serverProcess {
 	t.Helper()
 	return startServerEnv(t, nil, args...)
 }
 
 // startServerEnv is startServer with extra environment variables (later
-// ones win).
+// ones win). The server binds port 0 (-dev's web port too, unless args
+// name one) and the addresses are read from its "serving" line: ports
+// picked before the start can be taken by another test before the server
+// binds them. It returns when the server serves or has exited (a bad
+// configuration); the addresses are empty then.
 func startServerEnv(t *testing.T, env []string, args ...string) *serverProcess {
 	t.Helper()
-	p := &serverProcess{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan struct{})}
-	args = append([]string{"-grpc-addr", p.grpcAddr, "-http-addr", p.httpAddr}, args...)
+	p := &serverProcess{exited: make(chan struct{})}
+	args = append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, args...)
 	if !slices.Contains(args, "-web-addr") {
 		// -dev would serve browsers on 127.0.0.1:8081: tests never share it.
-		args = append([]string{"-web-addr", freeAddr(t)}, args...)
+		args = append([]string{"-web-addr", "127.0.0.1:0"}, args...)
 	}
 	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(append(os.Environ(), "VS_TEST_RUN_SERVER=1"), env...)
@@ -100,7 +96,21 @@ func startServerEnv(t *testing.T, env []string, args ...string) *serverProcess {
 			t.Logf("server log:\n%s", p.log())
 		}
 	})
-	return p
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if a, ok := servinglog.Find([]byte(p.log())); ok {
+			p.grpcAddr, p.httpAddr, p.webAddr = a.GRPC, a.HTTP, a.Web
+			return p
+		}
+		select {
+		case <-p.exited:
+			return p
+		case <-time.After(20 * time.Millisecond): // polling another process
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not log \"serving\" within 30s:\n%s", p.log())
+		}
+	}
 }
 
 func dial(t *testing.T, addr string) *grpc.ClientConn {

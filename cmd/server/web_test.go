@@ -34,14 +34,13 @@ func startWebServer(t *testing.T, args ...string) (*serverProcess, string) {
 
 func startWebServerTLS(t *testing.T, pool *x509.CertPool, args ...string) (*serverProcess, string) {
 	t.Helper()
-	web := freeAddr(t)
-	p := startServer(t, append([]string{"-dev", "-api-keys", webTestKey, "-web-addr", web, "-web-origins", "https://app.example"}, args...)...)
+	p := startServer(t, append([]string{"-dev", "-api-keys", webTestKey, "-web-addr", "127.0.0.1:0", "-web-origins", "https://app.example"}, args...)...)
 	cc := dial(t, p.grpcAddr)
 	if pool != nil {
 		cc = dialTLS(t, p.grpcAddr, pool, nil)
 	}
 	waitServing(t, p, healthpb.NewHealthClient(cc))
-	return p, web
+	return p, p.webAddr
 }
 
 // connectUnary calls a method with the Connect protocol (JSON) and returns

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -18,7 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/acme/viewersession/internal/redistest"
+	"github.com/acme/viewersession/internal/servinglog"
 	"github.com/acme/viewersession/internal/testpki"
 )
 
@@ -70,45 +71,60 @@ func devServerTLS(t *testing.T, certFile, keyFile, caFile string) (grpcAddr, htt
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the server: %v\n%s", err, out)
 	}
-	grpcAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
-	httpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "-dev", "-grpc-addr", grpcAddr, "-http-addr", httpAddr, "-web-addr", "",
+	logPath := filepath.Join(dir, "server.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+	// Port 0, read back from the "serving" line: a port picked before the
+	// start can be taken by another test before the server binds it.
+	cmd := exec.Command(bin, "-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-web-addr", "",
 		"-tls-cert", certFile, "-tls-key", keyFile, "-log-format", "text")
 	cmd.Env = append(os.Environ(), "VS_API_KEYS="+testAPIKey)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
+		logFile.Close()
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
+			t.Logf("server log:\n%s", logs())
 		}
 	})
 	pool, err := loadCAs(caFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	var conn *grpc.ClientConn
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return grpcAddr, httpAddr
+		err := errors.New(`no "serving" line in its log`)
+		if conn == nil {
+			if a, ok := servinglog.Find([]byte(logs())); ok {
+				grpcAddr, httpAddr = a.GRPC, a.HTTP
+				if conn, err = grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool}))); err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+			}
+		}
+		if conn != nil {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			var resp *healthpb.HealthCheckResponse
+			resp, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			cancel()
+			if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+				return grpcAddr, httpAddr
+			}
 		}
 		select {
 		case <-exited:
-			t.Fatalf("the server exited while starting:\n%s", logs.String())
+			t.Fatalf("the server exited while starting:\n%s", logs())
 		default:
 		}
 		if time.Now().After(deadline) {
