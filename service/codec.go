@@ -59,10 +59,12 @@ func decodeError(req any) error {
 		&errdetails.ErrorInfo{Domain: Domain, Reason: "MALFORMED_REQUEST"})
 }
 
-// checkedStream refuses stream messages that did not decode.
+// checkedStream refuses stream messages that did not decode. Its
+// RecvMsg has a pointer receiver: a value one adds a wrapper frame to the
+// stack of every parked Connect receiver.
 type checkedStream struct{ grpc.ServerStream }
 
-func (s checkedStream) RecvMsg(m any) error {
+func (s *checkedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func (i *Interceptors) Stream() []grpc.StreamServerInterceptor {
 
 func (i *Interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	start := time.Now()
-	err := i.recoverStream(srv, checkedStream{ss}, info, handler)
+	err := i.recoverStream(srv, &checkedStream{ss}, info, handler)
 	i.observe(ss.Context(), info.FullMethod, start, err)
 	return err
 }
