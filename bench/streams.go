@@ -389,9 +389,20 @@ func openStream(ctx, sctx context.Context, api vspb.ViewerSessionServiceClient, 
 		if err != nil || first.GetJoined() == nil {
 			return fmt.Errorf("join: first message %v, %v", first, err)
 		}
+		// At AWAITING_OFFER the app sends one message, a media report
+		// without a peer connection (what an app reports before it has
+		// one), and the stream counts as settled when it is acknowledged:
+		// the server's receiver of a stream has then handled an app
+		// message, as every live stream's has (a receiver that never
+		// handles one keeps a smaller stack).
 		recv = func() error {
 			m, err := st.Recv()
 			if m.GetEvent().GetState() == vspb.SessionState_SESSION_STATE_AWAITING_OFFER {
+				if serr := st.Send(&vspb.ConnectRequest{AppSequence: 1, Message: &vspb.ConnectRequest_MediaReport{MediaReport: &vspb.MediaReport{}}}); serr != nil {
+					return fmt.Errorf("media report: %w", serr)
+				}
+			}
+			if m.GetAck().GetAppSequence() == 1 {
 				settled()
 			}
 			return err
