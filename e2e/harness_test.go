@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,7 +70,7 @@ var replicaArgs = []string{
 // cluster is the deployment under test: one redis-server, the KVS emulator
 // (in this process) and three server processes, A, B and C, sharing both.
 type cluster struct {
-	redis    *redisProc
+	redis    *redistest.Server // private: the outage test pauses it
 	emu      *kvsemu.Emulator
 	dir      string
 	caFile   string
@@ -109,7 +106,7 @@ func newClusterOf(t *testing.T, spec clusterSpec) *cluster {
 	if c.apiKeys == "" {
 		c.apiKeys = apiKey
 	}
-	c.redis = startRedis(t)
+	c.redis = redistest.Start(t)
 
 	ecfg := kvsemu.DefaultConfig()
 	ecfg.Addr = "127.0.0.1:0"
@@ -134,7 +131,7 @@ func newClusterOf(t *testing.T, spec clusterSpec) *cluster {
 		r.waitServing(t, 60*time.Second)
 	}
 	t.Logf("cluster up in %v: redis %s, kvs %s, replicas %s", time.Since(start).Round(time.Millisecond),
-		c.redis.addr, emu.Endpoint(), c.describe())
+		c.redis.Addr(), emu.Endpoint(), c.describe())
 	return c
 }
 
@@ -195,7 +192,7 @@ func (c *cluster) startReplica(t *testing.T, id string) *replica {
 	args := append([]string{
 		"-grpc-addr", "127.0.0.1:0",
 		"-http-addr", "127.0.0.1:0",
-		"-redis-url", c.redis.url(),
+		"-redis-url", c.redis.URL(),
 		"-replica-id", id,
 		"-token-secret-file", c.secret,
 		"-kvs-endpoint", c.emu.Endpoint(),
@@ -394,71 +391,6 @@ func addresses(rs []*replica) []resolver.Address {
 		out = append(out, resolver.Address{Addr: r.grpcAddr})
 	}
 	return out
-}
-
-// redisProc is a private redis-server (no persistence) whose process the
-// test holds, so that it can pause it (SIGSTOP) for an outage without
-// losing its data. (redistest.Server can only kill and restart, which
-// empties it.)
-type redisProc struct {
-	addr   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startRedis(t *testing.T) *redisProc {
-	t.Helper()
-	bin := redistest.Binary(t)
-	dir := t.TempDir()
-	port := redistest.FreePort(t)
-	r := &redisProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited: make(chan struct{})}
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	r.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		close(r.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-		_ = cmd.Process.Kill()
-		<-r.exited
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !r.ping() {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s not ready", r.addr)
-		}
-		time.Sleep(20 * time.Millisecond) // polling another process
-	}
-	return r
-}
-
-func (r *redisProc) url() string { return "redis://" + r.addr + "/0" }
-
-// Pause freezes the server (SIGSTOP): connections stay open but nothing
-// is answered, like a hung or partitioned node. Resume thaws it.
-func (r *redisProc) Pause() { _ = r.cmd.Process.Signal(syscall.SIGSTOP) }
-
-// Resume continues a paused server (SIGCONT).
-func (r *redisProc) Resume() { _ = r.cmd.Process.Signal(syscall.SIGCONT) }
-
-// ping reports whether the server answers PING within 200 ms.
-func (r *redisProc) ping() bool {
-	c, err := net.DialTimeout("tcp", r.addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
 }
 
 // backend authenticates a call with the API key.

@@ -122,7 +122,7 @@ func TestWebhooksSurviveKill(t *testing.T) {
 		"-webhook-backoff", "1s",
 		"-webhook-claim-idle", "2s",
 	}})
-	rdb := redis.NewClient(&redis.Options{Addr: c.redis.addr})
+	rdb := redis.NewClient(&redis.Options{Addr: c.redis.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 
 	// Two sessions owned by each replica, each with an app whose

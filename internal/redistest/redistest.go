@@ -9,7 +9,10 @@ package redistest
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -42,21 +45,36 @@ type Server struct {
 	dir  string
 	port int
 
-	// mu guards cmd.
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	// mu guards cmd and exited (closed when cmd has exited).
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // Start starts a private redis-server on a free loopback port, with no
-// persistence, and stops it when the test ends.
+// persistence, and stops it when the test ends. The port is free when
+// picked, but another process (a test's server binding port 0) may take
+// it before redis-server binds it: a redis-server that exits for that is
+// started again on a new port, up to three times.
 func Start(tb testing.TB, extraArgs ...string) *Server {
 	tb.Helper()
 	bin := Binary(tb)
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), port: FreePort(tb)}
-	s.start(extraArgs...)
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
 	tb.Cleanup(s.Stop)
-	return s
+	for attempt := 1; ; attempt++ {
+		s.port = FreePort(tb)
+		err := s.launch(extraArgs...)
+		if err == nil {
+			return s
+		}
+		if attempt == 3 || !errors.Is(err, errPortTaken) {
+			tb.Fatalf("redis-server on %s: %v", s.Addr(), err)
+		}
+	}
 }
+
+// errPortTaken: redis-server exited because its port was in use.
+var errPortTaken = errors.New("its port was taken")
 
 // Binary returns the redis-server binary path (REDIS_SERVER_BIN or PATH);
 // it fails the test in CI and skips it elsewhere when there is none.
@@ -98,39 +116,50 @@ func (s *Server) Port() int { return s.port }
 // Dir is the server's working directory (its log is redis.log there).
 func (s *Server) Dir() string { return s.dir }
 
-func (s *Server) start(extraArgs ...string) {
-	s.tb.Helper()
+// launch starts the server on s.port and waits until it answers.
+func (s *Server) launch(extraArgs ...string) error {
+	logPath := filepath.Join(s.dir, "redis.log")
+	_ = os.Remove(logPath)
 	args := []string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port),
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--logfile", filepath.Join(s.dir, "redis.log"),
+		"--logfile", logPath,
 	}
 	args = append(args, extraArgs...)
 	cmd := exec.Command(s.bin, args...)
 	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	s.mu.Lock()
-	s.cmd = cmd
+	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
-	if err := waitReady(s.Addr(), 10*time.Second); err != nil {
+	if err := waitReady(s.Addr(), cmd.Process.Pid, 10*time.Second, exited); err != nil {
 		s.Stop()
-		s.tb.Fatalf("redis-server on %s: %v", s.Addr(), err)
+		if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte("Address already in use")) {
+			return fmt.Errorf("%w: %v", errPortTaken, err)
+		}
+		return err
 	}
+	return nil
 }
 
 // Stop kills the server (SIGKILL: an outage, not a shutdown) and waits for
 // it to exit. Safe to call more than once.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd := s.cmd
+	cmd, exited := s.cmd, s.exited
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	<-exited
 }
 
 // Pause stops the server with SIGSTOP: connections stay open and every
@@ -158,30 +187,65 @@ func (s *Server) signal(sig syscall.Signal) {
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Stop()
-	s.start()
+	if err := s.launch(); err != nil {
+		s.tb.Fatalf("redis-server on %s, restarted: %v", s.Addr(), err)
+	}
 }
 
-// waitReady polls the server with PING until it answers PONG.
-func waitReady(addr string, timeout time.Duration) error {
+// waitReady polls the server until it answers, or until it exits (exited
+// closed). It asks for the answering server's process id and takes only
+// pid's: on a port another redis-server took first, a PING would be
+// answered by that one.
+func waitReady(addr string, pid int, timeout time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		select {
+		case <-exited:
+			return errors.New("redis-server exited")
+		default:
+		}
+		got, err := processID(addr)
+		if err == nil && got == pid {
+			return nil
+		}
 		if err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, err = c.Write([]byte("PING\r\n"))
-			if err == nil {
-				var line string
-				line, err = bufio.NewReader(c).ReadString('\n')
-				if err == nil && strings.HasPrefix(line, "+PONG") {
-					c.Close()
-					return nil
-				}
-			}
-			c.Close()
+			err = fmt.Errorf("another redis-server (pid %d) answers there", got)
 		}
 		lastErr = err
 		time.Sleep(20 * time.Millisecond) // polling a child process; not test synchronisation
 	}
 	return fmt.Errorf("not ready after %v: %v", timeout, lastErr)
+}
+
+// processID asks the server at addr for its process id (INFO server).
+func processID(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if !strings.HasPrefix(head, "$") || err != nil {
+		return 0, fmt.Errorf("INFO answered %q", strings.TrimSpace(head))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server has no process_id")
 }
