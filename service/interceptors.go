@@ -135,7 +135,6 @@ func checkUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler g
 	return handler(ctx, req)
 }
 
-// checkStream refuses stream messages that did not decode (see Codec).
 func (i *Interceptors) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
