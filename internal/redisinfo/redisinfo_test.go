@@ -10,13 +10,17 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestParse(t *testing.T) {
-	text := "# Stats\r\ntotal_connections_received:3\r\ntotal_commands_processed:120\r\n\r\n" +
+	text := "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\nprocess_supervised:no\r\n\r\n" +
+		"# Stats\r\ntotal_connections_received:3\r\ntotal_commands_processed:120\r\n\r\n" +
 		"# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:0.250000\r\nused_cpu_sys_children:9.000000\r\n\r\n" +
 		"# Commandstats\r\ncmdstat_evalsha:calls=12,usec=345,usec_per_call=28.75,rejected_calls=0,failed_calls=0\r\n" +
 		"cmdstat_info:calls=2,usec=40,usec_per_call=20.00,rejected_calls=0,failed_calls=0\r\n"
 	got, err := Parse(text)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got.ProcessID != 4242 {
+		t.Errorf("ProcessID = %d, want 4242", got.ProcessID)
 	}
 	if got.Processed != 120 {
 		t.Errorf("Processed = %d, want 120", got.Processed)

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acme/viewersession/internal/redisinfo"
 )
 
 // URL returns the address of a Redis server the test may use:
@@ -242,10 +244,12 @@ func processID(addr string) (int, error) {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(body), "\r\n") {
-		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
-			return strconv.Atoi(v)
-		}
+	in, err := redisinfo.Parse(string(body))
+	if err != nil {
+		return 0, err
 	}
-	return 0, errors.New("INFO server has no process_id")
+	if in.ProcessID == 0 {
+		return 0, errors.New("INFO server has no process_id")
+	}
+	return in.ProcessID, nil
 }
