@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/viewersession/internal/redisinfo"
 	"github.com/acme/viewersession/kvsemu"
 	vspb "github.com/acme/viewersession/proto/viewersession/v1"
 )
@@ -485,16 +486,15 @@ func probeCalls(ctx context.Context, api vspb.ViewerSessionServiceClient, arns [
 
 // connectedClients is INFO clients' connected_clients.
 func connectedClients(ctx context.Context, rdb *redis.Client) (int, error) {
-	info, err := rdb.Info(ctx, "clients").Result()
+	in, err := redisinfo.Read(ctx, rdb, "clients")
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_clients:"); ok {
-			return strconv.Atoi(v)
-		}
+	v, ok := in.Fields["connected_clients"]
+	if !ok {
+		return 0, errors.New("INFO clients has no connected_clients")
 	}
-	return 0, errors.New("INFO clients has no connected_clients")
+	return strconv.Atoi(v)
 }
 
 func loadAvg() string {

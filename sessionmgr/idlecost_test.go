@@ -5,8 +5,6 @@ package sessionmgr_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme/viewersession/internal/redisinfo"
 	"github.com/acme/viewersession/internal/redistest"
 	"github.com/acme/viewersession/sessionmgr"
 	"github.com/acme/viewersession/sessionmgr/redisreplicas"
@@ -118,18 +117,14 @@ func redisClient(t *testing.T, url string) *redis.Client {
 // redisCommands is INFO stats' total_commands_processed.
 func redisCommands(t *testing.T, rdb *redis.Client) int64 {
 	t.Helper()
-	info, err := rdb.Info(t.Context(), "stats").Result()
+	in, err := redisinfo.Read(t.Context(), rdb, "stats")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
+	if in.Processed < 0 {
+		t.Fatal("no total_commands_processed in INFO stats")
 	}
-	t.Fatal("no total_commands_processed in INFO stats")
-	return 0
+	return in.Processed
 }
 
 // cpu is this process's user+system CPU time.

@@ -1,8 +1,8 @@
 // Package redisinfo reads what a redis-server reports of its own work
 // (INFO stats, commandstats and cpu), for the benchmarks that count the
-// commands and CPU an operation costs the server, and its process id
-// (INFO server), by which redistest knows its own server. One parser for
-// all of them.
+// commands and CPU an operation costs the server, and any other field
+// one reads (a server's process id, its clients, its version). One
+// parser for all of them.
 package redisinfo
 
 import (
@@ -32,12 +32,13 @@ type Info struct {
 	// CPU is INFO cpu's used_cpu_user + used_cpu_sys: redis-server's own
 	// CPU time.
 	CPU time.Duration
-	// ProcessID is INFO server's process_id (0 when the section was not
-	// asked for).
-	ProcessID int
+	// Fields is every "name:value" line of the sections asked for, as
+	// text: the fields read once, with no type of their own here
+	// (process_id, connected_clients, redis_version).
+	Fields map[string]string
 }
 
-// Read runs one INFO for sections (server, stats, commandstats, cpu; none: the
+// Read runs one INFO for sections (stats, commandstats, cpu, ...; none: the
 // server's default set) and parses it.
 func Read(ctx context.Context, rdb redis.UniversalClient, sections ...string) (Info, error) {
 	text, err := rdb.Info(ctx, sections...).Result()
@@ -49,23 +50,18 @@ func Read(ctx context.Context, rdb redis.UniversalClient, sections ...string) (I
 
 // Parse parses INFO's text.
 func Parse(text string) (Info, error) {
-	in := Info{Commands: map[string]Command{}, Processed: -1}
+	in := Info{Commands: map[string]Command{}, Processed: -1, Fields: map[string]string{}}
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+			in.Fields[k] = v
+		}
 		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return in, fmt.Errorf("INFO stats: %q: %w", line, err)
 			}
 			in.Processed = n
-			continue
-		}
-		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return in, fmt.Errorf("INFO server: %q: %w", line, err)
-			}
-			in.ProcessID = n
 			continue
 		}
 		if k, v, ok := strings.Cut(line, ":"); ok && (k == "used_cpu_user" || k == "used_cpu_sys") {

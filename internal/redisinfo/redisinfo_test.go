@@ -19,8 +19,11 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ProcessID != 4242 {
-		t.Errorf("ProcessID = %d, want 4242", got.ProcessID)
+	if got.Fields["process_id"] != "4242" || got.Fields["redis_version"] != "7.0.15" || got.Fields["total_commands_processed"] != "120" {
+		t.Errorf("Fields = %v, want process_id 4242, redis_version 7.0.15, total_commands_processed 120", got.Fields)
+	}
+	if _, ok := got.Fields["# Server"]; ok {
+		t.Error("a section header is in Fields")
 	}
 	if got.Processed != 120 {
 		t.Errorf("Processed = %d, want 120", got.Processed)

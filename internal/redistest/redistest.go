@@ -248,8 +248,9 @@ func processID(addr string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if in.ProcessID == 0 {
+	v, ok := in.Fields["process_id"]
+	if !ok {
 		return 0, errors.New("INFO server has no process_id")
 	}
-	return in.ProcessID, nil
+	return strconv.Atoi(v)
 }

@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/viewersession/internal/redisinfo"
 )
 
 // redisServer is a private redis-server process: loopback, a free port, no
@@ -75,12 +76,8 @@ func startRedis(ctx context.Context) (*redisServer, error) {
 		}
 	}
 	s.version = "redis"
-	if info, err := rdb.Info(ctx, "server").Result(); err == nil {
-		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-				s.version = "redis " + v
-			}
-		}
+	if in, err := redisinfo.Read(ctx, rdb, "server"); err == nil && in.Fields["redis_version"] != "" {
+		s.version = "redis " + in.Fields["redis_version"]
 	}
 	return s, nil
 }
