@@ -144,8 +144,23 @@ func TestNetworkChange(t *testing.T) {
 	// outage: its own "outage" and "recovered" events when the decoded
 	// frames stop long enough, or the service's RECOVERY_STARTED and
 	// RECOVERED timeline events it delivers.
-	after := d.wait("v", &from, 45*time.Second, "video growing again after the change", func(e pageEvent) bool {
-		return e.kind() == "media" && e.num("framesDecoded") > 15 && time.Since(lost) > 3*time.Second
+	//
+	// Back means what the user sees: decoded frames growing since the
+	// previous report (framesDecoded is cumulative, so a count alone is
+	// true of frozen video too), and no outage left open.
+	open, lastPC, lastFrames := false, -1.0, -1.0
+	after := d.wait("v", &from, 45*time.Second, "video growing again after the change, with any outage closed", func(e pageEvent) bool {
+		switch {
+		case isOutage(e):
+			open = true
+		case isRecovery(e):
+			open = false
+		case e.kind() == "media":
+			grew := e.num("framesDecoded") > 0 && (e.num("peerConnectionId") != lastPC || e.num("framesDecoded") > lastFrames)
+			lastPC, lastFrames = e.num("peerConnectionId"), e.num("framesDecoded")
+			return grew && !open && e.num("framesDecoded") > 15 && time.Since(lost) > 3*time.Second
+		}
+		return false
 	})
 	// The video after the change came through the carrier's NAT.
 	natted := natPackets(t, carrier)
@@ -153,21 +168,25 @@ func TestNetworkChange(t *testing.T) {
 		t.Fatalf("the carrier masqueraded no packet, yet video came back: the LTE path bypassed the NAT")
 	}
 	var out, rec pageEvent
-	var outage, recovered, flat bool
-	lastFrames, lastPC := -1.0, -1.0
+	var outage, recovered bool
+	stood, mediaPC, mediaFrames, mediaAt := 0.0, -1.0, -1.0, 0.0
 	for _, e := range d.all("v")[mark:] {
 		switch {
-		case e.kind() == "outage" || e.kind() == "timeline" && e.str("type") == "RECOVERY_STARTED":
+		case isOutage(e):
 			if !outage {
 				out, outage = e, true
 			}
-		case e.kind() == "recovered" || e.kind() == "timeline" && e.str("type") == "RECOVERED":
+		case isRecovery(e):
 			rec, recovered = e, true
 		case e.kind() == "media":
-			if e.num("peerConnectionId") == lastPC && e.num("framesDecoded") <= lastFrames {
-				flat = true // a second without a decoded frame
+			// Frames that did not grow between two reports: no frame was
+			// decoded for at least the time between them.
+			if e.num("peerConnectionId") == mediaPC && e.num("framesDecoded") <= mediaFrames {
+				stood = max(stood, e.num("t")-mediaAt)
+			} else {
+				mediaAt = e.num("t")
 			}
-			lastFrames, lastPC = e.num("framesDecoded"), e.num("peerConnectionId")
+			mediaFrames, mediaPC = e.num("framesDecoded"), e.num("peerConnectionId")
 		}
 	}
 	switch {
@@ -175,10 +194,10 @@ func TestNetworkChange(t *testing.T) {
 		t.Fatalf("the library reported an outage (%v) but no recovery", out.Data)
 	case outage && rec.num("outageMs") <= 0:
 		t.Errorf("recovered with outage %v ms; want the black video the user saw, > 0", rec.num("outageMs"))
-	case !outage && flat:
-		t.Errorf("the video stood still after the change and the library reported no outage")
+	case !outage && stood > reportedStallMs:
+		t.Errorf("the video stood still for %.0f ms after the change and the library reported no outage", stood)
 	case !outage:
-		t.Logf("no outage: the video never stopped (Chromium moved its ICE pair to LTE by itself)")
+		t.Logf("no outage: the video never stood still longer than %d ms (Chromium moved its ICE pair to LTE by itself; longest %.0f ms)", reportedStallMs, stood)
 	}
 	var acted []string
 	for _, e := range d.all("v") {
@@ -210,6 +229,20 @@ func TestNetworkChange(t *testing.T) {
 	t.Logf("network change: frames decoded %v before (first frame %.0f ms); wifi lost; library: outage %q, %v; %s; frames decoded %v on peer connection %v (was %v) through the carrier's NAT (%d connections masqueraded); control stream alive %.1f s after the loss",
 		before.frames, before.firstFrameMs, out.str("cause")+out.str("message"), acted, recovery,
 		after.num("framesDecoded"), after.num("peerConnectionId"), pcBefore, natted, time.Since(lost).Seconds())
+}
+
+// reportedStallMs is how long decoded frames may stand still before the
+// library has surely reported an outage: its default stallMs (1000), plus
+// one of its 250 ms polls of the frame count. A shorter stall is below the
+// library's threshold by design and reported by neither side.
+const reportedStallMs = 1000 + 250
+
+func isOutage(e pageEvent) bool {
+	return e.kind() == "outage" || e.kind() == "timeline" && e.str("type") == "RECOVERY_STARTED"
+}
+
+func isRecovery(e pageEvent) bool {
+	return e.kind() == "recovered" || e.kind() == "timeline" && e.str("type") == "RECOVERED"
 }
 
 // natPackets is how many connections the carrier's NAT masqueraded (its
