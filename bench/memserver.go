@@ -100,6 +100,15 @@ type ServerMemSnap struct {
 	// GCs is go_gc_duration_seconds_count: the collections so far.
 	GCs     int
 	LoadAvg string
+	// Allocated is go_memstats_alloc_bytes_total (every byte allocated so
+	// far) at At; with an earlier snapshot it gives the allocation rate.
+	Allocated int64
+	At        time.Time
+	// IdleAlloc is the bytes allocated per second between the first and
+	// the last collection the step waited for (zero with one): the
+	// server's allocation while its sessions idle, which sets how far the
+	// heap climbs towards the collector's goal between collections.
+	IdleAlloc float64
 }
 
 // ServerMemoryResult is figure (c) on the server binary.
@@ -232,16 +241,21 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 			Runtime: int64(m["go_memstats_mspan_inuse_bytes"] + m["go_memstats_mcache_inuse_bytes"] + m["go_memstats_gc_sys_bytes"] +
 				m["go_memstats_buck_hash_sys_bytes"] + m["go_memstats_other_sys_bytes"]),
 			Goroutines: int(m["go_goroutines"]), GCs: int(m["go_gc_duration_seconds_count"]),
+			Allocated: int64(m["go_memstats_alloc_bytes_total"]), At: time.Now(),
 		}, nil
 	}
 	// afterGC waits for the server's next GCs collections (up to GCWait
-	// each).
-	afterGC := func(sessions int) (ServerMemSnap, error) {
+	// each). With profile, it writes the server's allocation profile at the
+	// first (second, of three or more) collection and at the last (idle-allocs-first.pb.gz and
+	// idle-allocs-last.pb.gz in ProfileDir): `go tool pprof -base` of the
+	// two is what the server allocated in between, its sessions idle.
+	afterGC := func(sessions int, profile bool) (ServerMemSnap, error) {
 		s, err := snap(sessions)
 		if err != nil || cfg.GCWait < 0 {
 			return s, err
 		}
-		for range cfg.GCs {
+		var first ServerMemSnap
+		for i := range cfg.GCs {
 			before := s.GCs
 			deadline := time.Now().Add(cfg.GCWait)
 			for s.GCs == before && time.Now().Before(deadline) {
@@ -254,10 +268,28 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 					return s, err
 				}
 			}
+			// The runtime publishes a collection's allocations in the
+			// profile a cycle or two late: with three collections or
+			// more, the first profile is at the second, past the ramp's.
+			firstProfile := min(1, cfg.GCs-2)
+			if profile && (i == firstProfile || i == cfg.GCs-1) {
+				name := "idle-allocs-first.pb.gz"
+				if i > firstProfile {
+					name = "idle-allocs-last.pb.gz"
+				}
+				if err := srv.fetch(ctx, "/debug/pprof/allocs", filepath.Join(cfg.ProfileDir, name)); err != nil {
+					return s, fmt.Errorf("profile %s: %w", name, err)
+				}
+			}
+			if i == 0 {
+				first = s
+			} else if dt := s.At.Sub(first.At).Seconds(); dt > 0 {
+				s.IdleAlloc = float64(s.Allocated-first.Allocated) / dt
+			}
 		}
 		return s, nil
 	}
-	if res.Base, err = afterGC(0); err != nil {
+	if res.Base, err = afterGC(0, false); err != nil {
 		return res, err
 	}
 	logf("baseline: RSS %.1f MiB, heap %.1f MiB, stacks %.1f MiB, %d goroutines, %d fds, load %s",
@@ -305,7 +337,7 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 			return res, fmt.Errorf("%d of %d sessions reached AWAITING_OFFER: %w", settled.Load(), step, err)
 		}
 		logf("%6d streams open, every session AWAITING_OFFER after %v", step, time.Since(start).Round(time.Millisecond))
-		s, err := afterGC(step)
+		s, err := afterGC(step, cfg.ProfileDir != "" && cfg.GCs > 1 && step == cfg.Steps[len(cfg.Steps)-1])
 		if err != nil {
 			return res, err
 		}
@@ -315,6 +347,10 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 			kib(s.RSS-res.Base.RSS)/d, kib(s.HeapInuse-res.Base.HeapInuse)/d, kib(s.StackInuse-res.Base.StackInuse)/d,
 			kib(s.HeapFree-res.Base.HeapFree)/d, kib(s.Runtime-res.Base.Runtime)/d,
 			float64(s.Goroutines-res.Base.Goroutines)/d, s.FDs, s.LoadAvg)
+		if s.IdleAlloc > 0 {
+			logf("%6d joined: idle allocation %.0f B/s per session (the baseline's %.0f B/s less), between the collections awaited",
+				step, (s.IdleAlloc-res.Base.IdleAlloc)/d, res.Base.IdleAlloc)
+		}
 	}
 	if cfg.ProfileDir != "" {
 		for name, path := range map[string]string{

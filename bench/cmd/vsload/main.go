@@ -133,7 +133,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.costIdle, "cost-idle", 5*time.Second, "(i) how long Redis's background commands are counted with both servers idle (negative: not counted)")
 
 	fs.StringVar(&o.memSessions, "mem-sessions", "1000,5000,10000", "(c) live sessions at which memory is measured")
-	fs.StringVar(&o.memProfiles, "mem-profile-dir", "", "(c) with -mem-server: start the server with -pprof and write its heap profile (after a forced GC) and goroutine profiles (pb.gz, and debug=2 text) at the last step into this directory")
+	fs.StringVar(&o.memProfiles, "mem-profile-dir", "", "(c) with -mem-server: start the server with -pprof and write its heap profile (after a forced GC) and goroutine profiles (pb.gz, and debug=2 text) at the last step into this directory, and with -mem-gcs 2 or more its allocation profiles at the first and the last collection awaited (idle-allocs-first/last.pb.gz: pprof -base gives what it allocated with its sessions idle)")
 	fs.IntVar(&o.memGCs, "mem-gcs", 1, "(c) with -mem-server: the server's collections each step waits for before it measures (a parked goroutine's stack halves at most once per collection)")
 	fs.BoolVar(&o.memJoined, "mem-joined", false, "(c) join every session (signaling open) instead of leaving it PENDING")
 	fs.BoolVar(&o.memRedis, "mem-redis", false, "(c) with -mem-server: the server on a private redis-server (-redis-url: the default pool, the cluster-enabled manager) instead of state in memory")
