@@ -1,6 +1,7 @@
 package clientid_test
 
 import (
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -167,4 +168,34 @@ func reportRatio(b *testing.B, bare, alloc time.Duration) {
 	b.ReportMetric(float64(bare.Nanoseconds())/n, "bare-ns/op")
 	b.ReportMetric(float64(alloc.Nanoseconds())/n, "alloc-ns/op")
 	b.ReportMetric(float64(bare)/float64(alloc), "rate-ratio")
+}
+
+// BenchmarkRenewMany renews 1,000 live leases in one call, 10 on each of
+// 100 channels (KVS's limit of viewers per channel), as a replica renews its
+// sessions' leases every LeaseRenew; it reports the client's allocation per
+// lease ("B/lease"), which every idle session costs the server's heap each
+// interval.
+func BenchmarkRenewMany(b *testing.B) {
+	_, a, _ := benchSetup(b)
+	ctx := b.Context()
+	leases := make([]clientid.Lease, 1000)
+	for i := range leases {
+		l, err := a.Acquire(ctx, clientid.Request{Channel: benchChannel + "-" + strconv.Itoa(i%100), Base: "renew-" + strconv.Itoa(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		leases[i] = l
+	}
+	b.ReportAllocs()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for b.Loop() {
+		for i, err := range a.RenewMany(ctx, leases) {
+			if err != nil {
+				b.Fatalf("lease %d: %v", i, err)
+			}
+		}
+	}
+	runtime.ReadMemStats(&m1)
+	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/float64(b.N)/float64(len(leases)), "B/lease")
 }

@@ -1,9 +1,12 @@
 package clientid
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -244,50 +247,48 @@ func (r *Redis) take(ctx context.Context, keyPrefix string, cands []ID, args []a
 // taken), ErrUnavailable when Redis cannot be reached in time, and the
 // context's error when ctx is done.
 func (r *Redis) Renew(ctx context.Context, l Lease) error {
-	cooldown := max(l.Cooldown, r.cfg.DefaultCooldown)
+	cooldown := r.cooldown(l)
 	return r.fenced(ctx, "renew", renewScript, l, millis(cooldown), millis(r.cfg.LeaseTTL+cooldown))
 }
 
-// renewChunk bounds the leases of one RenewMany pipeline.
-const renewChunk = 1000
+// renewChunk bounds the leases of one RenewMany pipeline; renewGroup the
+// leases of one script call in it.
+const (
+	renewChunk = 1000
+	renewGroup = 100
+)
+
+// renewManyScript is renewScript for several leases of one channel (their
+// keys share its hash slot) with the same cooldown. KEYS are the leases'
+// keys; ARGV[1] is the cooldown and ARGV[2] LeaseTTL+cooldown, in
+// milliseconds, and ARGV[2+i] the token of KEYS[i]. Returns 1 or 0 per key,
+// in order.
+var renewManyScript = redis.NewScript(`
+local cooldown = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = 0
+  if redis.call('GET', key) == ARGV[2 + i] and redis.call('PTTL', key) > cooldown then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  end
+end
+return out
+`)
 
 // RenewMany renews each of leases as Renew would, the renewals of up to
 // renewChunk leases in one pipeline (one round trip, per node of a Redis
-// Cluster), each bounded by Config.Timeout. errs[i] is leases[i]'s answer:
-// nil when renewed, else what Renew would have failed with (ErrNotOwner,
-// ErrUnavailable, the context's error). The first renewals after Redis lost
-// its script cache take a second round trip.
+// Cluster), each bounded by Config.Timeout: one script call per channel
+// and cooldown (up to renewGroup leases each), so that a replica's idle
+// sessions cost Redis and the replica's heap a call per channel, not per
+// lease, every interval. errs[i] is leases[i]'s answer: nil when renewed,
+// else what Renew would have failed with (ErrNotOwner, ErrUnavailable, the
+// context's error). The first renewals after Redis lost its script cache
+// take a second round trip.
 func (r *Redis) RenewMany(ctx context.Context, leases []Lease) (errs []error) {
 	errs = make([]error, len(leases))
-	for start := 0; start < len(leases); start += renewChunk {
-		end := min(start+renewChunk, len(leases))
-		r.renewChunk(ctx, leases[start:end], errs[start:end])
-	}
-	return errs
-}
-
-// renewChunk renews leases in one pipeline (two when the script is not
-// cached) and sets errs[i] for leases[i].
-func (r *Redis) renewChunk(ctx context.Context, leases []Lease, errs []error) {
-	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	cmds := make([]*redis.Cmd, len(leases))
-	run := func(todo []int, eval bool) {
-		_, _ = r.rdb.Pipelined(callCtx, func(p redis.Pipeliner) error {
-			for _, i := range todo {
-				l := leases[i]
-				cooldown := max(l.Cooldown, r.cfg.DefaultCooldown)
-				keys := []string{r.keyPrefix(l.Channel) + string(l.ID)}
-				args := []any{l.Token, millis(cooldown), millis(r.cfg.LeaseTTL + cooldown)}
-				if eval {
-					cmds[i] = renewScript.Eval(callCtx, p, keys, args...)
-				} else {
-					cmds[i] = renewScript.EvalSha(callCtx, p, keys, args...)
-				}
-			}
-			return nil
-		}) // each command carries its own error
-	}
+	// The leases to renew, in order of channel and cooldown, so that each
+	// group is a run of them.
 	todo := make([]int, 0, len(leases))
 	for i, l := range leases {
 		if l.Token == "" {
@@ -296,27 +297,84 @@ func (r *Redis) renewChunk(ctx context.Context, leases []Lease, errs []error) {
 		}
 		todo = append(todo, i)
 	}
-	if len(todo) == 0 {
-		return
+	slices.SortFunc(todo, func(a, b int) int {
+		return cmp.Or(strings.Compare(leases[a].Channel, leases[b].Channel), cmp.Compare(r.cooldown(leases[a]), r.cooldown(leases[b])))
+	})
+	for start := 0; start < len(todo); start += renewChunk {
+		r.renewChunk(ctx, leases, todo[start:min(start+renewChunk, len(todo))], errs)
 	}
-	run(todo, false)
+	return errs
+}
+
+func (r *Redis) cooldown(l Lease) time.Duration { return max(l.Cooldown, r.cfg.DefaultCooldown) }
+
+// renewChunk renews leases[i] for each i of todo (sorted by channel and
+// cooldown) in one pipeline (two when the script is not cached) and sets
+// errs[i].
+func (r *Redis) renewChunk(ctx context.Context, leases []Lease, todo []int, errs []error) {
+	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	// The groups: runs of todo of one channel and cooldown.
+	var groups [][]int
+	for start := 0; start < len(todo); {
+		l := leases[todo[start]]
+		end := start + 1
+		for end < len(todo) && end-start < renewGroup && leases[todo[end]].Channel == l.Channel && r.cooldown(leases[todo[end]]) == r.cooldown(l) {
+			end++
+		}
+		groups = append(groups, todo[start:end])
+		start = end
+	}
+	cmds := make([]*redis.Cmd, len(groups))
+	run := func(which []int, eval bool) {
+		_, _ = r.rdb.Pipelined(callCtx, func(p redis.Pipeliner) error {
+			for _, g := range which {
+				first := leases[groups[g][0]]
+				prefix := r.keyPrefix(first.Channel)
+				cooldown := r.cooldown(first)
+				keys := make([]string, len(groups[g]))
+				args := make([]any, 2, 2+len(groups[g]))
+				args[0], args[1] = millis(cooldown), millis(r.cfg.LeaseTTL+cooldown)
+				for j, i := range groups[g] {
+					keys[j] = prefix + string(leases[i].ID)
+					args = append(args, leases[i].Token)
+				}
+				if eval {
+					cmds[g] = renewManyScript.Eval(callCtx, p, keys, args...)
+				} else {
+					cmds[g] = renewManyScript.EvalSha(callCtx, p, keys, args...)
+				}
+			}
+			return nil
+		}) // each command carries its own error
+	}
+	all := make([]int, len(groups))
+	for g := range all {
+		all[g] = g
+	}
+	run(all, false)
 	var noScript []int
-	for _, i := range todo {
-		if err := cmds[i].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			noScript = append(noScript, i)
+	for g, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			noScript = append(noScript, g)
 		}
 	}
 	if len(noScript) > 0 {
 		run(noScript, true)
 	}
-	for _, i := range todo {
-		l := leases[i]
-		n, err := cmds[i].Int()
-		switch {
-		case err != nil:
-			errs[i] = r.callError(ctx, "renew", err)
-		case n != 1:
-			errs[i] = fmt.Errorf("%w: %s in channel %s", ErrNotOwner, l.ID, l.Channel)
+	for g, c := range cmds {
+		renewed, err := c.Int64Slice()
+		if err == nil && len(renewed) != len(groups[g]) {
+			err = fmt.Errorf("renew: script answered %d of %d leases", len(renewed), len(groups[g]))
+		}
+		for j, i := range groups[g] {
+			l := leases[i]
+			switch {
+			case err != nil:
+				errs[i] = r.callError(ctx, "renew", err)
+			case renewed[j] != 1:
+				errs[i] = fmt.Errorf("%w: %s in channel %s", ErrNotOwner, l.ID, l.Channel)
+			}
 		}
 	}
 }

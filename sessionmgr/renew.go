@@ -48,28 +48,34 @@ func (m *Manager) dropLease(a *actor) {
 func (m *Manager) renewLeases(ctx context.Context) {
 	t := time.NewTicker(max(m.cfg.LeaseRenew, time.Millisecond))
 	defer t.Stop()
+	// One interval's actors and leases, their arrays kept for the next:
+	// every idle session is in each, so new ones would be garbage of a
+	// size that grows with the sessions, every interval.
+	var actors []*actor
+	var leases []Lease
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		m.renewHeld(ctx)
+		actors, leases = m.renewHeld(ctx, actors[:0], leases[:0])
+		clear(actors) // no ended actor or token kept alive until the next
+		clear(leases)
 	}
 }
 
-// renewHeld renews every held lease once (renewLeases).
-func (m *Manager) renewHeld(ctx context.Context) {
+// renewHeld renews every held lease once (renewLeases), listing them in
+// actors and leases, which it returns.
+func (m *Manager) renewHeld(ctx context.Context, actors []*actor, leases []Lease) ([]*actor, []Lease) {
 	m.leaseMu.Lock()
-	actors := make([]*actor, 0, len(m.held))
-	leases := make([]Lease, 0, len(m.held))
 	for a, l := range m.held {
 		actors = append(actors, a)
 		leases = append(leases, l)
 	}
 	m.leaseMu.Unlock()
 	if len(leases) == 0 {
-		return
+		return actors, leases
 	}
 	// The batch must not run into the next interval.
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseRenew)
@@ -84,4 +90,5 @@ func (m *Manager) renewHeld(ctx context.Context) {
 		default: // one report waits already; the next interval reports again
 		}
 	}
+	return actors, leases
 }

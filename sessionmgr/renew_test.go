@@ -59,8 +59,9 @@ func (l *renewLog) reports() map[string]int {
 }
 
 // TestLeasesRenewedTogether: a Manager on the Redis allocator renews the
-// clientId leases of all its sessions together, in pipelines (no script
-// sent alone: none per session), every LeaseRenew; a lease taken from
+// clientId leases of all its sessions together, in pipelines of a script
+// per channel (no script sent alone: none per session), every LeaseRenew;
+// a lease taken from
 // its session (its key overwritten) is still reported by that session,
 // and by no other.
 func TestLeasesRenewedTogether(t *testing.T) {
@@ -71,11 +72,11 @@ func TestLeasesRenewedTogether(t *testing.T) {
 	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() }) // after the manager's Close, which releases
-	const n = 50
-	// Each pipeline that carries at least n scripts is announced on full.
+	const n, channels = 50, 10
+	// Each pipeline that carries a script per channel is announced on full.
 	full := make(chan int, 1)
 	counter := &redistest.ScriptCounter{OnPipeline: func(scripts int) {
-		if scripts >= n {
+		if scripts >= channels {
 			select {
 			case full <- scripts:
 			default:
@@ -100,7 +101,7 @@ func TestLeasesRenewedTogether(t *testing.T) {
 	defer cancel()
 	sessions := make([]sessionmgr.Session, n)
 	for i := range sessions {
-		s, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprint("cam", i%10)}, ViewerID: fmt.Sprint("v", i)})
+		s, err := m.Create(ctx, sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: fmt.Sprint("cam", i%channels)}, ViewerID: fmt.Sprint("v", i)})
 		if err != nil {
 			t.Fatalf("Create %d: %v", i, err)
 		}
@@ -110,11 +111,11 @@ func TestLeasesRenewedTogether(t *testing.T) {
 		t.Helper()
 		select {
 		case got := <-full:
-			if got < n {
-				t.Fatalf("%s: a renewal pipeline of %d scripts, want all %d leases", what, got, n)
+			if got != channels {
+				t.Fatalf("%s: a renewal pipeline of %d scripts, want one per channel (%d) for all %d leases", what, got, channels, n)
 			}
 		case <-ctx.Done():
-			t.Fatalf("%s: no pipeline renewed all %d leases", what, n)
+			t.Fatalf("%s: no pipeline renewed the leases of all %d channels", what, channels)
 		}
 	}
 	// Past the first batch (which may load the script), count 3 intervals.
