@@ -561,7 +561,7 @@ func (cn *Conn) watch(ctx context.Context, sock *ws.Conn) (stop func()) {
 	})
 	var k *keepalive
 	if iv := cn.client.cfg.PingInterval; iv > 0 {
-		k = startKeepalive(ctx, sock, iv)
+		k = startKeepalive(sock, iv)
 	}
 	return func() {
 		if k != nil {
@@ -604,33 +604,37 @@ func (cn *Conn) handle(ctx context.Context, typ ws.MessageType, b []byte, helper
 	return nil
 }
 
-// keepalive pings a socket every interval, from a timer: a goroutine exists
-// only while a ping waits for its pong (the socket's reader reads it). A
-// ping without a pong within the interval drops the socket, which makes run
-// reconnect. Pings do not see ctx's cancellation (a cancelled ping kills the
-// socket uncleanly); serve closes the socket cleanly instead.
+// keepalive pings a socket every interval, from a timer, without waiting
+// for the pong (the socket's reader takes it in): each tick first checks
+// that the previous ping was answered, so a ping without a pong within the
+// interval drops the socket, which makes run reconnect. A tick holds no
+// goroutine, timer or context beyond its own callback: an idle session's
+// socket costs next to nothing between pings. Pings do not see ctx's
+// cancellation (a cancelled ping kills the socket uncleanly); serve closes
+// the socket cleanly instead.
 type keepalive struct {
 	sock     *ws.Conn
 	interval time.Duration
-	base     context.Context // ctx without its cancellation
+	sent     bool // a ping was sent; only the timer's callback touches it
 
 	// mu guards the fields below.
 	mu      sync.Mutex
 	t       *time.Timer
 	stopped bool
-	pinging sync.WaitGroup // a ping in flight; Add only while !stopped
+	pinging sync.WaitGroup // a tick in flight; Add only while !stopped
 }
 
 // startKeepalive arms the first ping of sock.
-func startKeepalive(ctx context.Context, sock *ws.Conn, interval time.Duration) *keepalive {
-	k := &keepalive{sock: sock, interval: interval, base: context.WithoutCancel(ctx)}
+func startKeepalive(sock *ws.Conn, interval time.Duration) *keepalive {
+	k := &keepalive{sock: sock, interval: interval}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.t = time.AfterFunc(interval, k.ping)
 	return k
 }
 
-// ping is the timer's callback: one ping, then the next is armed.
+// ping is the timer's callback: the last ping's pong checked, one ping
+// sent, then the next tick is armed.
 func (k *keepalive) ping() {
 	k.mu.Lock()
 	if k.stopped {
@@ -641,13 +645,15 @@ func (k *keepalive) ping() {
 	k.mu.Unlock()
 	defer k.pinging.Done()
 
-	pctx, cancel := context.WithTimeout(k.base, k.interval)
-	err := k.sock.Ping(pctx)
-	cancel()
-	if err != nil {
+	if k.sent && !k.sock.Ponged() {
 		_ = k.sock.CloseNow()
 		return
 	}
+	if err := k.sock.SendPing(time.Now().Add(k.interval)); err != nil {
+		_ = k.sock.CloseNow()
+		return
+	}
+	k.sent = true
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.stopped {
@@ -655,8 +661,8 @@ func (k *keepalive) ping() {
 	}
 }
 
-// stop disarms the pings and waits for one in flight (it ends with the
-// socket's close, or its timeout).
+// stop disarms the pings and waits for a tick in flight (its write ends
+// by its deadline, or with the socket's close).
 func (k *keepalive) stop() {
 	k.mu.Lock()
 	k.stopped = true

@@ -102,7 +102,7 @@ func (e *HandshakeError) Error() string { return "websocket handshake: " + e.Err
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // Conn is one client WebSocket connection. Read is for one goroutine at a
-// time; Write, Ping, Close and CloseNow are safe to call concurrently with
+// time; Write, Ping, SendPing, Close and CloseNow are safe to call concurrently with
 // it and with each other.
 type Conn struct {
 	r          io.Reader // the upgraded response body: bytes the handshake read ahead, then nc
@@ -119,7 +119,8 @@ type Conn struct {
 
 	mu      sync.Mutex
 	pong    chan struct{} // under mu: closed when the pong of the ping in flight arrives
-	pingSeq uint64        // under mu
+	pingSeq uint64        // under mu: the last ping's
+	pongSeq uint64        // under mu: the last ping answered
 
 	done      chan struct{} // closed by closeConn
 	closeOnce sync.Once
@@ -240,6 +241,14 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 
 // writeFrame writes one frame, FIN set and masked, with one Write on nc.
 func (c *Conn) writeFrame(ctx context.Context, op byte, p []byte) error {
+	dl, _ := ctx.Deadline()
+	return c.writeFrameBy(ctx, dl, op, p)
+}
+
+// writeFrameBy is writeFrame with the write's deadline dl (zero: none)
+// and ctx's cancellation, if it has one (context.Background: none, and
+// nothing allocated for it).
+func (c *Conn) writeFrameBy(ctx context.Context, dl time.Time, op byte, p []byte) error {
 	f := appendFrame(make([]byte, 0, 14+len(p)), op, p, newMask())
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -249,11 +258,13 @@ func (c *Conn) writeFrame(ctx context.Context, op byte, p []byte) error {
 	if op == opClose {
 		c.closeSent = true
 	}
-	dl, _ := ctx.Deadline()
 	if err := c.nc.SetWriteDeadline(dl); err != nil {
 		return c.failWrite(err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetWriteDeadline(time.Unix(1, 0)) })
+	stop := func() bool { return false }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetWriteDeadline(time.Unix(1, 0)) })
+	}
 	_, err := c.nc.Write(f)
 	stop()
 	if err != nil {
@@ -336,14 +347,42 @@ func (c *Conn) Ping(ctx context.Context) error {
 	}
 }
 
-// gotPong ends the ping in flight when p is its payload.
+// SendPing sends a ping without waiting for its pong; the write must end
+// by dl. Ponged tells later whether the pong came (the connection's reader,
+// a goroutine in Read, takes it in). Nothing is allocated for the wait: a
+// keepalive that checks Ponged before its next ping holds neither a
+// goroutine nor a timer nor a context per ping.
+func (c *Conn) SendPing(dl time.Time) error {
+	c.mu.Lock()
+	c.pingSeq++
+	seq := c.pingSeq
+	c.mu.Unlock()
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], seq)
+	return c.writeFrameBy(context.Background(), dl, opPing, p[:])
+}
+
+// Ponged reports whether the last ping sent (by Ping or SendPing) has been
+// answered.
+func (c *Conn) Ponged() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pongSeq == c.pingSeq
+}
+
+// gotPong records the pong of the last ping, and ends that ping's wait
+// (Ping) when p is its payload.
 func (c *Conn) gotPong(p []byte) {
 	if len(p) != 8 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pong != nil && binary.BigEndian.Uint64(p) == c.pingSeq {
+	if binary.BigEndian.Uint64(p) != c.pingSeq {
+		return
+	}
+	c.pongSeq = c.pingSeq
+	if c.pong != nil {
 		close(c.pong)
 		c.pong = nil
 	}

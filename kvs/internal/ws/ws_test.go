@@ -143,6 +143,51 @@ func TestPingAndCloseWithCoder(t *testing.T) {
 	}
 }
 
+// TestSendPingPonged: SendPing does not wait; Ponged is false until the
+// reader has taken the pong in, and true once it has, for the last ping
+// only. The server answers each ping before it reads our next message and
+// echoes that message after, so the echo arrives after the pong.
+func TestSendPingPonged(t *testing.T) {
+	srv, u := coderServer(t, func(ctx context.Context, c *websocket.Conn) {
+		for {
+			typ, b, err := c.Read(ctx) // answers pings on the way
+			if err != nil {
+				return
+			}
+			if err := c.Write(ctx, typ, b); err != nil {
+				return
+			}
+		}
+	})
+	c := dial(t, srv, u, 1024)
+	if !c.Ponged() {
+		t.Fatal("Ponged before any ping = false, want true (nothing outstanding)")
+	}
+	for i := range 3 {
+		if err := c.SendPing(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatalf("SendPing %d: %v", i, err)
+		}
+		if c.Ponged() {
+			t.Fatalf("ping %d: Ponged before anyone read = true, want false", i)
+		}
+		if err := c.Write(t.Context(), MessageText, []byte("after the ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, b, err := c.Read(); err != nil || string(b) != "after the ping" {
+			t.Fatalf("Read = %q, %v; want the echo", b, err)
+		}
+		if !c.Ponged() {
+			t.Fatalf("ping %d: Ponged after a message the server sent after its pong = false, want true", i)
+		}
+	}
+	if err := c.Close(StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendPing(time.Now().Add(time.Second)); !errors.Is(err, ErrClosed) {
+		t.Errorf("SendPing after Close = %v, want ErrClosed", err)
+	}
+}
+
 func TestCloseWithoutReader(t *testing.T) {
 	closed := make(chan error, 1)
 	srv, u := coderServer(t, func(ctx context.Context, c *websocket.Conn) {
