@@ -136,7 +136,7 @@
 // them from there. A reader reads the stream (XRANGE) when it starts, when
 // the subscription is confirmed (again after a reconnect), when a
 // notification shows a gap or the session was deleted, and after
-// WithWaitSlice (default 1 min) without a reason, to notice an expired
+// WithWaitSlice (default 10 min) without a reason, to notice an expired
 // record. Close stops the follower; it also stops by itself a linger
 // (WithLinger) after its last reader left.
 //
