@@ -594,8 +594,14 @@ func freeAddr() (string, error) {
 // them (other tests pick ports too): a server that exits because an
 // address is in use is started again on new ones, up to three times.
 func startServer(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caFile string, args ...string) (*serverProc, error) {
+	return startServerEnv(ctx, bin, dir, emu, caFile, nil, args...)
+}
+
+// startServerEnv is startServer with godebug added to the server's
+// GODEBUG (after the load's own, if any).
+func startServerEnv(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caFile string, godebug []string, args ...string) (*serverProc, error) {
 	for attempt := 1; ; attempt++ {
-		s, err := startServerOnce(ctx, bin, dir, emu, caFile, args...)
+		s, err := startServerOnce(ctx, bin, dir, emu, caFile, godebug, args...)
 		if err == nil || attempt == 3 || !errors.Is(err, errAddrInUse) {
 			return s, err
 		}
@@ -605,7 +611,7 @@ func startServer(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caF
 // errAddrInUse: the server exited because a port it was given was taken.
 var errAddrInUse = errors.New("the server exited: an address it was given is in use")
 
-func startServerOnce(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caFile string, args ...string) (*serverProc, error) {
+func startServerOnce(ctx context.Context, bin, dir string, emu *kvsemu.Emulator, caFile string, godebug []string, args ...string) (*serverProc, error) {
 	grpcAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -634,10 +640,16 @@ func startServerOnce(ctx context.Context, bin, dir string, emu *kvsemu.Emulator,
 	// The runtime's settings reach the server when the load has them, to
 	// profile or compare (GODEBUG=memprofilerate=N vsload ...); unset, the
 	// server runs with its own defaults.
-	for _, k := range []string{"GODEBUG", "GOGC", "GOMEMLIMIT"} {
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
 		if v, ok := os.LookupEnv(k); ok {
 			s.cmd.Env = append(s.cmd.Env, k+"="+v)
 		}
+	}
+	if v, ok := os.LookupEnv("GODEBUG"); ok && v != "" {
+		godebug = append([]string{v}, godebug...)
+	}
+	if len(godebug) > 0 {
+		s.cmd.Env = append(s.cmd.Env, "GODEBUG="+strings.Join(godebug, ","))
 	}
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
