@@ -490,11 +490,7 @@ func connectedClients(ctx context.Context, rdb *redis.Client) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, ok := in.Fields["connected_clients"]
-	if !ok {
-		return 0, errors.New("INFO clients has no connected_clients")
-	}
-	return strconv.Atoi(v)
+	return in.Int("connected_clients")
 }
 
 func loadAvg() string {

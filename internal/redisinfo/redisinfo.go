@@ -38,6 +38,16 @@ type Info struct {
 	Fields map[string]string
 }
 
+// Int is the integer field name (Fields), or an error when the sections
+// read do not have it.
+func (in Info) Int(name string) (int, error) {
+	v, ok := in.Fields[name]
+	if !ok {
+		return 0, fmt.Errorf("INFO has no %s", name)
+	}
+	return strconv.Atoi(v)
+}
+
 // Read runs one INFO for sections (stats, commandstats, cpu, ...; none: the
 // server's default set) and parses it.
 func Read(ctx context.Context, rdb redis.UniversalClient, sections ...string) (Info, error) {
@@ -53,10 +63,11 @@ func Parse(text string) (Info, error) {
 	in := Info{Commands: map[string]Command{}, Processed: -1, Fields: map[string]string{}}
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
-		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && !strings.HasPrefix(line, "#") {
 			in.Fields[k] = v
 		}
-		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+		if k == "total_commands_processed" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return in, fmt.Errorf("INFO stats: %q: %w", line, err)
@@ -64,7 +75,7 @@ func Parse(text string) (Info, error) {
 			in.Processed = n
 			continue
 		}
-		if k, v, ok := strings.Cut(line, ":"); ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+		if k == "used_cpu_user" || k == "used_cpu_sys" {
 			sec, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				return in, fmt.Errorf("INFO cpu: %q: %w", line, err)

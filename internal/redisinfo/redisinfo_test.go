@@ -25,6 +25,12 @@ func TestParse(t *testing.T) {
 	if _, ok := got.Fields["# Server"]; ok {
 		t.Error("a section header is in Fields")
 	}
+	if n, err := got.Int("process_id"); n != 4242 || err != nil {
+		t.Errorf("Int(process_id) = %d, %v; want 4242", n, err)
+	}
+	if _, err := got.Int("connected_clients"); err == nil {
+		t.Error("Int of a field the sections lack: no error")
+	}
 	if got.Processed != 120 {
 		t.Errorf("Processed = %d, want 120", got.Processed)
 	}

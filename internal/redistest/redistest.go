@@ -248,9 +248,5 @@ func processID(addr string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, ok := in.Fields["process_id"]
-	if !ok {
-		return 0, errors.New("INFO server has no process_id")
-	}
-	return strconv.Atoi(v)
+	return in.Int("process_id")
 }
