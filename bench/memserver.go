@@ -253,15 +253,20 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 	}
 	// afterGC waits for the server's next GCs collections (up to GCWait
 	// each). With profile, it writes the server's allocation profile at the
-	// first (second, of three or more) collection and at the last (idle-allocs-first.pb.gz and
-	// idle-allocs-last.pb.gz in ProfileDir): `go tool pprof -base` of the
-	// two is what the server allocated in between, its sessions idle.
+	// first (second, of three or more) collection and at the last
+	// (idle-allocs-first.pb.gz and idle-allocs-last.pb.gz in ProfileDir):
+	// `go tool pprof -base` of the two is what the server allocated in
+	// between, its sessions idle. The runtime publishes a collection's
+	// allocations in the profile a cycle or two late: with three
+	// collections or more, the first profile is at the second, past the
+	// ramp's.
 	afterGC := func(sessions int, profile bool) (ServerMemSnap, error) {
 		s, err := snap(sessions)
 		if err != nil || cfg.GCWait < 0 {
 			return s, err
 		}
 		var first ServerMemSnap
+		firstProfile := min(1, cfg.GCs-2)
 		for i := range cfg.GCs {
 			before := srv.gcs()
 			deadline := time.Now().Add(cfg.GCWait)
@@ -275,10 +280,6 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 			if s, err = snap(sessions); err != nil {
 				return s, err
 			}
-			// The runtime publishes a collection's allocations in the
-			// profile a cycle or two late: with three collections or
-			// more, the first profile is at the second, past the ramp's.
-			firstProfile := min(1, cfg.GCs-2)
 			if profile && (i == firstProfile || i == cfg.GCs-1) {
 				name := "idle-allocs-first.pb.gz"
 				if i > firstProfile {
