@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -30,5 +31,30 @@ func TestTimer(t *testing.T) {
 	}
 	if got := monoAfter(time.Duration(-monoNow())); got == 0 {
 		t.Error("monoAfter gave 0, a stopped timer's due")
+	}
+}
+
+func TestStreamSet(t *testing.T) {
+	var s streamSet
+	if !s.add("a", "") || !s.add("b", "r1") || !s.add("c", "r1") || !s.add("d", "r2") {
+		t.Fatal("add refused a new stream")
+	}
+	if !s.add("a", "r3") || s.len() != 4 {
+		t.Fatalf("a second add of a: len %d, want 4 (its replica replaced)", s.len())
+	}
+	if got := s.replicas(); !slices.Equal(got, []string{"r3", "r1", "r2"}) {
+		t.Errorf("replicas = %q, want [r3 r1 r2]", got)
+	}
+	if n := s.dropReplica("r1"); n != 2 || s.len() != 2 {
+		t.Errorf("dropReplica(r1) = %d, len %d; want 2, 2", n, s.len())
+	}
+	if !s.remove("a") || s.remove("a") {
+		t.Error("remove(a): want true, then false (not attached)")
+	}
+	if s.add("a", "") {
+		t.Error("add after its detach (overtaken) was taken")
+	}
+	if s.len() != 1 {
+		t.Errorf("len = %d, want 1 (d)", s.len())
 	}
 }

@@ -3,6 +3,7 @@ package sessionmgr
 import (
 	"context"
 	"crypto/rand"
+	"slices"
 	"sync"
 )
 
@@ -107,11 +108,16 @@ func (m *Manager) Detach(ctx context.Context, id SessionID) {
 
 // streamSet is what an actor knows of its app streams: the attached ones
 // (by attachment id, with the replica each is on, "" for this one) and the
-// ids recently detached.
+// ids recently detached. The attached are a slice, not a map: a session
+// has one or a few (service.Limits.StreamsPerSession, 8 by default, per
+// replica), and a map of one entry costs about 0.3 KiB per session.
 type streamSet struct {
-	on   map[string]string
+	on   []attached
 	gone []string
 }
+
+// attached is one attached stream and the replica it is on.
+type attached struct{ stream, replica string }
 
 // add attaches stream; false when it was detached already (the detach
 // overtook the attach).
@@ -121,18 +127,23 @@ func (s *streamSet) add(stream, replica string) bool {
 			return false
 		}
 	}
-	if s.on == nil {
-		s.on = map[string]string{}
+	for i := range s.on {
+		if s.on[i].stream == stream {
+			s.on[i].replica = replica
+			return true
+		}
 	}
-	s.on[stream] = replica
+	s.on = append(s.on, attached{stream, replica})
 	return true
 }
 
 // remove detaches stream; false when it was not attached.
 func (s *streamSet) remove(stream string) bool {
-	if _, ok := s.on[stream]; ok {
-		delete(s.on, stream)
-		return true
+	for i := range s.on {
+		if s.on[i].stream == stream {
+			s.on = slices.Delete(s.on, i, i+1)
+			return true
+		}
 	}
 	if len(s.gone) == maxGoneStreams {
 		s.gone = s.gone[1:]
@@ -146,11 +157,9 @@ func (s *streamSet) len() int { return len(s.on) }
 // replicas are the other replicas streams are attached from.
 func (s *streamSet) replicas() []string {
 	var out []string
-	seen := map[string]bool{}
-	for _, r := range s.on {
-		if r != "" && !seen[r] {
-			seen[r] = true
-			out = append(out, r)
+	for _, a := range s.on {
+		if a.replica != "" && !slices.Contains(out, a.replica) {
+			out = append(out, a.replica)
 		}
 	}
 	return out
@@ -158,14 +167,9 @@ func (s *streamSet) replicas() []string {
 
 // dropReplica detaches every stream of replica; how many there were.
 func (s *streamSet) dropReplica(replica string) int {
-	n := 0
-	for id, r := range s.on {
-		if r == replica {
-			delete(s.on, id)
-			n++
-		}
-	}
-	return n
+	n := len(s.on)
+	s.on = slices.DeleteFunc(s.on, func(a attached) bool { return a.replica == replica })
+	return n - len(s.on)
 }
 
 // dropDeadStreams detaches the streams of replicas that stopped
