@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -29,6 +30,12 @@ func TestCloneCoversEveryReference(t *testing.T) {
 			name:  "Event",
 			give:  &sessionmgr.Event{},
 			clone: func(v any) any { return cloneEvent(v.(sessionmgr.Event)) },
+		},
+		{
+			// What a timeline keeps (stored) gives back every field.
+			name:  "stored Event",
+			give:  &sessionmgr.Event{},
+			clone: func(v any) any { return store(v.(sessionmgr.Event)).event() },
 		},
 	}
 	for _, tt := range tests {
@@ -122,4 +129,20 @@ func shared(a, b reflect.Value, path string) []string {
 		}
 	}
 	return out
+}
+
+// TestStoredSmall pins what a timeline keeps per event: 112 bytes (an
+// Event takes 192), and no payload for an event without one.
+func TestStoredSmall(t *testing.T) {
+	if got := unsafe.Sizeof(stored{}); got > 112 {
+		t.Errorf("stored is %d bytes, want at most 112", got)
+	}
+	ev := sessionmgr.Event{Seq: 3, Type: sessionmgr.EventStateChanged, State: sessionmgr.StateConnected, Message: "m", Time: time.Unix(5, 0)}
+	s := store(ev)
+	if s.more != nil {
+		t.Errorf("store(%+v) kept a payload", ev)
+	}
+	if d := cmp.Diff(ev, s.event()); d != "" {
+		t.Errorf("round trip differs (-want +got):\n%s", d)
+	}
 }

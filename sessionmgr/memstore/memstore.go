@@ -112,9 +112,9 @@ type entry struct {
 	ended time.Time
 	// events is the timeline, oldest first, at most EventRetention long.
 	// By pointer: a slice grown by append has room for up to as many
-	// events again, and an empty slot costs 8 bytes instead of an Event's
-	// 192 (a joined session holds about six).
-	events []*sessionmgr.Event
+	// events again, and an empty slot costs 8 bytes instead of an event's
+	// 112 (a joined session holds about seven; see stored).
+	events []*stored
 	// lastSeq is the Seq of the last event appended (0: none yet).
 	lastSeq uint64
 	// appended is closed and replaced on every Append, and closed when the
@@ -391,8 +391,7 @@ func (e *entry) addLocked(events []sessionmgr.Event) {
 		if ev.Seq <= e.lastSeq {
 			continue
 		}
-		c := cloneEvent(ev)
-		e.events = append(e.events, &c)
+		e.events = append(e.events, store(ev))
 		e.lastSeq = ev.Seq
 		added = true
 	}
@@ -480,7 +479,7 @@ func validHint(channelARN string, step sessionmgr.RecoveryStep, ttl time.Duratio
 // eventsAfterLocked returns copies of the events with Seq > after, at most
 // limit of them (limit <= 0: all). The Store's mu must be held.
 func (e *entry) eventsAfterLocked(after uint64, limit int) []sessionmgr.Event {
-	evs := e.events[sort.Search(len(e.events), func(i int) bool { return e.events[i].Seq > after }):]
+	evs := e.events[sort.Search(len(e.events), func(i int) bool { return e.events[i].seq > after }):]
 	if limit > 0 && len(evs) > limit {
 		evs = evs[:limit]
 	}
@@ -489,7 +488,7 @@ func (e *entry) eventsAfterLocked(after uint64, limit int) []sessionmgr.Event {
 	}
 	out := make([]sessionmgr.Event, len(evs))
 	for i, ev := range evs {
-		out[i] = cloneEvent(*ev)
+		out[i] = ev.event()
 	}
 	return out
 }
