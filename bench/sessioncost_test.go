@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -49,5 +50,18 @@ func TestSessionCost(t *testing.T) {
 	}
 	if res.LoadStart == "" || res.LoadEnd == "" {
 		t.Errorf("load average at start %q, end %q: want both", res.LoadStart, res.LoadEnd)
+	}
+}
+
+// TestCreateFloorPatchApplies keeps the instrument of figure (i)'s floor
+// usable: scripts/floor-server.sh applies testdata/create-floor.patch to
+// HEAD, so the patch must apply to this tree's redisstore.
+func TestCreateFloorPatchApplies(t *testing.T) {
+	if err := exec.Command("git", "-C", "..", "rev-parse", "--git-dir").Run(); err != nil {
+		t.Skipf("not a git checkout (%v): scripts/floor-server.sh needs one", err)
+	}
+	out, err := exec.Command("git", "-C", "..", "apply", "--check", "bench/testdata/create-floor.patch").CombinedOutput()
+	if err != nil {
+		t.Fatalf("git apply --check bench/testdata/create-floor.patch: %v\n%s", err, out)
 	}
 }
