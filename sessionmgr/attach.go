@@ -122,16 +122,12 @@ type attached struct{ stream, replica string }
 // add attaches stream; false when it was detached already (the detach
 // overtook the attach).
 func (s *streamSet) add(stream, replica string) bool {
-	for _, g := range s.gone {
-		if g == stream {
-			return false
-		}
+	if slices.Contains(s.gone, stream) {
+		return false
 	}
-	for i := range s.on {
-		if s.on[i].stream == stream {
-			s.on[i].replica = replica
-			return true
-		}
+	if i := s.index(stream); i >= 0 {
+		s.on[i].replica = replica
+		return true
 	}
 	s.on = append(s.on, attached{stream, replica})
 	return true
@@ -139,11 +135,9 @@ func (s *streamSet) add(stream, replica string) bool {
 
 // remove detaches stream; false when it was not attached.
 func (s *streamSet) remove(stream string) bool {
-	for i := range s.on {
-		if s.on[i].stream == stream {
-			s.on = slices.Delete(s.on, i, i+1)
-			return true
-		}
+	if i := s.index(stream); i >= 0 {
+		s.on = slices.Delete(s.on, i, i+1)
+		return true
 	}
 	if len(s.gone) == maxGoneStreams {
 		s.gone = s.gone[1:]
@@ -153,6 +147,11 @@ func (s *streamSet) remove(stream string) bool {
 }
 
 func (s *streamSet) len() int { return len(s.on) }
+
+// index is stream's place in on, -1 when it is not attached.
+func (s *streamSet) index(stream string) int {
+	return slices.IndexFunc(s.on, func(a attached) bool { return a.stream == stream })
+}
 
 // replicas are the other replicas streams are attached from.
 func (s *streamSet) replicas() []string {
