@@ -69,11 +69,14 @@ var monoBase = time.Now()
 func monoNow() int64 { return int64(time.Since(monoBase)) }
 
 // monoAfter is monoNow after d, never 0 (a stopped timer's due).
-func monoAfter(d time.Duration) int64 {
-	if due := monoNow() + int64(d); due != 0 {
-		return due
+func monoAfter(d time.Duration) int64 { return runningDue(monoNow() + int64(d)) }
+
+// runningDue is due, moved by a nanosecond off 0 (a stopped timer's due).
+func runningDue(due int64) int64 {
+	if due == 0 {
+		return 1
 	}
-	return 1
+	return due
 }
 
 // actor owns one live session. Only its goroutine (run) touches the fields

@@ -29,8 +29,11 @@ func TestTimer(t *testing.T) {
 	if tm.running() {
 		t.Fatal("a stopped timer runs")
 	}
-	if got := monoAfter(time.Duration(-monoNow())); got == 0 {
-		t.Error("monoAfter gave 0, a stopped timer's due")
+	if got := runningDue(0); got == 0 {
+		t.Error("runningDue(0) = 0, a stopped timer's due")
+	}
+	if got := runningDue(-5); got != -5 {
+		t.Errorf("runningDue(-5) = %d, want -5 (a synctest bubble's clock is negative)", got)
 	}
 }
 
