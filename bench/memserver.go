@@ -210,7 +210,7 @@ func ServerMemory(ctx context.Context, cfg ServerMemoryConfig) (res ServerMemory
 	if err != nil {
 		return res, err
 	}
-	if p, err := probeCalls(ctx, vspb.NewViewerSessionServiceClient(warm), arns, len(arns), 8); err != nil || p.Errors > 0 {
+	if p, err := probeCalls(ctx, vspb.NewViewerSessionServiceClient(warm), arns, "warm", len(arns), 8); err != nil || p.Errors > 0 {
 		return res, fmt.Errorf("warm: %v, %d errors %q", err, p.Errors, p.FirstErrors)
 	}
 	// The app's connections: one per stream, or one per 80 streams.

@@ -54,7 +54,11 @@ type StreamsConfig struct {
 	// (0 and Streams always are). Default 1000.
 	Marks []int
 	// Probes is the CreateSession + GetSession pairs timed idle and at
-	// Streams open, ProbeConcurrency at a time. Default 300 and 4.
+	// Streams open, ProbeConcurrency at a time. Default 10,000 and 4: a
+	// probe then lasts several seconds, long enough to hold the loaded
+	// server's collections (a few hundred milliseconds each, every few
+	// seconds under the probe) in their share. A probe of 1,000 (half a
+	// second) held one or none, by chance, so its p99 was that chance's.
 	Probes, ProbeConcurrency int
 	// OpenConcurrency bounds the streams being opened at once. Default 32.
 	OpenConcurrency int
@@ -79,7 +83,7 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 		c.Marks = []int{1000}
 	}
 	if c.Probes <= 0 {
-		c.Probes = 300
+		c.Probes = 10000
 	}
 	if c.ProbeConcurrency <= 0 {
 		c.ProbeConcurrency = 4
@@ -221,7 +225,7 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 		return nil
 	}
 	probe := func(streams int) (StreamsProbe, error) {
-		p, err := probeCalls(ctx, probeAPI, probeARNs, cfg.Probes, cfg.ProbeConcurrency)
+		p, err := probeCalls(ctx, probeAPI, probeARNs, strconv.Itoa(streams), cfg.Probes, cfg.ProbeConcurrency)
 		p.Streams, p.LoadAvg = streams, loadAvg()
 		logf("%6d streams open: CreateSession %v; GetSession %v; %d errors %q; load %s", streams, p.Create, p.Get, p.Errors, p.FirstErrors, p.LoadAvg)
 		return p, err
@@ -229,7 +233,7 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 
 	// Warm: the server resolves each probe channel once (and caches its
 	// ICE servers), as a running replica has.
-	if _, err := probeCalls(ctx, probeAPI, probeARNs, len(probeARNs), 4); err != nil {
+	if _, err := probeCalls(ctx, probeAPI, probeARNs, "warm", len(probeARNs), 4); err != nil {
 		return res, fmt.Errorf("warm: %w", err)
 	}
 	if err := mark(0); err != nil {
@@ -321,22 +325,30 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 	return res, nil
 }
 
-// streamKeys are the API keys of a Streams run: CreateSession is rate
-// limited per key (by default), and the figure is about streams, so the
-// creates spread over many keys; the probes have keys of their own.
-var streamKeys = func() []string {
-	keys := make([]string, 48)
+// streamKeys are the API keys that open a Streams run's streams (and
+// figure (i)'s calls): CreateSession is rate limited per key (by default),
+// and the figure is about streams, so the creates spread over many keys.
+var streamKeys = keyList("", 48)
+
+// probeKeys are the probes' own keys: enough that a probe of 10,000 pairs
+// at the idle server's pace (about 2,200 a second) stays within the
+// default limit (50 CreateSession calls a second per key, burst 100).
+var probeKeys = keyList("probe-", 64)
+
+// keyList is n API keys named apiKey-<infix><i>.
+func keyList(infix string, n int) []string {
+	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = fmt.Sprintf("%s-%02d", apiKey, i)
+		keys[i] = fmt.Sprintf("%s-%s%02d", apiKey, infix, i)
 	}
 	return keys
-}()
+}
 
 // keyed adds the i-th API key (of the opening keys, or of the probe keys
 // when probe is set) to ctx.
 func keyed(ctx context.Context, i int, probe bool) context.Context {
 	if probe {
-		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+streamKeys[32+i%16])
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+probeKeys[i%len(probeKeys)])
 	}
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+streamKeys[i%32])
 }
@@ -439,7 +451,12 @@ func openStream(ctx, sctx context.Context, api vspb.ViewerSessionServiceClient, 
 
 // probeCalls times n CreateSession + GetSession pairs on the probe
 // channels, concurrency at a time, then closes the sessions (untimed).
-func probeCalls(ctx context.Context, api vspb.ViewerSessionServiceClient, arns []string, n, concurrency int) (StreamsProbe, error) {
+// The viewer ids are probe-<phase>-<i>: each phase needs its own. A viewer
+// id's first clientId cools down for a minute after its session closes,
+// so a phase that reused the one before's would find every first choice
+// taken and take the allocator's other way (three more round trips): a
+// different CreateSession from the phase it is compared with.
+func probeCalls(ctx context.Context, api vspb.ViewerSessionServiceClient, arns []string, phase string, n, concurrency int) (StreamsProbe, error) {
 	var (
 		mu          sync.Mutex
 		create, get []time.Duration
@@ -450,7 +467,7 @@ func probeCalls(ctx context.Context, api vspb.ViewerSessionServiceClient, arns [
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		t0 := time.Now()
-		cs, err := api.CreateSession(keyed(cctx, i, true), &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: arns[i%len(arns)]}, ViewerId: fmt.Sprintf("probe-%d", i)})
+		cs, err := api.CreateSession(keyed(cctx, i, true), &vspb.CreateSessionRequest{Channel: &vspb.Channel{Arn: arns[i%len(arns)]}, ViewerId: fmt.Sprintf("probe-%s-%d", phase, i)})
 		t1 := time.Now()
 		var gerr error
 		if err == nil {
@@ -627,7 +644,7 @@ func startServerOnce(ctx context.Context, bin, dir string, emu *kvsemu.Emulator,
 		"-kvs-endpoint", emu.Endpoint(), "-kvs-ca-file", caFile, "-aws-region", emu.Region(),
 	}, args...)...)
 	s.cmd.Env = []string{
-		"VS_API_KEYS=" + strings.Join(streamKeys, ","),
+		"VS_API_KEYS=" + strings.Join(streamKeys, ",") + "," + strings.Join(probeKeys, ","),
 		"AWS_ACCESS_KEY_ID=" + creds.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + creds.SecretAccessKey,
 		"AWS_EC2_METADATA_DISABLED=true",

@@ -122,7 +122,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.streamsKinds, "streams-kinds", "connect,watch", "(g) runs, one per kind: connect (Connect, joined) or watch (WatchSession with the session token)")
 	fs.StringVar(&o.serverBin, "server-bin", "", "(g, i, a with -web-port both) the server binary (default: go build ./cmd/server)")
 	fs.DurationVar(&o.hold, "streams-hold", 0, "(g) keep the streams open this long after the last probe (to profile the server)")
-	fs.IntVar(&o.probes, "probes", 300, "(g) CreateSession + GetSession pairs timed idle and with every stream open")
+	fs.IntVar(&o.probes, "probes", 10000, "(g) CreateSession + GetSession pairs timed idle and with every stream open (enough to last several seconds: the loaded server's collections in their share)")
 
 	fs.IntVar(&o.costCreates, "cost-creates", 2000, "(i) CreateSession calls per timed run")
 	fs.IntVar(&o.costSessions, "cost-sessions", 500, "(i) full sessions per server")
