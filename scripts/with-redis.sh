@@ -20,7 +20,17 @@ for _ in $(seq 100); do
   redis-cli -p "$port" ping >/dev/null 2>&1 && break
   sleep 0.05
 done
-cleanup() { kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; rm -rf "$dir"; }
+# The server is gone before its directory goes: it writes its log as it
+# stops, and a removal racing that write failed the whole command.
+cleanup() {
+  local status=$? pid
+  pid=$(cat "$dir/redis.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  fi
+  rm -rf "$dir" || true
+  exit "$status"
+}
 trap cleanup EXIT
 export REDIS_URL="redis://127.0.0.1:$port/0"
 echo "with-redis: redis-server on $REDIS_URL" >&2
