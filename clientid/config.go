@@ -110,6 +110,13 @@ type Request struct {
 	// MessageTTL is the channel's MessageTtlSeconds; the lease's cooldown is
 	// max(Config.DefaultCooldown, MessageTTL).
 	MessageTTL time.Duration
+	// FirstTaken: the caller has just found the first candidate live or
+	// cooling down (a store's write refused the Prepared lease). The Redis
+	// allocator then skips its try of that candidate alone and goes
+	// straight to the script over every candidate, which tries it again
+	// first (it may have been freed since): one round trip, not two.
+	// Memory has no round trips and ignores it.
+	FirstTaken bool
 }
 
 // validate checks what both allocators need of a request.

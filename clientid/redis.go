@@ -110,7 +110,8 @@ func (r *Redis) keyPrefix(channel string) string {
 // base-2 .. base-MaxSuffix, then base-<random> (a random id when req.Base is
 // empty). An uncontended acquire is one round trip: a plain SET NX on the
 // first candidate. When that one is busy, one Lua call tries every
-// candidate in order and takes the first it can.
+// candidate in order and takes the first it can (at once, with
+// Request.FirstTaken).
 //
 // It fails with ErrInvalid for a request without a channel, ErrExhausted
 // when every candidate is live or cooling down, ErrUnavailable when Redis
@@ -141,19 +142,23 @@ func (r *Redis) acquire(ctx context.Context, req Request, token string) (Lease, 
 		}
 		first = ID(random)
 	}
-	// The common case: the first candidate is free.
-	ok, err := r.setNX(ctx, keyPrefix+string(first), token, ttl)
-	switch {
-	case err != nil:
-		return Lease{}, err
-	case ok:
-		lease.ID = first
-		return lease, nil
+	// The common case: the first candidate is free (unless the caller has
+	// just found it taken).
+	if !req.FirstTaken {
+		ok, err := r.setNX(ctx, keyPrefix+string(first), token, ttl)
+		switch {
+		case err != nil:
+			return Lease{}, err
+		case ok:
+			lease.ID = first
+			return lease, nil
+		}
 	}
 	// Contended: every candidate in one script, the first one again
 	// included (it may have been freed meanwhile, or be ours already if
 	// the SET above was applied but its reply lost and the client retried).
 	if random == "" {
+		var err error
 		if random, err = randomString(r.rand); err != nil {
 			return Lease{}, err
 		}

@@ -112,7 +112,8 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // TestRedisRoundTrips counts the commands each Acquire sends: one plain
 // SET NX when the first candidate is free; when it is busy, one EVALSHA more
 // that tries every candidate; and one more (EVAL) on a server that lost its
-// script cache.
+// script cache. A request whose caller found the first candidate taken
+// (FirstTaken) sends the EVALSHA alone, which tries that one first again.
 func TestRedisRoundTrips(t *testing.T) {
 	srv := redistest.Start(t) // private: the test flushes its script cache
 	rdb := newRedisClient(t, srv.URL(), 2)
@@ -126,17 +127,20 @@ func TestRedisRoundTrips(t *testing.T) {
 	rdb.AddHook(hook)
 
 	tests := []struct {
-		name   string
-		flush  bool
-		base   string
-		wantID string
-		want   int64
+		name       string
+		flush      bool
+		base       string
+		firstTaken bool
+		wantID     string
+		want       int64
 	}{
 		{name: "uncontended", base: "rt", wantID: "rt", want: 1},
 		{name: "no base", want: 1},
 		{name: "contended", base: "rt", wantID: "rt-2", want: 2},
 		{name: "contended, no script cache", flush: true, base: "rt", wantID: "rt-3", want: 3},
 		{name: "contended, script cached again", base: "rt", wantID: "", want: 2}, // rt-<random>
+		{name: "first taken, but free", base: "ft", firstTaken: true, wantID: "ft", want: 1},
+		{name: "first taken", base: "ft", firstTaken: true, wantID: "ft-2", want: 1},
 	}
 	for _, tt := range tests {
 		if tt.flush {
@@ -145,9 +149,9 @@ func TestRedisRoundTrips(t *testing.T) {
 			}
 		}
 		before := hook.n.Load()
-		l := mustAcquire(t, a, clientid.Request{Channel: chanA, Base: tt.base})
+		l := mustAcquire(t, a, clientid.Request{Channel: chanA, Base: tt.base, FirstTaken: tt.firstTaken})
 		if got := hook.n.Load() - before; got != tt.want || tt.wantID != "" && string(l.ID) != tt.wantID {
-			t.Errorf("%s: Acquire(base %q) = %q in %d commands; want %q in %d", tt.name, tt.base, l.ID, got, tt.wantID, tt.want)
+			t.Errorf("%s: Acquire(base %q, first taken %v) = %q in %d commands; want %q in %d", tt.name, tt.base, tt.firstTaken, l.ID, got, tt.wantID, tt.want)
 		}
 	}
 }

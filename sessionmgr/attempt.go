@@ -182,7 +182,7 @@ func (a *actor) onRetryDue() {
 func (a *actor) newClientID() bool {
 	ctx, cancel := context.WithTimeout(a.ctx, a.m.cfg.KVSTimeout)
 	defer cancel()
-	l, err := a.m.acquire(ctx, a.s.Channel, a.s.ViewerID)
+	l, err := a.m.acquire(ctx, a.s.Channel, a.s.ViewerID, false)
 	if err != nil {
 		reason, msg := failureOf(err)
 		a.fail(reason, "could not allocate a new clientId: "+msg)

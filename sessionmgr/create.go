@@ -73,7 +73,9 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (Session, error) {
 		}
 	}
 	if !oneTrip {
-		if lease, err = m.acquire(ctx, ch, p.ViewerID); err != nil {
+		// After a refused first choice (prepared), straight to the
+		// allocator's other candidates.
+		if lease, err = m.acquire(ctx, ch, p.ViewerID, prepared); err != nil {
 			return Session{}, fmt.Errorf("allocate clientId: %w", err)
 		}
 		if n, err = m.newSession(ctx, ch, p, opts, lease); err != nil {
@@ -178,10 +180,19 @@ func (m *Manager) prepare(ch Channel, base string) (PreparedLease, bool, error) 
 	return m.preparer.PrepareLease(ch.ARN, base, ch.MessageTTL)
 }
 
-// acquire leases a clientId, observed.
-func (m *Manager) acquire(ctx context.Context, ch Channel, base string) (Lease, error) {
+// acquire leases a clientId, observed. taken: a LeaseTaker has just
+// refused the prepared first choice (LeasePreparer.AcquireTaken).
+func (m *Manager) acquire(ctx context.Context, ch Channel, base string, taken bool) (Lease, error) {
 	start := time.Now()
-	l, err := m.ids.Acquire(ctx, ch.ARN, base, ch.MessageTTL)
+	var (
+		l   Lease
+		err error
+	)
+	if taken {
+		l, err = m.preparer.AcquireTaken(ctx, ch.ARN, base, ch.MessageTTL)
+	} else {
+		l, err = m.ids.Acquire(ctx, ch.ARN, base, ch.MessageTTL)
+	}
 	m.obs.ClientID(time.Since(start), l.Collided, err)
 	return l, err
 }

@@ -203,6 +203,10 @@ type PreparedLease struct {
 // for a LeaseTaker: ok is false when it cannot (then Acquire).
 type LeasePreparer interface {
 	PrepareLease(channelARN, base string, messageTTL time.Duration) (pl PreparedLease, ok bool, err error)
+	// AcquireTaken is Acquire after a LeaseTaker found the prepared
+	// first choice taken (ErrLeaseTaken): the allocator need not try that
+	// one alone again (a returning viewer whose clientId cools down).
+	AcquireTaken(ctx context.Context, channelARN, base string, messageTTL time.Duration) (Lease, error)
 }
 
 // LeaseTaker is a Store that can take a PreparedLease in Create's write.

@@ -70,7 +70,7 @@ func (m *Manager) ReserveProbe(ctx context.Context, ch Channel, hold time.Durati
 		return nil, err
 	}
 	p := &ProbeSlot{m: m, id: rec.ID, Channel: ch}
-	lease, err := m.acquire(ctx, ch, ProbeViewerID)
+	lease, err := m.acquire(ctx, ch, ProbeViewerID, false)
 	if err != nil {
 		p.deleteRecord(ctx)
 		return nil, fmt.Errorf("allocate clientId: %w", err)

@@ -41,7 +41,8 @@ func waitFor(t *testing.T, reader sessionmgr.Store, id sessionmgr.SessionID, aft
 // Redis server (issue 14, Build 2): CreateSession takes 1 when the store
 // takes the clientId's lease in its script (WithOneTripCreate, as the
 // server assembles a standalone Redis), else 2 (the lease; the record with
-// its first events and the channel's slot, in one script); a whole session
+// its first events and the channel's slot, in one script); a returning
+// viewer's (its first choice of clientId taken) 3; a whole session
 // (create, join, offer and answer, CONNECTED, close) at most 15.
 // Background loops are slowed so that the count is the session's own.
 func TestCreateRoundTrips(t *testing.T) {
@@ -49,15 +50,20 @@ func TestCreateRoundTrips(t *testing.T) {
 		name  string
 		opts  []sessionmgr.Option
 		trips int64
+		// returning is a viewer's create while its clientId is taken
+		// (live, or cooling down): the allocator's other candidates
+		// (one script), then the record. The one-trip create learns it
+		// from its refused write, and goes straight to the script.
+		returning int64
 	}{
-		{"one trip", []sessionmgr.Option{sessionmgr.WithOneTripCreate()}, 1},
-		{"two trips", nil, 2},
+		{"one trip", []sessionmgr.Option{sessionmgr.WithOneTripCreate()}, 1, 3},
+		{"two trips", nil, 2, 3},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testCreateRoundTrips(t, tc.trips, tc.opts...) })
+		t.Run(tc.name, func(t *testing.T) { testCreateRoundTrips(t, tc.trips, tc.returning, tc.opts...) })
 	}
 }
 
-func testCreateRoundTrips(t *testing.T, want int64, opts ...sessionmgr.Option) {
+func testCreateRoundTrips(t *testing.T, want, wantReturning int64, opts ...sessionmgr.Option) {
 	run := rand.Text()
 	url := redistest.URL(t)
 	rdb, st, trips := countedRedis(t, url)
@@ -88,11 +94,19 @@ func testCreateRoundTrips(t *testing.T, want int64, opts ...sessionmgr.Option) {
 		}
 		return s, trips.n.Load() - before
 	}
-	create("warm-up") // loads the scripts (EVALSHA, then EVAL once)
+	// Loads the scripts (EVALSHA, then EVAL once): the create's, then the
+	// allocator's of every candidate (the same viewer again).
+	create("warm-up")
+	create("warm-up")
 	for i := range 5 {
 		if _, n := create(fmt.Sprintf("v%d", i)); n != want {
 			t.Errorf("CreateSession #%d took %d Redis round trips, want %d", i, n, want)
 		}
+	}
+	// The same viewer on the same channel while its first session lives:
+	// its first choice of clientId is taken.
+	if s, n := create("v0"); n != wantReturning || s.ClientID == "v0" {
+		t.Errorf("a returning viewer's CreateSession took %d Redis round trips with clientId %q, want %d and another than v0", n, s.ClientID, wantReturning)
 	}
 
 	// A whole session on a Manager of its own, counted from before its
@@ -188,7 +202,7 @@ func TestRefusedCreateReturnsItsClientID(t *testing.T) {
 
 // The one-trip create on Redis takes the clientId's lease in the record's
 // script, and only then: a viewer whose id is busy still gets the next
-// candidate (the allocator's own way), a create refused for a full channel
+// candidate (the allocator's other candidates), a create refused for a full channel
 // takes no lease at all (the key is never written), and the lease it took
 // is the allocator's like any other (the id is busy for the next viewer,
 // and CloseSession releases it into its cooldown).

@@ -217,11 +217,15 @@ func NewClientIDs(a Allocator) *ClientIDs { return &ClientIDs{a: a} }
 
 // Acquire implements sessionmgr.ClientIDs.
 func (c *ClientIDs) Acquire(ctx context.Context, channelARN, base string, messageTTL time.Duration) (sessionmgr.Lease, error) {
-	l, err := c.a.Acquire(ctx, clientid.Request{Channel: channelARN, Base: base, MessageTTL: messageTTL})
+	return c.acquire(ctx, clientid.Request{Channel: channelARN, Base: base, MessageTTL: messageTTL})
+}
+
+func (c *ClientIDs) acquire(ctx context.Context, r clientid.Request) (sessionmgr.Lease, error) {
+	l, err := c.a.Acquire(ctx, r)
 	if err != nil {
 		return sessionmgr.Lease{}, idError(err)
 	}
-	collided := base != "" && string(l.ID) != clientid.Sanitize(base)
+	collided := r.Base != "" && string(l.ID) != clientid.Sanitize(r.Base)
 	return lease(l, collided), nil
 }
 

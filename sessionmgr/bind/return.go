@@ -51,3 +51,10 @@ func (c *ClientIDs) PrepareLease(channelARN, base string, messageTTL time.Durati
 	}
 	return sessionmgr.PreparedLease{Lease: lease(pl.Lease, false), Key: pl.Key, TTL: pl.TTL}, true, nil
 }
+
+// AcquireTaken implements sessionmgr.LeasePreparer: Acquire, the
+// allocator told that the first candidate was just found taken
+// (clientid.Request.FirstTaken).
+func (c *ClientIDs) AcquireTaken(ctx context.Context, channelARN, base string, messageTTL time.Duration) (sessionmgr.Lease, error) {
+	return c.acquire(ctx, clientid.Request{Channel: channelARN, Base: base, MessageTTL: messageTTL, FirstTaken: true})
+}
