@@ -112,6 +112,11 @@ type StreamsProbe struct {
 	Errors      int
 	FirstErrors []string
 	LoadAvg     string
+	// Collisions is the growth of the server's
+	// vss_client_id_collisions_total over the probe: creates whose
+	// viewer's first clientId was taken. The probes' viewers are their
+	// own, so it is 0 when the phases compare like with like.
+	Collisions float64
 }
 
 // StreamsResult is what Streams measured.
@@ -225,10 +230,23 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 		return nil
 	}
 	probe := func(streams int) (StreamsProbe, error) {
+		const collisions = "vss_client_id_collisions_total"
+		before, err := srv.scrape(ctx)
+		if err != nil {
+			return StreamsProbe{}, err
+		}
 		p, err := probeCalls(ctx, probeAPI, probeARNs, strconv.Itoa(streams), cfg.Probes, cfg.ProbeConcurrency)
 		p.Streams, p.LoadAvg = streams, loadAvg()
-		logf("%6d streams open: CreateSession %v; GetSession %v; %d errors %q; load %s", streams, p.Create, p.Get, p.Errors, p.FirstErrors, p.LoadAvg)
-		return p, err
+		if err != nil {
+			return p, err
+		}
+		after, err := srv.scrape(ctx)
+		if err != nil {
+			return p, err
+		}
+		p.Collisions = after[collisions] - before[collisions]
+		logf("%6d streams open: CreateSession %v; GetSession %v; %d errors %q; %v clientId collisions; load %s", streams, p.Create, p.Get, p.Errors, p.FirstErrors, p.Collisions, p.LoadAvg)
+		return p, nil
 	}
 
 	// Warm: the server resolves each probe channel once (and caches its

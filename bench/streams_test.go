@@ -35,6 +35,12 @@ func TestStreamsBeyondPool(t *testing.T) {
 				t.Errorf("errors: %d streams failed to open, %d ended early, %d idle and %d busy probes failed; first: %q",
 					res.OpenErrors, res.StreamErrors, res.Idle.Errors, res.Busy.Errors, res.FirstErrors)
 			}
+			// The two probes compare like with like: no create of either
+			// found its viewer's first clientId taken (which sends it the
+			// allocator's longer way).
+			if res.Idle.Collisions+res.Busy.Collisions > 0 {
+				t.Errorf("clientId collisions in the probes: %v idle, %v open; want none (each probe's viewers are its own)", res.Idle.Collisions, res.Busy.Collisions)
+			}
 			if res.StoreErrors+res.PoolTimeouts > 0 {
 				t.Errorf("the server counted %v failed Redis commands and %v pool timeouts: %q", res.StoreErrors, res.PoolTimeouts, res.FirstErrors)
 			}

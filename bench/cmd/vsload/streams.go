@@ -77,6 +77,8 @@ func printStreams(out io.Writer, r bench.StreamsResult, redisVersion string) {
 		ratio(msf(r.Busy.Get.P50()), msf(r.Idle.Get.P50())), ratio(msf(r.Busy.Get.P99()), msf(r.Idle.Get.P99())))
 	fmt.Fprintf(out, "Streams that failed to open: %d; that ended while they should have stayed open: %d; the server's failed Redis commands (vss_redis_errors_total): %v; pool timeouts (vss_redis_pool_timeouts_total): %v.\n",
 		r.OpenErrors, r.StreamErrors, r.StoreErrors, r.PoolTimeouts)
+	fmt.Fprintf(out, "Probe creates whose viewer's first clientId was taken (vss_client_id_collisions_total; 0 when the probes compare like with like): idle %v, open %v.\n",
+		r.Idle.Collisions, r.Busy.Collisions)
 	if len(r.FirstErrors) > 0 {
 		fmt.Fprintf(out, "First errors: %q\n", r.FirstErrors)
 	}
