@@ -20,10 +20,12 @@ type Attachment struct {
 	// stream names the attachment in the actor's set.
 	stream string
 	// mu guards owner, set when the attach was forwarded to another
-	// replica (the owner), which then holds the attachment.
-	mu    sync.Mutex
-	owner string
-	once  sync.Once
+	// replica (the owner), which then holds the attachment, and detached,
+	// set when Detach began.
+	mu       sync.Mutex
+	owner    string
+	detached bool
+	once     sync.Once
 }
 
 // maxGoneStreams bounds the ids an actor remembers as detached, so that a
@@ -40,6 +42,9 @@ const maxGoneStreams = 64
 func (m *Manager) Join(ctx context.Context, id SessionID) (Session, *Attachment, error) {
 	att := &Attachment{m: m, id: id, stream: rand.Text()}
 	s, err := m.send(ctx, id, request{kind: reqAttach, att: att})
+	if err == nil {
+		m.peers.joined(att)
+	}
 	return s, att, err
 }
 
@@ -57,7 +62,25 @@ func (att *Attachment) setOwner(owner string) {
 	att.mu.Unlock()
 }
 
+// state is the replica that holds the attachment ("" for this one) and
+// whether Detach began.
+func (att *Attachment) state() (owner string, detached bool) {
+	att.mu.Lock()
+	defer att.mu.Unlock()
+	return att.owner, att.detached
+}
+
 func (m *Manager) detach(ctx context.Context, att *Attachment) {
+	att.mu.Lock()
+	att.detached = true
+	att.mu.Unlock()
+	m.peers.left(att)
+	m.detachFrom(ctx, att)
+}
+
+// detachFrom tells whoever holds att (this replica's actor, or the owner
+// it was forwarded to) that its stream ended.
+func (m *Manager) detachFrom(ctx context.Context, att *Attachment) {
 	r := request{kind: reqDetach, att: att}
 	if a := m.actor(att.id); a != nil {
 		_, _ = a.call(ctx, r)

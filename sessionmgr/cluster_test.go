@@ -319,6 +319,48 @@ func TestClusterSweepAdoptsOrphans(t *testing.T) {
 	})
 }
 
+// TestClusterForwardedStreamFollowsTakeover: an app's stream on B whose
+// session A owns (B forwarded the join) outlives A. B's sweep adopts the
+// session and joins the stream again, so the new actor counts it: the
+// session stays live past the resume grace while the stream is open, and
+// ends CLIENT_GONE a grace after the stream's Detach, which reaches the
+// new owner.
+func TestClusterForwardedStreamFollowsTakeover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newReplicas(t)
+		s, err := r.a.Create(t.Context(), sessionmgr.CreateParams{Channel: sessionmgr.ChannelRef{Name: "cam"}, ViewerID: "forwarded"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // A serves forwarded requests
+		_, att, err := r.b.Join(t.Context(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, _ := r.b.Get(t.Context(), s.ID); got.Owner != "replica-a" {
+			t.Fatalf("before A died the session is owned by %s, want replica-a (B's join forwarded)", got.Owner)
+		}
+		r.c.kill("replica-a")
+		time.Sleep(15*time.Second + sessionmgr.DefaultOptions().ResumeGrace)
+		synctest.Wait()
+		got, err := r.b.Get(t.Context(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Owner != "replica-b" || got.Terminal() {
+			t.Fatalf("a grace after A died, with B's stream open: %s/%s owned by %s, want live, owned by replica-b", got.State, got.Close, got.Owner)
+		}
+		att.Detach(t.Context())
+		time.Sleep(sessionmgr.DefaultOptions().ResumeGrace + time.Second)
+		synctest.Wait()
+		got, _ = r.b.Get(t.Context(), s.ID)
+		if got.State != sessionmgr.StateClosed || got.Close != sessionmgr.CloseClientGone {
+			t.Errorf("a grace after the stream's Detach: %s/%s, want CLOSED/CLIENT_GONE", got.State, got.Close)
+		}
+	})
+}
+
 func TestClusterOutageStealsNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t)

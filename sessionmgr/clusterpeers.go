@@ -3,6 +3,7 @@ package sessionmgr
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -14,6 +15,11 @@ import (
 type clusterPeers struct {
 	m *Manager
 	c Cluster
+
+	// held are this replica's app streams whose join went to the replica
+	// that owns their session (forwarded attachments; see rejoin).
+	mu   sync.Mutex
+	held map[*Attachment]struct{}
 }
 
 // start starts the heartbeat, the serving of forwarded requests, the sweep
@@ -166,3 +172,81 @@ func (p *clusterPeers) sendAppsAway(ctx context.Context, actors []*actor) {
 // closeReason lets the sessions go: others may take them over when the
 // apps come back.
 func (p *clusterPeers) closeReason() CloseReason { return closeLetGo }
+
+// joined keeps att while another replica holds it (its join was
+// forwarded), and lets it go when this replica holds it (a join again
+// after a takeover here).
+func (p *clusterPeers) joined(att *Attachment) {
+	owner, detached := att.state()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if detached || owner == "" || owner == p.m.cfg.ReplicaID {
+		delete(p.held, att)
+		return
+	}
+	if p.held == nil {
+		p.held = make(map[*Attachment]struct{})
+	}
+	p.held[att] = struct{}{}
+}
+
+func (p *clusterPeers) left(att *Attachment) {
+	p.mu.Lock()
+	delete(p.held, att)
+	p.mu.Unlock()
+}
+
+// rejoin joins again this replica's forwarded streams whose owner died,
+// wherever their session goes now (adopted here by the sweep, by another
+// replica, or taken over by this join). The new owner's actor starts with
+// no streams: without this, an app whose stream to this replica never
+// broke would be taken for gone after the resume grace, and its session
+// would end under it. A join the new owner refuses for good (the session
+// ended) lets the stream go; one that fails for now is tried again at the
+// next sweep.
+func (p *clusterPeers) rejoin(ctx context.Context) {
+	m := p.m
+	p.mu.Lock()
+	var byOwner map[string][]*Attachment
+	for att := range p.held {
+		owner, _ := att.state()
+		if byOwner == nil {
+			byOwner = make(map[string][]*Attachment)
+		}
+		byOwner[owner] = append(byOwner[owner], att)
+	}
+	p.mu.Unlock()
+	for owner, atts := range byOwner {
+		if ctx.Err() != nil {
+			return
+		}
+		if p.alive(ctx, owner) {
+			continue
+		}
+		for _, att := range atts {
+			if _, detached := att.state(); detached {
+				continue
+			}
+			_, err := m.send(ctx, att.id, request{kind: reqAttach, att: att})
+			switch {
+			case errors.Is(err, ErrSessionClosed) || errors.Is(err, ErrNotFound):
+				p.left(att)
+				continue
+			case err != nil:
+				m.log.Warn("join an app stream again after its session's owner stopped", "session_id", att.id, "from", owner, "error", err)
+				continue
+			}
+			if _, detached := att.state(); detached {
+				// The stream ended while it joined: tell the new owner.
+				m.detachFrom(ctx, att)
+				continue
+			}
+			p.joined(att)
+			now, _ := att.state()
+			if now == "" {
+				now = m.cfg.ReplicaID
+			}
+			m.log.Info("app stream joined again after its session's owner stopped", "session_id", att.id, "from", owner, "owner", now)
+		}
+	}
+}

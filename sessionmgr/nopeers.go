@@ -39,3 +39,7 @@ func (p noPeers) pace(ctx context.Context, channel string) error {
 func (noPeers) sendAppsAway(context.Context, []*actor) {}
 
 func (noPeers) closeReason() CloseReason { return CloseServerShutdown }
+
+// joined and left: every attachment is this replica's own.
+func (noPeers) joined(*Attachment) {}
+func (noPeers) left(*Attachment)   {}

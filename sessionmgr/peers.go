@@ -43,6 +43,12 @@ type peers interface {
 	sendAppsAway(ctx context.Context, actors []*actor)
 	// closeReason is how Close ends the sessions this replica runs.
 	closeReason() CloseReason
+	// joined notes that att's join succeeded, and left that its Detach
+	// began: a cluster keeps the streams whose join was forwarded to
+	// another replica, to join them again where their sessions go when
+	// that replica dies.
+	joined(att *Attachment)
+	left(att *Attachment)
 }
 
 var (

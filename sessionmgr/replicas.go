@@ -9,7 +9,8 @@ import (
 
 // sweep adopts the live sessions of dead replicas, so that each either
 // resumes here when its app comes back or ends CLIENT_GONE after its resume
-// grace (freeing its channel slot), instead of waiting for a lifetime.
+// grace (freeing its channel slot), instead of waiting for a lifetime; then
+// it joins again this replica's streams whose owner died (rejoin).
 // Every SweepEvery it reads the replicas that own sessions (one command)
 // and asks each other one whether it lives; only a dead replica's owner
 // index is read, so a sweep costs what the dead owned, not what the store
@@ -36,6 +37,7 @@ func (p *clusterPeers) sweep(ctx context.Context) {
 				m.adopt(ctx, r)
 			}
 		}
+		p.rejoin(ctx)
 	}
 }
 
