@@ -177,9 +177,10 @@ func (p *clusterPeers) closeReason() CloseReason { return closeLetGo }
 // forwarded), and lets it go when this replica holds it (a join again
 // after a takeover here).
 func (p *clusterPeers) joined(att *Attachment) {
-	owner, detached := att.state()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Read under p.mu: a Detach that begins now is left's after this.
+	owner, detached := att.state()
 	if detached || owner == "" || owner == p.m.cfg.ReplicaID {
 		delete(p.held, att)
 		return
@@ -225,6 +226,7 @@ func (p *clusterPeers) rejoin(ctx context.Context) {
 		}
 		for _, att := range atts {
 			if _, detached := att.state(); detached {
+				p.left(att)
 				continue
 			}
 			_, err := m.send(ctx, att.id, request{kind: reqAttach, att: att})
