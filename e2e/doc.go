@@ -3,7 +3,8 @@
 // local KVS (kvsemu) with simulated cameras, driven by thin clients on real
 // pion peer connections. Its tests are the many-replica acceptance: one
 // timeline across replicas, the channel limit across replicas, failover
-// after SIGKILL, draining on SIGTERM, and a Redis outage.
+// after SIGKILL (also of an owner whose app streams another replica
+// forwarded), draining on SIGTERM, and a Redis outage.
 //
 // Everything is on loopback. The tests build the server once (with -race
 // when the tests run with -race) and need a redis-server binary
