@@ -85,14 +85,10 @@ func (m *Manager) detachFrom(ctx context.Context, att *Attachment) {
 	if a := m.actor(att.id); a != nil {
 		_, _ = a.call(ctx, r)
 	}
-	att.mu.Lock()
-	owner := att.owner
-	att.mu.Unlock()
-	if owner == "" || owner == m.cfg.ReplicaID {
-		return
+	if owner, _ := att.state(); owner != "" && owner != m.cfg.ReplicaID {
+		// A forwarded attachment: the owner holds it.
+		m.peers.forwardDetach(ctx, owner, att.id, r)
 	}
-	// A forwarded attachment: the owner holds it.
-	m.peers.forwardDetach(ctx, owner, att.id, r)
 }
 
 // Attach is Join for callers that keep no attachment: on error nothing is

@@ -208,12 +208,9 @@ func (p *clusterPeers) left(att *Attachment) {
 func (p *clusterPeers) rejoin(ctx context.Context) {
 	m := p.m
 	p.mu.Lock()
-	var byOwner map[string][]*Attachment
+	byOwner := make(map[string][]*Attachment)
 	for att := range p.held {
 		owner, _ := att.state()
-		if byOwner == nil {
-			byOwner = make(map[string][]*Attachment)
-		}
 		byOwner[owner] = append(byOwner[owner], att)
 	}
 	p.mu.Unlock()
