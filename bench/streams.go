@@ -343,9 +343,10 @@ func Streams(ctx context.Context, cfg StreamsConfig) (res StreamsResult, err err
 	return res, nil
 }
 
-// streamKeys are the API keys that open a Streams run's streams (and
-// figure (i)'s calls): CreateSession is rate limited per key (by default),
-// and the figure is about streams, so the creates spread over many keys.
+// streamKeys are the API keys of the streams' creates (the first 32; see
+// keyed) and of figure (i)'s calls (all 48): CreateSession is rate limited
+// per key (by default), and the figures are about streams and costs, so
+// the creates spread over many keys.
 var streamKeys = keyList("", 48)
 
 // probeKeys are the probes' own keys: enough that a probe of 10,000 pairs
